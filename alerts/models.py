@@ -1,0 +1,106 @@
+"""Pure watchlist and match records (no I/O, no ORM).
+
+A watchlist holds rules: a `Term` (canonical spelling plus aliases) or a
+`Query` (boolean expression over words and phrases). Strings are kept as the
+user wrote them, `${NAME}` references included, so export gives back what was
+imported; references are resolved only where a value is used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Channel = Literal["email", "slack", "webhook"]
+Digest = Literal["none", "hourly", "daily"]
+Field = Literal["title", "summary", "body"]
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    term: str
+    aliases: tuple[str, ...] = ()
+    case_sensitive: bool | None = None  # None: capitals-only terms are case-sensitive
+
+    @property
+    def label(self) -> str:
+        return self.term
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    query: str
+    case_sensitive: bool | None = None
+
+    @property
+    def label(self) -> str:
+        return self.query
+
+
+Rule = Term | Query
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    channel: Channel
+    target: str  # address or URL, possibly "${NAME}"
+    secret: str | None = None  # webhook HMAC secret, possibly "${NAME}"
+
+
+@dataclass(frozen=True, slots=True)
+class Watchlist:
+    name: str
+    rules: tuple[Rule, ...]
+    exclude: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()
+    notify: tuple[Recipient, ...] = ()
+    digest: Digest = "none"
+    examples_match: tuple[str, ...] = ()
+    examples_no_match: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """The text matched: an item's fields as plain text, plus its language."""
+
+    title: str
+    summary: str = ""
+    body: str = ""
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One place where a rule matched: which spelling, in which field, where."""
+
+    rule: str  # the canonical term or the query text
+    spelling: str  # the term or alias that was found
+    field: Field
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistMatch:
+    watchlist: str
+    terms: tuple[str, ...]  # canonical labels of the rules that matched, in rule order
+    hits: tuple[Hit, ...]
+    snippets: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMatch:
+    """A match as read back from storage, joined with its item, for output."""
+
+    id: int
+    watchlist: str
+    terms: tuple[str, ...]
+    snippets: tuple[str, ...]
+    matched_at: datetime
+    item_id: int
+    item_url: str
+    item_title: str
+    source_name: str
+    published: datetime
+    language: str | None

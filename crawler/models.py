@@ -1,0 +1,84 @@
+"""Pure records that cross package boundaries (no I/O, no ORM).
+
+Every datetime here is timezone-aware UTC; code that builds a record is
+responsible for that invariant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+SourceKind = Literal["feed", "page"]
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A source as the crawler and the CLI see it, with its fetch state."""
+
+    id: int
+    name: str
+    url: str
+    kind: SourceKind | None
+    every_seconds: int
+    links_css: str | None = None
+    enabled: bool = True
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    next_poll_at: datetime | None = None
+    last_polled_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+    items_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One article or feed entry, normalised.
+
+    `url` is canonical and is the identity of the item across sources;
+    `text` is the body as plain text (markup removed, entities decoded).
+    """
+
+    url: str
+    guid: str
+    title: str
+    summary: str
+    text: str
+    published: datetime
+    language: str | None
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredItem:
+    """An item as read back from storage, with its id and source."""
+
+    id: int
+    source_id: int
+    source_name: str
+    item: Item
+    fetched_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What polling one source produced, for storage and reporting.
+
+    status: "ok" (parsed), "not_modified" (304 or unchanged body), "failed".
+    """
+
+    source_id: int
+    status: Literal["ok", "not_modified", "failed"]
+    items: tuple[Item, ...] = ()
+    error: str | None = None
+    etag: str | None = None
+    last_modified: str | None = None
+    body_hash: str | None = None
+    retry_after_seconds: float | None = None
+    min_interval_seconds: float | None = None
+    detected_kind: SourceKind | None = None
+    seen_links: tuple[str, ...] = field(default=())

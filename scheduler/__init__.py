@@ -1,0 +1,1 @@
+"""The daemon: scheduled polling, delivery and housekeeping."""

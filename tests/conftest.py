@@ -1,0 +1,98 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL) and a local HTTP server.
+
+Backends come from NEWSWATCH_TEST_BACKENDS (default "sqlite,postgres"). For
+PostgreSQL one throwaway database is created per test run (per xdist worker)
+from NEWSWATCH_TEST_POSTGRES (an admin URL), migrated once, and emptied
+before each test; it is dropped at the end. A requested backend that cannot
+be reached fails the run rather than skipping silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.db import make_engine, session_factory, upgrade
+from storage.tables import Base
+from tests.support.httpserver import LocalHTTPServer
+
+BACKENDS = [b.strip() for b in os.environ.get("NEWSWATCH_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
+PG_ADMIN = os.environ.get("NEWSWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@dataclass
+class Database:
+    backend: str
+    url: str
+    engine: Engine
+    factory: sessionmaker[Session]
+
+    def session(self) -> Session:
+        return self.factory()
+
+
+def _pg_database(tmp_name: str) -> Iterator[str]:
+    admin = make_engine(PG_ADMIN).execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{tmp_name}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + tmp_name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{tmp_name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def _databases(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[dict[str, Database]]:
+    dbs: dict[str, Database] = {}
+    cleanups = []
+    for backend in BACKENDS:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+        elif backend == "postgres":
+            gen = _pg_database(f"newswatch_test_{worker_id}_{uuid.uuid4().hex[:8]}")
+            url = next(gen)
+            cleanups.append(gen)
+        else:
+            raise pytest.UsageError(f"unknown backend {backend}")
+        engine = make_engine(url)
+        upgrade(engine)
+        dbs[backend] = Database(backend, url, engine, session_factory(engine))
+    yield dbs
+    for db in dbs.values():
+        db.engine.dispose()
+    for gen in cleanups:
+        next(gen, None)
+
+
+def _empty(db: Database) -> None:
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    with db.engine.begin() as conn:
+        if db.backend == "postgres":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for t in tables:
+                conn.execute(text(f"DELETE FROM {t}"))
+
+
+@pytest.fixture(params=BACKENDS)
+def db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Database:
+    """An empty, migrated database on each configured backend."""
+    database = _databases[request.param]
+    _empty(database)
+    return database
+
+
+@pytest.fixture
+def http_server() -> Iterator[LocalHTTPServer]:
+    server = LocalHTTPServer().start()
+    yield server
+    server.stop()
