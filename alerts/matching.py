@@ -1,0 +1,427 @@
+"""Pure matching engine: compile watchlists once, match documents fast.
+
+Every spelling of every watchlist (term, alias, query word or phrase,
+exclusion) goes into ONE Aho-Corasick automaton (pyahocorasick) built over
+search keys (see `alerts.textmatch`). Matching a field is one pass of the
+automaton over its lower-cased key; `iter()` reports every occurrence,
+nested ones included, and only those candidates are checked for word
+boundaries, capitals and endings. The cost therefore grows with the text and
+the number of candidates, not with the number of terms.
+
+Rules (CONTRACT.md, "Watchlist file"):
+
+- A spelling whose first (last) character is a letter or digit of a
+  non-CJK script needs a word boundary before (after) it; Hangul, Han and Kana
+  characters never need one and never break one, so `SAM을` matches SAM and
+  `판치르를` matches 판치르. Cyrillic and Greek letters are word characters.
+- After a last character that is a Latin letter or a digit, `s` or `es` may
+  follow (SAMs, F-35s); possessive `'s`/`’s` needs nothing since the
+  apostrophe is a boundary. A trailing `*` accepts any continuation of the
+  word (Панцир* matches Панциря); the hit then covers the whole word.
+- A spelling with two or more capital letters and no small letter is
+  case-sensitive, judged per spelling; the rule's `case_sensitive` overrides.
+- A watchlist whose exclusion occurs in any field does not match the item.
+- `languages`: an item whose language is known and not listed (primary
+  subtag compared, so en-GB passes for `en`) does not match; an item of
+  unknown language passes, since a missed alert costs more than a spare one.
+- A query is evaluated only for items where at least one of its words or
+  phrases occurs (which is also why a NOT-only query is refused).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import ahocorasick
+
+from alerts import AlertError
+from alerts.models import Document, Field, Hit, Query, Term, Watchlist, WatchlistMatch
+from alerts.query import QueryNode, QuerySyntaxError, parse_query, positive_atoms, query_atoms
+from alerts.queryeval import Occurrence, holds
+from alerts.textmatch import (
+    OffsetMap,
+    WordIndex,
+    blocks_boundary,
+    fold_case,
+    is_latin_or_digit,
+    normalize_text,
+    search_key,
+    snippet,
+)
+
+__all__ = [
+    "ExampleFailure",
+    "Matcher",
+    "UnknownWatchlistError",
+    "compile_watchlists",
+    "highlight",
+    "normalize_text",
+    "run_examples",
+]
+
+_LEFT, _RIGHT, _PLURAL, _STAR = 1, 2, 4, 8
+_FIELDS: tuple[Field, ...] = ("title", "summary", "body")
+_MAX_SNIPPETS = 3
+
+Kind = Literal["term", "atom", "exclude"]
+
+
+class UnknownWatchlistError(AlertError):
+    """`only=` named a watchlist that was not compiled."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExampleFailure:
+    """An example of a watchlist file that did not behave as its author said.
+
+    `expected` is True for a "should match" example that did not match, False
+    for a "should not match" example that did; `matched` then names the rules
+    that fired.
+    """
+
+    watchlist: str
+    text: str
+    expected: bool
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """One spelling of one owner (term rule, query atom or exclusion)."""
+
+    kind: Kind
+    watchlist: int
+    rule: int  # rule index, or exclusion index
+    atom: str  # the query atom this spelling stands for ("" for terms/exclusions)
+    spelling: str  # as written by the user
+    length: int  # length of the search key
+    exact: str | None  # the key with its case, when case-sensitive
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    name: str
+    labels: tuple[str, ...]  # rule labels, by rule index
+    queries: dict[int, QueryNode]
+    positives: dict[int, frozenset[str]]  # rule index -> atoms outside NOT
+    languages: frozenset[str]
+
+
+@dataclass(slots=True)
+class _FieldText:
+    """One field: its normalised text, search keys, and lazy offset helpers."""
+
+    name: Field
+    text: str
+    key: str
+    key_ci: str
+    _offsets: OffsetMap | None = None
+    _words: WordIndex | None = None
+
+    @classmethod
+    def of(cls, name: Field, raw: str) -> _FieldText:
+        text = normalize_text(raw)
+        key = search_key(text)
+        return cls(name, text, key, fold_case(key))
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        if self._offsets is None:
+            self._offsets = OffsetMap(self.text)
+        return self._offsets.span(start, end)
+
+    def words(self, start: int, end: int) -> tuple[int, int]:
+        if self._words is None:
+            self._words = WordIndex(self.text)
+        return self._words.words(start, end)
+
+
+@dataclass(slots=True)
+class _Found:
+    """Confirmed hits of one watchlist in one document, before assembly."""
+
+    excluded: bool = False
+    terms: list[tuple[_Target, int, int, int]] = field(default_factory=list)
+    atoms: list[tuple[_Target, int, int, int]] = field(default_factory=list)
+
+
+def _written_in_capitals(s: str) -> bool:
+    upper = sum(1 for ch in s if ch.isupper())
+    return upper >= 2 and not any(ch.islower() for ch in s)
+
+
+def _spelling_key(spelling: str, case_sensitive: bool | None) -> tuple[str, str | None, int]:
+    """Search key, case-sensitive key (or None) and boundary flags of a spelling."""
+    text = normalize_text(spelling).strip()
+    star = text.endswith("*")
+    text = text.rstrip("*").rstrip()
+    key = search_key(text).strip()
+    if not key:
+        raise AlertError(f"empty term or phrase: {spelling!r}")
+    sensitive = _written_in_capitals(text) if case_sensitive is None else case_sensitive
+    flags = _LEFT if blocks_boundary(key[0]) else 0
+    if blocks_boundary(key[-1]):
+        if star:
+            flags |= _STAR
+        else:
+            flags |= _RIGHT | (_PLURAL if is_latin_or_digit(key[-1]) else 0)
+    return fold_case(key), key if sensitive else None, flags
+
+
+class _Builder:
+    """Collects targets per search key, then freezes them into one automaton."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, list[_Target]] = {}
+
+    def add(
+        self, kind: Kind, at: tuple[int, int], spelling: str, case: bool | None, atom: str = ""
+    ) -> None:
+        key, exact, flags = _spelling_key(spelling, case)
+        target = _Target(kind, at[0], at[1], atom, spelling, len(key), exact, flags)
+        bucket = self.targets.setdefault(key, [])
+        if target not in bucket:
+            bucket.append(target)
+
+    def automaton(self) -> ahocorasick.Automaton | None:
+        if not self.targets:
+            return None
+        automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
+        for key, targets in self.targets.items():
+            automaton.add_word(key, tuple(targets))
+        automaton.make_automaton()
+        return automaton
+
+
+def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
+    """Compile every watchlist into one `Matcher`; bad queries raise QuerySyntaxError."""
+    builder = _Builder()
+    compiled: list[_Compiled] = []
+    for wi, wl in enumerate(watchlists):
+        queries: dict[int, QueryNode] = {}
+        for ri, rule in enumerate(wl.rules):
+            if isinstance(rule, Term):
+                for spelling in (rule.term, *rule.aliases):
+                    builder.add("term", (wi, ri), spelling, rule.case_sensitive)
+                continue
+            queries[ri] = _parse(wl.name, rule)
+            for atom in query_atoms(queries[ri]):
+                builder.add("atom", (wi, ri), atom, rule.case_sensitive, atom)
+        for xi, phrase in enumerate(wl.exclude):
+            builder.add("exclude", (wi, xi), phrase, None)
+        compiled.append(
+            _Compiled(
+                name=wl.name,
+                labels=tuple(r.label for r in wl.rules),
+                queries=queries,
+                positives={ri: frozenset(positive_atoms(q)) for ri, q in queries.items()},
+                languages=frozenset(_primary(lang) for lang in wl.languages),
+            )
+        )
+    return Matcher(tuple(compiled), builder.automaton())
+
+
+def _parse(watchlist: str, rule: Query) -> QueryNode:
+    try:
+        return parse_query(rule.query)
+    except QuerySyntaxError as e:
+        raise QuerySyntaxError(
+            f"watchlist {watchlist!r}, query {rule.query!r}: {e}", e.column
+        ) from e
+
+
+def _primary(language: str) -> str:
+    return language.strip().lower().replace("_", "-").split("-")[0]
+
+
+class Matcher:
+    """Compiled watchlists. Immutable and safe to share between threads."""
+
+    def __init__(self, compiled: tuple[_Compiled, ...], automaton: ahocorasick.Automaton | None):
+        self._compiled = compiled
+        self._automaton = automaton
+
+    @property
+    def watchlist_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self._compiled)
+
+    def match(self, doc: Document, only: Collection[str] | None = None) -> list[WatchlistMatch]:
+        """One `WatchlistMatch` per matching watchlist, in watchlist order.
+
+        `only` restricts matching to the watchlists of those names.
+        """
+        return self._match(doc, None if only is None else self._indices(only))
+
+    def _match(self, doc: Document, allowed: frozenset[int] | None) -> list[WatchlistMatch]:
+        fields = [_FieldText.of(name, getattr(doc, name)) for name in _FIELDS]
+        found = self._scan(fields, allowed)
+        language = _primary(doc.language) if doc.language else None
+        results = []
+        for wi in sorted(found):
+            compiled = self._compiled[wi]
+            if found[wi].excluded:
+                continue
+            if language and compiled.languages and language not in compiled.languages:
+                continue
+            result = _assemble(compiled, found[wi], fields)
+            if result is not None:
+                results.append(result)
+        return results
+
+    def _indices(self, only: Collection[str]) -> frozenset[int]:
+        names = set(only)
+        unknown = names - set(self.watchlist_names)
+        if unknown:
+            raise UnknownWatchlistError(f"unknown watchlist: {', '.join(sorted(unknown))}")
+        return frozenset(i for i, c in enumerate(self._compiled) if c.name in names)
+
+    def _scan(self, fields: list[_FieldText], allowed: frozenset[int] | None) -> dict[int, _Found]:
+        """Run the automaton over every field; keep the candidates that pass the checks."""
+        found: dict[int, _Found] = {}
+        if self._automaton is None:
+            return found
+        for fi, ft in enumerate(fields):
+            if not ft.key_ci:
+                continue
+            for last, targets in self._automaton.iter(ft.key_ci):
+                for target in targets:
+                    if allowed is not None and target.watchlist not in allowed:
+                        continue
+                    span = _confirm(target, ft.key, ft.key_ci, last + 1)
+                    if span is not None:
+                        _record(found, target, fi, span)
+        return found
+
+
+def _confirm(target: _Target, key: str, key_ci: str, end: int) -> tuple[int, int] | None:
+    """The key span of a real hit ending at `end`, or None when a rule forbids it."""
+    start = end - target.length
+    flags = target.flags
+    if flags & _LEFT and start > 0 and blocks_boundary(key_ci[start - 1]):
+        return None
+    if target.exact is not None and key[start:end] != target.exact:
+        return None
+    size = len(key_ci)
+    if flags & _STAR:
+        while end < size and blocks_boundary(key_ci[end]):
+            end += 1
+    elif flags & _RIGHT and end < size and blocks_boundary(key_ci[end]):
+        if not flags & _PLURAL:
+            return None
+        ending = 2 if key_ci.startswith("es", end) else 1 if key_ci[end] == "s" else 0
+        end += ending
+        if not ending or (end < size and blocks_boundary(key_ci[end])):
+            return None
+    return start, end
+
+
+def _record(found: dict[int, _Found], target: _Target, fi: int, span: tuple[int, int]) -> None:
+    entry = found.get(target.watchlist)
+    if entry is None:
+        entry = found[target.watchlist] = _Found()
+    if target.kind == "exclude":
+        entry.excluded = True
+    elif target.kind == "term":
+        entry.terms.append((target, fi, span[0], span[1]))
+    else:
+        entry.atoms.append((target, fi, span[0], span[1]))
+
+
+def _assemble(
+    compiled: _Compiled, found: _Found, fields: list[_FieldText]
+) -> WatchlistMatch | None:
+    """Turn confirmed candidates into the watchlist's match, or None if no rule holds."""
+    by_rule: dict[int, list[Hit]] = {}
+    for target, fi, start, end in found.terms:
+        by_rule.setdefault(target.rule, []).append(_hit(compiled, target, fields[fi], start, end))
+    occurrences: dict[int, dict[str, list[Occurrence]]] = {}
+    atom_hits: dict[int, list[Hit]] = {}
+    for target, fi, start, end in found.atoms:
+        hit = _hit(compiled, target, fields[fi], start, end)
+        first, last = fields[fi].words(hit.start, hit.end)
+        occurrences.setdefault(target.rule, {}).setdefault(target.atom, []).append(
+            (fi, first, last)
+        )
+        if target.atom in compiled.positives[target.rule]:
+            atom_hits.setdefault(target.rule, []).append(hit)
+    for ri, atoms in occurrences.items():
+        if holds(compiled.queries[ri], atoms) and ri in atom_hits:
+            by_rule[ri] = atom_hits[ri]
+    if not by_rule:
+        return None
+    order = {name: i for i, name in enumerate(_FIELDS)}
+    hits = sorted(
+        (h for ri in sorted(by_rule) for h in _drop_nested(by_rule[ri])),
+        key=lambda h: (order[h.field], h.start, -h.end),
+    )
+    terms = tuple(dict.fromkeys(compiled.labels[ri] for ri in sorted(by_rule)))
+    return WatchlistMatch(compiled.name, terms, tuple(hits), _snippets(hits, fields))
+
+
+def _hit(compiled: _Compiled, target: _Target, ft: _FieldText, start: int, end: int) -> Hit:
+    first, last = ft.span(start, end)
+    return Hit(compiled.labels[target.rule], target.spelling, ft.name, first, last)
+
+
+def _drop_nested(hits: list[Hit]) -> list[Hit]:
+    """Of one rule's hits that overlap in a field, keep the longest (then earliest)."""
+    kept: list[Hit] = []
+    for hit in sorted(hits, key=lambda h: (h.field, h.start, -h.end)):
+        if kept and kept[-1].field == hit.field and hit.start < kept[-1].end:
+            continue
+        kept.append(hit)
+    return kept
+
+
+def _snippets(hits: Sequence[Hit], fields: list[_FieldText]) -> tuple[str, ...]:
+    """Up to three snippets, each around a hit not already shown by an earlier one."""
+    texts = {ft.name: ft.text for ft in fields}
+    out: list[str] = []
+    shown: list[tuple[Field, int, int]] = []
+    for hit in hits:
+        if any(f == hit.field and lo <= hit.start and hit.end <= hi for f, lo, hi in shown):
+            continue
+        text, lo, hi = snippet(texts[hit.field], hit.start, hit.end)
+        out.append(text)
+        shown.append((hit.field, lo, hi))
+        if len(out) == _MAX_SNIPPETS:
+            break
+    return tuple(out)
+
+
+def run_examples(watchlists: Sequence[Watchlist]) -> list[ExampleFailure]:
+    """Check each watchlist's own examples (`examples: match / no_match`).
+
+    Each example is matched as the body of an item of unknown language,
+    against its own watchlist only.
+    """
+    matcher = compile_watchlists(watchlists)
+    failures: list[ExampleFailure] = []
+    for wi, wl in enumerate(watchlists):
+        only = frozenset({wi})
+        for text, expected in _examples(wl):
+            matches = matcher._match(Document(title="", body=text), only)
+            if bool(matches) != expected:
+                fired = matches[0].terms if matches else ()
+                failures.append(ExampleFailure(wl.name, text, expected, fired))
+    return failures
+
+
+def _examples(wl: Watchlist) -> Iterable[tuple[str, bool]]:
+    yield from ((text, True) for text in wl.examples_match)
+    yield from ((text, False) for text in wl.examples_no_match)
+
+
+def highlight(text: str, hits: Iterable[Hit], before: str = "[", after: str = "]") -> str:
+    """`text` (normalised, one field) with each hit wrapped in `before`/`after`."""
+    out: list[str] = []
+    pos = 0
+    for hit in sorted(hits, key=lambda h: (h.start, -h.end)):
+        if hit.start < pos:
+            continue
+        out += [text[pos : hit.start], before, text[hit.start : hit.end], after]
+        pos = hit.end
+    out.append(text[pos:])
+    return "".join(out)

@@ -1,0 +1,211 @@
+"""Text preparation for matching: normalisation, search keys, offsets, boundaries.
+
+Pure helpers used by `alerts.matching`. The idea: matching runs over a *search
+key* derived from the normalised text, in which
+
+- every whitespace character and hyphen becomes a space and runs of them
+  collapse to one space (so phrases match across hyphens and line breaks);
+- spaces next to a Hangul, Han or Kana character are removed (so
+  `상하이협력기구` matches `상하이 협력 기구`);
+- a lower-cased twin of the key has exactly the same length (per-character
+  lower-casing; the few characters whose lower case is longer, like `İ`, take
+  the first character of it).
+
+Spellings go through the very same transformation, so a plain substring
+search over the key finds every candidate; word boundaries are then checked
+at the candidates only. Key offsets are mapped back to the normalised text
+(`normalize_text`) lazily, only for fields that have a hit.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_right
+from dataclasses import dataclass
+from functools import cache
+
+# Hangul (jamo, compatibility jamo, syllables), Han (radicals, ideographs and
+# extensions, iteration marks) and Kana. Characters of these scripts match
+# inside words and ignore spacing.
+CJK_CLASS = (
+    "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
+    "\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\U00020000-\U0003134f"
+    "\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f"
+)
+HANGUL_CLASS = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
+_CJK_RE = re.compile(f"[{CJK_CLASS}]")
+
+# Characters dropped by normalize_text: invisible, and they split words.
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
+
+# Separators: whitespace (all of Unicode's) and hyphens are all "a space".
+# (The whitespace list is exactly the characters for which str.isspace() is true.)
+_SEP_CLASS = (
+    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
+    "\u205f\u3000\\-\u2010\u2011"
+)
+_OTHER_SEPARATORS = _SEP_CLASS.replace(" ", "")
+_SEP_RE = re.compile(f"[{_SEP_CLASS}]{{2,}}|[{_OTHER_SEPARATORS}]")
+# After _SEP_RE every separator is one plain space: drop those touching CJK.
+_CJK_SPACE_RE = re.compile(f"(?<=[{CJK_CLASS}]) | (?=[{CJK_CLASS}])")
+
+# Characters whose lower case is longer than one character (İ -> i̇).
+_LONG_LOWER = {0x130: "i"}
+
+# Words for NEAR/n: a run of letters/digits (apostrophes inside, as in
+# Pantsir's), a run of Hangul (Korean spaces its words), or one Han/Kana char.
+_TOKEN_RE = re.compile(
+    f"[{HANGUL_CLASS}]+|[{CJK_CLASS}]|[^\\W{CJK_CLASS}]+(?:['’][^\\W{CJK_CLASS}]+)*"
+)
+
+
+def normalize_text(s: str) -> str:
+    """NFKC, minus invisible characters (soft hyphen, zero-width space, BOM).
+
+    Every offset in a `Hit` refers to this form of the field text.
+    """
+    if not unicodedata.is_normalized("NFKC", s):
+        s = unicodedata.normalize("NFKC", s)
+    if "\u00ad" in s or "\u200b" in s or "\u2060" in s or "\ufeff" in s:
+        s = s.translate(_INVISIBLE)
+    return s
+
+
+def fold_case(s: str) -> str:
+    """Lower-case `s` keeping its length, so offsets stay aligned."""
+    lowered = s.lower()
+    if len(lowered) == len(s):
+        return lowered
+    return s.translate(_LONG_LOWER).lower()
+
+
+def has_cjk(s: str) -> bool:
+    return _CJK_RE.search(s) is not None
+
+
+@cache
+def is_cjk(ch: str) -> bool:
+    return _CJK_RE.match(ch) is not None
+
+
+@cache
+def blocks_boundary(ch: str) -> bool:
+    """True if `ch` continues a Latin/Cyrillic/Greek word (so no word boundary).
+
+    Letters, digits, underscore and combining marks do; Hangul, Han and Kana
+    do not, so a Latin term next to CJK text (`SAM을`, `SAM系统`) is whole.
+    """
+    if ch.isalnum() or ch == "_" or unicodedata.category(ch).startswith("M"):
+        return not is_cjk(ch)
+    return False
+
+
+@cache
+def is_latin_or_digit(ch: str) -> bool:
+    return ch.isdigit() or (ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN"))
+
+
+def search_key(normalized: str) -> str:
+    """The spacing-folded key of already-normalised text (case kept)."""
+    key = _SEP_RE.sub(" ", normalized)
+    if has_cjk(key):
+        key = _CJK_SPACE_RE.sub("", key)
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Shift:
+    """Offsets through one regex substitution: out position -> in position."""
+
+    outs: tuple[int, ...]  # output positions from which `deltas[i]` applies
+    deltas: tuple[int, ...]
+
+    @classmethod
+    def of(cls, pattern: re.Pattern[str], text: str, repl_len: int) -> _Shift:
+        outs: list[int] = [0]
+        deltas: list[int] = [0]
+        removed = 0
+        for m in pattern.finditer(text):
+            removed += m.end() - m.start() - repl_len
+            outs.append(m.end() - removed)
+            deltas.append(removed)
+        return cls(tuple(outs), tuple(deltas))
+
+    def __call__(self, pos: int) -> int:
+        return pos + self.deltas[bisect_right(self.outs, pos) - 1]
+
+
+class OffsetMap:
+    """Maps offsets in a search key back to the normalised text it came from."""
+
+    __slots__ = ("_shifts",)
+
+    def __init__(self, normalized: str) -> None:
+        spaced = _SEP_RE.sub(" ", normalized)
+        self._shifts = [_Shift.of(_SEP_RE, normalized, 1)]
+        if has_cjk(spaced):
+            self._shifts.insert(0, _Shift.of(_CJK_SPACE_RE, spaced, 0))
+
+    def span(self, start: int, end: int) -> tuple[int, int]:
+        """Key span [start, end) of non-space characters -> normalised-text span."""
+        first, last = start, end - 1
+        for shift in self._shifts:
+            first, last = shift(first), shift(last)
+        return first, last + 1
+
+
+class WordIndex:
+    """Word positions in normalised text, for NEAR/n distances."""
+
+    __slots__ = ("_starts",)
+
+    def __init__(self, normalized: str) -> None:
+        self._starts = [m.start() for m in _TOKEN_RE.finditer(normalized)]
+
+    def words(self, start: int, end: int) -> tuple[int, int]:
+        """Indices of the first and last word touched by the span [start, end)."""
+        return bisect_right(self._starts, start) - 1, bisect_right(self._starts, end - 1) - 1
+
+
+_SENTENCE_END_RE = re.compile(r"[.!?。！？…][\"'”’)\]]*\s+|[。！？]")
+_SPACE_RE = re.compile(r"\s+")
+_WS_CLASS_RE = re.compile(r"\s")
+
+
+def snippet(text: str, start: int, end: int, width: int = 200) -> tuple[str, int, int]:
+    """About `width` characters of `text` around [start, end), whitespace collapsed.
+
+    The window is cut at a sentence start or end when one lies in it, else at
+    a word boundary (text without spaces, as Chinese, is cut where it falls);
+    "…" marks each side that was cut. Returns the snippet and the window.
+    """
+    room = max(0, width - (end - start))
+    lo = max(0, start - room // 2)
+    hi = min(len(text), end + room - (start - lo))
+    lo = max(0, min(lo, start - (room - (hi - end))))
+    if lo > 0:
+        lo = _cut_left(text, lo, start)
+    if hi < len(text):
+        hi = _cut_right(text, end, hi)
+    body = _SPACE_RE.sub(" ", text[lo:hi]).strip()
+    return ("…" if lo > 0 else "") + body + ("…" if hi < len(text) else ""), lo, hi
+
+
+def _cut_left(text: str, lo: int, start: int) -> int:
+    m = _SENTENCE_END_RE.search(text, lo, start)
+    if m is not None:
+        return m.end()
+    m = _WS_CLASS_RE.search(text, lo, start)
+    return m.end() if m is not None else lo
+
+
+def _cut_right(text: str, end: int, hi: int) -> int:
+    last_sentence = None
+    for m in _SENTENCE_END_RE.finditer(text, end, hi):
+        last_sentence = m
+    if last_sentence is not None:
+        return last_sentence.start() + len(last_sentence.group().rstrip())
+    cut = max(text.rfind(" ", end, hi), text.rfind("\n", end, hi))
+    return cut if cut > 0 else hi
