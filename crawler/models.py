@@ -33,6 +33,7 @@ class Source:
     last_error: str | None = None
     consecutive_failures: int = 0
     items_count: int = 0
+    current_interval_seconds: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,332 @@
+"""Watchlist files (YAML) to records and back, with clear one-line errors.
+
+Parsing is pure: it reads text, never the environment. `${NAME}` references
+are kept verbatim so that `export` writes back what was imported; they are
+resolved by `resolve_refs` only where a value is used (delivery).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, cast
+
+import yaml
+
+from alerts import AlertError
+from alerts.models import Channel, Digest, Query, Recipient, Rule, Term, Watchlist
+
+MAX_TERM_CHARS = 300
+MAX_RULES_PER_WATCHLIST = 20_000
+NAME_RE = re.compile(r"^[\w][\w .:@+-]{0,99}$", re.UNICODE)
+LANG_RE = re.compile(r"^[a-z]{2,3}$")
+EMAIL_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
+REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+CHANNELS: tuple[Channel, ...] = ("email", "slack", "webhook")
+DIGESTS: tuple[Digest, ...] = ("none", "hourly", "daily")
+WATCHLIST_KEYS = {"name", "terms", "exclude", "languages", "notify", "digest", "examples"}
+
+
+class WatchlistFileError(AlertError):
+    """A watchlist file is wrong; the message names the file position and the problem."""
+
+
+class _LineDict(dict[str, Any]):
+    line: int = 0
+
+
+class _LineList(list[Any]):
+    line: int = 0
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping and sequence, and
+    refuses duplicate keys (a silently overwritten key loses a user's rule)."""
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
+    result = _LineDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise WatchlistFileError(f"line {key_node.start_mark.line + 1}: keys must be text")
+        if key in result:
+            raise WatchlistFileError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+        result[key] = loader.construct_object(value_node, deep=True)
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
+    result = _LineList(loader.construct_object(child, deep=True) for child in node.value)
+    result.line = node.start_mark.line + 1
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _line(value: Any, fallback: int) -> int:
+    return getattr(value, "line", 0) or fallback
+
+
+def parse_watchlists(text: str) -> list[Watchlist]:
+    """Parse a watchlist file; raise WatchlistFileError naming the line."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise WatchlistFileError(f"{where}YAML syntax error: {e.problem or e.context}") from e
+    except yaml.YAMLError as e:
+        raise WatchlistFileError(f"YAML error: {e}") from e
+    if not isinstance(doc, dict) or "watchlists" not in doc:
+        raise WatchlistFileError("line 1: the file must be a mapping with a 'watchlists' list")
+    unknown = set(doc) - {"watchlists"}
+    if unknown:
+        raise WatchlistFileError(f"line {_line(doc, 1)}: unknown key {sorted(unknown)[0]!r}")
+    entries = doc["watchlists"]
+    if not isinstance(entries, list) or not entries:
+        raise WatchlistFileError(f"line {_line(doc, 1)}: 'watchlists' must be a non-empty list")
+    result: list[Watchlist] = []
+    seen: dict[str, int] = {}
+    for entry in entries:
+        wl = _parse_watchlist(entry, _line(entries, 1))
+        line = _line(entry, 1)
+        if wl.name in seen:
+            raise WatchlistFileError(
+                f"line {line}: duplicate watchlist name {wl.name!r} (first at line {seen[wl.name]})"
+            )
+        seen[wl.name] = line
+        result.append(wl)
+    return result
+
+
+def _parse_watchlist(entry: Any, parent_line: int) -> Watchlist:
+    if not isinstance(entry, dict):
+        raise WatchlistFileError(f"line {parent_line}: each watchlist must be a mapping")
+    line = _line(entry, parent_line)
+    name = entry.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise WatchlistFileError(f"line {line}: watchlist needs a 'name'")
+    name = name.strip()
+    where = f"line {line}: watchlist {name!r}"
+    if not NAME_RE.match(name):
+        raise WatchlistFileError(f"{where}: name may hold letters, digits, space and . : @ + - _")
+    unknown = set(entry) - WATCHLIST_KEYS
+    if unknown:
+        raise WatchlistFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+    rules = _parse_rules(entry.get("terms"), where, line)
+    digest = entry.get("digest", "none")
+    if digest not in DIGESTS:
+        raise WatchlistFileError(f"{where}: digest must be one of none, hourly, daily")
+    examples = _mapping(entry.get("examples"), f"{where}: examples", {"match", "no_match"})
+    return Watchlist(
+        name=name,
+        rules=rules,
+        exclude=_strings(entry.get("exclude"), f"{where}: exclude", limit=MAX_TERM_CHARS),
+        languages=_languages(entry.get("languages"), where),
+        notify=_parse_notify(entry.get("notify"), where),
+        digest=cast(Digest, digest),
+        examples_match=_strings(examples.get("match"), f"{where}: examples.match"),
+        examples_no_match=_strings(examples.get("no_match"), f"{where}: examples.no_match"),
+    )
+
+
+def _parse_rules(raw: Any, where: str, line: int) -> tuple[Rule, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise WatchlistFileError(f"{where}: 'terms' must be a non-empty list")
+    if len(raw) > MAX_RULES_PER_WATCHLIST:
+        raise WatchlistFileError(f"{where}: more than {MAX_RULES_PER_WATCHLIST} terms")
+    rules: list[Rule] = []
+    for i, item in enumerate(raw, 1):
+        here = f"{where}: term {i}"
+        if isinstance(item, str):
+            rules.append(Term(_term_text(item, here)))
+            continue
+        if not isinstance(item, dict):
+            raise WatchlistFileError(f"{here}: a term is text or a mapping with 'term' or 'query'")
+        here = f"line {_line(item, line)}: {where.split(': ', 1)[1]}: term {i}"
+        case = item.get("case_sensitive")
+        if case is not None and not isinstance(case, bool):
+            raise WatchlistFileError(f"{here}: case_sensitive must be true or false")
+        if ("term" in item) == ("query" in item):
+            raise WatchlistFileError(f"{here}: give exactly one of 'term' or 'query'")
+        if "query" in item:
+            _only_keys(item, {"query", "case_sensitive"}, here)
+            text = _term_text(item["query"], here)
+            _check_query(text, here)
+            rules.append(Query(text, case_sensitive=case))
+        else:
+            _only_keys(item, {"term", "aliases", "case_sensitive"}, here)
+            aliases = _strings(item.get("aliases"), f"{here}: aliases", limit=MAX_TERM_CHARS)
+            rules.append(Term(_term_text(item["term"], here), aliases, case_sensitive=case))
+    return tuple(rules)
+
+
+def _check_query(text: str, where: str) -> None:
+    from alerts.query import QuerySyntaxError, parse_query
+
+    try:
+        parse_query(text)
+    except QuerySyntaxError as e:
+        raise WatchlistFileError(f"{where}: invalid query: {e}") from e
+
+
+def _term_text(value: Any, where: str) -> str:
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise WatchlistFileError(f"{where}: must be text")
+    text = str(value).strip()
+    if not text or text == "*":
+        raise WatchlistFileError(f"{where}: empty term")
+    if len(text) > MAX_TERM_CHARS:
+        raise WatchlistFileError(f"{where}: longer than {MAX_TERM_CHARS} characters")
+    return text
+
+
+def _only_keys(item: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = set(item) - allowed
+    if unknown:
+        raise WatchlistFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+
+
+def _mapping(raw: Any, where: str, allowed: set[str]) -> Mapping[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise WatchlistFileError(f"{where} must be a mapping")
+    _only_keys(raw, allowed, where)
+    return raw
+
+
+def _strings(raw: Any, where: str, *, limit: int | None = None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise WatchlistFileError(f"{where} must be a list of text")
+    out = []
+    for value in raw:
+        out.append(_term_text(value, where) if limit else _plain_text(value, where))
+    return tuple(out)
+
+
+def _plain_text(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise WatchlistFileError(f"{where}: entries must be non-empty text")
+    return value
+
+
+def _languages(raw: Any, where: str) -> tuple[str, ...]:
+    langs = _strings(raw, f"{where}: languages")
+    for lang in langs:
+        if not LANG_RE.match(lang):
+            raise WatchlistFileError(
+                f"{where}: language {lang!r} is not a lower-case ISO 639 code like en, ko, zh, ru"
+            )
+    return langs
+
+
+def _parse_notify(raw: Any, where: str) -> tuple[Recipient, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise WatchlistFileError(f"{where}: notify must be a list")
+    out: list[Recipient] = []
+    for i, entry in enumerate(raw, 1):
+        here = f"{where}: notify {i}"
+        if not isinstance(entry, dict):
+            raise WatchlistFileError(f"{here}: must be a mapping like {{email: a@b.org}}")
+        channels = [c for c in CHANNELS if c in entry]
+        if len(channels) != 1:
+            raise WatchlistFileError(f"{here}: give exactly one of email, slack, webhook")
+        channel = channels[0]
+        _only_keys(entry, {channel, "secret"} if channel == "webhook" else {channel}, here)
+        target = entry[channel]
+        if not isinstance(target, str) or not target.strip():
+            raise WatchlistFileError(f"{here}: {channel} needs a value")
+        target = target.strip()
+        _check_target(channel, target, here)
+        secret = entry.get("secret")
+        if secret is not None and (not isinstance(secret, str) or not secret):
+            raise WatchlistFileError(f"{here}: secret must be text")
+        recipient = Recipient(channel, target, secret)
+        if recipient in out:
+            raise WatchlistFileError(f"{here}: duplicate recipient")
+        out.append(recipient)
+    return tuple(out)
+
+
+def _check_target(channel: Channel, target: str, where: str) -> None:
+    if REF_RE.fullmatch(target):
+        return
+    if channel == "email":
+        if not EMAIL_RE.match(target):
+            raise WatchlistFileError(f"{where}: {target!r} is not an email address")
+    elif not re.match(r"^https?://[^\s/]+", target, re.IGNORECASE):
+        raise WatchlistFileError(f"{where}: {channel} must be an http(s) URL")
+
+
+def resolve_refs(value: str, env: Mapping[str, str]) -> str:
+    """Replace `${NAME}` with the environment's value; an unset name is an error."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(1) not in env:
+            raise AlertError(f"environment variable {m.group(1)} is not set")
+        return env[m.group(1)]
+
+    return REF_RE.sub(sub, value)
+
+
+def dump_watchlists(watchlists: Iterable[Watchlist]) -> str:
+    """YAML text that `parse_watchlists` reads back to the same records."""
+    return yaml.safe_dump(
+        {"watchlists": [watchlist_to_dict(w) for w in watchlists]},
+        allow_unicode=True,
+        sort_keys=False,
+        width=100,
+    )
+
+
+def watchlist_to_dict(w: Watchlist) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": w.name, "terms": [_rule_to_yaml(r) for r in w.rules]}
+    if w.exclude:
+        out["exclude"] = list(w.exclude)
+    if w.languages:
+        out["languages"] = list(w.languages)
+    if w.notify:
+        out["notify"] = [_recipient_to_yaml(r) for r in w.notify]
+    out["digest"] = w.digest
+    if w.examples_match or w.examples_no_match:
+        ex: dict[str, Any] = {}
+        if w.examples_match:
+            ex["match"] = list(w.examples_match)
+        if w.examples_no_match:
+            ex["no_match"] = list(w.examples_no_match)
+        out["examples"] = ex
+    return out
+
+
+def _rule_to_yaml(rule: Rule) -> Any:
+    if isinstance(rule, Query):
+        q: dict[str, Any] = {"query": rule.query}
+        if rule.case_sensitive is not None:
+            q["case_sensitive"] = rule.case_sensitive
+        return q
+    if not rule.aliases and rule.case_sensitive is None:
+        return rule.term
+    t: dict[str, Any] = {"term": rule.term}
+    if rule.aliases:
+        t["aliases"] = list(rule.aliases)
+    if rule.case_sensitive is not None:
+        t["case_sensitive"] = rule.case_sensitive
+    return t
+
+
+def _recipient_to_yaml(r: Recipient) -> dict[str, str]:
+    out = {r.channel: r.target}
+    if r.secret is not None:
+        out["secret"] = r.secret
+    return out

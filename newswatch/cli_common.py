@@ -1,0 +1,71 @@
+"""What every command module shares: the App from the context, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import typer
+
+from newswatch.app import App
+from newswatch.config import Settings, load_settings
+
+
+class UsageProblem(Exception):
+    """Bad input from the user; printed as one line, exit status 2."""
+
+
+def get_app(ctx: typer.Context) -> App:
+    state: dict[str, Any] = ctx.ensure_object(dict)
+    if "app" not in state:
+        settings: Settings = state.get("settings") or load_settings(state.get("config"))
+        state["app"] = App.build(settings)
+        ctx.call_on_close(state["app"].close)
+    app: App = state["app"]
+    return app
+
+
+def to_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    return value
+
+
+def print_jsonl(rows: Iterable[Mapping[str, Any]]) -> None:
+    out = sys.stdout
+    for row in rows:
+        out.write(json.dumps(to_json(row), ensure_ascii=False) + "\n")
+    out.flush()
+
+
+def iso(dt: datetime | None) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M") if dt else "-"
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A readable table: rich on a terminal, plain aligned columns in a pipe."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, show_lines=False)
+        for r in rows:
+            table.add_row(*r)
+        Console().print(table)
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -1,0 +1,135 @@
+"""`newswatch match`, `matches` and `backfill`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from alerts.models import Document, WatchlistMatch
+from newswatch.cli_common import UsageProblem, get_app, iso, one_line, print_jsonl, print_table
+from newswatch.durations import parse_duration
+from storage.matches import list_matches
+from storage.watchlists import get_watchlist
+
+
+def _since(text: str | None) -> timedelta | None:
+    if text is None:
+        return None
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError as e:
+        raise UsageProblem(f"--since: {e}") from e
+
+
+def _highlight(text: str, spans: list[tuple[int, int]], tty: bool) -> str:
+    if not tty or not spans:
+        return text
+    out, pos = [], 0
+    for start, end in sorted(spans):
+        if start < pos:
+            continue
+        out += [text[pos:start], "\x1b[1;33m", text[start:end], "\x1b[0m"]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def print_match(m: WatchlistMatch, text: str, tty: bool) -> None:
+    from alerts.matching import normalize_text
+
+    norm = normalize_text(text)
+    print(f"{m.watchlist}: matched {', '.join(m.terms)}")
+    for h in m.hits[:20]:
+        spelling = f" as {h.spelling!r}" if h.spelling != h.rule else ""
+        around = norm[max(0, h.start - 60): h.end + 60].replace("\n", " ")
+        shift = min(60, h.start)
+        print(f"  {h.rule}{spelling} at {h.start}-{h.end}: "
+              f"…{_highlight(around, [(shift, shift + h.end - h.start)], tty)}…")
+    for snip in m.snippets:
+        print(f"  snippet: {snip}")
+
+
+def match(
+    ctx: typer.Context,
+    watchlist: Annotated[str, typer.Option("--watchlist", "-w", help="Watchlist name.")],
+    text: Annotated[str | None, typer.Argument(help="Text to test, or - for stdin.")] = None,
+) -> None:
+    """Which terms of a watchlist match TEXT (stdin with -)."""
+    from alerts.matching import compile_watchlists
+
+    if text is None or text == "-":
+        text = sys.stdin.read()
+    a = get_app(ctx)
+    with a.transaction() as s:
+        wl = get_watchlist(s, watchlist).watchlist
+    found = compile_watchlists([wl]).match(Document(title="", body=text))
+    if not found:
+        print(f"{watchlist}: no match")
+        return
+    print_match(found[0], text, sys.stdout.isatty())
+
+
+def matches(
+    ctx: typer.Context,
+    watchlist: Annotated[str | None, typer.Option("--watchlist", "-w")] = None,
+    since: Annotated[str | None, typer.Option(help="Only newer than this, e.g. 2d.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False,
+) -> None:
+    """Stored matches, newest first."""
+    a = get_app(ctx)
+    delta = _since(since)
+    with a.transaction() as s:
+        if watchlist is not None:
+            get_watchlist(s, watchlist)
+        found = list_matches(s, watchlist=watchlist,
+                             since=a.now() - delta if delta else None)
+        if json:
+            print_jsonl(match_json(m) for m in found)
+            return
+        rows = [[iso(m.matched_at), m.watchlist, ", ".join(m.terms), m.source_name,
+                 one_line(m.item_title, 70), m.item_url] for m in found]
+    print_table(["matched", "watchlist", "terms", "source", "title", "url"], rows)
+
+
+def match_json(m: object) -> dict[str, object]:
+    """The contract's `matches --json` object (also the webhook body)."""
+    from alerts.models import StoredMatch
+
+    assert isinstance(m, StoredMatch)
+    return {
+        "watchlist": m.watchlist,
+        "terms": list(m.terms),
+        "item": {"url": m.item_url, "title": m.item_title, "source": m.source_name,
+                 "published": m.published, "language": m.language},
+        "snippets": list(m.snippets),
+        "matched_at": m.matched_at,
+    }
+
+
+def backfill(
+    ctx: typer.Context,
+    watchlist: Annotated[str, typer.Option("--watchlist", "-w", help="Watchlist name.")],
+    since: Annotated[str, typer.Option(help="Items fetched within this period.")] = "30d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count and show a sample.")] = False,
+) -> None:
+    """Match stored items against a watchlist now and record new matches (and their alerts)."""
+    from newswatch.backfill import backfill as run
+
+    a = get_app(ctx)
+    delta = _since(since)
+    assert delta is not None
+    report = run(a, watchlist, since=a.now() - delta, dry_run=dry_run)
+    verb = "would match" if dry_run else "matched"
+    print(f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "
+          f"{report.new} new" + ("" if dry_run else f", {report.alerts} alerts queued"))
+    for title, url in report.sample:
+        print(f"  {one_line(title, 80)}  {url}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("match")(match)
+    app.command("matches")(matches)
+    app.command("backfill")(backfill)

@@ -1,0 +1,171 @@
+"""`newswatch source …`"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from newswatch.cli_common import UsageProblem, get_app, iso, one_line, print_jsonl, print_table
+from newswatch.durations import format_duration, parse_duration
+from newswatch.sourcefiles import (
+    SourceFileError,
+    SourceSpec,
+    check_kind,
+    check_name,
+    check_url,
+    dump_opml,
+    dump_yaml,
+    name_from_url,
+    parse_opml,
+    parse_yaml,
+)
+from storage import sources as repo
+
+app = typer.Typer(no_args_is_help=True)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    url: str,
+    name: Annotated[str | None, typer.Option(help="Name (default: from the URL).")] = None,
+    kind: Annotated[str | None, typer.Option(help="feed or page (default: detected).")] = None,
+    every: Annotated[str, typer.Option(help="Polling interval, e.g. 15m, 1h.")] = "15m",
+    links: Annotated[str | None, typer.Option(help="CSS selector for article links.")] = None,
+) -> None:
+    """Add a source (a feed, or an HTML page whose article links are followed)."""
+    try:
+        url = check_url(url)
+        kind = check_kind(kind)
+        seconds = parse_duration(every)
+        name = check_name(name or name_from_url(url))
+    except (SourceFileError, ValueError) as e:
+        raise UsageProblem(str(e)) from e
+    a = get_app(ctx)
+    note = ""
+    if kind is None:
+        kind, url, note = _detect(a, url)
+    with a.transaction() as s:
+        src = repo.add_source(s, name=name, url=url, kind=kind,  # type: ignore[arg-type]
+                              every_seconds=seconds, links_css=links, now=a.now())
+    print(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
+
+
+def _detect(a: object, url: str) -> tuple[str | None, str, str]:
+    """Find out the kind now; when the source cannot be reached, leave it to the first poll."""
+    from crawler import CrawlError
+    from newswatch.app import App
+
+    assert isinstance(a, App)
+    try:
+        from crawler.detect import detect_kind
+    except ImportError:  # pragma: no cover - crawler not installed
+        return None, url, ""
+
+    async def run() -> tuple[str | None, str, str]:
+        async with a.http_client() as client:
+            found = await detect_kind(client, url)
+        note = f" (feed advertised by {url})" if found.url != url else ""
+        return found.kind, found.url, note
+
+    try:
+        return asyncio.run(run())
+    except CrawlError as e:
+        print(f"newswatch: warning: could not detect the kind now: {one_line(str(e))}",
+              file=sys.stderr)
+        return None, url, ""
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False
+) -> None:
+    """Sources with their state: last success, last error, items stored."""
+    a = get_app(ctx)
+    with a.transaction() as s:
+        sources = repo.list_sources(s)
+    if json:
+        print_jsonl(
+            {
+                "name": x.name, "url": x.url, "kind": x.kind, "every": format_duration(x.every_seconds),
+                "links": x.links_css, "enabled": x.enabled, "last_success": x.last_success_at,
+                "last_polled": x.last_polled_at, "next_poll": x.next_poll_at,
+                "last_error": x.last_error, "consecutive_failures": x.consecutive_failures,
+                "items": x.items_count,
+            }
+            for x in sources
+        )
+        return
+    print_table(
+        ["name", "kind", "every", "items", "last success", "failures", "last error", "url"],
+        [
+            [x.name, x.kind or "?", format_duration(x.every_seconds), str(x.items_count),
+             iso(x.last_success_at), str(x.consecutive_failures),
+             one_line(x.last_error or "-", 60), x.url]
+            for x in sources
+        ],
+    )
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, name: str) -> None:
+    """Remove a source and the items it stored that no match refers to."""
+    a = get_app(ctx)
+    with a.transaction() as s:
+        repo.remove_source(s, name)
+    print(f"removed {name}")
+
+
+def _read_specs(path: Path) -> list[SourceSpec]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UsageProblem(f"cannot read {path}: {e.strerror}") from e
+    try:
+        if path.suffix.lower() in (".opml", ".xml"):
+            return parse_opml(data)
+        if path.suffix.lower() in (".yaml", ".yml"):
+            return parse_yaml(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise UsageProblem(f"{path}: not UTF-8 text") from e
+    except SourceFileError as e:
+        raise UsageProblem(f"{path}: {e}") from e
+    raise UsageProblem(f"{path}: give a .opml or .yaml file")
+
+
+@app.command("import")
+def import_(ctx: typer.Context, file: Path) -> None:
+    """Add the sources of an OPML or YAML file; existing names are updated."""
+    specs = _read_specs(file)
+    a = get_app(ctx)
+    added = updated = 0
+    with a.transaction() as s:
+        for spec in specs:
+            if repo.update_source(s, spec.name, url=spec.url, kind=spec.kind,
+                                  every_seconds=spec.every_seconds, links_css=spec.links_css):
+                updated += 1
+            else:
+                repo.add_source(s, name=spec.name, url=spec.url, kind=spec.kind,  # type: ignore[arg-type]
+                                every_seconds=spec.every_seconds, links_css=spec.links_css,
+                                now=a.now())
+                added += 1
+    print(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
+
+
+@app.command("export")
+def export(
+    ctx: typer.Context,
+    format: Annotated[str, typer.Option("--format", help="opml or yaml.")] = "opml",
+) -> None:
+    """Write every source as OPML 2.0 or YAML to standard output."""
+    if format not in ("opml", "yaml"):
+        raise UsageProblem("--format must be opml or yaml")
+    a = get_app(ctx)
+    with a.transaction() as s:
+        specs = [SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css)
+                 for x in repo.list_sources(s)]
+    sys.stdout.write(dump_opml(specs) if format == "opml" else dump_yaml(specs))

@@ -1,0 +1,163 @@
+"""The crawl pipeline: poll → store → match → matches + outbox, per source.
+
+For each polled source, ONE transaction writes the new items, the source's
+fetch state (ETag, Last-Modified, body hash, next poll), the matches of the
+new items and their outbox rows. So a crash anywhere leaves either all of
+it or none of it: if none, the validators were not saved either, the source
+is fetched again and the items are new again, and no match is ever lost
+between "stored" and "matched".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from alerts.matching import Matcher, compile_watchlists
+from alerts.models import Document
+from crawler.models import Item, PollOutcome, Source
+from newswatch.app import App
+from scheduler.policy import PollPolicy, next_interval, next_poll_at
+from storage import sources as source_repo
+from storage.items import store_items
+from storage.matches import record_matches
+from storage.watchlists import ActiveWatchlist, active_watchlists
+
+log = logging.getLogger("newswatch.crawl")
+
+
+@dataclass
+class CrawlReport:
+    polled: int = 0
+    not_modified: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    new_items: int = 0
+    new_matches: int = 0
+
+    @property
+    def sources(self) -> int:
+        return self.polled + self.not_modified + len(self.failed)
+
+
+@dataclass(frozen=True)
+class CompiledWatchlists:
+    matcher: Matcher
+    by_name: dict[str, ActiveWatchlist]
+
+    @classmethod
+    def build(cls, actives: Sequence[ActiveWatchlist]) -> CompiledWatchlists:
+        return cls(compile_watchlists([a.watchlist for a in actives]),
+                   {a.watchlist.name: a for a in actives})
+
+
+def document(item: Item) -> Document:
+    return Document(title=item.title, summary=item.summary, body=item.text, language=item.language)
+
+
+def load_watchlists(app: App) -> CompiledWatchlists:
+    with app.transaction() as s:
+        return CompiledWatchlists.build(active_watchlists(s))
+
+
+def poll_policy(app: App) -> PollPolicy:
+    return PollPolicy(min_interval=app.settings.min_interval, max_interval=app.settings.max_interval)
+
+
+def save_outcome(
+    app: App, source: Source, outcome: PollOutcome, compiled: CompiledWatchlists,
+    rng: random.Random,
+) -> tuple[int, int]:
+    """Persist one poll (see the module docstring); return (new items, new matches)."""
+    now = app.now()
+    new_matches = 0
+    with app.transaction() as s:
+        new = store_items(s, source.id, outcome.items, now) if outcome.items else {}
+        by_url = {it.url: it for it in outcome.items}
+        for url, item_id in new.items():
+            found = compiled.matcher.match(document(by_url[url]))
+            pairs = [(compiled.by_name[m.watchlist], m) for m in found]
+            if pairs:
+                new_matches += record_matches(s, item_id, pairs, now)
+        interval = next_interval(source, outcome, len(new), poll_policy(app),
+                                 source.current_interval_seconds)
+        source_repo.record_poll(s, outcome, now=now, interval=interval,
+                                next_poll_at=next_poll_at(interval, now, poll_policy(app), rng))
+        if outcome.seen_links:
+            source_repo.add_seen_links(s, source.id, outcome.seen_links, now)
+    return len(new), new_matches
+
+
+def claim(app: App, *, names: Sequence[str] | None, due_only: bool, limit: int) -> list[Source]:
+    lease = timedelta(seconds=max(300.0, app.settings.fetch_timeout * 10))
+    with app.transaction() as s:
+        if names:
+            known = source_repo.source_names(s)
+            missing = [n for n in names if n not in known]
+            if missing:
+                raise source_repo.SourceNotFound(f"no source named {missing[0]!r}")
+        return source_repo.claim_due_sources(
+            s, now=app.now(), owner=app.owner, lease=lease, limit=limit, names=names,
+            due_only=due_only,
+        )
+
+
+async def poll_and_save(
+    app: App, client: object, sources: Sequence[Source], compiled: CompiledWatchlists,
+    report: CrawlReport, on_done: Callable[[Source, PollOutcome], None] | None = None,
+) -> None:
+    """Poll sources concurrently (the client bounds requests in flight) and
+    save each outcome as soon as it arrives."""
+    from crawler.poll import poll_source
+
+    rng = random.Random()
+
+    async def one(src: Source) -> tuple[Source, PollOutcome]:
+        seen: frozenset[str] = frozenset()
+        if src.kind != "feed":
+            with app.transaction() as s:
+                seen = source_repo.seen_links(s, src.id)
+        return src, await poll_source(src, client, now=app.now(), seen_links=seen)  # type: ignore[arg-type]
+
+    for next_done in asyncio.as_completed([one(src) for src in sources]):
+        src, outcome = await next_done
+        new_items, new_matches = save_outcome(app, src, outcome, compiled, rng)
+        report.new_items += new_items
+        report.new_matches += new_matches
+        if outcome.status == "failed":
+            report.failed.append((src.name, outcome.error or "failed"))
+        elif outcome.status == "not_modified":
+            report.not_modified += 1
+        else:
+            report.polled += 1
+        log.info("polled source=%s status=%s new_items=%d matches=%d%s", src.name,
+                 outcome.status, new_items, new_matches,
+                 f" error={outcome.error!r}" if outcome.error else "")
+        if on_done is not None:
+            on_done(src, outcome)
+
+
+async def crawl(
+    app: App, *, names: Sequence[str] | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_done: Callable[[Source, PollOutcome], None] | None = None,
+) -> CrawlReport:
+    """Poll every enabled source (or the named ones) now, whatever their schedule."""
+    report = CrawlReport()
+    sources = claim(app, names=names, due_only=False, limit=100_000)
+    if on_start is not None:
+        on_start(len(sources))
+    if not sources:
+        return report
+    compiled = load_watchlists(app)
+    try:
+        async with app.http_client() as client:
+            await poll_and_save(app, client, sources, compiled, report, on_done)
+    finally:
+        with app.transaction() as s:
+            for src in sources:
+                source_repo.release_lease(s, src.id, app.owner)
+    return report

@@ -1,0 +1,180 @@
+"""Source lists as OPML 2.0 or YAML, both ways. Pure: text in, records out.
+
+OPML readers ignore attributes they do not know, so newswatch's own settings
+travel as plain attributes (`kind`, `every`, `links`) and survive a round
+trip; a plain OPML from another reader imports as feeds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import yaml
+from lxml import etree
+
+from newswatch.durations import format_duration, parse_duration
+
+DEFAULT_EVERY = 900
+KINDS = ("feed", "page")
+
+
+class SourceFileError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    name: str
+    url: str
+    kind: str | None = None
+    every_seconds: int = DEFAULT_EVERY
+    links_css: str | None = None
+
+
+def check_url(url: str) -> str:
+    """The URL if it is an absolute http(s) URL with a host; else SourceFileError."""
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as e:
+        raise SourceFileError(f"{url!r} is not a valid URL") from e
+    if parts.scheme.lower() not in ("http", "https"):
+        raise SourceFileError(f"{url!r} is not an http(s) URL")
+    if not host:
+        raise SourceFileError(f"{url!r} has no host")
+    if any(c.isspace() for c in url):
+        raise SourceFileError(f"{url!r} contains whitespace")
+    return url
+
+
+def name_from_url(url: str) -> str:
+    parts = urlsplit(url)
+    host = (parts.hostname or "source").removeprefix("www.")
+    path = re.sub(r"[^\w]+", "-", parts.path).strip("-")
+    return f"{host}/{path}"[:120] if path and path not in ("rss", "feed", "index-html") else host
+
+
+def check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200 or any(c in name for c in "\r\n\t"):
+        raise SourceFileError(f"{name!r} is not a usable source name")
+    return name
+
+
+def check_kind(kind: str | None) -> str | None:
+    if kind in (None, ""):
+        return None
+    if kind not in KINDS:
+        raise SourceFileError(f"kind {kind!r} must be feed or page")
+    return kind
+
+
+def _spec(name: str | None, url: str, kind: str | None, every: str | int | None,
+          links: str | None) -> SourceSpec:
+    url = check_url(url)
+    try:
+        seconds = DEFAULT_EVERY if every in (None, "") else parse_duration(str(every))
+    except ValueError as e:
+        raise SourceFileError(str(e)) from e
+    return SourceSpec(
+        name=check_name(name or name_from_url(url)),
+        url=url,
+        kind=check_kind(kind),
+        every_seconds=seconds,
+        links_css=links or None,
+    )
+
+
+def parse_opml(data: bytes) -> list[SourceSpec]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
+                             load_dtd=False)
+    try:
+        root = etree.fromstring(data, parser=parser)
+    except etree.XMLSyntaxError as e:
+        raise SourceFileError(f"OPML is not well-formed XML: {e}") from e
+    if root.tag != "opml":
+        raise SourceFileError("not an OPML file (the root element is not <opml>)")
+    specs = []
+    for el in root.iter("outline"):
+        url = el.get("xmlUrl") or (el.get("url") if el.get("kind") == "page" else None)
+        if not url:
+            if el.get("type") in ("link",) and el.get("url"):
+                url = el.get("url")
+            else:
+                continue
+        kind = el.get("kind") or ("feed" if el.get("xmlUrl") else "page")
+        name = el.get("title") or el.get("text")
+        try:
+            specs.append(_spec(name, url, kind, el.get("every"), el.get("links")))
+        except SourceFileError as e:
+            raise SourceFileError(f"OPML line {el.sourceline}: {e}") from e
+    return _unique(specs)
+
+
+def parse_yaml(text: str) -> list[SourceSpec]:
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}: " if mark else ""
+        raise SourceFileError(f"{where}YAML syntax error: {e.problem}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("sources"), list):
+        raise SourceFileError("the file must be a mapping with a 'sources' list")
+    specs = []
+    for i, entry in enumerate(doc["sources"], 1):
+        if not isinstance(entry, dict) or "url" not in entry:
+            raise SourceFileError(f"source {i}: needs at least a 'url'")
+        unknown = set(entry) - {"name", "url", "kind", "every", "links"}
+        if unknown:
+            raise SourceFileError(f"source {i}: unknown key {sorted(unknown)[0]!r}")
+        try:
+            specs.append(_spec(entry.get("name"), str(entry["url"]), entry.get("kind"),
+                               entry.get("every"), entry.get("links")))
+        except SourceFileError as e:
+            raise SourceFileError(f"source {i}: {e}") from e
+    return _unique(specs)
+
+
+def _unique(specs: list[SourceSpec]) -> list[SourceSpec]:
+    seen: set[str] = set()
+    for s in specs:
+        if s.name in seen:
+            raise SourceFileError(f"duplicate source name {s.name!r}")
+        seen.add(s.name)
+    return specs
+
+
+def dump_yaml(specs: list[SourceSpec]) -> str:
+    rows = []
+    for s in specs:
+        row: dict[str, str] = {"name": s.name, "url": s.url}
+        if s.kind:
+            row["kind"] = s.kind
+        row["every"] = format_duration(s.every_seconds)
+        if s.links_css:
+            row["links"] = s.links_css
+        rows.append(row)
+    return yaml.safe_dump({"sources": rows}, allow_unicode=True, sort_keys=False)
+
+
+def dump_opml(specs: list[SourceSpec], title: str = "newswatch sources") -> str:
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = title
+    body = etree.SubElement(root, "body")
+    for s in specs:
+        attrs = {"text": s.name, "title": s.name}
+        if s.kind == "page":
+            attrs.update(type="link", url=s.url, kind="page")
+        else:
+            attrs.update(type="rss", xmlUrl=s.url)
+            if s.kind:
+                attrs["kind"] = s.kind
+        attrs["every"] = format_duration(s.every_seconds)
+        if s.links_css:
+            attrs["links"] = s.links_css
+        etree.SubElement(body, "outline", attrs)
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()

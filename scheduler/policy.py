@@ -1,0 +1,53 @@
+"""When to poll a source next: a pure decision over the source and its last poll.
+
+- success: the source's interval, adapted to how often it publishes (new
+  items shorten it, empty polls lengthen it), within [min_interval, max_interval];
+- failure: exponential backoff from the interval, doubling per consecutive
+  failure, capped at max_interval;
+- Retry-After, Cache-Control max-age and RSS <ttl> are lower bounds;
+- a jitter of ±10% spreads sources that were added together.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from crawler.models import PollOutcome, Source
+
+
+@dataclass(frozen=True, slots=True)
+class PollPolicy:
+    min_interval: int = 300
+    max_interval: int = 86_400
+    jitter: float = 0.1
+
+
+def next_interval(
+    source: Source, outcome: PollOutcome, new_items: int, policy: PollPolicy,
+    current: int | None = None,
+) -> int:
+    """Seconds until the next poll (before jitter)."""
+    base = source.every_seconds
+    floor = min(policy.min_interval, base)
+    ceiling = max(policy.max_interval, base)
+    if outcome.status == "failed":
+        failures = source.consecutive_failures + 1
+        interval = min(base * 2 ** min(failures, 16), ceiling)
+    else:
+        interval = current or base
+        if new_items > 0:
+            interval = max(int(interval / 1.5), floor, min(base, policy.min_interval))
+            interval = min(interval, base)
+        else:
+            interval = min(int(interval * 1.25) + 1, ceiling, base * 4)
+    for bound in (outcome.retry_after_seconds, outcome.min_interval_seconds):
+        if bound:
+            interval = max(interval, int(bound))
+    return max(1, int(interval))
+
+
+def next_poll_at(interval: int, now: datetime, policy: PollPolicy, rng: random.Random) -> datetime:
+    spread = interval * policy.jitter
+    return now + timedelta(seconds=interval + rng.uniform(-spread, spread))

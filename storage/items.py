@@ -1,0 +1,132 @@
+"""Item storage: batched insert-if-new, and reading items back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Insert, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crawler.models import Item, StoredItem
+from storage.tables import Base, ItemRow, MatchRow, SourceRow
+
+BATCH = 500
+
+
+def insert_ignore(session: Session, table: type[Base], conflict: list[str]) -> Insert:
+    """An INSERT that skips rows violating the unique key `conflict`, per dialect."""
+    name = session.get_bind().dialect.name
+    if name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    if name == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    raise NotImplementedError(name)  # pragma: no cover
+
+
+def store_items(
+    session: Session, source_id: int, items: Sequence[Item], fetched_at: datetime
+) -> dict[str, int]:
+    """Insert the items that are new (by canonical URL); return {url: id} of the new ones.
+
+    One statement per batch: `INSERT … ON CONFLICT DO NOTHING RETURNING id`
+    tells us exactly which items were really new, even when another process
+    stored the same article a moment before.
+    """
+    unique = list({it.url: it for it in items}.values())
+    new_ids: dict[str, int] = {}
+    for start in range(0, len(unique), BATCH):
+        rows = [_row(source_id, it, fetched_at) for it in unique[start : start + BATCH]]
+        stmt = insert_ignore(session, ItemRow, ["url"]).returning(ItemRow.id, ItemRow.url)
+        new_ids.update((url, item_id) for item_id, url in session.execute(stmt, rows))
+    return new_ids
+
+
+def _row(source_id: int, it: Item, fetched_at: datetime) -> dict[str, Any]:
+    return {
+        "source_id": source_id,
+        "url": it.url,
+        "guid": it.guid,
+        "title": it.title,
+        "summary": it.summary,
+        "body": it.text,
+        "published": it.published,
+        "fetched_at": fetched_at,
+        "language": it.language,
+        "content_hash": it.content_hash,
+    }
+
+
+def _record(row: ItemRow, source_name: str) -> StoredItem:
+    return StoredItem(
+        id=row.id,
+        source_id=row.source_id,
+        source_name=source_name,
+        fetched_at=row.fetched_at,
+        item=Item(
+            url=row.url,
+            guid=row.guid,
+            title=row.title,
+            summary=row.summary,
+            text=row.body,
+            published=row.published,
+            language=row.language,
+            content_hash=row.content_hash,
+        ),
+    )
+
+
+def get_items(session: Session, ids: Sequence[int]) -> list[StoredItem]:
+    out: list[StoredItem] = []
+    for start in range(0, len(ids), BATCH):
+        stmt = (
+            select(ItemRow, SourceRow.name)
+            .join(SourceRow, SourceRow.id == ItemRow.source_id)
+            .where(ItemRow.id.in_(list(ids[start : start + BATCH])))
+            .order_by(ItemRow.id)
+        )
+        out.extend(_record(row, name) for row, name in session.execute(stmt))
+    return out
+
+
+def iter_items_since(
+    session: Session, since: datetime | None, *, batch: int = BATCH
+) -> Iterator[list[StoredItem]]:
+    """Stream stored items (oldest first) in batches, by keyset pagination,
+    so a backfill over millions of items never holds them all in memory."""
+    last_id = 0
+    while True:
+        stmt = (
+            select(ItemRow, SourceRow.name)
+            .join(SourceRow, SourceRow.id == ItemRow.source_id)
+            .where(ItemRow.id > last_id)
+            .order_by(ItemRow.id)
+            .limit(batch)
+        )
+        if since is not None:
+            stmt = stmt.where(ItemRow.fetched_at >= since)
+        chunk = [_record(row, name) for row, name in session.execute(stmt)]
+        if not chunk:
+            return
+        yield chunk
+        last_id = chunk[-1].id
+
+
+def count_items(session: Session) -> int:
+    from sqlalchemy import func
+
+    return int(session.scalar(select(func.count()).select_from(ItemRow)) or 0)
+
+
+def prune_items(session: Session, *, before: datetime) -> int:
+    """Delete items fetched before `before` that no match refers to.
+
+    Matched items are kept with their matches and alerts (nothing an analyst
+    was told about disappears)."""
+    matched = select(MatchRow.item_id)
+    result = session.execute(
+        delete(ItemRow).where(ItemRow.fetched_at < before, ItemRow.id.not_in(matched))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

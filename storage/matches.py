@@ -1,0 +1,120 @@
+"""Matches and the outbox rows they owe, written together.
+
+`record_matches` is the only writer of both tables' new rows: a match and
+one outbox row per active recipient are inserted in the caller's
+transaction, each with ON CONFLICT DO NOTHING on its unique key, so running
+it twice for the same item (a re-poll, a restart, a second daemon, a
+backfill) creates nothing twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from alerts.models import Digest, StoredMatch, WatchlistMatch
+from storage.items import insert_ignore
+from storage.tables import ItemRow, MatchRow, OutboxRow, SourceRow, WatchlistRow
+from storage.watchlists import ActiveWatchlist
+
+
+def digest_period(digest: Digest, at: datetime) -> tuple[str | None, datetime]:
+    """The digest period a match at `at` belongs to, and when it is due.
+
+    Pure: hourly digests are due at the top of the next hour; daily ones at
+    the next midnight UTC (the daemon may send daily digests at a set time).
+    """
+    if digest == "hourly":
+        start = at.replace(minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m-%dT%H"), start + timedelta(hours=1)
+    if digest == "daily":
+        start = at.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start.strftime("%Y-%m-%d"), start + timedelta(days=1)
+    return None, at
+
+
+def record_matches(
+    session: Session,
+    item_id: int,
+    found: Sequence[tuple[ActiveWatchlist, WatchlistMatch]],
+    now: datetime,
+) -> int:
+    """Store the matches of one item and their outbox rows; return how many
+    matches were new."""
+    new = 0
+    for active, match in found:
+        stmt = insert_ignore(session, MatchRow, ["item_id", "watchlist_id"]).returning(MatchRow.id)
+        match_id = session.scalar(
+            stmt,
+            [
+                {
+                    "item_id": item_id,
+                    "watchlist_id": active.id,
+                    "terms": list(match.terms),
+                    "hits": [asdict(h) for h in match.hits[:50]],
+                    "snippets": list(match.snippets),
+                    "matched_at": now,
+                }
+            ],
+        )
+        if match_id is None:
+            continue  # already matched before: its outbox rows exist too
+        new += 1
+        period, due = digest_period(active.watchlist.digest, now)
+        rows = [
+            {
+                "match_id": match_id,
+                "item_id": item_id,
+                "watchlist_id": active.id,
+                "recipient_id": rid,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": due,
+                "created_at": now,
+                "digest_period": period,
+            }
+            for rid, _ in active.recipient_ids
+        ]
+        if rows:
+            session.execute(
+                insert_ignore(session, OutboxRow, ["item_id", "watchlist_id", "recipient_id"]),
+                rows,
+            )
+    return new
+
+
+def list_matches(
+    session: Session, *, watchlist: str | None = None, since: datetime | None = None,
+    limit: int | None = None,
+) -> Iterator[StoredMatch]:
+    stmt = (
+        select(MatchRow, WatchlistRow.name, ItemRow, SourceRow.name)
+        .join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
+        .join(ItemRow, ItemRow.id == MatchRow.item_id)
+        .join(SourceRow, SourceRow.id == ItemRow.source_id)
+        .order_by(MatchRow.matched_at.desc(), MatchRow.id.desc())
+    )
+    if watchlist is not None:
+        stmt = stmt.where(WatchlistRow.name == watchlist)
+    if since is not None:
+        stmt = stmt.where(MatchRow.matched_at >= since)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    for m, wl_name, item, source_name in session.execute(stmt.execution_options(yield_per=500)):
+        yield StoredMatch(
+            id=m.id,
+            watchlist=wl_name,
+            terms=tuple(m.terms),
+            snippets=tuple(m.snippets),
+            matched_at=m.matched_at,
+            item_id=item.id,
+            item_url=item.url,
+            item_title=item.title,
+            source_name=source_name,
+            published=item.published,
+            language=item.language,
+        )
