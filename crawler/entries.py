@@ -1,0 +1,93 @@
+"""From the fields of one feed entry (or article) to an Item, pure.
+
+The rules every source shares: the link is resolved against the feed URL
+and canonicalised (it is the item's identity); an entry without a usable
+link falls back to a GUID that is an http(s) URL, else it is skipped; a
+missing GUID falls back to the canonical link; a missing, invalid or
+far-future date falls back to the fetch time; text is plain text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urljoin, urlsplit
+
+from crawler.models import Item
+from crawler.normalize import (
+    canonical_url,
+    collapse_whitespace,
+    content_hash,
+    detect_language,
+    html_to_text,
+)
+
+FUTURE_TOLERANCE = timedelta(days=1)
+LANGUAGE_SAMPLE = 2000
+
+TypedText = tuple[str, bool]  # (value, is_html)
+
+
+@dataclass(frozen=True, slots=True)
+class EntryFields:
+    base: str
+    link: str | None
+    guid: str | None
+    title: TypedText
+    summary: TypedText
+    body: TypedText
+    published: datetime | None
+    feed_language: str | None = None
+
+
+def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
+    """The Item for one entry, or None when it has no usable link."""
+    url = _item_url(fields.base, fields.link) or _item_url(fields.base, _url_like(fields.guid))
+    if url is None:
+        return None
+    title = to_text(fields.title)
+    summary = to_text(fields.summary)
+    text = to_text(fields.body) or summary
+    language = detect_language(f"{title}\n{text[:LANGUAGE_SAMPLE]}") or fields.feed_language
+    return Item(
+        url=url,
+        guid=(fields.guid or "").strip() or url,
+        title=title,
+        summary=summary,
+        text=text,
+        published=sane_date(fields.published, fetched_at),
+        language=language,
+        content_hash=content_hash(title, text),
+    )
+
+
+def to_text(value: TypedText) -> str:
+    text, is_html = value
+    if not text:
+        return ""
+    return html_to_text(text) if is_html else collapse_whitespace(text)
+
+
+def sane_date(value: datetime | None, fetched_at: datetime) -> datetime:
+    """The published date, or the fetch time when missing or in the future."""
+    if value is None or value > fetched_at + FUTURE_TOLERANCE:
+        return fetched_at
+    return value
+
+
+def _url_like(guid: str | None) -> str | None:
+    if guid and guid.strip().lower().startswith(("http://", "https://")):
+        return guid.strip()
+    return None
+
+
+def _item_url(base: str, link: str | None) -> str | None:
+    if not link or not link.strip():
+        return None
+    try:
+        absolute = urljoin(base, link.strip())
+        if urlsplit(absolute).scheme not in ("http", "https"):
+            return None
+        return canonical_url(absolute)
+    except ValueError:
+        return None

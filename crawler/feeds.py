@@ -1,0 +1,246 @@
+"""Feed bytes to Items: RSS 0.9x/1.0/2.0 and Atom via feedparser, JSON Feed via json.
+
+`parse_feed` is a pure function of its arguments (bytes, str, a plain
+mapping, a datetime) returning picklable records, so it can run in a worker
+process. feedparser only ever sees a BytesIO: given a str or bytes it would
+try them as a URL or a local file name. Before it sees anything, the body is
+decoded with confirmed labels (crawler.charsets), any DOCTYPE internal
+subset is removed (feedparser's loose parser expands entities without
+bound), and the text is re-encoded as UTF-8 with a matching declaration.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import feedparser
+
+from crawler import CrawlError
+from crawler.bodies import content_type_charset
+from crawler.charsets import decode_document, xml_declared_encoding
+from crawler.entries import EntryFields, build_item
+from crawler.models import Item
+
+log = logging.getLogger(__name__)
+
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,300}?\?>")
+_JSON_FEED_VERSION = re.compile(rb'"version"\s*:\s*"https?://jsonfeed\.org/version/')
+
+
+class FeedParseError(CrawlError):
+    """The body is not a feed we can read (or is hostile)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    items: tuple[Item, ...]
+    ttl_seconds: int | None
+    title: str | None
+    skipped: int = 0
+    encoding: str | None = None
+
+
+def parse_feed(
+    body: bytes, *, url: str, headers: Mapping[str, str], fetched_at: datetime
+) -> ParsedFeed:
+    """Items of a feed; FeedParseError when the body is not a feed."""
+    if fetched_at.tzinfo is None:
+        fetched_at = fetched_at.replace(tzinfo=UTC)
+    content_type = _header(headers, "content-type")
+    if is_json_feed(body, content_type):
+        return _parse_json_feed(body, url=url, fetched_at=fetched_at)
+    decoded = decode_document(
+        body, declared=(xml_declared_encoding(body), content_type_charset(content_type))
+    )
+    text = strip_doctype(decoded.text)
+    text = _XML_DECL.sub("", text, count=1)
+    data = ('<?xml version="1.0" encoding="utf-8"?>\n' + text.lstrip()).encode("utf-8")
+    parsed = feedparser.parse(
+        io.BytesIO(data),
+        response_headers={"content-type": "application/xml; charset=utf-8"},
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+    if not parsed.get("version") and not parsed.entries:
+        reason = parsed.get("bozo_exception")
+        detail = f": {' '.join(str(reason).split())[:120]}" if reason else ""
+        raise FeedParseError(f"not a feed (RSS, Atom or JSON Feed){detail}")
+    feed_lang = _primary_language(parsed.feed.get("language"))
+    items = []
+    skipped = 0
+    for entry in parsed.entries:
+        item = build_item(_rss_fields(entry, url, feed_lang), fetched_at=fetched_at)
+        if item is None:
+            skipped += 1
+        else:
+            items.append(item)
+    if skipped:
+        log.debug("feed_entries_skipped count=%d url=%s", skipped, url)
+    return ParsedFeed(
+        items=tuple(items),
+        ttl_seconds=_ttl_seconds(parsed.feed.get("ttl")),
+        title=_plain(parsed.feed.get("title")),
+        skipped=skipped,
+        encoding=decoded.encoding,
+    )
+
+
+def strip_doctype(text: str) -> str:
+    """Remove a DOCTYPE declaration that has an internal subset; refuse a broken one.
+
+    Only the prolog is searched. Quotes inside the subset are honoured, so
+    `<!ENTITY a "]>">` cannot end it early. A DOCTYPE without an internal
+    subset declares no entities and is kept (RSS 0.91 uses one).
+    """
+    start = text.find("<!DOCTYPE", 0, 4096)
+    if start < 0:
+        start = text.upper().find("<!DOCTYPE", 0, 4096)
+    if start < 0:
+        return text
+    depth = 0
+    quote = ""
+    has_subset = False
+    for i in range(start + 9, len(text)):
+        c = text[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c == "[":
+            depth += 1
+            has_subset = True
+        elif c == "]":
+            depth -= 1
+        elif c == ">" and depth <= 0:
+            return text[:start] + text[i + 1 :] if has_subset else text
+    raise FeedParseError("unterminated DOCTYPE declaration")
+
+
+def is_json_feed(body: bytes, content_type: str = "") -> bool:
+    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not head.startswith(b"{"):
+        return False
+    return bool(_JSON_FEED_VERSION.search(head)) or "json" in content_type.lower()
+
+
+def _parse_json_feed(body: bytes, *, url: str, fetched_at: datetime) -> ParsedFeed:
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError) as e:
+        raise FeedParseError(f"invalid JSON Feed: {type(e).__name__}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        raise FeedParseError("invalid JSON Feed: no items list")
+    feed_lang = _primary_language(doc.get("language"))
+    items = []
+    skipped = 0
+    for raw in doc["items"]:
+        fields = _json_fields(raw, url, feed_lang) if isinstance(raw, dict) else None
+        item = build_item(fields, fetched_at=fetched_at) if fields else None
+        if item is None:
+            skipped += 1
+        else:
+            items.append(item)
+    title = doc.get("title")
+    return ParsedFeed(
+        items=tuple(items),
+        ttl_seconds=None,
+        title=title.strip() if isinstance(title, str) else None,
+        skipped=skipped,
+        encoding="utf-8",
+    )
+
+
+def _rss_fields(entry: Any, base: str, feed_lang: str | None) -> EntryFields:
+    content = entry.get("content") or []
+    best = max(content, key=lambda c: len(c.get("value") or ""), default=None)
+    return EntryFields(
+        base=base,
+        link=entry.get("link"),
+        guid=entry.get("id"),
+        title=_typed(entry.get("title"), entry.get("title_detail")),
+        summary=_typed(entry.get("summary"), entry.get("summary_detail")),
+        body=_typed(best.get("value"), best) if best else ("", False),
+        published=_struct_time(entry.get("published_parsed"))
+        or _struct_time(entry.get("updated_parsed"))
+        or _struct_time(entry.get("created_parsed")),
+        feed_language=feed_lang,
+    )
+
+
+def _json_fields(raw: dict[str, Any], base: str, feed_lang: str | None) -> EntryFields:
+    def text(key: str) -> str:
+        value = raw.get(key)
+        return value if isinstance(value, str) else ""
+
+    html_body = text("content_html")
+    return EntryFields(
+        base=base,
+        link=text("url") or text("external_url") or None,
+        guid=str(raw["id"]) if isinstance(raw.get("id"), str | int) else None,
+        title=(text("title"), False),
+        summary=(text("summary"), False),
+        body=(html_body, True) if html_body else (text("content_text"), False),
+        published=_iso_date(text("date_published")) or _iso_date(text("date_modified")),
+        feed_language=_primary_language(raw.get("language")) or feed_lang,
+    )
+
+
+def _typed(value: Any, detail: Any) -> tuple[str, bool]:
+    """(text, is_html) from a feedparser value and its *_detail type."""
+    if not isinstance(value, str):
+        return "", False
+    kind = (detail or {}).get("type", "text/html") if isinstance(detail, dict) else "text/html"
+    return value, "html" in str(kind)
+
+
+def _struct_time(value: Any) -> datetime | None:
+    try:
+        if not value:
+            return None
+        year, month, day, hour, minute, second = (int(v) for v in value[:6])
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _iso_date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _ttl_seconds(value: Any) -> int | None:
+    try:
+        minutes = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return minutes * 60 if 0 < minutes <= 7 * 24 * 60 else None
+
+
+def _primary_language(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    primary = value.strip().lower().replace("_", "-").split("-", 1)[0]
+    return primary if len(primary) == 2 and primary.isalpha() else None
+
+
+def _plain(value: Any) -> str | None:
+    return " ".join(value.split()) or None if isinstance(value, str) else None
+
+
+def _header(headers: Mapping[str, str], name: str) -> str:
+    value = headers.get(name) or headers.get(name.title())
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == name), "")
+    return value

@@ -1,0 +1,280 @@
+"""Pure normalisation: canonical URLs, HTML to plain text, content hashes, language.
+
+No I/O and no clock. The canonical URL is the identity of an item across
+sources, so `canonical_url` must be deterministic and idempotent
+(`canonical_url(canonical_url(u)) == canonical_url(u)`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import unicodedata
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import lxml.etree  # type: ignore[import-untyped]
+import lxml.html  # type: ignore[import-untyped]
+from w3lib.url import canonicalize_url
+
+# Query parameters that identify a campaign or a click, never the content.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "yclid",
+        "mc_cid",
+        "mc_eid",
+        "_ga",
+        "_gl",
+        "ref_src",
+        "ref_url",
+        "igshid",
+        "mkt_tok",
+        "_hsenc",
+        "_hsmi",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "__twitter_impression",
+        "cmpid",
+        "ito",
+        "icid",
+    }
+)
+TRACKING_PREFIXES = ("utm_",)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def canonical_url(url: str) -> str:
+    """The identity of a URL: tracking parameters and fragment dropped, host normalised.
+
+    Scheme and host are lower-cased, the host IDNA-encoded, default ports and
+    the fragment dropped; the remaining query parameters are sorted (blank
+    values kept) and percent-encoding normalised; the path keeps its case.
+    Raises ValueError for a URL that cannot be parsed.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    query = [
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)
+    ]
+    rebuilt = urlunsplit((scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+    canon = urlsplit(canonicalize_url(rebuilt, keep_blank_values=True))
+    host = (canon.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = canon.port  # raises ValueError for a port out of range
+    netloc = host if port is None or DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    if canon.username is not None:
+        userinfo = canon.username + (f":{canon.password}" if canon.password is not None else "")
+        netloc = f"{userinfo}@{netloc}"
+    return urlunsplit((scheme, netloc, canon.path or "/", canon.query, ""))
+
+
+def _is_tracking(key: str) -> bool:
+    lowered = key.lower()
+    return lowered in TRACKING_PARAMS or lowered.startswith(TRACKING_PREFIXES)
+
+
+# --- HTML to text ------------------------------------------------------------
+
+_SKIPPED = frozenset(
+    {"script", "style", "noscript", "template", "head", "svg", "math", "iframe", "object"}
+)
+_BLOCKS = frozenset(
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "summary",
+        "table",
+        "tbody",
+        "thead",
+        "tfoot",
+        "tr",
+        "td",
+        "th",
+        "ul",
+        "body",
+        "html",
+        "caption",
+        "title",
+    ]
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[^\S\n]+")
+_NEWLINES = re.compile(r"\s*\n\s*")
+_MARKUP_HINT = re.compile(r"[<&]")
+_parser_local = threading.local()
+
+
+def _html_parser() -> lxml.html.HTMLParser:
+    # lxml parsers are not thread-safe; one per thread keeps html_to_text usable there.
+    parser: lxml.html.HTMLParser | None = getattr(_parser_local, "parser", None)
+    if parser is None:
+        parser = lxml.html.HTMLParser(
+            encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True
+        )
+        _parser_local.parser = parser
+    return parser
+
+
+def html_to_text(html: str) -> str:
+    """Plain text of an HTML fragment or document.
+
+    Scripts, styles and comments are dropped, entities decoded, block elements
+    become line breaks, runs of spaces collapse to one and blank lines vanish.
+    libxml2's recovering parser bounds the work on hostile input (nesting is
+    capped, no network, no entity expansion beyond HTML's own).
+    """
+    cleaned = _CONTROL.sub("", html)
+    if not _MARKUP_HINT.search(cleaned):
+        return collapse_whitespace(cleaned)
+    try:
+        root = lxml.etree.fromstring(cleaned.encode("utf-8", "replace"), _html_parser())
+    except (lxml.etree.ParserError, ValueError):
+        return ""
+    if root is None:
+        return ""
+    lxml.etree.strip_elements(root, *_SKIPPED, with_tail=False)
+    for element in root.iter(*_BLOCKS):
+        element.text = "\n" + (element.text or "")
+        element.tail = "\n" + (element.tail or "")
+    text = lxml.etree.tostring(root, method="text", encoding="unicode")
+    return collapse_whitespace(text)
+
+
+def collapse_whitespace(text: str) -> str:
+    """Spaces collapse to one, lines are stripped, blank lines dropped."""
+    text = _SPACES.sub(" ", text.replace("\r", "\n").replace("\xa0", " "))
+    return _NEWLINES.sub("\n", text).strip()
+
+
+def content_hash(title: str, text: str) -> str:
+    """sha256 hex of the NFKC-normalised, whitespace-collapsed title and text.
+
+    Two copies of one article that differ only in markup, spacing or Unicode
+    compatibility forms hash the same.
+    """
+    norm = unicodedata.normalize("NFKC", f"{title}\n{text}")
+    return hashlib.sha256(collapse_whitespace(norm).encode("utf-8")).hexdigest()
+
+
+# --- language ----------------------------------------------------------------
+
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
+_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
+_LETTER = re.compile(r"[^\W\d_]")
+_CYRILLIC_LANGS = ("ru", "uk", "be", "bg", "sr", "mk", "kk")
+_LATIN_LANGS = [
+    "en",
+    "fr",
+    "de",
+    "es",
+    "it",
+    "pt",
+    "nl",
+    "pl",
+    "cs",
+    "sk",
+    "sl",
+    "hr",
+    "tr",
+    "ro",
+    "hu",
+    "sv",
+    "da",
+    "no",
+    "fi",
+    "et",
+    "lv",
+    "lt",
+    "id",
+    "ms",
+    "vi",
+    "tl",
+    "ca",
+    "eu",
+    "gl",
+    "af",
+]
+_OTHER_LANGS = ("ar", "fa", "he", "el", "hi", "th", "ka", "hy", "ur")
+MIN_LETTERS = 12
+MIN_CJK = 2
+_identifiers: dict[str, Any] = {}
+_identifiers_lock = threading.Lock()
+
+
+def detect_language(text: str) -> str | None:
+    """ISO 639-1 code of the text's language, or None when there is too little text.
+
+    Scripts decide first, because statistical models are unreliable on short
+    CJK text: Hangul means ko, any Kana means ja, Han means zh. Otherwise
+    py3langid decides among the languages of the dominant script only.
+    """
+    sample = text[:4000]
+    hangul, kana, han = (len(p.findall(sample)) for p in (_HANGUL, _KANA, _HAN))
+    cjk = hangul + kana + han
+    if cjk >= MIN_CJK:
+        if hangul >= max(kana, han) / 2 and hangul >= MIN_CJK:
+            return "ko"
+        if kana >= MIN_CJK:
+            return "ja"
+        if han >= MIN_CJK:
+            return "zh"
+    letters = len(_LETTER.findall(sample))
+    if letters - cjk < MIN_LETTERS:
+        return None
+    cyrillic = len(_CYRILLIC.findall(sample))
+    group = "cyrillic" if cyrillic * 2 > letters else "other"
+    lang, _score = _identifier(group).classify(sample)
+    return str(lang)
+
+
+def _identifier(group: str) -> Any:
+    with _identifiers_lock:
+        ident = _identifiers.get(group)
+        if ident is None:
+            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+            ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+            langs = _CYRILLIC_LANGS if group == "cyrillic" else (*_LATIN_LANGS, *_OTHER_LANGS)
+            ident.set_languages(list(langs))
+            _identifiers[group] = ident
+        return ident
