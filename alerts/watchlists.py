@@ -326,7 +326,7 @@ def _rule_to_yaml(rule: Rule) -> Any:
 
 
 def _recipient_to_yaml(r: Recipient) -> dict[str, str]:
-    out = {r.channel: r.target}
+    out: dict[str, str] = {r.channel: r.target}
     if r.secret is not None:
         out["secret"] = r.secret
     return out

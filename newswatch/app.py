@@ -36,7 +36,9 @@ class App:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utcnow
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    owner: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}")
+    owner: str = field(
+        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    )
 
     @classmethod
     def build(

@@ -24,8 +24,9 @@ class BackfillReport:
     sample: list[tuple[str, str]] = field(default_factory=list)
 
 
-def backfill(app: App, name: str, *, since: datetime, dry_run: bool,
-             sample_size: int = 10) -> BackfillReport:
+def backfill(
+    app: App, name: str, *, since: datetime, dry_run: bool, sample_size: int = 10
+) -> BackfillReport:
     """Match items fetched since `since` against `name`; record new matches
     (each batch in its own transaction) unless `dry_run`."""
     report = BackfillReport()
@@ -47,8 +48,11 @@ def backfill(app: App, name: str, *, since: datetime, dry_run: bool,
                 ids = [st.id for st, _ in hits]
                 if ids:
                     with app.transaction() as s:
-                        known = s.scalar(select(func.count()).select_from(MatchRow).where(
-                            MatchRow.watchlist_id == active.id, MatchRow.item_id.in_(ids)))
+                        known = s.scalar(
+                            select(func.count())
+                            .select_from(MatchRow)
+                            .where(MatchRow.watchlist_id == active.id, MatchRow.item_id.in_(ids))
+                        )
                     report.new += len(ids) - int(known or 0)
                 continue
             with app.transaction() as s:
@@ -63,5 +67,11 @@ def _outbox_count(session: object, watchlist_id: int) -> int:
     from sqlalchemy.orm import Session
 
     assert isinstance(session, Session)
-    return int(session.scalar(select(func.count()).select_from(OutboxRow)
-                              .where(OutboxRow.watchlist_id == watchlist_id)) or 0)
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(OutboxRow)
+            .where(OutboxRow.watchlist_id == watchlist_id)
+        )
+        or 0
+    )

@@ -14,7 +14,9 @@ from newswatch.cli_common import get_app, one_line
 
 def crawl(
     ctx: typer.Context,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Only this source (repeatable).")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
+    ] = None,
 ) -> None:
     """Poll every enabled source now, store new items, match them, deliver the alerts, exit."""
     from newswatch.logs import setup_logging
@@ -23,11 +25,14 @@ def crawl(
     a = get_app(ctx)
     setup_logging(a.settings.log_format, verbose=False)
     progress = _Progress() if sys.stderr.isatty() else None
-    report = asyncio.run(run_crawl(
-        a, names=source or None,
-        on_start=progress.start if progress else None,
-        on_done=progress.advance if progress else None,
-    ))
+    report = asyncio.run(
+        run_crawl(
+            a,
+            names=source or None,
+            on_start=progress.start if progress else None,
+            on_done=progress.advance if progress else None,
+        )
+    )
     if progress:
         progress.stop()
     for name, error in report.failed:

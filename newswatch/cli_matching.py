@@ -44,10 +44,12 @@ def print_match(m: WatchlistMatch, text: str, tty: bool) -> None:
     print(f"{m.watchlist}: matched {', '.join(m.terms)}")
     for h in m.hits[:20]:
         spelling = f" as {h.spelling!r}" if h.spelling != h.rule else ""
-        around = norm[max(0, h.start - 60): h.end + 60].replace("\n", " ")
+        around = norm[max(0, h.start - 60) : h.end + 60].replace("\n", " ")
         shift = min(60, h.start)
-        print(f"  {h.rule}{spelling} at {h.start}-{h.end}: "
-              f"…{_highlight(around, [(shift, shift + h.end - h.start)], tty)}…")
+        print(
+            f"  {h.rule}{spelling} at {h.start}-{h.end}: "
+            f"…{_highlight(around, [(shift, shift + h.end - h.start)], tty)}…"
+        )
     for snip in m.snippets:
         print(f"  snippet: {snip}")
 
@@ -84,13 +86,21 @@ def matches(
     with a.transaction() as s:
         if watchlist is not None:
             get_watchlist(s, watchlist)
-        found = list_matches(s, watchlist=watchlist,
-                             since=a.now() - delta if delta else None)
+        found = list_matches(s, watchlist=watchlist, since=a.now() - delta if delta else None)
         if json:
             print_jsonl(match_json(m) for m in found)
             return
-        rows = [[iso(m.matched_at), m.watchlist, ", ".join(m.terms), m.source_name,
-                 one_line(m.item_title, 70), m.item_url] for m in found]
+        rows = [
+            [
+                iso(m.matched_at),
+                m.watchlist,
+                ", ".join(m.terms),
+                m.source_name,
+                one_line(m.item_title, 70),
+                m.item_url,
+            ]
+            for m in found
+        ]
     print_table(["matched", "watchlist", "terms", "source", "title", "url"], rows)
 
 
@@ -102,8 +112,13 @@ def match_json(m: object) -> dict[str, object]:
     return {
         "watchlist": m.watchlist,
         "terms": list(m.terms),
-        "item": {"url": m.item_url, "title": m.item_title, "source": m.source_name,
-                 "published": m.published, "language": m.language},
+        "item": {
+            "url": m.item_url,
+            "title": m.item_title,
+            "source": m.source_name,
+            "published": m.published,
+            "language": m.language,
+        },
         "snippets": list(m.snippets),
         "matched_at": m.matched_at,
     }
@@ -113,7 +128,9 @@ def backfill(
     ctx: typer.Context,
     watchlist: Annotated[str, typer.Option("--watchlist", "-w", help="Watchlist name.")],
     since: Annotated[str, typer.Option(help="Items fetched within this period.")] = "30d",
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count and show a sample.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only count and show a sample.")
+    ] = False,
 ) -> None:
     """Match stored items against a watchlist now and record new matches (and their alerts)."""
     from newswatch.backfill import backfill as run
@@ -123,8 +140,10 @@ def backfill(
     assert delta is not None
     report = run(a, watchlist, since=a.now() - delta, dry_run=dry_run)
     verb = "would match" if dry_run else "matched"
-    print(f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "
-          f"{report.new} new" + ("" if dry_run else f", {report.alerts} alerts queued"))
+    print(
+        f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "
+        f"{report.new} new" + ("" if dry_run else f", {report.alerts} alerts queued")
+    )
     for title, url in report.sample:
         print(f"  {one_line(title, 80)}  {url}")
 

@@ -50,8 +50,15 @@ def add(
     if kind is None:
         kind, url, note = _detect(a, url)
     with a.transaction() as s:
-        src = repo.add_source(s, name=name, url=url, kind=kind,  # type: ignore[arg-type]
-                              every_seconds=seconds, links_css=links, now=a.now())
+        src = repo.add_source(
+            s,
+            name=name,
+            url=url,
+            kind=kind,  # type: ignore[arg-type]
+            every_seconds=seconds,
+            links_css=links,
+            now=a.now(),
+        )
     print(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
 
 
@@ -75,8 +82,10 @@ def _detect(a: object, url: str) -> tuple[str | None, str, str]:
     try:
         return asyncio.run(run())
     except CrawlError as e:
-        print(f"newswatch: warning: could not detect the kind now: {one_line(str(e))}",
-              file=sys.stderr)
+        print(
+            f"newswatch: warning: could not detect the kind now: {one_line(str(e))}",
+            file=sys.stderr,
+        )
         return None, url, ""
 
 
@@ -91,10 +100,17 @@ def list_(
     if json:
         print_jsonl(
             {
-                "name": x.name, "url": x.url, "kind": x.kind, "every": format_duration(x.every_seconds),
-                "links": x.links_css, "enabled": x.enabled, "last_success": x.last_success_at,
-                "last_polled": x.last_polled_at, "next_poll": x.next_poll_at,
-                "last_error": x.last_error, "consecutive_failures": x.consecutive_failures,
+                "name": x.name,
+                "url": x.url,
+                "kind": x.kind,
+                "every": format_duration(x.every_seconds),
+                "links": x.links_css,
+                "enabled": x.enabled,
+                "last_success": x.last_success_at,
+                "last_polled": x.last_polled_at,
+                "next_poll": x.next_poll_at,
+                "last_error": x.last_error,
+                "consecutive_failures": x.consecutive_failures,
                 "items": x.items_count,
             }
             for x in sources
@@ -103,9 +119,16 @@ def list_(
     print_table(
         ["name", "kind", "every", "items", "last success", "failures", "last error", "url"],
         [
-            [x.name, x.kind or "?", format_duration(x.every_seconds), str(x.items_count),
-             iso(x.last_success_at), str(x.consecutive_failures),
-             one_line(x.last_error or "-", 60), x.url]
+            [
+                x.name,
+                x.kind or "?",
+                format_duration(x.every_seconds),
+                str(x.items_count),
+                iso(x.last_success_at),
+                str(x.consecutive_failures),
+                one_line(x.last_error or "-", 60),
+                x.url,
+            ]
             for x in sources
         ],
     )
@@ -145,13 +168,25 @@ def import_(ctx: typer.Context, file: Path) -> None:
     added = updated = 0
     with a.transaction() as s:
         for spec in specs:
-            if repo.update_source(s, spec.name, url=spec.url, kind=spec.kind,
-                                  every_seconds=spec.every_seconds, links_css=spec.links_css):
+            if repo.update_source(
+                s,
+                spec.name,
+                url=spec.url,
+                kind=spec.kind,
+                every_seconds=spec.every_seconds,
+                links_css=spec.links_css,
+            ):
                 updated += 1
             else:
-                repo.add_source(s, name=spec.name, url=spec.url, kind=spec.kind,  # type: ignore[arg-type]
-                                every_seconds=spec.every_seconds, links_css=spec.links_css,
-                                now=a.now())
+                repo.add_source(
+                    s,
+                    name=spec.name,
+                    url=spec.url,
+                    kind=spec.kind,  # type: ignore[arg-type]
+                    every_seconds=spec.every_seconds,
+                    links_css=spec.links_css,
+                    now=a.now(),
+                )
                 added += 1
     print(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
 
@@ -166,6 +201,8 @@ def export(
         raise UsageProblem("--format must be opml or yaml")
     a = get_app(ctx)
     with a.transaction() as s:
-        specs = [SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css)
-                 for x in repo.list_sources(s)]
+        specs = [
+            SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css)
+            for x in repo.list_sources(s)
+        ]
     sys.stdout.write(dump_opml(specs) if format == "opml" else dump_yaml(specs))

@@ -65,8 +65,14 @@ def list_(
     print_table(
         ["name", "rules", "exclude", "languages", "recipients", "digest"],
         [
-            [w.name, str(len(w.rules)), str(len(w.exclude)), ",".join(w.languages) or "any",
-             str(len(w.notify)), w.digest]
+            [
+                w.name,
+                str(len(w.rules)),
+                str(len(w.exclude)),
+                ",".join(w.languages) or "any",
+                str(len(w.notify)),
+                w.digest,
+            ]
             for w in found
         ],
     )
@@ -76,7 +82,9 @@ def masked(w: Watchlist) -> Watchlist:
     """The watchlist with webhook URLs and secrets masked (emails are not secrets)."""
 
     def mask(r: Recipient) -> Recipient:
-        target = r.target if r.channel == "email" or r.target.startswith("${") else mask_secret(r.target)
+        target = (
+            r.target if r.channel == "email" or r.target.startswith("${") else mask_secret(r.target)
+        )
         secret = None if r.secret is None else (r.secret if r.secret.startswith("${") else "***")
         return Recipient(r.channel, target, secret)
 

@@ -81,7 +81,9 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def load_settings(config_file: str | Path | None = None, env: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    config_file: str | Path | None = None, env: dict[str, str] | None = None
+) -> Settings:
     """Read the configuration once; raise ConfigError with a one-line message."""
     import os
 

@@ -50,8 +50,10 @@ class CompiledWatchlists:
 
     @classmethod
     def build(cls, actives: Sequence[ActiveWatchlist]) -> CompiledWatchlists:
-        return cls(compile_watchlists([a.watchlist for a in actives]),
-                   {a.watchlist.name: a for a in actives})
+        return cls(
+            compile_watchlists([a.watchlist for a in actives]),
+            {a.watchlist.name: a for a in actives},
+        )
 
 
 def document(item: Item) -> Document:
@@ -64,11 +66,16 @@ def load_watchlists(app: App) -> CompiledWatchlists:
 
 
 def poll_policy(app: App) -> PollPolicy:
-    return PollPolicy(min_interval=app.settings.min_interval, max_interval=app.settings.max_interval)
+    return PollPolicy(
+        min_interval=app.settings.min_interval, max_interval=app.settings.max_interval
+    )
 
 
 def save_outcome(
-    app: App, source: Source, outcome: PollOutcome, compiled: CompiledWatchlists,
+    app: App,
+    source: Source,
+    outcome: PollOutcome,
+    compiled: CompiledWatchlists,
     rng: random.Random,
 ) -> tuple[int, int]:
     """Persist one poll (see the module docstring); return (new items, new matches)."""
@@ -82,10 +89,16 @@ def save_outcome(
             pairs = [(compiled.by_name[m.watchlist], m) for m in found]
             if pairs:
                 new_matches += record_matches(s, item_id, pairs, now)
-        interval = next_interval(source, outcome, len(new), poll_policy(app),
-                                 source.current_interval_seconds)
-        source_repo.record_poll(s, outcome, now=now, interval=interval,
-                                next_poll_at=next_poll_at(interval, now, poll_policy(app), rng))
+        interval = next_interval(
+            source, outcome, len(new), poll_policy(app), source.current_interval_seconds
+        )
+        source_repo.record_poll(
+            s,
+            outcome,
+            now=now,
+            interval=interval,
+            next_poll_at=next_poll_at(interval, now, poll_policy(app), rng),
+        )
         if outcome.seen_links:
             source_repo.add_seen_links(s, source.id, outcome.seen_links, now)
     return len(new), new_matches
@@ -100,14 +113,23 @@ def claim(app: App, *, names: Sequence[str] | None, due_only: bool, limit: int) 
             if missing:
                 raise source_repo.SourceNotFound(f"no source named {missing[0]!r}")
         return source_repo.claim_due_sources(
-            s, now=app.now(), owner=app.owner, lease=lease, limit=limit, names=names,
+            s,
+            now=app.now(),
+            owner=app.owner,
+            lease=lease,
+            limit=limit,
+            names=names,
             due_only=due_only,
         )
 
 
 async def poll_and_save(
-    app: App, client: object, sources: Sequence[Source], compiled: CompiledWatchlists,
-    report: CrawlReport, on_done: Callable[[Source, PollOutcome], None] | None = None,
+    app: App,
+    client: object,
+    sources: Sequence[Source],
+    compiled: CompiledWatchlists,
+    report: CrawlReport,
+    on_done: Callable[[Source, PollOutcome], None] | None = None,
 ) -> None:
     """Poll sources concurrently (the client bounds requests in flight) and
     save each outcome as soon as it arrives."""
@@ -133,15 +155,22 @@ async def poll_and_save(
             report.not_modified += 1
         else:
             report.polled += 1
-        log.info("polled source=%s status=%s new_items=%d matches=%d%s", src.name,
-                 outcome.status, new_items, new_matches,
-                 f" error={outcome.error!r}" if outcome.error else "")
+        log.info(
+            "polled source=%s status=%s new_items=%d matches=%d%s",
+            src.name,
+            outcome.status,
+            new_items,
+            new_matches,
+            f" error={outcome.error!r}" if outcome.error else "",
+        )
         if on_done is not None:
             on_done(src, outcome)
 
 
 async def crawl(
-    app: App, *, names: Sequence[str] | None = None,
+    app: App,
+    *,
+    names: Sequence[str] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[Source, PollOutcome], None] | None = None,
 ) -> CrawlReport:

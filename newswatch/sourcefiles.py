@@ -72,8 +72,9 @@ def check_kind(kind: str | None) -> str | None:
     return kind
 
 
-def _spec(name: str | None, url: str, kind: str | None, every: str | int | None,
-          links: str | None) -> SourceSpec:
+def _spec(
+    name: str | None, url: str, kind: str | None, every: str | int | None, links: str | None
+) -> SourceSpec:
     url = check_url(url)
     try:
         seconds = DEFAULT_EVERY if every in (None, "") else parse_duration(str(every))
@@ -89,8 +90,9 @@ def _spec(name: str | None, url: str, kind: str | None, every: str | int | None,
 
 
 def parse_opml(data: bytes) -> list[SourceSpec]:
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
-                             load_dtd=False)
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
+    )
     try:
         root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as e:
@@ -131,8 +133,15 @@ def parse_yaml(text: str) -> list[SourceSpec]:
         if unknown:
             raise SourceFileError(f"source {i}: unknown key {sorted(unknown)[0]!r}")
         try:
-            specs.append(_spec(entry.get("name"), str(entry["url"]), entry.get("kind"),
-                               entry.get("every"), entry.get("links")))
+            specs.append(
+                _spec(
+                    entry.get("name"),
+                    str(entry["url"]),
+                    entry.get("kind"),
+                    entry.get("every"),
+                    entry.get("links"),
+                )
+            )
         except SourceFileError as e:
             raise SourceFileError(f"source {i}: {e}") from e
     return _unique(specs)
@@ -177,4 +186,5 @@ def dump_opml(specs: list[SourceSpec], title: str = "newswatch sources") -> str:
         if s.links_css:
             attrs["links"] = s.links_css
         etree.SubElement(body, "outline", attrs)
-    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8").decode()
+    data: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
+    return data.decode()

@@ -50,16 +50,14 @@ def record_matches(
         stmt = insert_ignore(session, MatchRow, ["item_id", "watchlist_id"]).returning(MatchRow.id)
         match_id = session.scalar(
             stmt,
-            [
-                {
-                    "item_id": item_id,
-                    "watchlist_id": active.id,
-                    "terms": list(match.terms),
-                    "hits": [asdict(h) for h in match.hits[:50]],
-                    "snippets": list(match.snippets),
-                    "matched_at": now,
-                }
-            ],
+            {
+                "item_id": item_id,
+                "watchlist_id": active.id,
+                "terms": list(match.terms),
+                "hits": [asdict(h) for h in match.hits[:50]],
+                "snippets": list(match.snippets),
+                "matched_at": now,
+            },
         )
         if match_id is None:
             continue  # already matched before: its outbox rows exist too
@@ -88,7 +86,10 @@ def record_matches(
 
 
 def list_matches(
-    session: Session, *, watchlist: str | None = None, since: datetime | None = None,
+    session: Session,
+    *,
+    watchlist: str | None = None,
+    since: datetime | None = None,
     limit: int | None = None,
 ) -> Iterator[StoredMatch]:
     stmt = (

@@ -193,7 +193,9 @@ def release_lease(session: Session, source_id: int, owner: str) -> None:
 
 
 def seen_links(session: Session, source_id: int) -> frozenset[str]:
-    return frozenset(session.scalars(select(PageLinkRow.url).where(PageLinkRow.source_id == source_id)))
+    return frozenset(
+        session.scalars(select(PageLinkRow.url).where(PageLinkRow.source_id == source_id))
+    )
 
 
 def add_seen_links(session: Session, source_id: int, links: Sequence[str], now: datetime) -> None:
@@ -205,7 +207,12 @@ def add_seen_links(session: Session, source_id: int, links: Sequence[str], now: 
 
 
 def update_source(
-    session: Session, name: str, *, url: str, kind: str | None, every_seconds: int,
+    session: Session,
+    name: str,
+    *,
+    url: str,
+    kind: str | None,
+    every_seconds: int,
     links_css: str | None,
 ) -> bool:
     """Update the settings of the source named `name`; False if there is none."""

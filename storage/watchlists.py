@@ -53,19 +53,36 @@ def _rule_rows(watchlist_id: int, rules: Sequence[Rule]) -> list[RuleRow]:
     rows = []
     for pos, rule in enumerate(rules):
         if isinstance(rule, Query):
-            rows.append(RuleRow(watchlist_id=watchlist_id, position=pos, kind="query",
-                                text=rule.query, aliases=[], case_sensitive=rule.case_sensitive))
+            rows.append(
+                RuleRow(
+                    watchlist_id=watchlist_id,
+                    position=pos,
+                    kind="query",
+                    text=rule.query,
+                    aliases=[],
+                    case_sensitive=rule.case_sensitive,
+                )
+            )
         else:
-            rows.append(RuleRow(watchlist_id=watchlist_id, position=pos, kind="term",
-                                text=rule.term, aliases=list(rule.aliases),
-                                case_sensitive=rule.case_sensitive))
+            rows.append(
+                RuleRow(
+                    watchlist_id=watchlist_id,
+                    position=pos,
+                    kind="term",
+                    text=rule.term,
+                    aliases=list(rule.aliases),
+                    case_sensitive=rule.case_sensitive,
+                )
+            )
     return rows
 
 
 def _sync_recipients(session: Session, watchlist_id: int, notify: Sequence[Recipient]) -> None:
     existing = {
         (r.channel, r.target): r
-        for r in session.scalars(select(RecipientRow).where(RecipientRow.watchlist_id == watchlist_id))
+        for r in session.scalars(
+            select(RecipientRow).where(RecipientRow.watchlist_id == watchlist_id)
+        )
     }
     for r in existing.values():
         r.active = False
@@ -119,7 +136,9 @@ def _load(session: Session, rows: Sequence[WatchlistRow]) -> list[ActiveWatchlis
     return out
 
 
-def active_watchlists(session: Session, names: Sequence[str] | None = None) -> list[ActiveWatchlist]:
+def active_watchlists(
+    session: Session, names: Sequence[str] | None = None
+) -> list[ActiveWatchlist]:
     stmt = select(WatchlistRow).where(WatchlistRow.removed_at.is_(None)).order_by(WatchlistRow.name)
     if names is not None:
         stmt = stmt.where(WatchlistRow.name.in_(list(names)))

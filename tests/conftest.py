@@ -22,8 +22,14 @@ from storage.db import make_engine, session_factory, upgrade
 from storage.tables import Base
 from tests.support.httpserver import LocalHTTPServer
 
-BACKENDS = [b.strip() for b in os.environ.get("NEWSWATCH_TEST_BACKENDS", "sqlite,postgres").split(",") if b.strip()]
-PG_ADMIN = os.environ.get("NEWSWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BACKENDS = [
+    b.strip()
+    for b in os.environ.get("NEWSWATCH_TEST_BACKENDS", "sqlite,postgres").split(",")
+    if b.strip()
+]
+PG_ADMIN = os.environ.get(
+    "NEWSWATCH_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 
 
 @dataclass
@@ -51,7 +57,9 @@ def _pg_database(tmp_name: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def _databases(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Iterator[dict[str, Database]]:
+def _databases(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[dict[str, Database]]:
     dbs: dict[str, Database] = {}
     cleanups = []
     for backend in BACKENDS:

@@ -1,0 +1,45 @@
+# One command to set up and run the main job on SQLite:   make run
+# One command to set up and run the tests:                 make test
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+PYTHON ?= python3
+
+.PHONY: install run test lint check format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	touch $@
+
+install: $(VENV)/.installed
+
+# The main job on the embedded default (a SQLite file newswatch.db here):
+# create the schema, load the starter sources and watchlists, crawl once.
+run: install
+	$(BIN)/newswatch init
+	$(BIN)/newswatch source import examples/sources.opml
+	$(BIN)/newswatch watchlist import examples/watchlists.yaml
+	$(BIN)/newswatch crawl
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# The suite runs every database test on SQLite and on PostgreSQL
+# (NEWSWATCH_TEST_POSTGRES, default postgres@127.0.0.1:5432; a throwaway
+# database per run). NEWSWATCH_TEST_BACKENDS=sqlite runs SQLite only.
+test: lint
+	$(PY) -m pytest -n 2 -q
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

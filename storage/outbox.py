@@ -1,0 +1,372 @@
+"""Outbox queries: claim due alerts under a lease, record what became of them.
+
+Invariants:
+- a row is delivered only by the holder of its unexpired lease. Claiming locks
+  candidate rows with FOR UPDATE SKIP LOCKED on Postgres (replicas never block
+  or double-claim); on SQLite the transaction's write lock serialises claimers.
+  The lease is set with a guarded UPDATE (`lease free`), so even without row
+  locks two claimers cannot both take a row.
+- every state change after a send is guarded by `lease_owner = owner`, so a
+  deliverer whose lease expired cannot overwrite what the new holder did.
+- rows are never deleted: pending -> sent, pending -> failed, failed -> pending.
+- the rows of one digest (watchlist, recipient, period) are claimed together
+  or not at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from alerts.models import StoredMatch
+from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow
+
+STATUSES = ("pending", "sent", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRef:
+    id: int
+    watchlist_id: int
+    channel: str  # email | slack | webhook
+    target: str  # possibly "${NAME}"
+    secret: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedAlert:
+    id: int
+    attempts: int
+    match: StoredMatch
+    highlights: tuple[str, ...]  # the spellings found, for highlighting
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedBatch:
+    """What one send delivers: one alert, or every alert of one digest."""
+
+    recipient: RecipientRef
+    watchlist_id: int
+    watchlist: str
+    digest_period: str | None
+    alerts: tuple[ClaimedAlert, ...]
+
+    @property
+    def ids(self) -> list[int]:
+        return [a.id for a in self.alerts]
+
+    @property
+    def attempts(self) -> int:
+        return max(a.attempts for a in self.alerts)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertListing:
+    id: int
+    status: str
+    watchlist: str
+    channel: str
+    target: str
+    item_title: str
+    item_url: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    sent_at: datetime | None
+    created_at: datetime
+    digest_period: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogCounts:
+    pending: int
+    due: int  # pending and due now
+    sent: int
+    failed: int
+
+
+def _lease_free(now: datetime) -> Any:
+    return or_(OutboxRow.lease_until.is_(None), OutboxRow.lease_until < now)
+
+
+def _due(now: datetime, exclude: Collection[int]) -> list[Any]:
+    cond = [OutboxRow.status == "pending", OutboxRow.next_attempt_at <= now]
+    if exclude:
+        cond.append(OutboxRow.recipient_id.not_in(list(exclude)))
+    return cond
+
+
+def _locked(session: Session, stmt: Select[Any]) -> Select[Any]:
+    if session.get_bind().dialect.name == "postgresql":
+        return stmt.with_for_update(skip_locked=True, of=OutboxRow)
+    return stmt
+
+
+def pending_recipients(session: Session) -> list[RecipientRef]:
+    """Recipients that have pending alerts (to check their configuration once)."""
+    owed = select(OutboxRow.recipient_id).where(OutboxRow.status == "pending")
+    rows = session.scalars(select(RecipientRow).where(RecipientRow.id.in_(owed)))
+    return [RecipientRef(r.id, r.watchlist_id, r.channel, r.target, r.secret) for r in rows]
+
+
+def note_waiting(session: Session, recipient_ids: Collection[int], error: str) -> int:
+    """Record why pending rows cannot be sent yet (missing configuration), without
+    counting an attempt or delaying them: they go as soon as the configuration is
+    there. Writes only rows whose note changes; returns how many rows wait."""
+    if not recipient_ids:
+        return 0
+    mine = [OutboxRow.status == "pending", OutboxRow.recipient_id.in_(list(recipient_ids))]
+    session.execute(
+        update(OutboxRow)
+        .where(*mine, or_(OutboxRow.last_error.is_(None), OutboxRow.last_error != error))
+        .values(last_error=error)
+    )
+    return int(session.scalar(select(func.count()).select_from(OutboxRow).where(*mine)) or 0)
+
+
+def claim_due(
+    session: Session,
+    *,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    limit: int,
+    exclude_recipients: Collection[int] = (),
+) -> list[ClaimedBatch]:
+    """Lease due alerts to `owner` (unique per claim), oldest match first.
+
+    Up to `limit` single alerts, plus up to `limit // 10 + 1` whole digests.
+    The first statement is an UPDATE whose subquery picks the rows, so SQLite
+    takes its write lock before reading and Postgres skips rows others lock.
+    A digest of which another deliverer holds part is left alone this time.
+    """
+    due = [*_due(now, exclude_recipients), _lease_free(now)]
+    singles = select(OutboxRow.id).where(*due, OutboxRow.digest_period.is_(None))
+    singles = singles.order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)
+    _take(session, OutboxRow.id.in_(_locked(session, singles)), now, owner, lease)
+    _claim_digests(session, now, owner, lease, exclude_recipients, limit // 10 + 1)
+    ids = list(
+        session.scalars(
+            select(OutboxRow.id).where(
+                OutboxRow.lease_owner == owner, OutboxRow.status == "pending"
+            )
+        )
+    )
+    return _load_batches(session, ids) if ids else []
+
+
+def _take(session: Session, where: Any, now: datetime, owner: str, lease: timedelta) -> int:
+    result = session.execute(
+        update(OutboxRow)
+        .where(where, OutboxRow.status == "pending", _lease_free(now))
+        .values(lease_owner=owner, lease_until=now + lease)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _claim_digests(
+    session: Session,
+    now: datetime,
+    owner: str,
+    lease: timedelta,
+    exclude: Collection[int],
+    groups: int,
+) -> None:
+    due = [*_due(now, exclude), OutboxRow.digest_period.is_not(None)]
+    keys = (
+        select(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
+        .where(*due, _lease_free(now))
+        .group_by(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
+        .order_by(func.min(OutboxRow.created_at))
+        .limit(groups)
+    )
+    for wl, rcpt, period in session.execute(keys).all():
+        same = [
+            OutboxRow.watchlist_id == wl,
+            OutboxRow.recipient_id == rcpt,
+            OutboxRow.digest_period == period,
+        ]
+        free = select(OutboxRow.id).where(*due, *same, _lease_free(now))
+        mine = list(session.scalars(_locked(session, free)))
+        total = session.scalar(select(func.count()).select_from(OutboxRow).where(*due, *same))
+        if mine and len(mine) == total:
+            _take(session, OutboxRow.id.in_(mine), now, owner, lease)
+
+
+def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
+    stmt = (
+        select(OutboxRow, MatchRow, ItemRow, SourceRow.name, WatchlistRow.name, RecipientRow)
+        .join(MatchRow, MatchRow.id == OutboxRow.match_id)
+        .join(ItemRow, ItemRow.id == OutboxRow.item_id)
+        .join(SourceRow, SourceRow.id == ItemRow.source_id)
+        .join(WatchlistRow, WatchlistRow.id == OutboxRow.watchlist_id)
+        .join(RecipientRow, RecipientRow.id == OutboxRow.recipient_id)
+        .where(OutboxRow.id.in_(list(ids)))
+        .order_by(OutboxRow.created_at, OutboxRow.id)
+    )
+    batches: dict[tuple[Any, ...], ClaimedBatch] = {}
+    for o, m, item, source, wl_name, r in session.execute(stmt).tuples():
+        alert = ClaimedAlert(
+            o.id, o.attempts, _stored_match(m, item, source, wl_name), _highlights(m.hits)
+        )
+        key = (o.id,) if o.digest_period is None else (o.watchlist_id, r.id, o.digest_period)
+        batch = batches.get(key)
+        if batch is None:
+            ref = RecipientRef(r.id, r.watchlist_id, r.channel, r.target, r.secret)
+            batches[key] = ClaimedBatch(ref, o.watchlist_id, wl_name, o.digest_period, (alert,))
+        else:
+            batches[key] = ClaimedBatch(
+                batch.recipient,
+                batch.watchlist_id,
+                batch.watchlist,
+                batch.digest_period,
+                (*batch.alerts, alert),
+            )
+    return list(batches.values())
+
+
+def _stored_match(m: MatchRow, item: ItemRow, source: str, watchlist: str) -> StoredMatch:
+    return StoredMatch(
+        id=m.id,
+        watchlist=watchlist,
+        terms=tuple(m.terms),
+        snippets=tuple(m.snippets),
+        matched_at=m.matched_at,
+        item_id=item.id,
+        item_url=item.url,
+        item_title=item.title,
+        source_name=source,
+        published=item.published,
+        language=item.language,
+    )
+
+
+def _highlights(hits: list[Any] | None) -> tuple[str, ...]:
+    spellings = (h.get("spelling") for h in hits or () if isinstance(h, dict))
+    return tuple(dict.fromkeys(s for s in spellings if isinstance(s, str) and s))
+
+
+def _finish(session: Session, ids: Sequence[int], owner: str, **values: Any) -> int:
+    """Apply an outcome to rows this owner still holds; return how many it held."""
+    if not ids:
+        return 0
+    result = session.execute(
+        update(OutboxRow)
+        .where(
+            OutboxRow.id.in_(list(ids)),
+            OutboxRow.lease_owner == owner,
+            OutboxRow.status == "pending",
+        )
+        .values(lease_owner=None, lease_until=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_sent(session: Session, ids: Sequence[int], *, owner: str, now: datetime) -> int:
+    """Call only after the channel accepted the alert."""
+    return _finish(
+        session,
+        ids,
+        owner,
+        status="sent",
+        sent_at=now,
+        last_error=None,
+        attempts=OutboxRow.attempts + 1,
+    )
+
+
+def schedule_retry(
+    session: Session, ids: Sequence[int], *, owner: str, error: str, next_attempt_at: datetime
+) -> int:
+    return _finish(
+        session,
+        ids,
+        owner,
+        attempts=OutboxRow.attempts + 1,
+        next_attempt_at=next_attempt_at,
+        last_error=error,
+    )
+
+
+def mark_failed(session: Session, ids: Sequence[int], *, owner: str, error: str) -> int:
+    return _finish(
+        session, ids, owner, status="failed", attempts=OutboxRow.attempts + 1, last_error=error
+    )
+
+
+def defer(session: Session, ids: Sequence[int], *, owner: str, error: str) -> int:
+    """Give rows back unsent, without counting an attempt (configuration missing)."""
+    return _finish(session, ids, owner, last_error=error)
+
+
+def list_alerts(
+    session: Session, *, status: str | None = None, limit: int | None = None
+) -> list[AlertListing]:
+    """Alerts newest first, joined with their watchlist, recipient and item."""
+    stmt = (
+        select(
+            OutboxRow,
+            WatchlistRow.name,
+            RecipientRow.channel,
+            RecipientRow.target,
+            ItemRow.title,
+            ItemRow.url,
+        )
+        .join(WatchlistRow, WatchlistRow.id == OutboxRow.watchlist_id)
+        .join(RecipientRow, RecipientRow.id == OutboxRow.recipient_id)
+        .join(ItemRow, ItemRow.id == OutboxRow.item_id)
+        .order_by(OutboxRow.created_at.desc(), OutboxRow.id.desc())
+    )
+    if status is not None:
+        stmt = stmt.where(OutboxRow.status == status)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [
+        AlertListing(
+            id=o.id,
+            status=o.status,
+            watchlist=wl,
+            channel=channel,
+            target=target,
+            item_title=title,
+            item_url=url,
+            attempts=o.attempts,
+            next_attempt_at=o.next_attempt_at,
+            last_error=o.last_error,
+            sent_at=o.sent_at,
+            created_at=o.created_at,
+            digest_period=o.digest_period,
+        )
+        for o, wl, channel, target, title, url in session.execute(stmt).tuples()
+    ]
+
+
+def retry_failed(session: Session, *, now: datetime) -> int:
+    """Failed rows back to pending, due now, with a fresh series of attempts.
+    `last_error` is kept until the next attempt replaces or clears it."""
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.status == "failed")
+        .values(
+            status="pending", attempts=0, next_attempt_at=now, lease_owner=None, lease_until=None
+        )
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def backlog(session: Session, *, now: datetime) -> BacklogCounts:
+    """Counts by status, and how many pending alerts are due (for /metrics)."""
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in session.execute(
+        select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
+    ).tuples():
+        counts[status] = int(n)
+    due = session.scalar(select(func.count()).select_from(OutboxRow).where(*_due(now, ())))
+    return BacklogCounts(counts["pending"], int(due or 0), counts["sent"], counts["failed"])

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from newswatch.cli import main
+from tests.conftest import Database
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+CLI = Callable[..., Result]
+
+
+@pytest.fixture
+def cli(db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> CLI:
+    """Run `newswatch ARGS` in-process against the test database, as a user would."""
+    monkeypatch.setenv("NEWSWATCH_DATABASE_URL", db.url)
+    for key in list(os.environ):
+        if key.startswith("NEWSWATCH_") and key != "NEWSWATCH_DATABASE_URL":
+            monkeypatch.delenv(key)
+
+    def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
+        capsys.readouterr()
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 60
+) -> Result:
+    exe = Path(sys.executable).parent / "newswatch"
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    full_env.update(env)
+    p = subprocess.run(
+        [str(exe), *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    return Result(p.returncode, p.stdout, p.stderr)
