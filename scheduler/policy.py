@@ -25,7 +25,10 @@ class PollPolicy:
 
 
 def next_interval(
-    source: Source, outcome: PollOutcome, new_items: int, policy: PollPolicy,
+    source: Source,
+    outcome: PollOutcome,
+    new_items: int,
+    policy: PollPolicy,
     current: int | None = None,
 ) -> int:
     """Seconds until the next poll (before jitter)."""

@@ -46,8 +46,14 @@ class LocalHTTPServer:
         self.routes[path] = response
         return self.url(path)
 
-    def serve(self, path: str, body: bytes | str, content_type: str = "application/xml",
-              status: int = 200, headers: dict[str, str] | None = None) -> str:
+    def serve(
+        self,
+        path: str,
+        body: bytes | str,
+        content_type: str = "application/xml",
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+    ) -> str:
         data = body.encode() if isinstance(body, str) else body
         return self.route(path, (status, {"Content-Type": content_type, **(headers or {})}, data))
 
@@ -66,7 +72,9 @@ class LocalHTTPServer:
             def _handle(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                req = Request(self.command, self.path, {k: v for k, v in self.headers.items()}, body)
+                req = Request(
+                    self.command, self.path, {k: v for k, v in self.headers.items()}, body
+                )
                 outer.requests.append(req)
                 path_only = self.path.split("?", 1)[0]
                 target = outer.routes.get(self.path, outer.routes.get(path_only))
