@@ -1,0 +1,316 @@
+"""Delivering the outbox: claim due alerts, render, send, record the outcome.
+
+Exactly once in effect: an outbox row exists once per (item, watchlist,
+recipient) (a unique key), is sent only by the holder of its lease, and is
+marked sent only after the channel accepted it. The one gap is a crash (or a
+database outage) between the send and the mark: that alert is sent again when
+the lease expires; an email repeat carries the same Message-ID.
+
+Failures: temporary ones are retried with exponential backoff and jitter,
+never sooner than the peer's Retry-After; a permanent one, or the
+`max_attempts`-th try, marks the row failed with its error. Missing
+configuration (NEWSWATCH_SMTP_URL unset, a `${NAME}` not in the environment)
+is not an attempt: the rows stay pending with that note and go out as soon
+as a process with the configuration runs. Nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import TYPE_CHECKING
+
+from alerts import AlertError, render
+from alerts.channels import (
+    DeliveryError,
+    EmailChannel,
+    PermanentFailure,
+    Poster,
+    SlackChannel,
+    SmtpTarget,
+    TemporaryFailure,
+    WebhookChannel,
+    scrub,
+)
+from alerts.watchlists import resolve_refs
+from storage import StorageError
+from storage import outbox as repo
+from storage.outbox import ClaimedBatch, RecipientRef
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from newswatch.app import App
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=10)
+BASE_DELAY = 30.0
+MAX_DELAY = 6 * 3600.0
+MAX_RETRY_AFTER = 24 * 3600.0
+JITTER = 0.2
+PARALLEL_RECIPIENTS = 8
+SMTP_NOT_SET = "NEWSWATCH_SMTP_URL is not set"
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    """Counts are alerts (outbox rows); a digest message counts each alert in it."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    waiting: int = 0  # pending until configuration is supplied
+    errors: tuple[str, ...] = field(default=())
+
+    def __add__(self, other: DeliveryReport) -> DeliveryReport:
+        return DeliveryReport(
+            self.sent + other.sent,
+            self.retried + other.retried,
+            self.failed + other.failed,
+            max(self.waiting, other.waiting),
+            self.errors + other.errors,
+        )
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.retried + self.failed
+
+
+def backoff_delay(attempts: int, retry_after: float | None, rng: random.Random) -> float:
+    """Seconds before the next try after `attempts` failed ones:
+    30 s · 2^(attempts-1), capped at 6 h, ±20 %; never less than Retry-After."""
+    base = min(BASE_DELAY * 2.0 ** max(attempts - 1, 0), MAX_DELAY)
+    delay = base * rng.uniform(1 - JITTER, 1 + JITTER)
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
+    return delay
+
+
+def blocked_recipients(app: App, recipients: Sequence[RecipientRef]) -> dict[int, str]:
+    """Recipients this process cannot deliver to for want of configuration, and why."""
+    smtp_problem: str | None = None
+    if app.settings.smtp_url is None:
+        smtp_problem = SMTP_NOT_SET
+    else:
+        try:
+            SmtpTarget.parse(app.settings.smtp_url.get_secret_value())
+        except PermanentFailure as e:
+            smtp_problem = str(e)
+    blocked: dict[int, str] = {}
+    for r in recipients:
+        try:
+            resolve_refs(r.target, app.env)
+            if r.secret:
+                resolve_refs(r.secret, app.env)
+        except AlertError as e:
+            blocked[r.id] = str(e)
+            continue
+        if r.channel == "email" and smtp_problem:
+            blocked[r.id] = smtp_problem
+    return blocked
+
+
+def _claim_token(app: App) -> str:
+    """Unique per claim, so two delivery runs in one process never share rows."""
+    return f"{app.owner[:90]}/{uuid.uuid4().hex[:8]}"
+
+
+async def deliver_due(
+    app: App, poster: Poster, *, limit: int = 200, rng: random.Random | None = None
+) -> DeliveryReport:
+    """One delivery pass: everything due now (up to `limit` alerts), oldest match first;
+    recipients in parallel, each recipient's alerts in order."""
+    now = app.now()
+    with app.transaction() as s:
+        blocked = blocked_recipients(app, repo.pending_recipients(s))
+    waiting = 0
+    if blocked:
+        with app.transaction() as s:
+            for reason in set(blocked.values()):
+                ids = [rid for rid, why in blocked.items() if why == reason]
+                waiting += repo.note_waiting(s, ids, reason)
+        log.info("alerts_waiting status=waiting count=%d", waiting)
+    token = _claim_token(app)
+    with app.transaction() as s:
+        batches = repo.claim_due(
+            s, now=now, owner=token, lease=LEASE, limit=limit, exclude_recipients=blocked.keys()
+        )
+    if not batches:
+        return DeliveryReport(waiting=waiting)
+    sender = _Sender(app, poster, token, rng or random.Random())
+    by_recipient: dict[int, list[ClaimedBatch]] = {}
+    for b in batches:
+        by_recipient.setdefault(b.recipient.id, []).append(b)
+    gate = asyncio.Semaphore(PARALLEL_RECIPIENTS)
+
+    async def run(queue: list[ClaimedBatch]) -> DeliveryReport:
+        total = DeliveryReport()
+        async with gate:
+            for batch in queue:
+                total += await sender.deliver(batch)
+        return total
+
+    report = DeliveryReport(waiting=waiting)
+    for part in await asyncio.gather(*(run(q) for q in by_recipient.values())):
+        report += part
+    return report
+
+
+def deliver_pending(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
+    """Deliver everything due now, for one-shot commands (`crawl`): opens the app's
+    HttpClient itself and repeats passes until nothing due is left."""
+
+    async def run() -> DeliveryReport:
+        async with app.http_client() as client:
+            report = DeliveryReport()
+            for _ in range(max_passes):
+                step = await deliver_due(app, client, limit=limit)
+                report += step
+                if step.handled == 0:
+                    break
+            return report
+
+    return asyncio.run(run())
+
+
+class _Sender:
+    def __init__(self, app: App, poster: Poster, token: str, rng: random.Random) -> None:
+        self.app = app
+        self.token = token
+        self.rng = rng
+        settings = app.settings
+        self.mail_from = settings.effective_mail_from
+        self.smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
+        self.slack = SlackChannel(poster, settings.address_policy)
+        self.webhook = WebhookChannel(poster)
+
+    async def deliver(self, batch: ClaimedBatch) -> DeliveryReport:
+        r = batch.recipient
+        secrets: list[str | None] = [self.smtp_url]
+        try:
+            target = resolve_refs(r.target, self.app.env)
+            secret = resolve_refs(r.secret, self.app.env) if r.secret else None
+            secrets += [target, secret]
+            await self._send(batch, target, secret)
+        except DeliveryError as e:
+            return self._record_failure(batch, e, secrets)
+        except (render.RenderError, AlertError) as e:
+            return self._record_failure(batch, PermanentFailure(str(e)), secrets)
+        except Exception as e:  # a bug must not lose the alert: retry, and say so
+            log.exception("alert_error status=internal ids=%s", batch.ids)
+            failure = TemporaryFailure(f"internal error: {type(e).__name__}: {e}")
+            return self._record_failure(batch, failure, secrets)
+        return self._record(batch, "sent", None, self._mark_sent)
+
+    async def _send(self, batch: ClaimedBatch, target: str, secret: str | None) -> None:
+        channel = batch.recipient.channel
+        if channel == "email":
+            if self.smtp_url is None:
+                raise AlertError(SMTP_NOT_SET)  # pragma: no cover - filtered before claim
+            email = EmailChannel(SmtpTarget.parse(self.smtp_url), self.mail_from)
+            await email.send(self._email(batch, target), target)
+        elif channel == "slack":
+            await self.slack.send(target, self._slack(batch))
+        elif channel == "webhook":
+            body = self._webhook(batch)
+            await self.webhook.send(
+                target, body, secret=secret, timestamp=self.app.now().timestamp()
+            )
+        else:
+            raise PermanentFailure(f"unknown channel {channel!r}")
+
+    def _email(self, batch: ClaimedBatch, to: str) -> EmailMessage:
+        now, r = self.app.now(), batch.recipient
+        alerts = [render.AlertMatch(a.match, a.highlights) for a in batch.alerts]
+        if batch.digest_period is None:
+            ids = (alerts[0].match.item_id, batch.watchlist_id, r.id)
+            return render.email_message(
+                alerts[0], mail_from=self.mail_from, to=to, ids=ids, date=now
+            )
+        return render.digest_email(
+            batch.watchlist,
+            batch.digest_period,
+            alerts,
+            mail_from=self.mail_from,
+            to=to,
+            ids=(batch.watchlist_id, r.id),
+            date=now,
+        )
+
+    def _slack(self, batch: ClaimedBatch) -> bytes:
+        matches = [a.match for a in batch.alerts]
+        if batch.digest_period is None:
+            return render.slack_body(render.slack_payload(matches[0]))
+        payload = render.slack_digest_payload(batch.watchlist, batch.digest_period, matches)
+        return render.slack_body(payload)
+
+    def _webhook(self, batch: ClaimedBatch) -> bytes:
+        matches = [a.match for a in batch.alerts]
+        if batch.digest_period is None:
+            return render.webhook_body(matches[0])
+        return render.digest_webhook_body(batch.watchlist, batch.digest_period, matches)
+
+    def _record_failure(
+        self, batch: ClaimedBatch, e: DeliveryError, secrets: Sequence[str | None]
+    ) -> DeliveryReport:
+        error = scrub(" ".join(str(e).split()) or type(e).__name__, *secrets)[:500]
+        attempts = batch.attempts + 1
+        if isinstance(e, PermanentFailure) or attempts >= self.app.settings.max_attempts:
+            return self._record(
+                batch,
+                "failed",
+                error,
+                lambda s, ids: repo.mark_failed(s, ids, owner=self.token, error=error),
+            )
+        delay = backoff_delay(attempts, e.retry_after, self.rng)
+        due = self.app.now() + timedelta(seconds=delay)
+        return self._record(
+            batch,
+            "retried",
+            error,
+            lambda s, ids: repo.schedule_retry(
+                s, ids, owner=self.token, error=error, next_attempt_at=due
+            ),
+        )
+
+    def _mark_sent(self, s: Session, ids: list[int]) -> int:
+        return repo.mark_sent(s, ids, owner=self.token, now=self.app.now())
+
+    def _record(
+        self,
+        batch: ClaimedBatch,
+        outcome: str,
+        error: str | None,
+        mark: Callable[[Session, list[int]], int],
+    ) -> DeliveryReport:
+        r = batch.recipient
+        log.log(
+            logging.WARNING if outcome == "failed" else logging.INFO,
+            "alert_%s status=%s channel=%s recipient=%d alerts=%d attempts=%d error=%r",
+            outcome,
+            outcome,
+            r.channel,
+            r.id,
+            len(batch.alerts),
+            batch.attempts + 1,
+            error,
+        )
+        try:
+            with self.app.transaction() as s:
+                held = mark(s, batch.ids)
+        except StorageError as e:
+            log.error("alert_unrecorded status=%s ids=%s error=%s", outcome, batch.ids, e)
+            return DeliveryReport(errors=(f"could not record {outcome} alerts: {e}",))
+        if held != len(batch.ids):
+            log.warning("alert_lease_lost status=%s ids=%s held=%d", outcome, batch.ids, held)
+        n = len(batch.ids)
+        errors = (f"{r.channel} recipient {r.id}: {error}",) if error else ()
+        counts = {"sent": (n, 0, 0), "retried": (0, n, 0), "failed": (0, 0, n)}[outcome]
+        return DeliveryReport(*counts, errors=errors)

@@ -1,0 +1,364 @@
+"""Alert payloads for email, Slack and webhooks: pure (no I/O, no clock).
+
+Every piece of feed text is untrusted. Invariants kept here:
+- nothing from a feed reaches an email header before `header_text` flattened
+  its control characters (CR/LF included), so a title cannot add a header;
+- HTML parts escape every feed string; links are emitted only for http(s);
+- Slack text escapes &, < and > in every feed string (so `<!channel>` is
+  shown, not interpreted) and stays within Slack's block limits;
+- the webhook body is exactly the `matches --json` object of the contract.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Any
+
+from alerts.models import StoredMatch
+
+SUBJECT_CHARS = 200
+SLACK_SECTION_CHARS = 3000
+SLACK_HEADER_CHARS = 150
+SLACK_MAX_BLOCKS = 50
+SLACK_TEXT_CHARS = 3000  # the fallback; Slack accepts more, but notifications show little
+SNIPPETS_PER_ALERT = 5
+
+
+class RenderError(ValueError):
+    """A value cannot be rendered safely (e.g. a recipient that is not one address)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertMatch:
+    """One match as an alert shows it: the stored match plus the spellings found,
+    which the HTML part highlights inside the snippets."""
+
+    match: StoredMatch
+    highlights: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------- text helpers
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def header_text(text: str, limit: int = SUBJECT_CHARS) -> str:
+    """Feed text made safe for an email header: one line, no control characters."""
+    flat = _CONTROL_RE.sub(" ", unicodedata.normalize("NFKC", text))
+    return shorten(" ".join(flat.split()), limit)
+
+
+def shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)].rstrip() + "…"
+
+
+def iso(dt: datetime) -> str:
+    """ISO 8601 in UTC with an explicit +00:00 offset, to the second (as the contract shows)."""
+    return dt.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def human_date(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def safe_link(url: str) -> str | None:
+    """The URL if it is a plain http(s) link, else None (no javascript: or data: links)."""
+    if re.match(r"^https?://[^\s<>\"']+$", url, re.IGNORECASE):
+        return url
+    return None
+
+
+def highlight_html(snippet: str, highlights: Sequence[str]) -> str:
+    """The snippet HTML-escaped, with each occurrence of a found spelling in <mark>."""
+    words = sorted({h for h in highlights if h.strip()}, key=len, reverse=True)
+    if not words:
+        return html.escape(snippet)
+    pattern = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+    out: list[str] = []
+    pos = 0
+    for m in pattern.finditer(snippet):
+        out.append(html.escape(snippet[pos : m.start()]))
+        out.append(f"<mark>{html.escape(m.group())}</mark>")
+        pos = m.end()
+    out.append(html.escape(snippet[pos:]))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------- webhook / JSON
+
+
+def match_object(m: StoredMatch) -> dict[str, Any]:
+    """The contract's `matches --json` object for one (item, watchlist)."""
+    return {
+        "watchlist": m.watchlist,
+        "terms": list(m.terms),
+        "item": {
+            "url": m.item_url,
+            "title": m.item_title,
+            "source": m.source_name,
+            "published": iso(m.published),
+            "language": m.language,
+        },
+        "snippets": list(m.snippets),
+        "matched_at": iso(m.matched_at),
+    }
+
+
+def webhook_body(m: StoredMatch) -> bytes:
+    return json.dumps(match_object(m), ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def digest_webhook_body(watchlist: str, period: str, matches: Sequence[StoredMatch]) -> bytes:
+    """A digest for a webhook: the period and the `matches --json` objects, newest first."""
+    ordered = [match_object(m) for m in newest_first(matches)]
+    doc = {"watchlist": watchlist, "digest": period, "count": len(ordered), "matches": ordered}
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------- digest ordering
+
+
+def newest_first(matches: Sequence[StoredMatch]) -> list[StoredMatch]:
+    return sorted(matches, key=lambda m: (m.published, m.matched_at, m.id), reverse=True)
+
+
+def group_by_source(matches: Sequence[StoredMatch]) -> list[tuple[str, list[StoredMatch]]]:
+    """Matches grouped by source; groups ordered by their newest match, and each
+    group newest first (by publication date, then match time)."""
+    groups: dict[str, list[StoredMatch]] = {}
+    for m in newest_first(matches):
+        groups.setdefault(m.source_name, []).append(m)
+    return list(groups.items())
+
+
+# ---------------------------------------------------------------- email
+
+
+def message_id(mail_from: str, *parts: object) -> str:
+    """A deterministic Message-ID, so a repeat after a crash can be recognised."""
+    domain = mail_from.rpartition("@")[2].strip().strip(">") or "newswatch.invalid"
+    domain = re.sub(r"[^A-Za-z0-9.-]", "", domain) or "newswatch.invalid"
+    local = ".".join(re.sub(r"[^A-Za-z0-9-]", "-", str(p)) for p in parts)
+    return f"<newswatch.{local}@{domain}>"
+
+
+def _address(value: str, what: str) -> Address:
+    if _CONTROL_RE.search(value) or "," in value or not value.strip():
+        raise RenderError(f"{what} is not a single email address")
+    try:
+        return Address(addr_spec=value.strip())
+    except (ValueError, IndexError) as e:
+        raise RenderError(f"{what} is not a valid email address") from e
+
+
+def _new_message(
+    *, subject: str, mail_from: str, to: str, msg_id: str, date: datetime
+) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP)
+    msg["Subject"] = header_text(subject)
+    msg["From"] = _address(mail_from, "NEWSWATCH_MAIL_FROM")
+    msg["To"] = _address(to, "the recipient")
+    msg["Date"] = format_datetime(date.astimezone(UTC))
+    msg["Message-ID"] = msg_id
+    msg["Auto-Submitted"] = "auto-generated"
+    return msg
+
+
+def _text_block(a: AlertMatch) -> list[str]:
+    m = a.match
+    lines = [
+        m.item_title,
+        m.item_url,
+        f"Source: {m.source_name} · Published: {human_date(m.published)}",
+        f"Matched terms: {', '.join(m.terms)}",
+    ]
+    lines += [f"  > {' '.join(s.split())}" for s in m.snippets[:SNIPPETS_PER_ALERT]]
+    return lines
+
+
+def _html_block(a: AlertMatch, heading: str = "h2") -> str:
+    m = a.match
+    title = html.escape(m.item_title or m.item_url)
+    link = safe_link(m.item_url)
+    head = f'<a href="{html.escape(link, quote=True)}">{title}</a>' if link else title
+    snippets = "".join(
+        f"<blockquote>{highlight_html(s, a.highlights)}</blockquote>"
+        for s in m.snippets[:SNIPPETS_PER_ALERT]
+    )
+    return (
+        f"<{heading}>{head}</{heading}>"
+        f"<p>Source: {html.escape(m.source_name)} · Published: {human_date(m.published)}<br>"
+        f"Matched terms: <b>{html.escape(', '.join(m.terms))}</b></p>"
+        f"{snippets}<p><small>{html.escape(m.item_url)}</small></p>"
+    )
+
+
+def _html_page(title: str, body: str) -> str:
+    return (
+        '<!DOCTYPE html><html><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
+    )
+
+
+def email_message(
+    a: AlertMatch, *, mail_from: str, to: str, ids: tuple[int, int, int], date: datetime
+) -> EmailMessage:
+    """One alert as a text+HTML email; `ids` is (item id, watchlist id, recipient id)."""
+    m = a.match
+    subject = f"[newswatch] {m.watchlist}: {m.item_title or m.item_url}"
+    msg = _new_message(
+        subject=subject,
+        mail_from=mail_from,
+        to=to,
+        msg_id=message_id(mail_from, "alert", *ids),
+        date=date,
+    )
+    text = [f"Watchlist {m.watchlist} matched a new item.", "", *_text_block(a), ""]
+    msg.set_content("\n".join(text))
+    body = f"<p>Watchlist <b>{html.escape(m.watchlist)}</b> matched a new item.</p>"
+    msg.add_alternative(_html_page(header_text(subject), body + _html_block(a)), subtype="html")
+    return msg
+
+
+def digest_email(
+    watchlist: str,
+    period: str,
+    alerts: Sequence[AlertMatch],
+    *,
+    mail_from: str,
+    to: str,
+    ids: tuple[int, int],
+    date: datetime,
+) -> EmailMessage:
+    """One digest email per (watchlist, recipient, period).
+
+    `ids` is (watchlist id, recipient id)."""
+    by_match = {a.match.id: a for a in alerts}
+    groups = group_by_source([a.match for a in alerts])
+    n = len(alerts)
+    subject = f"[newswatch] {watchlist}: {n} new match{'es' if n != 1 else ''} ({period})"
+    msg = _new_message(
+        subject=subject,
+        mail_from=mail_from,
+        to=to,
+        msg_id=message_id(mail_from, "digest", ids[0], ids[1], period),
+        date=date,
+    )
+    text = [f"Digest of watchlist {watchlist} for {period}: {n} matches, newest first.", ""]
+    parts = [
+        f"<p>Digest of watchlist <b>{html.escape(watchlist)}</b> for {html.escape(period)}: "
+        f"{n} matches, newest first.</p>"
+    ]
+    for source, matches in groups:
+        text += [f"== {source} ==", ""]
+        parts.append(f"<h2>{html.escape(source)}</h2>")
+        for m in matches:
+            text += [*_text_block(by_match[m.id]), ""]
+            parts.append(_html_block(by_match[m.id], heading="h3"))
+    msg.set_content("\n".join(text))
+    msg.add_alternative(_html_page(header_text(subject), "".join(parts)), subtype="html")
+    return msg
+
+
+# ---------------------------------------------------------------- Slack
+
+
+def slack_escape(text: str) -> str:
+    """Slack's control characters as entities; the only escaping Slack asks for."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_fit(text: str, limit: int) -> str:
+    """Escape `text` for Slack and cut it (never inside an entity) to `limit` characters."""
+    escaped = slack_escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    out: list[str] = []
+    size = 0
+    for ch in text:
+        piece = slack_escape(ch)
+        if size + len(piece) > limit - 1:
+            break
+        out.append(piece)
+        size += len(piece)
+    return "".join(out) + "…"
+
+
+def _slack_link(url: str, title: str, limit: int) -> str:
+    link = safe_link(url)
+    if link is None or len(link) > 1000:
+        return slack_fit(title or url, limit)
+    target = slack_escape(link).replace("|", "%7C")
+    return f"<{target}|{slack_fit(title or url, limit)}>"
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_SECTION_CHARS]}}
+
+
+def _slack_match_text(m: StoredMatch, snippets: int) -> str:
+    head = "*" + _slack_link(m.item_url, m.item_title, 500) + "*"
+    terms = "Terms: " + slack_fit(", ".join(m.terms), 300)
+    meta = f"{slack_fit(m.source_name, 200)} · {human_date(m.published)}"
+    quoted = [f">{slack_fit(' '.join(s.split()), 400)}" for s in m.snippets[:snippets]]
+    return "\n".join([head, terms, *quoted, meta])
+
+
+def slack_payload(m: StoredMatch) -> dict[str, Any]:
+    """An incoming-webhook message: `text` for notifications, `blocks` for display."""
+    header = slack_fit(f"newswatch: {m.watchlist}", SLACK_HEADER_CHARS)
+    text = f"[{slack_fit(m.watchlist, 200)}] " + _slack_link(m.item_url, m.item_title, 500)
+    return {
+        "text": text[:SLACK_TEXT_CHARS],
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": header}},
+            _section(_slack_match_text(m, snippets=2)),
+        ],
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def slack_digest_payload(
+    watchlist: str, period: str, matches: Sequence[StoredMatch]
+) -> dict[str, Any]:
+    """A digest as one Slack message, grouped by source, within the 50-block limit."""
+    groups = group_by_source(matches)
+    n = len(matches)
+    header = slack_fit(f"newswatch digest: {watchlist} ({period})", SLACK_HEADER_CHARS)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header}}
+    ]
+    shown = 0
+    for source, items in groups:
+        for i, m in enumerate(items):
+            needed = 2 if i == 0 else 1
+            if len(blocks) + needed > SLACK_MAX_BLOCKS - 1:
+                break
+            if i == 0:
+                blocks.append(_section(f"*{slack_fit(source, 500)}*"))
+            blocks.append(_section(_slack_match_text(m, snippets=1)))
+            shown += 1
+    if shown < n:
+        blocks.append(_section(f"… and {n - shown} more matches not shown here."))
+    text = f"newswatch digest: {slack_fit(watchlist, 200)}: {n} new matches ({period})"
+    return {
+        "text": text[:SLACK_TEXT_CHARS],
+        "blocks": blocks,
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def slack_body(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
