@@ -1,0 +1,72 @@
+"""One article page to an Item via trafilatura, pure.
+
+trafilatura only ever receives text we fetched (never a URL to download).
+It keeps the main text and drops navigation, footers, comments and
+"related" boxes. `fast=True` skips its fallback extractors (readability,
+jusText): measured ~1.6x faster and good enough on article pages.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import trafilatura
+
+from crawler.entries import sane_date
+from crawler.models import Item
+from crawler.normalize import collapse_whitespace, content_hash, detect_language
+
+log = logging.getLogger(__name__)
+MIN_TEXT_CHARS = 40
+
+
+def extract_article(html: str, url: str, *, fetched_at: datetime) -> Item | None:
+    """The article's Item, or None when the page has no main text worth keeping."""
+    try:
+        doc = trafilatura.bare_extraction(
+            html,
+            url=url,
+            fast=True,
+            with_metadata=True,
+            include_comments=False,
+            include_tables=True,
+            deduplicate=False,
+        )
+    except Exception as e:  # trafilatura has no error hierarchy; hostile HTML must not crash a poll
+        log.warning("extract status=failed url=%s error=%s", url, type(e).__name__)
+        return None
+    if doc is None:
+        return None
+    text = collapse_whitespace(str(getattr(doc, "text", "") or ""))
+    if len(text) < MIN_TEXT_CHARS:
+        return None
+    title = collapse_whitespace(str(getattr(doc, "title", "") or ""))
+    summary = collapse_whitespace(str(getattr(doc, "description", "") or ""))
+    return Item(
+        url=url,
+        guid=url,
+        title=title,
+        summary=summary,
+        text=text,
+        published=sane_date(_date(getattr(doc, "date", None)), fetched_at),
+        language=detect_language(f"{title}\n{text[:2000]}")
+        or _lang(getattr(doc, "language", None)),
+        content_hash=content_hash(title, text),
+    )
+
+
+def _date(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _lang(value: object) -> str | None:
+    if isinstance(value, str) and len(value) >= 2 and value[:2].isalpha():
+        return value[:2].lower()
+    return None

@@ -1,0 +1,89 @@
+"""What kind of source a URL is: a feed, an HTML page advertising one, or a listing page.
+
+Sniffing looks at the body, not only the Content-Type: many servers send
+feeds as text/html or text/plain, and HTML as text/xml.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urljoin
+
+from parsel import Selector
+
+from crawler import CrawlError
+from crawler.feeds import is_json_feed, parse_feed
+from crawler.fetch import HttpClient
+from crawler.models import SourceKind
+from crawler.pages import decode_html
+
+log = logging.getLogger(__name__)
+
+FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
+_FEED_ROOT = re.compile(rb"<(?:[A-Za-z0-9_-]+:)?(rss|feed|RDF)[\s>]")
+_HTML_ROOT = re.compile(rb"<(?:!doctype\s+html|html[\s>])", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Detected:
+    kind: SourceKind
+    url: str
+    title: str | None
+
+
+def sniff_kind(body: bytes, content_type: str = "") -> SourceKind:
+    """ "feed" if the body is RSS, Atom or JSON Feed, else "page"; pure."""
+    if is_json_feed(body, content_type):
+        return "feed"
+    head = body[:4096]
+    feed = _FEED_ROOT.search(head)
+    html = _HTML_ROOT.search(head)
+    if feed and (html is None or feed.start() < html.start()):
+        return "feed"
+    return "page"
+
+
+def advertised_feed(html: str, page_url: str) -> str | None:
+    """The first feed a page advertises with <link rel="alternate" type=…>; pure."""
+    selector = Selector(text=html)
+    for link in selector.xpath("//link[@href]"):
+        rel = (link.attrib.get("rel") or "").lower().split()
+        kind = (link.attrib.get("type") or "").lower().split(";")[0].strip()
+        if "alternate" in rel and kind in FEED_TYPES:
+            return urljoin(page_url, link.attrib["href"].strip())
+    return None
+
+
+async def detect_kind(client: HttpClient, url: str) -> Detected:
+    """Fetch `url` and decide; an advertised feed is fetched once to confirm it.
+
+    Raises CrawlError when `url` itself cannot be fetched.
+    """
+    result = await client.get(url)
+    if sniff_kind(result.body, result.content_type) == "feed":
+        parsed = parse_feed(
+            result.body, url=result.url, headers=result.headers, fetched_at=datetime.now(UTC)
+        )
+        return Detected("feed", url, parsed.title)
+    html = decode_html(result)
+    title = _page_title(html)
+    feed_url = advertised_feed(html, result.url)
+    if feed_url is not None:
+        try:
+            feed = await client.get(feed_url)
+            if sniff_kind(feed.body, feed.content_type) == "feed":
+                parsed = parse_feed(
+                    feed.body, url=feed.url, headers=feed.headers, fetched_at=datetime.now(UTC)
+                )
+                return Detected("feed", feed_url, parsed.title or title)
+        except CrawlError as e:
+            log.info("detect status=feed_unusable url=%s error=%s", feed_url, e)
+    return Detected("page", url, title)
+
+
+def _page_title(html: str) -> str | None:
+    title = Selector(text=html).xpath("//title/text()").get()
+    return " ".join(title.split()) or None if title else None

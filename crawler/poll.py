@@ -1,0 +1,140 @@
+"""Polling one source: fetch (conditionally) → skip if unchanged → parse → PollOutcome.
+
+`poll_source` never raises CrawlError: every expected failure (timeout,
+refused address, too large, HTTP status, parse error, bad encoding) becomes
+status "failed" with a one-line error, so one bad source never stops the
+others. Unexpected exceptions (bugs) propagate.
+
+Parsing a feed is the CPU cost of a crawl, so it is skipped whenever
+possible: a 304, or a body whose sha256 equals the last one (servers that
+ignore conditional GET or send a new ETag for the same bytes). Pass an
+`executor` (e.g. a ProcessPoolExecutor) to run `parse_feed` off the event
+loop; its arguments and result are plain picklable values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hashlib
+import logging
+from collections.abc import Container
+from concurrent.futures import Executor
+from datetime import datetime
+
+from crawler import CrawlError
+from crawler.detect import sniff_kind
+from crawler.feeds import ParsedFeed, parse_feed
+from crawler.fetch import FetchResult, HttpClient, HTTPStatusError
+from crawler.models import PollOutcome, Source, SourceKind
+from crawler.pages import crawl_listing
+from crawler.robots import RobotsCache
+
+log = logging.getLogger(__name__)
+
+
+async def poll_source(
+    source: Source,
+    client: HttpClient,
+    *,
+    now: datetime,
+    seen_links: Container[str] = frozenset(),
+    robots: RobotsCache | None = None,
+    executor: Executor | None = None,
+) -> PollOutcome:
+    """Poll `source` once; see the module docstring for the contract."""
+    try:
+        result = await client.get(source.url, etag=source.etag, last_modified=source.last_modified)
+    except HTTPStatusError as e:
+        return _failed(source, str(e), retry_after=e.retry_after)
+    except CrawlError as e:
+        return _failed(source, str(e))
+    etag = result.etag or source.etag
+    last_modified = result.last_modified or source.last_modified
+    if result.not_modified:
+        log.info("polled status=not_modified source=%s reason=304", source.name)
+        return PollOutcome(
+            source.id,
+            "not_modified",
+            etag=etag,
+            last_modified=last_modified,
+            body_hash=source.body_hash,
+            min_interval_seconds=result.max_age,
+        )
+    body_hash = hashlib.sha256(result.body).hexdigest()
+    if body_hash == source.body_hash:
+        log.info("polled status=not_modified source=%s reason=same_body", source.name)
+        return PollOutcome(
+            source.id,
+            "not_modified",
+            etag=etag,
+            last_modified=last_modified,
+            body_hash=body_hash,
+            min_interval_seconds=result.max_age,
+        )
+    kind: SourceKind = source.kind or sniff_kind(result.body, result.content_type)
+    links: tuple[str, ...] = ()
+    try:
+        if kind == "feed":
+            parsed = await _parse(result, now, executor)
+            items, ttl = parsed.items, parsed.ttl_seconds
+        else:
+            crawl = await crawl_listing(
+                client,
+                result,
+                now=now,
+                css=source.links_css,
+                seen_links=seen_links,
+                robots=robots,
+            )
+            items, links, ttl = crawl.items, crawl.fetched_links, None
+    except CrawlError as e:
+        return _failed(source, str(e), detected=None if source.kind else kind)
+    log.info("polled status=ok source=%s kind=%s items=%d", source.name, kind, len(items))
+    return PollOutcome(
+        source.id,
+        "ok",
+        items=items,
+        etag=etag,
+        last_modified=last_modified,
+        body_hash=body_hash,
+        retry_after_seconds=result.retry_after,
+        min_interval_seconds=_min_interval(ttl, result.max_age),
+        detected_kind=None if source.kind else kind,
+        seen_links=links,
+    )
+
+
+async def _parse(result: FetchResult, now: datetime, executor: Executor | None) -> ParsedFeed:
+    call = functools.partial(
+        parse_feed, result.body, url=result.url, headers=dict(result.headers), fetched_at=now
+    )
+    if executor is None:
+        return call()
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
+
+
+def _min_interval(ttl: int | None, max_age: float | None) -> float | None:
+    values = [float(v) for v in (ttl, max_age) if v is not None]
+    return max(values) if values else None
+
+
+def _failed(
+    source: Source,
+    error: str,
+    *,
+    retry_after: float | None = None,
+    detected: SourceKind | None = None,
+) -> PollOutcome:
+    line = " ".join(error.split())[:300] or "unknown error"
+    log.warning("polled status=failed source=%s error=%s", source.name, line)
+    return PollOutcome(
+        source.id,
+        "failed",
+        error=line,
+        etag=source.etag,
+        last_modified=source.last_modified,
+        body_hash=source.body_hash,
+        retry_after_seconds=retry_after,
+        detected_kind=detected,
+    )
