@@ -96,7 +96,7 @@ class _Target:
     rule: int  # rule index, or exclusion index
     atom: str  # the query atom this spelling stands for ("" for terms/exclusions)
     spelling: str  # as written by the user
-    length: int  # length of the search key
+    length: int  # length of the search key in UTF-8 bytes
     exact: str | None  # the key with its case, when case-sensitive
     flags: int
 
@@ -112,20 +112,41 @@ class _Compiled:
 
 @dataclass(slots=True)
 class _FieldText:
-    """One field: its normalised text, search keys, and lazy offset helpers."""
+    """One field: normalised text, search keys, and lazy offset helpers.
+
+    The automaton runs over `bkey`, the UTF-8 bytes of the lower-cased key
+    seen as a latin-1 string: pyahocorasick looks up a node's children one by
+    one, so a byte alphabet (fan-out <= 256, in practice a few dozen) is much
+    faster than thousands of distinct Hangul and Han first characters.
+    """
 
     name: Field
     text: str
     key: str
     key_ci: str
+    bkey: str
     _offsets: OffsetMap | None = None
     _words: WordIndex | None = None
+    _mark: tuple[int, int] = (0, 0)  # a known (byte offset, char offset) pair
 
     @classmethod
     def of(cls, name: Field, raw: str) -> _FieldText:
         text = normalize_text(raw)
         key = search_key(text)
-        return cls(name, text, key, fold_case(key))
+        key_ci = fold_case(key)
+        bkey = key_ci if key_ci.isascii() else key_ci.encode().decode("latin-1")
+        return cls(name, text, key, key_ci, bkey)
+
+    def chars(self, byte: int) -> int:
+        """Char offset in the key of a byte offset in `bkey` (at a char boundary)."""
+        if len(self.bkey) == len(self.key_ci):
+            return byte
+        mark_byte, mark_char = self._mark
+        if byte >= mark_byte:
+            char = mark_char + len(self.bkey[mark_byte:byte].encode("latin-1").decode())
+            self._mark = (byte, char)
+            return char
+        return mark_char - len(self.bkey[byte:mark_byte].encode("latin-1").decode())
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         if self._offsets is None:
@@ -136,6 +157,25 @@ class _FieldText:
         if self._words is None:
             self._words = WordIndex(self.text)
         return self._words.words(start, end)
+
+
+def _char_before(b: str, i: int) -> str:
+    """The character that ends just before byte offset `i` of a latin-1 view."""
+    if ord(b[i - 1]) < 0x80:
+        return b[i - 1]
+    j = i - 1
+    while j > 0 and ord(b[j]) & 0xC0 == 0x80:
+        j -= 1
+    return b[j:i].encode("latin-1").decode()
+
+
+def _char_at(b: str, i: int) -> str:
+    """The character that starts at byte offset `i` of a latin-1 view."""
+    lead = ord(b[i])
+    if lead < 0x80:
+        return b[i]
+    size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+    return b[i : i + size].encode("latin-1").decode()
 
 
 @dataclass(slots=True)
@@ -180,6 +220,7 @@ class _Builder:
         self, kind: Kind, at: tuple[int, int], spelling: str, case: bool | None, atom: str = ""
     ) -> None:
         key, exact, flags = _spelling_key(spelling, case)
+        key = key.encode().decode("latin-1")  # see _FieldText: bytes as the alphabet
         target = _Target(kind, at[0], at[1], atom, spelling, len(key), exact, flags)
         bucket = self.targets.setdefault(key, [])
         if target not in bucket:
@@ -283,38 +324,39 @@ class Matcher:
         if self._automaton is None:
             return found
         for fi, ft in enumerate(fields):
-            if not ft.key_ci:
+            if not ft.bkey:
                 continue
-            for last, targets in self._automaton.iter(ft.key_ci):
+            for last, targets in self._automaton.iter(ft.bkey):
                 for target in targets:
                     if allowed is not None and target.watchlist not in allowed:
                         continue
-                    span = _confirm(target, ft.key, ft.key_ci, last + 1)
+                    span = _confirm(target, ft, last + 1)
                     if span is not None:
                         _record(found, target, fi, span)
         return found
 
 
-def _confirm(target: _Target, key: str, key_ci: str, end: int) -> tuple[int, int] | None:
-    """The key span of a real hit ending at `end`, or None when a rule forbids it."""
+def _confirm(target: _Target, ft: _FieldText, end: int) -> tuple[int, int] | None:
+    """The key (char) span of a real hit ending at byte `end`, or None if a rule forbids it."""
+    b = ft.bkey
     start = end - target.length
     flags = target.flags
-    if flags & _LEFT and start > 0 and blocks_boundary(key_ci[start - 1]):
+    if flags & _LEFT and start > 0 and blocks_boundary(_char_before(b, start)):
         return None
-    if target.exact is not None and key[start:end] != target.exact:
-        return None
-    size = len(key_ci)
-    if flags & _STAR:
-        while end < size and blocks_boundary(key_ci[end]):
-            end += 1
-    elif flags & _RIGHT and end < size and blocks_boundary(key_ci[end]):
+    if flags & _RIGHT and end < len(b) and blocks_boundary(_char_at(b, end)):
         if not flags & _PLURAL:
             return None
-        ending = 2 if key_ci.startswith("es", end) else 1 if key_ci[end] == "s" else 0
+        ending = 2 if b.startswith("es", end) else 1 if b[end] == "s" else 0
         end += ending
-        if not ending or (end < size and blocks_boundary(key_ci[end])):
+        if not ending or (end < len(b) and blocks_boundary(_char_at(b, end))):
             return None
-    return start, end
+    first, last = ft.chars(start), ft.chars(end)
+    if target.exact is not None and ft.key[first : first + len(target.exact)] != target.exact:
+        return None
+    if flags & _STAR:
+        while last < len(ft.key_ci) and blocks_boundary(ft.key_ci[last]):
+            last += 1
+    return first, last
 
 
 def _record(found: dict[int, _Found], target: _Target, fi: int, span: tuple[int, int]) -> None:

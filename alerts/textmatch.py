@@ -36,20 +36,17 @@ CJK_CLASS = (
 )
 HANGUL_CLASS = "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"
 _CJK_RE = re.compile(f"[{CJK_CLASS}]")
+_WORD_RE = re.compile(f"[^\\W{CJK_CLASS}]")
 
 # Characters dropped by normalize_text: invisible, and they split words.
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"))
 
-# Separators: whitespace (all of Unicode's) and hyphens are all "a space".
-# (The whitespace list is exactly the characters for which str.isspace() is true.)
-_SEP_CLASS = (
-    "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f"
-    "\u205f\u3000\\-\u2010\u2011"
-)
-_OTHER_SEPARATORS = _SEP_CLASS.replace(" ", "")
-_SEP_RE = re.compile(f"[{_SEP_CLASS}]{{2,}}|[{_OTHER_SEPARATORS}]")
-# After _SEP_RE every separator is one plain space: drop those touching CJK.
-_CJK_SPACE_RE = re.compile(f"(?<=[{CJK_CLASS}]) | (?=[{CJK_CLASS}])")
+# Hyphens count as spaces; whitespace is what str.split() / regex \s know.
+_HYPHENS = "\u2010\u2011"
+_SPACE_RUN_RE = re.compile(r"\s+")
+# After collapsing, every separator is one plain space: drop those touching
+# CJK. (Written to start with a literal space so the regex engine skips fast.)
+_CJK_SPACE_RE = re.compile(f" (?:(?=[{CJK_CLASS}])|(?<=[{CJK_CLASS}] ))")
 
 # Characters whose lower case is longer than one character (İ -> i̇).
 _LONG_LOWER = {0x130: "i"}
@@ -94,12 +91,10 @@ def is_cjk(ch: str) -> bool:
 def blocks_boundary(ch: str) -> bool:
     """True if `ch` continues a Latin/Cyrillic/Greek word (so no word boundary).
 
-    Letters, digits, underscore and combining marks do; Hangul, Han and Kana
+    Letters, digits and underscore do (regex `\\w`); Hangul, Han and Kana
     do not, so a Latin term next to CJK text (`SAM을`, `SAM系统`) is whole.
     """
-    if ch.isalnum() or ch == "_" or unicodedata.category(ch).startswith("M"):
-        return not is_cjk(ch)
-    return False
+    return _WORD_RE.match(ch) is not None
 
 
 @cache
@@ -107,9 +102,16 @@ def is_latin_or_digit(ch: str) -> bool:
     return ch.isdigit() or (ch.isalpha() and unicodedata.name(ch, "").startswith("LATIN"))
 
 
+def _dehyphen(s: str) -> str:
+    s = s.replace("-", " ")
+    if "\u2010" in s or "\u2011" in s:
+        s = s.replace("\u2010", " ").replace("\u2011", " ")
+    return s
+
+
 def search_key(normalized: str) -> str:
     """The spacing-folded key of already-normalised text (case kept)."""
-    key = _SEP_RE.sub(" ", normalized)
+    key = " ".join(_dehyphen(normalized).split())
     if has_cjk(key):
         key = _CJK_SPACE_RE.sub("", key)
     return key
@@ -123,12 +125,14 @@ class _Shift:
     deltas: tuple[int, ...]
 
     @classmethod
-    def of(cls, pattern: re.Pattern[str], text: str, repl_len: int) -> _Shift:
+    def of(cls, pattern: re.Pattern[str], text: str, collapse: bool) -> _Shift:
+        """Each match becomes one space (`collapse`, except at either end) or nothing."""
         outs: list[int] = [0]
         deltas: list[int] = [0]
         removed = 0
         for m in pattern.finditer(text):
-            removed += m.end() - m.start() - repl_len
+            kept = 1 if collapse and m.start() > 0 and m.end() < len(text) else 0
+            removed += m.end() - m.start() - kept
             outs.append(m.end() - removed)
             deltas.append(removed)
         return cls(tuple(outs), tuple(deltas))
@@ -143,10 +147,11 @@ class OffsetMap:
     __slots__ = ("_shifts",)
 
     def __init__(self, normalized: str) -> None:
-        spaced = _SEP_RE.sub(" ", normalized)
-        self._shifts = [_Shift.of(_SEP_RE, normalized, 1)]
+        dehyphened = _dehyphen(normalized)
+        self._shifts = [_Shift.of(_SPACE_RUN_RE, dehyphened, collapse=True)]
+        spaced = " ".join(dehyphened.split())
         if has_cjk(spaced):
-            self._shifts.insert(0, _Shift.of(_CJK_SPACE_RE, spaced, 0))
+            self._shifts.insert(0, _Shift.of(_CJK_SPACE_RE, spaced, collapse=False))
 
     def span(self, start: int, end: int) -> tuple[int, int]:
         """Key span [start, end) of non-space characters -> normalised-text span."""
