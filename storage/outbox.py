@@ -141,14 +141,21 @@ def claim_due(
     """Lease due alerts to `owner` (unique per claim), oldest match first.
 
     Up to `limit` single alerts, plus up to `limit // 10 + 1` whole digests.
-    The first statement is an UPDATE whose subquery picks the rows, so SQLite
-    takes its write lock before reading and Postgres skips rows others lock.
+    On SQLite the first statement is an UPDATE whose subquery picks the rows, so
+    the write lock is taken before reading; on Postgres the rows are picked with
+    FOR UPDATE SKIP LOCKED, so replicas skip each other's rows.
     A digest of which another deliverer holds part is left alone this time.
     """
     due = [*_due(now, exclude_recipients), _lease_free(now)]
     singles = select(OutboxRow.id).where(*due, OutboxRow.digest_period.is_(None))
     singles = singles.order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)
-    _take(session, OutboxRow.id.in_(_locked(session, singles)), now, owner, lease)
+    if session.get_bind().dialect.name == "postgresql":
+        # Lock first, then update: inside `IN (…)` Postgres may re-run a LIMIT … SKIP
+        # LOCKED subquery per row, taking far more than `limit` rows.
+        picked = list(session.scalars(_locked(session, singles)))
+        _take(session, OutboxRow.id.in_(picked), now, owner, lease)
+    else:
+        _take(session, OutboxRow.id.in_(singles), now, owner, lease)
     _claim_digests(session, now, owner, lease, exclude_recipients, limit // 10 + 1)
     ids = list(
         session.scalars(
@@ -211,7 +218,7 @@ def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
         .order_by(OutboxRow.created_at, OutboxRow.id)
     )
     batches: dict[tuple[Any, ...], ClaimedBatch] = {}
-    for o, m, item, source, wl_name, r in session.execute(stmt).tuples():
+    for o, m, item, source, wl_name, r in session.execute(stmt):
         alert = ClaimedAlert(
             o.id, o.attempts, _stored_match(m, item, source, wl_name), _highlights(m.hits)
         )
@@ -366,7 +373,7 @@ def backlog(session: Session, *, now: datetime) -> BacklogCounts:
     counts = dict.fromkeys(STATUSES, 0)
     for status, n in session.execute(
         select(OutboxRow.status, func.count()).group_by(OutboxRow.status)
-    ).tuples():
+    ):
         counts[status] = int(n)
     due = session.scalar(select(func.count()).select_from(OutboxRow).where(*_due(now, ())))
     return BacklogCounts(counts["pending"], int(due or 0), counts["sent"], counts["failed"])
