@@ -351,7 +351,7 @@ def list_alerts(
             created_at=o.created_at,
             digest_period=o.digest_period,
         )
-        for o, wl, channel, target, title, url in session.execute(stmt).tuples()
+        for o, wl, channel, target, title, url in session.execute(stmt)
     ]
 
 
