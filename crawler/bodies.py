@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 try:  # brotli is optional: without it we simply do not advertise "br".
-    import brotli  # type: ignore[import-untyped]
+    import brotli  # type: ignore[import-untyped,unused-ignore]
 
     HAVE_BROTLI = True
 except ImportError:  # pragma: no cover - brotli is installed with aiohttp[speedups]
@@ -26,10 +26,6 @@ _MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
 
 # One step: (input chunk, most output bytes wanted) -> output.
 _Step = Callable[[bytes, int], bytes]
-
-
-class BodyTooLarge(Exception):
-    """The decoded body exceeds the cap."""
 
 
 class BadEncoding(Exception):
@@ -46,8 +42,13 @@ class BodyDecoder:
         self._max = max_bytes
         self._size = 0
 
+    @property
+    def exceeded(self) -> bool:
+        """True once more than `max_bytes` came out (the output stops at max + 1)."""
+        return self._size > self._max
+
     def feed(self, chunk: bytes) -> bytes:
-        """Decoded bytes for one raw chunk; BodyTooLarge past the cap."""
+        """Decoded bytes for one raw chunk, never past `max_bytes + 1` in total."""
         data = chunk
         for step in self._steps:
             try:
@@ -58,9 +59,8 @@ class BodyDecoder:
                 if HAVE_BROTLI and isinstance(e, brotli.error):
                     raise BadEncoding("corrupt compressed body") from e
                 raise
+        data = data[: self._max - self._size + 1]
         self._size += len(data)
-        if self._size > self._max:
-            raise BodyTooLarge(f"body larger than {self._max} bytes")
         return data
 
 

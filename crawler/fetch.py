@@ -30,7 +30,6 @@ from crawler.bodies import (
     ACCEPT_ENCODING,
     BadEncoding,
     BodyDecoder,
-    BodyTooLarge,
     parse_max_age,
     parse_retry_after,
 )
@@ -272,7 +271,7 @@ class HttpClient:
         For webhooks: the URL may be a secret, so messages name only its host.
         The response body is truncated at 64 KiB (it is only for diagnostics).
         """
-        target = check_url(url, self.policy.address_policy)
+        target = check_url(url, self.policy.address_policy, secret=True)
         shown = f"{target.scheme}://{target.host}"
         started = time.monotonic()
         assert self._global is not None, "HttpClient used outside 'async with'"
@@ -310,15 +309,14 @@ class HttpClient:
         try:
             async for chunk in resp.content.iter_any():
                 raw += len(chunk)
-                if raw > cap and not truncate:
-                    raise BodyTooLarge(f"body larger than {cap} bytes")
                 parts.append(decoder.feed(chunk))
-        except BodyTooLarge as e:
-            if not truncate:
-                raise ResponseTooLarge(f"response larger than {cap} bytes") from e
+                if decoder.exceeded or raw > cap:
+                    if truncate:
+                        break
+                    raise ResponseTooLarge(f"response larger than {cap} bytes")
         except BadEncoding as e:
             raise FetchError(str(e)) from e
-        return b"".join(parts)[:cap] if truncate else b"".join(parts)
+        return b"".join(parts)[:cap]
 
     def _require_session(self) -> aiohttp.ClientSession:
         if self._session is None:

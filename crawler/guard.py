@@ -70,13 +70,17 @@ def parse_url(url: str | URL) -> URL:
         shown = scheme or "(none)"
         raise UnsupportedScheme(f"unsupported URL scheme {shown}: only http and https")
     if not parsed.raw_host:
-        raise InvalidURL(f"URL has no host: {redact(parsed)}")
+        raise InvalidURL("URL has no host")
     return parsed
 
 
-def check_url(url: str | URL, policy: AddressPolicy) -> URL:
-    """Validate scheme and, for IP-literal hosts, the address; no I/O."""
+def check_url(url: str | URL, policy: AddressPolicy, *, secret: bool = False) -> URL:
+    """Validate scheme and, for IP-literal hosts, the address; no I/O.
+
+    With `secret` (webhook URLs), messages name only scheme and host.
+    """
     parsed = parse_url(url)
+    shown = f"{parsed.scheme}://{parsed.raw_host}" if secret else redact(parsed)
     host = (parsed.raw_host or "").strip("[]")
     literal = literal_address(host)
     if literal is None:
@@ -85,7 +89,7 @@ def check_url(url: str | URL, policy: AddressPolicy) -> URL:
     if not canonical:
         raise RefusedAddress(f"refused non-canonical IP address {host!r} (means {ip})")
     if not policy.permits(ip):
-        raise RefusedAddress(f"refused address {ip} ({describe(ip)}) for {redact(parsed)}")
+        raise RefusedAddress(f"refused address {ip} ({describe(ip)}) for {shown}")
     return parsed
 
 

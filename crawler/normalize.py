@@ -14,8 +14,8 @@ import unicodedata
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import lxml.etree  # type: ignore[import-untyped]
-import lxml.html  # type: ignore[import-untyped]
+import lxml.etree
+import lxml.html
 from w3lib.url import canonicalize_url
 
 # Query parameters that identify a campaign or a click, never the content.

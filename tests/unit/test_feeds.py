@@ -1,0 +1,146 @@
+"""crawler.feeds: fixture feeds paired with their expected results, and hostile feeds.
+
+Each tests/fixtures/feeds/NAME has an expectation module NAME.py (as in
+lemon24/reader's full.rss + full.rss.py) giving TITLE, TTL_SECONDS, SKIPPED
+and ITEMS (dicts of the Item fields to check), optionally HEADERS and
+MAX_TEXT.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import runpy
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from crawler import CrawlError
+from crawler.charsets import decode_document
+from crawler.feeds import FeedParseError, parse_feed, strip_doctype
+from crawler.normalize import content_hash
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "feeds"
+FEED_URL = "https://www.understandingwar.org/feed"
+FETCHED_AT = datetime(2025, 7, 10, tzinfo=UTC)
+CASES = sorted(p.name[: -len(".py")] for p in FIXTURES.glob("*.py") if p.stem != "generate_encoded")
+
+
+def parse(name: str, headers: dict[str, str] | None = None) -> Any:
+    body = (FIXTURES / name).read_bytes()
+    return parse_feed(body, url=FEED_URL, headers=headers or {}, fetched_at=FETCHED_AT)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_fixture_matches_expectation(name: str) -> None:
+    expected = runpy.run_path(str(FIXTURES / f"{name}.py"))
+    feed = parse(name, expected.get("HEADERS"))
+    if "TITLE" in expected:
+        assert feed.title == expected["TITLE"]
+    else:
+        assert feed.title.startswith(expected["TITLE_PREFIX"])
+    assert feed.ttl_seconds == expected["TTL_SECONDS"]
+    assert feed.skipped == expected["SKIPPED"]
+    assert len(feed.items) == len(expected["ITEMS"])
+    for item, want in zip(feed.items, expected["ITEMS"], strict=True):
+        got = {key: getattr(item, key) for key in want}
+        assert got == want
+        assert item.published.tzinfo is not None
+        assert item.content_hash == content_hash(item.title, item.text)
+        assert len(item.text) <= expected.get("MAX_TEXT", 1_000_000)
+        assert "\ufffd" not in item.title + item.text  # no replacement characters
+
+
+@pytest.mark.parametrize(
+    "name", ["euckr-declared-utf8.xml", "euckr-declared-latin1.xml", "cp1251-declared-latin1.xml"]
+)
+def test_mislabelled_encodings_are_not_mojibake(name: str) -> None:
+    item = parse(name, {"Content-Type": "text/xml; charset=ISO-8859-1"}).items[0]
+    assert not any("\u00c0" <= c <= "\u00ff" for c in item.title + item.text), item.title
+
+
+def test_json_feed_detected_by_body_whatever_the_content_type() -> None:
+    feed = parse("jsonfeed.json", {"Content-Type": "text/plain"})
+    assert [i.guid for i in feed.items] == ["2", "1"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        os.urandom(4096),
+        b"<html><body><p>Not a feed</p></body></html>",
+        b"{not json at all",
+        b'{"version": "https://jsonfeed.org/version/1.1", "items": 5}',
+        b"<?xml version='1.0'?><!DOCTYPE rss [<!ENTITY a 'unterminated",
+    ],
+)
+def test_not_a_feed_is_a_parse_error(body: bytes) -> None:
+    with pytest.raises(FeedParseError) as info:
+        parse_feed(body, url=FEED_URL, headers={}, fetched_at=FETCHED_AT)
+    assert isinstance(info.value, CrawlError)
+    assert "\n" not in str(info.value)
+
+
+def test_generated_entity_bomb_is_cheap() -> None:
+    # 10 levels x 10 references: 10^10 "lol"s if anything expanded it.
+    levels = "".join(f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10}">' for i in range(1, 11))
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY l0 "lol">{levels}]>'
+        "<rss version='2.0'><channel><title>t</title><item><link>https://x.example/1</link>"
+        "<description>&l10;</description></item></channel></rss>"
+    ).encode()
+    feed = parse_feed(body, url=FEED_URL, headers={}, fetched_at=FETCHED_AT)
+    assert len(feed.items) == 1 and len(feed.items[0].text) < 100
+
+
+def test_strip_doctype_honours_quotes_and_keeps_external_only_doctype() -> None:
+    text = '<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x "]>">]><rss/>'
+    assert strip_doctype(text) == '<?xml version="1.0"?><rss/>'
+    netscape = '<!DOCTYPE rss PUBLIC "-//Netscape Communications//DTD RSS 0.91//EN" "x.dtd"><rss/>'
+    assert strip_doctype(netscape) == netscape
+
+
+def test_relative_links_resolve_against_feed_url() -> None:
+    body = (
+        b"<rss version='2.0'><channel><item><link>/a/b?utm_medium=x</link></item></channel></rss>"
+    )
+    feed = parse_feed(body, url="https://news.example/feeds/all", headers={}, fetched_at=FETCHED_AT)
+    assert feed.items[0].url == "https://news.example/a/b"
+
+
+def test_rss091_and_http_charset_disagreeing_with_declaration() -> None:
+    text = (
+        '<?xml version="1.0" encoding="windows-1251"?><rss version="0.91"><channel>'
+        "<title>Старый канал</title><item><title>Новость дня о ПВО</title>"
+        "<link>https://old.example/1</link></item></channel></rss>"
+    )
+    feed = parse_feed(
+        text.encode("cp1251"),
+        url=FEED_URL,
+        headers={"content-type": "text/xml; charset=utf-8"},
+        fetched_at=FETCHED_AT,
+    )
+    assert feed.title == "Старый канал"
+    assert feed.items[0].title == "Новость дня о ПВО"
+
+
+def test_decode_document_prefers_confirmed_labels() -> None:
+    assert decode_document("é".encode(), declared=("iso-8859-1",)).text == "é"
+    latin = "Déjà vu à Genève, où l'été est très chaud".encode("latin-1")
+    decoded = decode_document(latin, declared=("iso-8859-1",))
+    assert decoded.how == "declared" and decoded.text.startswith("Déjà vu")
+    assert decode_document(b"\xef\xbb\xbfabc", declared=("latin-1",)).text == "abc"
+
+
+def test_parsed_feed_pickles_for_worker_processes() -> None:
+    feed = parse("rss20.xml")
+    assert pickle.loads(pickle.dumps(feed)) == feed
+
+
+def test_naive_fetch_time_is_taken_as_utc() -> None:
+    body = (FIXTURES / "dates-guids.xml").read_bytes()
+    feed = parse_feed(body, url=FEED_URL, headers={}, fetched_at=datetime(2025, 7, 10))
+    assert feed.items[0].published == FETCHED_AT
