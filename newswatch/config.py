@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     retention_days: int = Field(90, ge=1)
     daily_digest_at: str = "08:00"
     deliver_every: float = Field(5.0, gt=0)
+    poll_tick: float = Field(1.0, gt=0)  # how often the daemon looks for due sources
     max_attempts: int = Field(8, ge=1)
 
     @field_validator("allow_private_addresses", mode="before")

@@ -21,6 +21,7 @@ from alerts.matching import Matcher, compile_watchlists
 from alerts.models import Document
 from crawler.models import Item, PollOutcome, Source
 from newswatch.app import App
+from newswatch.config import Settings
 from scheduler.policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
 from storage.items import store_items
@@ -104,8 +105,13 @@ def save_outcome(
     return len(new), new_matches
 
 
+def lease_duration(settings: Settings) -> timedelta:
+    """How long a claim on a source lasts; a poll must end well before it does."""
+    return timedelta(seconds=max(300.0, settings.fetch_timeout * 10))
+
+
 def claim(app: App, *, names: Sequence[str] | None, due_only: bool, limit: int) -> list[Source]:
-    lease = timedelta(seconds=max(300.0, app.settings.fetch_timeout * 10))
+    lease = lease_duration(app.settings)
     with app.transaction() as s:
         if names:
             known = source_repo.source_names(s)

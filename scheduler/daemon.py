@@ -1,0 +1,275 @@
+"""`newswatch run`: APScheduler's AsyncIOScheduler driving the crawl pipeline.
+
+Why AsyncIOScheduler: fetching and delivery are asyncio (aiohttp), so the
+jobs are coroutines on the one event loop that also owns the shared
+HttpClient (its connection pool, per-host politeness and global concurrency
+limit) and the /healthz server. A thread-pool scheduler would need a loop per
+thread and could not share those limits.
+
+Jobs (all with the in-memory job store: the database, not APScheduler, holds
+the schedule of each source, so replicas and restarts need no job store):
+
+- poll, every `poll_tick` s: claims due sources and starts their polls as
+  tasks (see scheduler.jobs). max_instances=1: the tick itself is short, and
+  two ticks at once would only race for the same free slots; coalesce=True
+  and misfire_grace_time=None: after the loop was held up, run once, late,
+  rather than skip or run a burst of missed ticks.
+- deliver, every `deliver_every` s (and at once after a poll found matches):
+  max_instances=1, coalesce=True, misfire_grace_time=None for the same reason.
+- digests, at minute 0 of every hour and at `daily_digest_at` (UTC): a
+  delivery pass, so digest rows (due at the end of their period) go out on
+  time even with a long `deliver_every`. misfire_grace_time=3600: a digest
+  late by up to an hour is still sent at once, and it is never lost anyway
+  (the next delivery pass sends any due row).
+- prune (hourly) and backlog (every 15 s): housekeeping in worker threads.
+
+Shutdown: the first SIGTERM/SIGINT stops taking new work (no new tick, no new
+delivery pass), waits up to SHUTDOWN_GRACE for in-flight polls and a running
+delivery, cancels what is left (a cancelled poll saved nothing, so its
+source is polled again; its lease is handed back), and exits 0. A watchdog
+thread ends the process with 0 at HARD_DEADLINE if that hangs (e.g. inside a
+blocking database connect): what was in flight is safe to abandon. A second
+signal exits at once (128 + signal number).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.schedulers.base import STATE_RUNNING
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from newswatch.app import App
+from scheduler import SchedulerError, lock
+from scheduler.health import DatabaseProbe, HealthServer
+from scheduler.jobs import DatabaseState, Deliverer, Poller, guarded, prune, refresh_backlog
+from scheduler.metrics import Metrics
+from storage.db import DatabaseUnavailable, check_connection, redact_url, schema_ready
+
+log = logging.getLogger("newswatch.daemon")
+
+SHUTDOWN_GRACE = 6.0
+HARD_DEADLINE = 9.5
+PRUNE_EVERY = 3600.0
+BACKLOG_EVERY = 15.0
+
+
+class Stopper:
+    """Signal handling that works even while the event loop is blocked.
+
+    Installed with signal.signal (not loop.add_signal_handler), so the handler
+    runs in the main thread at the next bytecode even inside a synchronous
+    database call: the first signal wakes the loop thread-safely, the second
+    calls os._exit.
+    """
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.event: asyncio.Event | None = None
+        self.signalled = 0
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def attach(self, loop: asyncio.AbstractEventLoop, event: asyncio.Event) -> None:
+        self.loop, self.event = loop, event
+        if self.signalled:
+            event.set()
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self.signalled += 1
+        name = signal.Signals(signum).name
+        if self.signalled > 1:
+            os.write(2, f"newswatch: {name} again, exiting now\n".encode())
+            os._exit(128 + signum)
+        log.warning("shutdown status=stopping signal=%s", name)
+        watchdog = threading.Timer(HARD_DEADLINE, _forced_exit)
+        watchdog.daemon = True
+        watchdog.start()
+        if self.loop is not None and self.event is not None:
+            self.loop.call_soon_threadsafe(self.event.set)
+
+
+def _forced_exit() -> None:
+    os.write(2, b"newswatch: shutdown did not finish in time; in-flight work abandoned\n")
+    os._exit(0)
+
+
+@dataclass(frozen=True)
+class Parts:
+    scheduler: AsyncIOScheduler
+    poller: Poller
+    deliverer: Deliverer
+    health: HealthServer | None
+
+
+def run_daemon(app: App) -> int:
+    """Run until signalled; return the exit status. Raises SchedulerError when
+    another daemon holds the SQLite database."""
+    held = lock.acquire(app.settings.database_url)
+    stopper = Stopper()
+    stopper.install()
+    try:
+        _check_schema(app)
+        asyncio.run(_serve(app, stopper))
+    finally:
+        if held is not None:
+            held.release()
+    log.warning("shutdown status=done")
+    return 0
+
+
+def _check_schema(app: App) -> None:
+    """A missing schema is a setup mistake (exit); an unreachable database is an
+    outage (keep running, the jobs reconnect)."""
+    try:
+        check_connection(app.engine)
+    except DatabaseUnavailable as e:
+        log.warning("database_unavailable status=down error=%r", str(e))
+        return
+    if not schema_ready(app.engine):
+        raise SchedulerError(
+            f"no newswatch schema in {redact_url(app.settings.database_url)}: "
+            "run `newswatch init` first"
+        )
+
+
+async def _serve(app: App, stopper: Stopper) -> None:
+    stop = asyncio.Event()
+    stopper.attach(asyncio.get_running_loop(), stop)
+    metrics = Metrics()
+    db = DatabaseState(metrics)
+    async with app.http_client() as client:
+        poller = Poller(app, client, db, metrics)
+        deliverer = Deliverer(app, client, db, metrics)
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        parts = Parts(scheduler, poller, deliverer, _health(app, scheduler, db, metrics))
+        _add_jobs(app, parts, db, metrics)
+        if parts.health is not None:
+            await parts.health.start()
+        scheduler.start()
+        log.warning(
+            "daemon_started status=running owner=%s database=%s tick=%gs",
+            app.owner,
+            redact_url(app.settings.database_url),
+            app.settings.poll_tick,
+        )
+        await stop.wait()
+        await _shutdown(parts)
+
+
+def _health(
+    app: App, scheduler: AsyncIOScheduler, db: DatabaseState, metrics: Metrics
+) -> HealthServer | None:
+    if app.settings.http_port is None:
+        return None
+    return HealthServer(
+        app.settings.http_host,
+        app.settings.http_port,
+        probe=DatabaseProbe(app.engine),
+        scheduler_running=lambda: scheduler.state == STATE_RUNNING,
+        metrics=metrics,
+        on_database=lambda up: db.ok() if up else None,
+    )
+
+
+def _add_jobs(app: App, parts: Parts, db: DatabaseState, metrics: Metrics) -> None:
+    s, settings = parts.scheduler, app.settings
+    now = datetime.now(UTC)
+    common = {"max_instances": 1, "coalesce": True}
+    s.add_job(
+        parts.poller.tick,
+        IntervalTrigger(seconds=settings.poll_tick),
+        id="poll",
+        next_run_time=now,
+        misfire_grace_time=None,
+        **common,
+    )
+    s.add_job(
+        parts.deliverer.run,
+        IntervalTrigger(seconds=settings.deliver_every),
+        id="deliver",
+        next_run_time=now,
+        misfire_grace_time=None,
+        **common,
+    )
+    parts.poller.on_matches.append(lambda: _wake(s, "deliver"))
+    hour, minute = _clock(settings.daily_digest_at)
+    for job_id, trigger in (
+        ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),
+        ("digest-daily", CronTrigger(hour=hour, minute=minute, second=5, timezone=UTC)),
+    ):
+        s.add_job(parts.deliverer.run, trigger, args=["digest"], id=job_id, misfire_grace_time=3600)
+
+    async def housekeeping() -> None:
+        with guarded("prune", db, metrics):
+            await asyncio.to_thread(prune, app)
+
+    async def backlog() -> None:
+        with guarded("backlog", db, metrics):
+            await asyncio.to_thread(refresh_backlog, app, metrics)
+
+    s.add_job(housekeeping, IntervalTrigger(seconds=PRUNE_EVERY), id="prune", **common)
+    s.add_job(
+        backlog, IntervalTrigger(seconds=BACKLOG_EVERY), id="backlog", next_run_time=now, **common
+    )
+
+
+def _wake(s: AsyncIOScheduler, job_id: str) -> None:
+    """Run an interval job now (its interval then continues from now)."""
+    job = s.get_job(job_id)
+    if job is not None and s.running:
+        job.modify(next_run_time=datetime.now(UTC))
+
+
+def _clock(text: str) -> tuple[int, int]:
+    try:
+        hour, minute = (int(x) for x in text.strip().split(":"))
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise SchedulerError(
+            f"NEWSWATCH_DAILY_DIGEST_AT: {text!r} is not a time of day like 08:00"
+        ) from None
+    return hour, minute
+
+
+async def _shutdown(parts: Parts) -> None:
+    """Stop new work, let in-flight work finish within the grace, cancel the rest.
+
+    The scheduler is paused, not shut down, while draining: shutting down
+    AsyncIOScheduler cancels running job tasks, and a delivery cancelled
+    between a send and its "sent" mark would send that alert again later.
+    """
+    poller, deliverer = parts.poller, parts.deliverer
+    poller.accepting = deliverer.accepting = False
+    parts.scheduler.pause()
+    running = [*poller.tasks.values(), *(t for t in (poller.current, deliverer.current) if t)]
+    log.warning("shutdown status=draining polls=%d", len(poller.tasks))
+    still: set[asyncio.Task[None]] = set()
+    if running:
+        _done, still = await asyncio.wait(running, timeout=SHUTDOWN_GRACE)
+    for task in still:
+        task.cancel()
+    parts.scheduler.shutdown(wait=False)
+    if still:
+        await asyncio.wait(still, timeout=1.0)
+        log.warning("shutdown status=abandoned tasks=%d", len(still))
+    if poller.unreleased:
+        with guarded("shutdown", poller.db, poller.metrics):
+            try:
+                await asyncio.wait_for(asyncio.to_thread(poller.release_leases), timeout=1.5)
+            except TimeoutError:
+                log.warning("shutdown status=leases_kept sources=%d", len(poller.unreleased))
+    if parts.health is not None:
+        await parts.health.stop()

@@ -1,0 +1,303 @@
+"""The daemon's jobs: each binds its context, calls one service, applies the error policy.
+
+Error policy (the daemon must run for months): an expected error (a
+`StorageError`, `AlertError` or `CrawlError`) is logged and the job runs
+again at its next tick; a database outage is logged once when it starts and
+once when it ends (`DatabaseState`); anything else is a bug, logged as
+critical with its traceback and counted in `newswatch_job_errors`, and the
+job still runs again at its next tick.
+
+Polling never lets one source hold up the others: the tick only claims due
+sources (at most as many as there are free poll slots, so no lease is held by
+a source waiting its turn) and starts one task per source; it returns at
+once. Each task runs under a deadline shorter than its lease, so a source is
+never polled by two processes at the same time even if its server hangs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+
+from alerts import AlertError
+from alerts.outbox import DeliveryReport, deliver_due
+from crawler import CrawlError
+from crawler.fetch import HttpClient
+from crawler.models import Source
+from newswatch.app import App
+from newswatch.pipeline import (
+    CompiledWatchlists,
+    CrawlReport,
+    claim,
+    lease_duration,
+    load_watchlists,
+    poll_and_save,
+)
+from scheduler.metrics import Metrics
+from storage import StorageError
+from storage import outbox as outbox_repo
+from storage import sources as source_repo
+from storage.db import DatabaseUnavailable
+from storage.items import prune_items
+from storage.tables import WatchlistRow
+
+log = logging.getLogger("newswatch.daemon")
+
+EXPECTED = (StorageError, AlertError, CrawlError)
+DELIVERY_LIMIT = 200
+MAX_DELIVERY_PASSES = 20
+
+
+def is_outage(error: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached", not "a query is wrong"."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+class DatabaseState:
+    """Whether the database answers; logs each outage once and each recovery once."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.up = True
+        self.metrics = metrics
+
+    def failed(self, error: BaseException) -> None:
+        if self.up:
+            self.up = False
+            self.metrics.database_up.set(0)
+            text = " ".join(str(error).split())[:300]
+            log.warning("database_unavailable status=down error=%r", text)
+
+    def ok(self) -> None:
+        if not self.up:
+            self.up = True
+            self.metrics.database_up.set(1)
+            log.warning("database_available status=up")
+
+
+@contextmanager
+def guarded(job: str, db: DatabaseState, metrics: Metrics) -> Iterator[None]:
+    """Apply the error policy of the module docstring to one run of a job."""
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:
+        if is_outage(e):
+            db.failed(e)
+        elif isinstance(e, EXPECTED):
+            log.error("job_failed job=%s status=error error=%r", job, " ".join(str(e).split()))
+        else:
+            metrics.job_errors.labels(job).inc()
+            log.critical("job_crashed job=%s status=bug error=%r", job, repr(e), exc_info=True)
+
+
+class WatchlistCache:
+    """Compiled watchlists, recompiled only when a watchlist was imported or removed.
+
+    Compiling is the expensive part (one automaton over every term); the
+    version check is one aggregate query, cheap enough to run on every tick
+    that has sources to poll, so an imported watchlist applies to the next poll.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.version: tuple[Any, ...] | None = None
+        self.compiled: CompiledWatchlists | None = None
+
+    def get(self) -> CompiledWatchlists:
+        with self.app.transaction() as s:
+            w = WatchlistRow
+            row = s.execute(
+                select(func.count(), func.max(w.updated_at), func.max(w.removed_at))
+            ).one()
+        version = tuple(row)
+        if self.compiled is None or version != self.version:
+            self.compiled = load_watchlists(self.app)
+            self.version = version
+        return self.compiled
+
+
+class Poller:
+    """The poll job: claims due sources and polls each in a task of its own."""
+
+    def __init__(self, app: App, client: HttpClient, db: DatabaseState, metrics: Metrics) -> None:
+        self.app = app
+        self.client = client
+        self.db = db
+        self.metrics = metrics
+        self.slots = app.settings.concurrency
+        lease = lease_duration(app.settings).total_seconds()
+        # Finish (or give up) well before the lease lapses and another replica may claim it.
+        self.deadline = max(1.0, min(lease * 0.8, lease - 30.0))
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.unreleased: set[int] = set()  # our leases on sources whose poll did not save
+        self.watchlists = WatchlistCache(app)
+        self.accepting = True
+        self.on_matches: list[Callable[[], None]] = []
+        self.current: asyncio.Task[Any] | None = None  # the running tick, for shutdown
+
+    async def tick(self) -> None:
+        if not self.accepting:
+            return
+        self.current = asyncio.current_task()
+        try:
+            await self._tick()
+        finally:
+            self.current = None
+
+    async def _tick(self) -> None:
+        with guarded("poll", self.db, self.metrics):
+            if self.unreleased:
+                await asyncio.to_thread(self.release_leases)
+            free = self.slots - len(self.tasks)
+            if free <= 0:
+                return
+            sources, compiled = await asyncio.to_thread(self._claim, free)
+            self.db.ok()
+            if not self.accepting:  # a signal arrived while claiming: hand the leases back
+                self.unreleased.update(s.id for s in sources)
+                return
+            for src in sources:
+                task = asyncio.create_task(self._poll(src, compiled), name=f"poll:{src.name}")
+                self.tasks[src.id] = task
+                task.add_done_callback(functools.partial(self._forget, src.id))
+
+    def _forget(self, source_id: int, _task: asyncio.Task[None]) -> None:
+        self.tasks.pop(source_id, None)
+
+    def _claim(self, limit: int) -> tuple[list[Source], CompiledWatchlists | None]:
+        sources = claim(self.app, names=None, due_only=True, limit=limit)
+        if not sources:
+            return [], None
+        try:
+            return sources, self.watchlists.get()
+        except BaseException:
+            self.unreleased.update(s.id for s in sources)
+            raise
+
+    async def _poll(self, src: Source, compiled: CompiledWatchlists | None) -> None:
+        assert compiled is not None
+        report = CrawlReport()
+        started = time.monotonic()
+        self.metrics.polls_in_flight.inc()
+        saved = False
+        try:
+            with guarded("poll", self.db, self.metrics):
+                try:
+                    async with asyncio.timeout(self.deadline):
+                        await poll_and_save(self.app, self.client, [src], compiled, report)
+                except TimeoutError:
+                    log.warning(
+                        "poll_abandoned source=%s status=timeout seconds=%.0f",
+                        src.name,
+                        self.deadline,
+                    )
+                    return
+                saved = True
+                self.db.ok()
+        finally:
+            self.metrics.polls_in_flight.dec()
+            if not saved:
+                self.unreleased.add(src.id)
+        if saved:
+            self._count(report, time.monotonic() - started)
+
+    def _count(self, report: CrawlReport, seconds: float) -> None:
+        m = self.metrics
+        m.poll_seconds.observe(seconds)
+        for status, n in (
+            ("ok", report.polled),
+            ("not_modified", report.not_modified),
+            ("failed", len(report.failed)),
+        ):
+            if n:
+                m.polls.labels(status).inc(n)
+        if report.failed:
+            m.poll_failures.inc(len(report.failed))
+        m.items.inc(report.new_items)
+        m.matches.inc(report.new_matches)
+        if report.new_matches:
+            for callback in self.on_matches:
+                callback()
+
+    def release_leases(self) -> None:
+        """Hand back the leases of polls that did not save, so the sources are
+        polled again at once rather than when the lease expires."""
+        ids = sorted(self.unreleased)
+        with self.app.transaction() as s:
+            for sid in ids:
+                source_repo.release_lease(s, sid, self.app.owner)
+        self.unreleased.difference_update(ids)
+        log.info("leases_released status=ok sources=%d", len(ids))
+
+
+class Deliverer:
+    """The delivery job: one pass at a time per process, repeated while a pass is full."""
+
+    def __init__(self, app: App, client: HttpClient, db: DatabaseState, metrics: Metrics) -> None:
+        self.app = app
+        self.client = client
+        self.db = db
+        self.metrics = metrics
+        self.lock = asyncio.Lock()
+        self.accepting = True
+        self.current: asyncio.Task[Any] | None = None  # the running pass, for shutdown
+
+    async def run(self, reason: str = "interval") -> None:
+        if not self.accepting:
+            return
+        async with self.lock:
+            self.current = asyncio.current_task()
+            try:
+                await self._passes(reason)
+            finally:
+                self.current = None
+
+    async def _passes(self, reason: str) -> None:
+        with guarded("deliver", self.db, self.metrics):
+            for _ in range(MAX_DELIVERY_PASSES):
+                report = await deliver_due(self.app, self.client, limit=DELIVERY_LIMIT)
+                self.db.ok()
+                self._count(report, reason)
+                if report.handled < DELIVERY_LIMIT or not self.accepting:
+                    break
+
+    def _count(self, report: DeliveryReport, reason: str) -> None:
+        self.metrics.alerts_sent.inc(report.sent)
+        self.metrics.alerts_failed.inc(report.failed)
+        self.metrics.alerts_retried.inc(report.retried)
+        if report.handled:
+            log.info(
+                "delivered status=ok reason=%s sent=%d retried=%d failed=%d",
+                reason,
+                report.sent,
+                report.retried,
+                report.failed,
+            )
+
+
+def prune(app: App) -> int:
+    """Delete unmatched items older than the retention; matched ones stay with their alerts."""
+    before = app.now() - timedelta(days=app.settings.retention_days)
+    with app.transaction() as s:
+        n = prune_items(s, before=before)
+    log.info("pruned status=ok items=%d before=%s", n, before.isoformat())
+    return n
+
+
+def refresh_backlog(app: App, metrics: Metrics) -> None:
+    with app.transaction() as s:
+        counts = outbox_repo.backlog(s, now=app.now())
+    for status in ("pending", "due", "sent", "failed"):
+        metrics.backlog.labels(status).set(getattr(counts, status))
