@@ -39,6 +39,7 @@ from alerts.channels import (
     scrub,
 )
 from alerts.watchlists import resolve_refs
+from newswatch.faults import crash_point
 from storage import StorageError
 from storage import outbox as repo
 from storage.outbox import ClaimedBatch, RecipientRef
@@ -207,6 +208,7 @@ class _Sender:
             log.exception("alert_error status=internal ids=%s", batch.ids)
             failure = TemporaryFailure(f"internal error: {type(e).__name__}: {e}")
             return self._record_failure(batch, failure, secrets)
+        crash_point("after_send")
         return self._record(batch, "sent", None, self._mark_sent)
 
     async def _send(self, batch: ClaimedBatch, target: str, secret: str | None) -> None:

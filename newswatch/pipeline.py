@@ -22,6 +22,7 @@ from alerts.models import Document
 from crawler.models import Item, PollOutcome, Source
 from newswatch.app import App
 from newswatch.config import Settings
+from newswatch.faults import crash_point
 from scheduler.policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
 from storage.items import store_items
@@ -102,6 +103,8 @@ def save_outcome(
         )
         if outcome.seen_links:
             source_repo.add_seen_links(s, source.id, outcome.seen_links, now)
+        crash_point("after_store")
+    crash_point("after_commit")
     return len(new), new_matches
 
 
@@ -152,6 +155,7 @@ async def poll_and_save(
 
     for next_done in asyncio.as_completed([one(src) for src in sources]):
         src, outcome = await next_done
+        crash_point("after_fetch")
         new_items, new_matches = save_outcome(app, src, outcome, compiled, rng)
         report.new_items += new_items
         report.new_matches += new_matches
