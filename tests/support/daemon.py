@@ -91,10 +91,11 @@ class Feed:
         with self._lock:
             self.in_flight += 1
             self.max_overlap = max(self.max_overlap, self.in_flight)
-            body = self.body()
         try:
             if self.hold:
                 time.sleep(self.hold)
+            with self._lock:
+                body = self.body()  # after the hold: what was published meanwhile is in it
             etag = '"' + hashlib.sha256(body).hexdigest()[:16] + '"'
             if req.headers.get("If-None-Match") == etag:
                 return 304, {"ETag": etag}, b""
