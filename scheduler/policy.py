@@ -1,11 +1,18 @@
 """When to poll a source next: a pure decision over the source and its last poll.
 
 - success: the source's interval, adapted to how often it publishes (new
-  items shorten it, empty polls lengthen it), within [min_interval, max_interval];
+  items shorten it, empty polls lengthen it, up to 4x the source's own
+  interval), within [min_interval, max_interval]; the first success after
+  failures starts again from the source's own interval (backoff is reset);
 - failure: exponential backoff from the interval, doubling per consecutive
   failure, capped at max_interval;
-- Retry-After, Cache-Control max-age and RSS <ttl> are lower bounds;
+- Retry-After, Cache-Control max-age and RSS <ttl> are lower bounds, but
+  never beyond the ceiling: a server cannot switch a source off by sending
+  `max-age=31536000`;
 - a jitter of ±10% spreads sources that were added together.
+
+A source's own interval (`--every`) outside [min_interval, max_interval]
+widens the range for that source: the user asked for it explicitly.
 """
 
 from __future__ import annotations
@@ -39,15 +46,16 @@ def next_interval(
         failures = source.consecutive_failures + 1
         interval = min(base * 2 ** min(failures, 16), ceiling)
     else:
-        interval = current or base
+        interval = base if source.consecutive_failures else (current or base)
         if new_items > 0:
             interval = max(int(interval / 1.5), floor, min(base, policy.min_interval))
             interval = min(interval, base)
         else:
             interval = min(int(interval * 1.25) + 1, ceiling, base * 4)
+    interval = max(floor, min(interval, ceiling))  # a stale `current` may lie outside
     for bound in (outcome.retry_after_seconds, outcome.min_interval_seconds):
         if bound:
-            interval = max(interval, int(bound))
+            interval = max(interval, min(int(bound), ceiling))
     return max(1, int(interval))
 
 

@@ -207,3 +207,42 @@ def test_two_daemons_share_50_sources_without_double_polls_or_alerts(
     assert max(f.max_overlap for f in feeds) == 1
     assert all(len(http_server.hits(f.path)) >= 3 for f in feeds)
     assert a.events("polled") and b.events("polled")  # both did part of the work
+
+
+@pytest.mark.slow
+def test_hung_source_delays_no_other_and_shutdown_abandons_it(
+    tmp_path: Path, http_server: LocalHTTPServer, daemons: list[Daemon]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nw.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    hung, quick = Feed(http_server, "/hung.xml", hold=30), Feed(http_server, "/quick.xml")
+    hook = Webhook(http_server)
+    seed(url, [hung, quick], hook.url)
+    d = start(daemons, url, tmp_path / "log", NEWSWATCH_FETCH_TIMEOUT="60")
+    assert wait_for(lambda: hung.in_flight == 1, 10)
+    assert wait_for(lambda: len(http_server.hits("/quick.xml")) >= 3, 10), d.log()
+    assert len(http_server.hits("/hung.xml")) == 1
+
+    code, took = d.stop(signal.SIGTERM)
+    assert code == 0 and took < 10, d.log()
+    assert d.events("shutdown") and "status=abandoned" in d.log()
+
+
+def test_second_signal_exits_at_once(
+    tmp_path: Path, http_server: LocalHTTPServer, daemons: list[Daemon]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'nw.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    hung = Feed(http_server, "/hung.xml", hold=30)
+    seed(url, [hung], Webhook(http_server).url)
+    d = start(daemons, url, tmp_path / "log")
+    assert wait_for(lambda: hung.in_flight == 1, 10)
+    assert d.proc is not None
+    d.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    code, took = d.stop(signal.SIGTERM)
+    assert code == 128 + signal.SIGTERM and took < 2, d.log()
