@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -62,18 +62,18 @@ def init(ctx: typer.Context) -> None:
 
 
 def _register() -> None:
-    from newswatch import cli_matching, cli_sources, cli_watchlists
+    from newswatch import (
+        cli_alerts,
+        cli_crawl,
+        cli_daemon,
+        cli_matching,
+        cli_sources,
+        cli_watchlists,
+    )
 
     app.add_typer(cli_sources.app, name="source", help="Manage sources.")
     app.add_typer(cli_watchlists.app, name="watchlist", help="Manage watchlists.")
-    cli_matching.register(app)
-    for optional in ("cli_crawl", "cli_alerts", "cli_daemon"):
-        try:
-            module: Any = __import__(f"newswatch.{optional}", fromlist=["register"])
-        except ModuleNotFoundError as e:
-            if e.name != f"newswatch.{optional}":
-                raise
-            continue
+    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts):
         module.register(app)
 
 
