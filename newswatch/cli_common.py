@@ -30,7 +30,7 @@ def get_app(ctx: typer.Context) -> App:
 
 def to_json(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.isoformat(timespec="seconds")
     if isinstance(value, Mapping):
         return {k: to_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
