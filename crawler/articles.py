@@ -50,8 +50,7 @@ def extract_article(html: str, url: str, *, fetched_at: datetime) -> Item | None
         summary=summary,
         text=text,
         published=sane_date(_date(getattr(doc, "date", None)), fetched_at),
-        language=detect_language(f"{title}\n{text[:2000]}")
-        or _lang(getattr(doc, "language", None)),
+        language=detect_language(f"{title}\n{text[:600]}") or _lang(getattr(doc, "language", None)),
         content_hash=content_hash(title, text),
     )
 

@@ -23,7 +23,7 @@ from crawler.normalize import (
 )
 
 FUTURE_TOLERANCE = timedelta(days=1)
-LANGUAGE_SAMPLE = 2000
+LANGUAGE_SAMPLE = 600
 
 TypedText = tuple[str, bool]  # (value, is_html)
 

@@ -30,6 +30,7 @@ from crawler.models import Item
 
 log = logging.getLogger(__name__)
 
+_DOCTYPE = re.compile(r"<!DOCTYPE", re.IGNORECASE)
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,300}?\?>")
 _JSON_FEED_VERSION = re.compile(rb'"version"\s*:\s*"https?://jsonfeed\.org/version/')
 
@@ -99,11 +100,10 @@ def strip_doctype(text: str) -> str:
     `<!ENTITY a "]>">` cannot end it early. A DOCTYPE without an internal
     subset declares no entities and is kept (RSS 0.91 uses one).
     """
-    start = text.find("<!DOCTYPE", 0, 4096)
-    if start < 0:
-        start = text.upper().find("<!DOCTYPE", 0, 4096)
-    if start < 0:
+    match = _DOCTYPE.search(text, 0, 4096)
+    if match is None:
         return text
+    start = match.start()
     depth = 0
     quote = ""
     has_subset = False

@@ -7,6 +7,7 @@ sources, so `canonical_url` must be deterministic and idempotent
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import threading
@@ -236,6 +237,7 @@ _LATIN_LANGS = [
 ]
 _OTHER_LANGS = ("ar", "fa", "he", "el", "hi", "th", "ka", "hy", "ur")
 MIN_LETTERS = 12
+LANGUAGE_SAMPLE = 600  # plenty for language ID; the cost grows with the length
 MIN_CJK = 2
 _identifiers: dict[str, Any] = {}
 _identifiers_lock = threading.Lock()
@@ -248,7 +250,7 @@ def detect_language(text: str) -> str | None:
     CJK text: Hangul means ko, any Kana means ja, Han means zh. Otherwise
     py3langid decides among the languages of the dominant script only.
     """
-    sample = text[:4000]
+    sample = text[:LANGUAGE_SAMPLE]
     hangul, kana, han = (len(p.findall(sample)) for p in (_HANGUL, _KANA, _HAN))
     cjk = hangul + kana + han
     if cjk >= MIN_CJK:
@@ -268,12 +270,17 @@ def detect_language(text: str) -> str | None:
 
 
 def _identifier(group: str) -> Any:
+    """One py3langid model loaded once per process, restricted per script group."""
     with _identifiers_lock:
         ident = _identifiers.get(group)
         if ident is None:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
+            base = _identifiers.get("all")
+            if base is None:
+                from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-            ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+                base = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+                _identifiers["all"] = base
+            ident = copy.copy(base)  # shares the full model; set_languages rebinds the subset
             langs = _CYRILLIC_LANGS if group == "cyrillic" else (*_LATIN_LANGS, *_OTHER_LANGS)
             ident.set_languages(list(langs))
             _identifiers[group] = ident
