@@ -88,7 +88,9 @@ def matches(
             get_watchlist(s, watchlist)
         found = list_matches(s, watchlist=watchlist, since=a.now() - delta if delta else None)
         if json:
-            print_jsonl(match_json(m) for m in found)
+            from alerts.render import match_object
+
+            print_jsonl(match_object(m) for m in found)
             return
         rows = [
             [
@@ -102,26 +104,6 @@ def matches(
             for m in found
         ]
     print_table(["matched", "watchlist", "terms", "source", "title", "url"], rows)
-
-
-def match_json(m: object) -> dict[str, object]:
-    """The contract's `matches --json` object (also the webhook body)."""
-    from alerts.models import StoredMatch
-
-    assert isinstance(m, StoredMatch)
-    return {
-        "watchlist": m.watchlist,
-        "terms": list(m.terms),
-        "item": {
-            "url": m.item_url,
-            "title": m.item_title,
-            "source": m.source_name,
-            "published": m.published,
-            "language": m.language,
-        },
-        "snippets": list(m.snippets),
-        "matched_at": m.matched_at,
-    }
 
 
 def backfill(
