@@ -303,10 +303,10 @@ class HttpClient:
         declared = resp.content_length
         if declared is not None and declared > cap and not truncate:
             raise ResponseTooLarge(f"response larger than {cap} bytes (Content-Length {declared})")
-        decoder = BodyDecoder(resp.headers.get("Content-Encoding"), cap)
         parts: list[bytes] = []
         raw = 0
         try:
+            decoder = BodyDecoder(resp.headers.get("Content-Encoding"), cap)
             async for chunk in resp.content.iter_any():
                 raw += len(chunk)
                 parts.append(decoder.feed(chunk))
