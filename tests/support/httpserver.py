@@ -109,7 +109,9 @@ class LocalHTTPServer:
 
         self._server = ThreadingHTTPServer((self.host, 0), H)
         self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def stop(self) -> None:
