@@ -39,7 +39,7 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	for b in bench/bench_*.py; do $(PY) $$b || exit 1; done
+	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

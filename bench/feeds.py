@@ -6,7 +6,7 @@ the baseline (encoding confirmation, DOCTYPE check, HTML to text, canonical
 URLs, language detection, content hashes) and skips feedparser's sanitiser
 and relative-URI resolution, which we redo ourselves.
 
-    .venv/bin/python bench/bench_feeds.py [--feeds 200] [--entries 30]
+    .venv/bin/python bench/feeds.py [--feeds 200] [--entries 30]
 """
 
 from __future__ import annotations
