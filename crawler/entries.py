@@ -51,7 +51,7 @@ def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
     language = detect_language(f"{title}\n{text[:LANGUAGE_SAMPLE]}") or fields.feed_language
     return Item(
         url=url,
-        guid=(fields.guid or "").strip() or url,
+        guid=(fields.guid or "").replace("\x00", "").strip() or url,
         title=title,
         summary=summary,
         text=text,

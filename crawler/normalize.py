@@ -180,7 +180,9 @@ def html_to_text(html: str) -> str:
 
 
 def collapse_whitespace(text: str) -> str:
-    """Spaces collapse to one, lines are stripped, blank lines dropped."""
+    """Spaces collapse to one, lines are stripped, blank lines dropped; NUL
+    characters are removed (PostgreSQL text cannot hold them)."""
+    text = text.replace("\x00", "")
     text = _SPACES.sub(" ", text.replace("\r", "\n").replace("\xa0", " "))
     return _NEWLINES.sub("\n", text).strip()
 
