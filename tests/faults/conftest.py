@@ -1,0 +1,130 @@
+"""Shared machinery of the fault-injection suite (`pytest -m faults`).
+
+- `run_newswatch`: the real `newswatch` console script in a subprocess, with its
+  exit status, output, wall time and peak RSS (from wait4, for that child only).
+- canaries: plain TCP listeners on 127.0.0.2 and [::1] that only count
+  accepted connections. The suite allows exactly 127.0.0.1
+  (NEWSWATCH_ALLOW_PRIVATE_ADDRESSES=127.0.0.1), so any connection a canary
+  counts is an SSRF-guard failure; an autouse check asserts 0 after every test.
+- `fresh_database`: the session databases of tests/conftest.py, emptied, for
+  module-scoped fixtures (the `db` fixture is per test).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Database, _empty
+from tests.support.canary import Canary
+
+NEWSWATCH = str(Path(sys.executable).parent / "newswatch")
+MAX_RSS_MB = 512.0
+
+
+@dataclass
+class Proc:
+    code: int
+    out: str
+    err: str
+    seconds: float
+    peak_rss_mb: float
+
+
+def base_env(database_url: str, **extra: str) -> dict[str, str]:
+    """A clean environment: no NEWSWATCH_* from the caller, loopback 127.0.0.1 only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
+    env.update(
+        NEWSWATCH_DATABASE_URL=database_url,
+        NEWSWATCH_ALLOW_PRIVATE_ADDRESSES="127.0.0.1",
+        NEWSWATCH_PER_HOST_DELAY="0",
+        NEWSWATCH_PER_HOST_CONCURRENCY="64",
+        NEWSWATCH_CONCURRENCY="128",
+        NEWSWATCH_FETCH_TIMEOUT="2",
+    )
+    env.update(extra)
+    return env
+
+
+def start_newswatch(
+    args: list[str], env: dict[str, str], log: Path | None = None
+) -> subprocess.Popen[bytes]:
+    out = open(log, "wb") if log else subprocess.PIPE  # noqa: SIM115 - closed by caller via proc
+    return subprocess.Popen(
+        [NEWSWATCH, *args], env=env, stdout=out, stderr=subprocess.PIPE if log is None else out
+    )
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
+    """Wait for `proc` (killing it after `timeout`); return (status, peak RSS in MB)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            proc.kill()
+            pid, status, usage = os.wait4(proc.pid, 0)
+            break
+        time.sleep(0.02)
+    code = os.waitstatus_to_exitcode(status)
+    proc.returncode = code
+    return code, usage.ru_maxrss / 1024.0
+
+
+def run_newswatch(args: list[str], env: dict[str, str], timeout: float = 120.0) -> Proc:
+    """Run the CLI to completion; stdout/stderr are drained by threads-free temp files."""
+    import tempfile
+
+    started = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen([NEWSWATCH, *args], env=env, stdout=out, stderr=err)
+        code, rss = reap(proc, timeout)
+        out.seek(0)
+        err.seek(0)
+        return Proc(
+            code,
+            out.read().decode("utf-8", "replace"),
+            err.read().decode("utf-8", "replace"),
+            time.monotonic() - started,
+            rss,
+        )
+
+
+def kill(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+
+
+@pytest.fixture(scope="session")
+def canaries() -> Iterator[list[Canary]]:
+    started = [Canary("127.0.0.2").start()]
+    with contextlib.suppress(OSError):  # no IPv6 loopback on this machine
+        started.append(Canary("::1", socket.AF_INET6).start())
+    yield started
+    for c in started:
+        c.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_canary_contact(canaries: list[Canary]) -> Iterator[None]:
+    """After every test of the suite: no connection reached a forbidden address."""
+    yield
+    hit = {f"{c.host}:{c.port}": c.connections for c in canaries if c.connections}
+    assert not hit, f"requests reached forbidden addresses: {hit}"
+
+
+def fresh_database(databases: dict[str, Database], backend: str) -> Database:
+    database = databases[backend]
+    _empty(database)
+    return database

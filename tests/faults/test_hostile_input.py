@@ -1,0 +1,308 @@
+"""Hostile input through the real `newswatch crawl`, on SQLite and PostgreSQL.
+
+All the cases of `hostile_cases.CASES` are sources of ONE crawl per backend
+(one bad source must never stop the others), run as a subprocess so its exit
+status and peak RSS are measured. Then each case is its own test: its source
+recorded the expected error, or stored the expected items, and what reached
+the webhook receiver, the Slack stand-in and the aiosmtpd server is escaped.
+A second crawl must store and send nothing new. The autouse canary check of
+conftest.py asserts that nothing reached 127.0.0.2 or [::1].
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from alerts.watchlists import parse_watchlists
+from storage.db import transaction
+from storage.sources import add_source
+from storage.tables import ItemRow, OutboxRow, SourceRow
+from storage.watchlists import save_watchlists
+from tests.conftest import BACKENDS, Database
+from tests.faults.conftest import MAX_RSS_MB, Proc, base_env, fresh_database, run_newswatch
+from tests.faults.hostile_cases import CASES, PANTSIR_CASES, Case, Ctx, Outcome, case_ids
+from tests.support.canary import Canary
+from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.smtpserver import RecordingHandler, smtp_server
+
+pytestmark = pytest.mark.faults
+
+CRAWL_SECONDS = 60.0
+
+
+@dataclass
+class Deliveries:
+    """What the three channel stand-ins received during one backend's crawls."""
+
+    smtp: RecordingHandler
+    webhook: list[dict[str, Any]] = field(default_factory=list)
+    slack: list[dict[str, Any]] = field(default_factory=list)
+
+    def clear(self) -> None:
+        self.webhook.clear()
+        self.slack.clear()
+        self.smtp.messages.clear()
+
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.webhook), len(self.slack), len(self.smtp.messages)
+
+    @staticmethod
+    def slack_texts(payload: dict[str, Any]) -> list[str]:
+        texts = [str(payload.get("text", ""))]
+        for block in payload.get("blocks", []):
+            for part in [block.get("text"), *list(block.get("fields") or [])]:
+                if isinstance(part, dict):
+                    texts.append(str(part.get("text", "")))
+            for el in block.get("elements") or []:
+                if isinstance(el, dict):
+                    texts.append(str(el.get("text", "")))
+        return texts
+
+    def for_case(self, name: str) -> dict[str, Any]:
+        mark = f"/art/{name}/"
+        hooks = [w for w in self.webhook if mark in w["item"]["url"]]
+        slacks = [s for s in self.slack if mark in json.dumps(s)]
+        mails = [m for m in self.smtp.messages if mark in m.data.decode("utf-8", "replace")]
+        assert (len(hooks), len(slacks), len(mails)) == (1, 1, 1), (name, hooks, slacks, mails)
+        msg: EmailMessage = mails[0].message
+        return {
+            "webhook": hooks[0],
+            "slack": slacks[0],
+            "email": msg,
+            "email_rcpt": mails[0].rcpt_tos,
+        }
+
+
+@dataclass
+class Site:
+    server: LocalHTTPServer
+    https: ThreadingHTTPServer
+    https_routes: dict[str, Response]
+    cafile: Path
+    smtp_url: str
+    deliveries: Deliveries
+
+
+def _https_front(tmp: Path, routes: dict[str, Response]) -> tuple[ThreadingHTTPServer, Path]:
+    cert, key = tmp / "cert.pem", tmp / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+    class H(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            status, headers, body = routes.get(self.path, (404, {}, b"not found"))
+            self.send_response(status)
+            for k, v in headers.items():
+                self.send_header(k, v)
+            assert isinstance(body, bytes)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, cert
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    server = LocalHTTPServer().start()
+    routes: dict[str, Response] = {}
+    https, cafile = _https_front(tmp_path_factory.mktemp("tls"), routes)
+    with smtp_server() as (handler, smtp_url):
+        deliveries = Deliveries(handler)
+
+        def hook(req: Request) -> Response:
+            deliveries.webhook.append(json.loads(req.body))
+            return 200, {"Content-Type": "text/plain"}, b"ok"
+
+        def slack(req: Request) -> Response:
+            deliveries.slack.append(json.loads(req.body))
+            return 200, {"Content-Type": "text/plain"}, b"ok"
+
+        server.route("/hook", hook)
+        server.route("/slack", slack)
+        yield Site(server, https, routes, cafile, smtp_url, deliveries)
+    https.shutdown()
+    server.stop()
+
+
+WATCHLIST = """\
+watchlists:
+  - name: hostile
+    terms: [Pantsir]
+    notify:
+      - webhook: {hook}
+      - slack: {slack}
+      - email: analyst@example.org
+"""
+
+
+@dataclass
+class CrawlRun:
+    backend: str
+    first: Proc
+    second: Proc
+    outcomes: dict[str, Outcome]
+    deliveries_after_first: tuple[int, int, int]
+    deliveries_after_second: tuple[int, int, int]
+    pending_or_failed: int
+
+
+def _seed(db: Database, site: Site, canaries: list[Canary]) -> None:
+    c6 = next((c.port for c in canaries if c.host == "::1"), 9)
+    now = datetime.now(UTC)
+    yaml = WATCHLIST.format(hook=site.server.url("/hook"), slack=site.server.url("/slack"))
+    with transaction(db.factory) as s:
+        save_watchlists(s, parse_watchlists(yaml), now)
+        for case in CASES:
+            ctx = Ctx(
+                site.server,
+                canaries[0].port,
+                c6,
+                lambda path: f"https://127.0.0.1:{site.https.server_address[1]}{path}",
+                site.https_routes,
+                case.name,
+            )
+            url = case.setup(ctx)
+            add_source(
+                s,
+                name=case.name,
+                url=url,
+                kind=case.kind,  # type: ignore[arg-type]
+                every_seconds=900,
+                links_css=None,
+                now=now,
+            )
+
+
+def _outcomes(db: Database, site: Site, started: datetime) -> dict[str, Outcome]:
+    with transaction(db.factory) as s:
+        sources = {r.id: r for r in s.scalars(select(SourceRow))}
+        items: dict[int, list[dict[str, Any]]] = {sid: [] for sid in sources}
+        for it in s.scalars(select(ItemRow)):
+            items[it.source_id].append(
+                {
+                    "url": it.url,
+                    "guid": it.guid,
+                    "title": it.title,
+                    "summary": it.summary,
+                    "body": it.body,
+                    "published": it.published,
+                }
+            )
+    return {
+        r.name: Outcome(
+            db.backend,
+            r.last_error,
+            r.consecutive_failures,
+            items[sid],
+            site.deliveries,
+            started,
+            site.server,
+        )
+        for sid, r in sources.items()
+    }
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def crawled(
+    request: pytest.FixtureRequest,
+    _databases: dict[str, Database],
+    site: Site,
+    canaries: list[Canary],
+) -> CrawlRun:
+    db = fresh_database(_databases, request.param)
+    site.deliveries.clear()
+    site.server.requests.clear()
+    _seed(db, site, canaries)
+    env = base_env(db.url, NEWSWATCH_SMTP_URL=site.smtp_url, SSL_CERT_FILE=str(site.cafile))
+    started = datetime.now(UTC)
+    first = run_newswatch(["crawl"], env, timeout=CRAWL_SECONDS + 30)
+    after_first = site.deliveries.counts()
+    outcomes = _outcomes(db, site, started)
+    second = run_newswatch(["crawl"], env, timeout=CRAWL_SECONDS + 30)
+    with transaction(db.factory) as s:
+        unsent = len(list(s.scalars(select(OutboxRow.id).where(OutboxRow.status != "sent"))))
+    return CrawlRun(
+        db.backend, first, second, outcomes, after_first, site.deliveries.counts(), unsent
+    )
+
+
+def test_crawl_survives_every_case(crawled: CrawlRun) -> None:
+    """One crawl over every hostile source: exit 0, bounded time and memory,
+    every failing source named, every alert sent, and a second crawl adds nothing."""
+    first = crawled.first
+    assert first.code == 0, first.err[-3000:]
+    assert "Traceback" not in first.err
+    assert first.seconds < CRAWL_SECONDS, first.seconds
+    assert first.peak_rss_mb < MAX_RSS_MB, first.peak_rss_mb
+    failing = [c.name for c in CASES if c.error]
+    for name in failing:
+        assert f"source {name} failed:" in first.err, name
+    assert f"{len(failing)} failed" in first.out, first.out
+    assert crawled.deliveries_after_first == (len(PANTSIR_CASES),) * 3, first.out
+    assert crawled.pending_or_failed == 0
+    second = crawled.second
+    assert second.code == 0 and "0 new items" in second.out, second.out + second.err[-2000:]
+    assert second.peak_rss_mb < MAX_RSS_MB
+    assert crawled.deliveries_after_second == crawled.deliveries_after_first
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_ids())
+def test_case(crawled: CrawlRun, case: Case) -> None:
+    outcome = crawled.outcomes[case.name]
+    if case.errors:
+        assert outcome.error is not None, f"expected an error like {case.errors}, got none"
+        assert any(e.lower() in outcome.error.lower() for e in case.errors), outcome.error
+        assert "\n" not in outcome.error and len(outcome.error) <= 300
+        assert outcome.failures == 1
+        assert outcome.items == []
+    else:
+        assert outcome.error is None, outcome.error
+    if case.items is not None:
+        assert len(outcome.items) == case.items, [i["title"][:80] for i in outcome.items]
+    if case.check is not None:
+        case.check(outcome)
