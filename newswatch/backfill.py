@@ -58,7 +58,13 @@ def backfill(
             with app.transaction() as s:
                 before = _outbox_count(s, active.id)
                 for stored, m in hits:
-                    report.new += record_matches(s, stored.id, [(active, m)], app.now())
+                    report.new += record_matches(
+                        s,
+                        stored.id,
+                        [(active, m)],
+                        app.now(),
+                        daily_at=app.settings.daily_digest_time,
+                    )
                 report.alerts += _outbox_count(s, active.id) - before
     return report
 

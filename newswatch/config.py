@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import tomllib
+from datetime import time as datetime_time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -56,6 +57,19 @@ class Settings(BaseSettings):
         if isinstance(v, list):
             return ",".join(str(x) for x in v)
         return str(v)
+
+    @field_validator("daily_digest_at")
+    @classmethod
+    def _hh_mm(cls, v: str) -> str:
+        try:
+            datetime_time.fromisoformat(v)
+        except ValueError as e:
+            raise ValueError(f"{v!r} is not a time of day like 08:00 (UTC)") from e
+        return v
+
+    @property
+    def daily_digest_time(self) -> datetime_time:
+        return datetime_time.fromisoformat(self.daily_digest_at)
 
     @property
     def address_policy(self) -> AddressPolicy:

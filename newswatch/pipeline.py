@@ -90,7 +90,9 @@ def save_outcome(
             found = compiled.matcher.match(document(by_url[url]))
             pairs = [(compiled.by_name[m.watchlist], m) for m in found]
             if pairs:
-                new_matches += record_matches(s, item_id, pairs, now)
+                new_matches += record_matches(
+                    s, item_id, pairs, now, daily_at=app.settings.daily_digest_time
+                )
         interval = next_interval(
             source, outcome, len(new), poll_policy(app), source.current_interval_seconds
         )

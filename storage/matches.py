@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,18 +22,24 @@ from storage.tables import ItemRow, MatchRow, OutboxRow, SourceRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
 
 
-def digest_period(digest: Digest, at: datetime) -> tuple[str | None, datetime]:
-    """The digest period a match at `at` belongs to, and when it is due.
+def digest_period(
+    digest: Digest, at: datetime, daily_at: time = time(0, 0)
+) -> tuple[str | None, datetime]:
+    """The digest period a match at `at` (UTC) belongs to, and when it is due.
 
-    Pure: hourly digests are due at the top of the next hour; daily ones at
-    the next midnight UTC (the daemon may send daily digests at a set time).
+    Pure. Hourly digests are due at the top of the next hour. Daily digests
+    are due at the next `daily_at` (UTC, NEWSWATCH_DAILY_DIGEST_AT): the
+    digest sent at 08:00 lists the matches since the previous 08:00. The
+    period is named after the day it is sent.
     """
     if digest == "hourly":
         start = at.replace(minute=0, second=0, microsecond=0)
         return start.strftime("%Y-%m-%dT%H"), start + timedelta(hours=1)
     if digest == "daily":
-        start = at.replace(hour=0, minute=0, second=0, microsecond=0)
-        return start.strftime("%Y-%m-%d"), start + timedelta(days=1)
+        due = at.replace(hour=daily_at.hour, minute=daily_at.minute, second=0, microsecond=0)
+        if due <= at:
+            due += timedelta(days=1)
+        return due.strftime("%Y-%m-%d"), due
     return None, at
 
 
@@ -42,6 +48,8 @@ def record_matches(
     item_id: int,
     found: Sequence[tuple[ActiveWatchlist, WatchlistMatch]],
     now: datetime,
+    *,
+    daily_at: time = time(0, 0),
 ) -> int:
     """Store the matches of one item and their outbox rows; return how many
     matches were new."""
@@ -62,7 +70,7 @@ def record_matches(
         if match_id is None:
             continue  # already matched before: its outbox rows exist too
         new += 1
-        period, due = digest_period(active.watchlist.digest, now)
+        period, due = digest_period(active.watchlist.digest, now, daily_at)
         rows = [
             {
                 "match_id": match_id,

@@ -168,7 +168,23 @@ def test_digest_rows_wait_for_their_period(db: Database) -> None:
         "2026-11-22T02",
         NOW.replace(hour=3, minute=0),
     )
-    assert digest_period("daily", NOW) == ("2026-11-22", datetime(2026, 11, 23, tzinfo=UTC))
+    assert digest_period("daily", NOW) == ("2026-11-23", datetime(2026, 11, 23, tzinfo=UTC))
+
+
+def test_daily_digest_is_due_at_the_configured_time() -> None:
+    from datetime import time
+
+    eight = time(8, 0)
+    before = datetime(2026, 11, 22, 7, 59, tzinfo=UTC)
+    after = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    assert digest_period("daily", before, eight) == (
+        "2026-11-22",
+        datetime(2026, 11, 22, 8, 0, tzinfo=UTC),
+    )
+    assert digest_period("daily", after, eight) == (
+        "2026-11-23",
+        datetime(2026, 11, 23, 8, 0, tzinfo=UTC),
+    )
 
 
 def test_claimed_sources_are_not_claimed_again_until_the_lease_expires(db: Database) -> None:
