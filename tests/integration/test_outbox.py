@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from alerts.models import Hit, Recipient, Term, Watchlist, WatchlistMatch
@@ -211,10 +210,10 @@ def test_each_alert_once_across_runs_and_repolls(
 
 
 def test_concurrent_deliverers_never_share_an_alert(
-    db: Database, http_server: LocalHTTPServer
+    pg_db: Database, http_server: LocalHTTPServer
 ) -> None:
-    if db.backend != "postgres":
-        pytest.skip("concurrent replicas need PostgreSQL (SQLite serialises writers)")
+    """Concurrent replicas need PostgreSQL (SQLite serialises writers)."""
+    db = pg_db
     clock = Clock()
     hooks = hook_counter(http_server, "/hook", delay=0.005)
     base = make_app(db, clock)
