@@ -17,13 +17,14 @@ def crawl(
     source: Annotated[
         list[str] | None, typer.Option("--source", help="Only this source (repeatable).")
     ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every poll.")] = False,
 ) -> None:
     """Poll every enabled source now, store new items, match them, deliver the alerts, exit."""
     from newswatch.logs import setup_logging
     from newswatch.pipeline import crawl as run_crawl
 
     a = get_app(ctx)
-    setup_logging(a.settings.log_format, verbose=False)
+    setup_logging(a.settings.log_format, verbose=verbose, quiet=not verbose)
     progress = _Progress() if sys.stderr.isatty() else None
     report = asyncio.run(
         run_crawl(

@@ -32,7 +32,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup_logging(fmt: str, *, verbose: bool) -> None:
+def setup_logging(fmt: str, *, verbose: bool, quiet: bool = False) -> None:
+    """Route logs to stderr. `quiet` keeps only errors: for one-shot commands
+    whose own summary already names every failed source."""
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -42,6 +44,6 @@ def setup_logging(fmt: str, *, verbose: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     root.addHandler(handler)
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
     for noisy in ("trafilatura", "htmldate", "courlan", "charset_normalizer", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
