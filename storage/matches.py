@@ -114,16 +114,21 @@ def list_matches(
     if limit is not None:
         stmt = stmt.limit(limit)
     for m, wl_name, item, source_name in session.execute(stmt.execution_options(yield_per=500)):
-        yield StoredMatch(
-            id=m.id,
-            watchlist=wl_name,
-            terms=tuple(m.terms),
-            snippets=tuple(m.snippets),
-            matched_at=m.matched_at,
-            item_id=item.id,
-            item_url=item.url,
-            item_title=item.title,
-            source_name=source_name,
-            published=item.published,
-            language=item.language,
-        )
+        yield stored_match(m, item, source_name, wl_name)
+
+
+def stored_match(m: MatchRow, item: ItemRow, source: str, watchlist: str) -> StoredMatch:
+    """Rows to the record that `matches`, alerts and webhooks all render."""
+    return StoredMatch(
+        id=m.id,
+        watchlist=watchlist,
+        terms=tuple(m.terms),
+        snippets=tuple(m.snippets),
+        matched_at=m.matched_at,
+        item_id=item.id,
+        item_url=item.url,
+        item_title=item.title,
+        source_name=source,
+        published=item.published,
+        language=item.language,
+    )

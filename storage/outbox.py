@@ -24,6 +24,7 @@ from sqlalchemy import Select, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from alerts.models import StoredMatch
+from storage.matches import stored_match
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow
 
 STATUSES = ("pending", "sent", "failed")
@@ -220,7 +221,7 @@ def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
     batches: dict[tuple[Any, ...], ClaimedBatch] = {}
     for o, m, item, source, wl_name, r in session.execute(stmt):
         alert = ClaimedAlert(
-            o.id, o.attempts, _stored_match(m, item, source, wl_name), _highlights(m.hits)
+            o.id, o.attempts, stored_match(m, item, source, wl_name), _highlights(m.hits)
         )
         key = (o.id,) if o.digest_period is None else (o.watchlist_id, r.id, o.digest_period)
         batch = batches.get(key)
@@ -236,22 +237,6 @@ def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
                 (*batch.alerts, alert),
             )
     return list(batches.values())
-
-
-def _stored_match(m: MatchRow, item: ItemRow, source: str, watchlist: str) -> StoredMatch:
-    return StoredMatch(
-        id=m.id,
-        watchlist=watchlist,
-        terms=tuple(m.terms),
-        snippets=tuple(m.snippets),
-        matched_at=m.matched_at,
-        item_id=item.id,
-        item_url=item.url,
-        item_title=item.title,
-        source_name=source,
-        published=item.published,
-        language=item.language,
-    )
 
 
 def _highlights(hits: list[Any] | None) -> tuple[str, ...]:
