@@ -12,9 +12,11 @@ conftest.py asserts that nothing reached 127.0.0.2 or [::1].
 from __future__ import annotations
 
 import json
+import os
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ import pytest
 from sqlalchemy import select
 
 from alerts.watchlists import parse_watchlists
+from newswatch.cli import main
 from storage.db import transaction
 from storage.sources import add_source
 from storage.tables import ItemRow, OutboxRow, SourceRow
@@ -306,3 +309,161 @@ def test_case(crawled: CrawlRun, case: Case) -> None:
         assert len(outcome.items) == case.items, [i["title"][:80] for i in outcome.items]
     if case.check is not None:
         case.check(outcome)
+
+
+# ------------------------------------------------------------------ 100,000 items
+
+
+def test_hundred_thousand_item_feed(db: Database, tmp_path: Path, canaries: list[Canary]) -> None:
+    """A 9 MB feed of 100,000 items: stored completely, in bounded time and memory;
+    the 100 that match become 100 alerts."""
+    server = LocalHTTPServer().start()
+    try:
+        received: list[bytes] = []
+        hook = server.route("/hook", lambda r: (received.append(r.body), (200, {}, b"ok"))[1])
+        base = server.url("").rstrip("/")
+        entries = "".join(
+            f"<item><title>{'Pantsir ' if i % 1000 == 0 else ''}Item {i}</title>"
+            f"<link>{base}/big/{i}</link><guid>g{i}</guid></item>"
+            for i in range(100_000)
+        )
+        url = server.serve(
+            "/big.xml", f'<rss version="2.0"><channel><title>b</title>{entries}</channel></rss>'
+        )
+        with transaction(db.factory) as s:
+            now = datetime.now(UTC)
+            save_watchlists(
+                s,
+                parse_watchlists(
+                    f"watchlists:\n  - name: w\n    terms: [Pantsir]\n"
+                    f"    notify:\n      - webhook: {hook}\n"
+                ),
+                now,
+            )
+            add_source(
+                s, name="big", url=url, kind="feed", every_seconds=900, links_css=None, now=now
+            )
+        run = run_newswatch(
+            ["crawl"],
+            base_env(db.url, NEWSWATCH_FETCH_TIMEOUT="10", NEWSWATCH_MAX_RESPONSE_BYTES="20000000"),
+            timeout=240,
+        )
+        assert run.code == 0, run.err[-2000:]
+        assert "100000 new items, 100 new matches" in run.out, run.out
+        assert len(received) == 100
+        assert run.peak_rss_mb < MAX_RSS_MB, run.peak_rss_mb
+        assert run.seconds < 180, run.seconds
+        again = run_newswatch(
+            ["crawl"],
+            base_env(db.url, NEWSWATCH_FETCH_TIMEOUT="10", NEWSWATCH_MAX_RESPONSE_BYTES="20000000"),
+            timeout=120,
+        )
+        assert again.code == 0 and "0 new items" in again.out and len(received) == 100
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------ watchlist files
+
+
+def _bomb_yaml() -> str:
+    lines = ["watchlists:", "  - name: w0", "    terms: &a0 [" + ", ".join(["lol"] * 9) + "]"]
+    for n in range(1, 9):
+        lines += [f"  - name: w{n}", f"    terms: &a{n} [" + ", ".join([f"*a{n - 1}"] * 9) + "]"]
+    return "\n".join(lines) + "\n"
+
+
+BAD_WATCHLISTS: list[tuple[str, str | bytes, str]] = [
+    ("unclosed-bracket", "watchlists:\n  - name: x\n    terms: [a, b\n", "YAML syntax error"),
+    ("tab-indent", "watchlists:\n\t- name: x\n", "YAML syntax error"),
+    (
+        "python-tag",
+        "watchlists:\n  - name: !!python/object/apply:os.system ['touch /tmp/pwned']\n"
+        "    terms: [a]\n",
+        "YAML syntax error",
+    ),
+    ("alias-bomb", _bomb_yaml(), "watchlist"),
+    ("binary", b"\x00\x01\x02\xff\xfe", "error"),
+    ("empty", "", "must be a mapping"),
+    (
+        "huge-term",
+        "watchlists:\n  - name: x\n    terms: ['" + "a" * 100_000 + "']\n",
+        "longer than",
+    ),
+    (
+        "deep-query",
+        "watchlists:\n  - name: x\n    terms:\n      - query: '"
+        + "(" * 5000
+        + "a"
+        + ")" * 5000
+        + "'\n",
+        "longer than",
+    ),
+    (
+        "webhook-file-url",
+        "watchlists:\n  - name: x\n    terms: [a]\n    notify:\n"
+        "      - webhook: file:///etc/passwd\n",
+        "http(s) URL",
+    ),
+    ("not-a-list", "watchlists: 42\n", "watchlists"),
+]
+
+
+@pytest.fixture
+def cli_env(db: Database, monkeypatch: pytest.MonkeyPatch) -> Database:
+    for key in list(os.environ):
+        if key.startswith("NEWSWATCH_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("NEWSWATCH_DATABASE_URL", db.url)
+    return db
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"), BAD_WATCHLISTS, ids=[b[0] for b in BAD_WATCHLISTS]
+)
+def test_bad_watchlist_file_is_refused_in_one_line(
+    cli_env: Database,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    content: str | bytes,
+    message: str,
+) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    started = time.monotonic()
+    code = main(["watchlist", "import", str(path)])
+    err = capsys.readouterr().err
+    assert time.monotonic() - started < 10
+    assert code not in (0, 70), err
+    assert message.lower() in err.lower(), err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert not Path("/tmp/pwned").exists()
+    assert main(["watchlist", "list", "--json"]) == 0
+    assert capsys.readouterr().out == ""  # nothing half-imported
+
+
+def test_regex_looking_terms_are_literal_and_fast(
+    cli_env: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    terms = [
+        "(a+)+$",
+        "(a|aa)*b",
+        ".*.*.*=.*",
+        "\\\\d+",
+        "a{1,100000}",
+        *[f"t{i}" for i in range(19_990)],
+    ]
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        "watchlists:\n  - name: x\n    terms: [" + ", ".join(f"'{t}'" for t in terms) + "]\n"
+    )
+    started = time.monotonic()
+    assert main(["watchlist", "import", str(path)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["match", "--watchlist", "x", "a" * 100_000 + "!"]) == 0
+    assert "no match" in capsys.readouterr().out
+    assert main(["match", "--watchlist", "x", "look: (a+)+$ and t19989"]) == 0
+    out = capsys.readouterr().out
+    assert "(a+)+$" in out and "t19989" in out, out
+    assert time.monotonic() - started < 30
