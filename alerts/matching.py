@@ -1,12 +1,13 @@
 """Pure matching engine: compile watchlists once, match documents fast.
 
 Every spelling of every watchlist (term, alias, query word or phrase,
-exclusion) goes into ONE Aho-Corasick automaton (pyahocorasick) built over
-search keys (see `alerts.textmatch`). Matching a field is one pass of the
-automaton over its lower-cased key; `iter()` reports every occurrence,
-nested ones included, and only those candidates are checked for word
-boundaries, capitals and endings. The cost therefore grows with the text and
-the number of candidates, not with the number of terms.
+exclusion) goes into ONE automaton built over search keys (see
+`alerts.textmatch`): Hyperscan when it is installed, else pyahocorasick (see
+`alerts.backends`; both give the same results). Matching a field is one pass
+of the automaton over its lower-cased key, reporting every occurrence, nested
+ones included, and only those candidates are checked for word boundaries,
+capitals and endings. The cost therefore grows with the text and the number
+of candidates, not with the number of terms.
 
 Rules (CONTRACT.md, "Watchlist file"):
 
@@ -34,15 +35,22 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import ahocorasick
-
 from alerts import AlertError
+from alerts.backends import (
+    LEFT,
+    PLURAL,
+    RIGHT,
+    STAR,
+    Backend,
+    BackendName,
+    Target,
+    make_backend,
+)
 from alerts.models import Document, Field, Hit, Query, Term, Watchlist, WatchlistMatch
 from alerts.query import QueryNode, QuerySyntaxError, parse_query, positive_atoms, query_atoms
 from alerts.queryeval import Occurrence, holds
 from alerts.textmatch import (
-    OffsetMap,
-    WordIndex,
+    FieldText,
     blocks_boundary,
     fold_case,
     is_latin_or_digit,
@@ -52,6 +60,7 @@ from alerts.textmatch import (
 )
 
 __all__ = [
+    "DEFAULT_BACKEND",
     "ExampleFailure",
     "Matcher",
     "UnknownWatchlistError",
@@ -61,11 +70,8 @@ __all__ = [
     "run_examples",
 ]
 
-_LEFT, _RIGHT, _PLURAL, _STAR = 1, 2, 4, 8
 _FIELDS: tuple[Field, ...] = ("title", "summary", "body")
 _MAX_SNIPPETS = 3
-
-Kind = Literal["term", "atom", "exclude"]
 
 
 class UnknownWatchlistError(AlertError):
@@ -88,20 +94,6 @@ class ExampleFailure:
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
-    """One spelling of one owner (term rule, query atom or exclusion)."""
-
-    kind: Kind
-    watchlist: int
-    rule: int  # rule index, or exclusion index
-    atom: str  # the query atom this spelling stands for ("" for terms/exclusions)
-    spelling: str  # as written by the user
-    length: int  # length of the search key in UTF-8 bytes
-    exact: str | None  # the key with its case, when case-sensitive
-    flags: int
-
-
-@dataclass(frozen=True, slots=True)
 class _Compiled:
     name: str
     labels: tuple[str, ...]  # rule labels, by rule index
@@ -111,80 +103,12 @@ class _Compiled:
 
 
 @dataclass(slots=True)
-class _FieldText:
-    """One field: normalised text, search keys, and lazy offset helpers.
-
-    The automaton runs over `bkey`, the UTF-8 bytes of the lower-cased key
-    seen as a latin-1 string: pyahocorasick looks up a node's children one by
-    one, so a byte alphabet (fan-out <= 256, in practice a few dozen) is much
-    faster than thousands of distinct Hangul and Han first characters.
-    """
-
-    name: Field
-    text: str
-    key: str
-    key_ci: str
-    bkey: str
-    _offsets: OffsetMap | None = None
-    _words: WordIndex | None = None
-    _mark: tuple[int, int] = (0, 0)  # a known (byte offset, char offset) pair
-
-    @classmethod
-    def of(cls, name: Field, raw: str) -> _FieldText:
-        text = normalize_text(raw)
-        key = search_key(text)
-        key_ci = fold_case(key)
-        bkey = key_ci if key_ci.isascii() else key_ci.encode().decode("latin-1")
-        return cls(name, text, key, key_ci, bkey)
-
-    def chars(self, byte: int) -> int:
-        """Char offset in the key of a byte offset in `bkey` (at a char boundary)."""
-        if len(self.bkey) == len(self.key_ci):
-            return byte
-        mark_byte, mark_char = self._mark
-        if byte >= mark_byte:
-            char = mark_char + len(self.bkey[mark_byte:byte].encode("latin-1").decode())
-            self._mark = (byte, char)
-            return char
-        return mark_char - len(self.bkey[byte:mark_byte].encode("latin-1").decode())
-
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        if self._offsets is None:
-            self._offsets = OffsetMap(self.text)
-        return self._offsets.span(start, end)
-
-    def words(self, start: int, end: int) -> tuple[int, int]:
-        if self._words is None:
-            self._words = WordIndex(self.text)
-        return self._words.words(start, end)
-
-
-def _char_before(b: str, i: int) -> str:
-    """The character that ends just before byte offset `i` of a latin-1 view."""
-    if ord(b[i - 1]) < 0x80:
-        return b[i - 1]
-    j = i - 1
-    while j > 0 and ord(b[j]) & 0xC0 == 0x80:
-        j -= 1
-    return b[j:i].encode("latin-1").decode()
-
-
-def _char_at(b: str, i: int) -> str:
-    """The character that starts at byte offset `i` of a latin-1 view."""
-    lead = ord(b[i])
-    if lead < 0x80:
-        return b[i]
-    size = 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
-    return b[i : i + size].encode("latin-1").decode()
-
-
-@dataclass(slots=True)
 class _Found:
     """Confirmed hits of one watchlist in one document, before assembly."""
 
     excluded: bool = False
-    terms: list[tuple[_Target, int, int, int]] = field(default_factory=list)
-    atoms: list[tuple[_Target, int, int, int]] = field(default_factory=list)
+    terms: list[tuple[Target, int, int, int]] = field(default_factory=list)
+    atoms: list[tuple[Target, int, int, int]] = field(default_factory=list)
 
 
 def _written_in_capitals(s: str) -> bool:
@@ -201,43 +125,52 @@ def _spelling_key(spelling: str, case_sensitive: bool | None) -> tuple[str, str 
     if not key:
         raise AlertError(f"empty term or phrase: {spelling!r}")
     sensitive = _written_in_capitals(text) if case_sensitive is None else case_sensitive
-    flags = _LEFT if blocks_boundary(key[0]) else 0
+    flags = LEFT if blocks_boundary(key[0]) else 0
     if blocks_boundary(key[-1]):
         if star:
-            flags |= _STAR
+            flags |= STAR
         else:
-            flags |= _RIGHT | (_PLURAL if is_latin_or_digit(key[-1]) else 0)
+            flags |= RIGHT | (PLURAL if is_latin_or_digit(key[-1]) else 0)
     return fold_case(key), key if sensitive else None, flags
 
 
+Kind = Literal["term", "atom", "exclude"]
+
+
 class _Builder:
-    """Collects targets per search key, then freezes them into one automaton."""
+    """Collects targets per search key (UTF-8 bytes of the lower-cased key)."""
 
     def __init__(self) -> None:
-        self.targets: dict[str, list[_Target]] = {}
+        self.targets: dict[bytes, list[Target]] = {}
 
     def add(
         self, kind: Kind, at: tuple[int, int], spelling: str, case: bool | None, atom: str = ""
     ) -> None:
         key, exact, flags = _spelling_key(spelling, case)
-        key = key.encode().decode("latin-1")  # see _FieldText: bytes as the alphabet
-        target = _Target(kind, at[0], at[1], atom, spelling, len(key), exact, flags)
-        bucket = self.targets.setdefault(key, [])
+        data = key.encode()
+        target = Target(kind, at[0], at[1], atom, spelling, len(data), exact, flags)
+        bucket = self.targets.setdefault(data, [])
         if target not in bucket:
             bucket.append(target)
 
-    def automaton(self) -> ahocorasick.Automaton | None:
-        if not self.targets:
-            return None
-        automaton = ahocorasick.Automaton(ahocorasick.STORE_ANY, ahocorasick.KEY_STRING)
-        for key, targets in self.targets.items():
-            automaton.add_word(key, tuple(targets))
-        automaton.make_automaton()
-        return automaton
+    def backend(self, name: BackendName) -> Backend | None:
+        return make_backend({k: tuple(t) for k, t in self.targets.items()}, name)
 
 
-def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
-    """Compile every watchlist into one `Matcher`; bad queries raise QuerySyntaxError."""
+# The automaton used when compile_watchlists() is not told: "auto" picks
+# Hyperscan where it is installed. Tests set it to run everything on each one.
+DEFAULT_BACKEND: BackendName = "auto"
+
+
+def compile_watchlists(
+    watchlists: Sequence[Watchlist], backend: BackendName | None = None
+) -> Matcher:
+    """Compile every watchlist into one `Matcher`; bad queries raise QuerySyntaxError.
+
+    `backend` picks the automaton: "auto" (Hyperscan when installed, else
+    pyahocorasick), "hyperscan" (AlertError where not installed) or "aho";
+    the results are the same with each. None means `DEFAULT_BACKEND`.
+    """
     builder = _Builder()
     compiled: list[_Compiled] = []
     for wi, wl in enumerate(watchlists):
@@ -261,7 +194,7 @@ def compile_watchlists(watchlists: Sequence[Watchlist]) -> Matcher:
                 languages=frozenset(_primary(lang) for lang in wl.languages),
             )
         )
-    return Matcher(tuple(compiled), builder.automaton())
+    return Matcher(tuple(compiled), builder.backend(backend or DEFAULT_BACKEND))
 
 
 def _parse(watchlist: str, rule: Query) -> QueryNode:
@@ -278,11 +211,19 @@ def _primary(language: str) -> str:
 
 
 class Matcher:
-    """Compiled watchlists. Immutable and safe to share between threads."""
+    """Compiled watchlists. Immutable and safe to share between threads.
 
-    def __init__(self, compiled: tuple[_Compiled, ...], automaton: ahocorasick.Automaton | None):
+    (Hyperscan's scratch space is per thread, see `alerts.backends`.)
+    """
+
+    def __init__(self, compiled: tuple[_Compiled, ...], backend: Backend | None):
         self._compiled = compiled
-        self._automaton = automaton
+        self._backend = backend
+
+    @property
+    def backend(self) -> str:
+        """Which automaton finds candidates: "hyperscan", "aho" ("" when empty)."""
+        return "" if self._backend is None else self._backend.name
 
     @property
     def watchlist_names(self) -> tuple[str, ...]:
@@ -296,7 +237,7 @@ class Matcher:
         return self._match(doc, None if only is None else self._indices(only))
 
     def _match(self, doc: Document, allowed: frozenset[int] | None) -> list[WatchlistMatch]:
-        fields = [_FieldText.of(name, getattr(doc, name)) for name in _FIELDS]
+        fields = [FieldText(name, getattr(doc, name)) for name in _FIELDS]
         found = self._scan(fields, allowed)
         language = _primary(doc.language) if doc.language else None
         results = []
@@ -318,48 +259,48 @@ class Matcher:
             raise UnknownWatchlistError(f"unknown watchlist: {', '.join(sorted(unknown))}")
         return frozenset(i for i, c in enumerate(self._compiled) if c.name in names)
 
-    def _scan(self, fields: list[_FieldText], allowed: frozenset[int] | None) -> dict[int, _Found]:
+    def _scan(self, fields: list[FieldText], allowed: frozenset[int] | None) -> dict[int, _Found]:
         """Run the automaton over every field; keep the candidates that pass the checks."""
         found: dict[int, _Found] = {}
-        if self._automaton is None:
+        if self._backend is None:
             return found
         for fi, ft in enumerate(fields):
-            if not ft.bkey:
+            if not ft.data:
                 continue
-            for last, targets in self._automaton.iter(ft.bkey):
+            for end, targets in self._backend.candidates(ft.key_ci, ft.data):
                 for target in targets:
                     if allowed is not None and target.watchlist not in allowed:
                         continue
-                    span = _confirm(target, ft, last + 1)
+                    span = _confirm(target, ft, end)
                     if span is not None:
                         _record(found, target, fi, span)
         return found
 
 
-def _confirm(target: _Target, ft: _FieldText, end: int) -> tuple[int, int] | None:
+def _confirm(target: Target, ft: FieldText, end: int) -> tuple[int, int] | None:
     """The key (char) span of a real hit ending at byte `end`, or None if a rule forbids it."""
-    b = ft.bkey
+    data = ft.data
     start = end - target.length
     flags = target.flags
-    if flags & _LEFT and start > 0 and blocks_boundary(_char_before(b, start)):
+    if flags & LEFT and start > 0 and blocks_boundary(ft.char_before(start)):
         return None
-    if flags & _RIGHT and end < len(b) and blocks_boundary(_char_at(b, end)):
-        if not flags & _PLURAL:
+    if flags & RIGHT and end < len(data) and blocks_boundary(ft.char_at(end)):
+        if not flags & PLURAL:
             return None
-        ending = 2 if b.startswith("es", end) else 1 if b[end] == "s" else 0
+        ending = 2 if data.startswith(b"es", end) else 1 if data[end] == 0x73 else 0  # "s"
         end += ending
-        if not ending or (end < len(b) and blocks_boundary(_char_at(b, end))):
+        if not ending or (end < len(data) and blocks_boundary(ft.char_at(end))):
             return None
     first, last = ft.chars(start), ft.chars(end)
     if target.exact is not None and ft.key[first : first + len(target.exact)] != target.exact:
         return None
-    if flags & _STAR:
+    if flags & STAR:
         while last < len(ft.key_ci) and blocks_boundary(ft.key_ci[last]):
             last += 1
     return first, last
 
 
-def _record(found: dict[int, _Found], target: _Target, fi: int, span: tuple[int, int]) -> None:
+def _record(found: dict[int, _Found], target: Target, fi: int, span: tuple[int, int]) -> None:
     entry = found.get(target.watchlist)
     if entry is None:
         entry = found[target.watchlist] = _Found()
@@ -371,9 +312,7 @@ def _record(found: dict[int, _Found], target: _Target, fi: int, span: tuple[int,
         entry.atoms.append((target, fi, span[0], span[1]))
 
 
-def _assemble(
-    compiled: _Compiled, found: _Found, fields: list[_FieldText]
-) -> WatchlistMatch | None:
+def _assemble(compiled: _Compiled, found: _Found, fields: list[FieldText]) -> WatchlistMatch | None:
     """Turn confirmed candidates into the watchlist's match, or None if no rule holds."""
     by_rule: dict[int, list[Hit]] = {}
     for target, fi, start, end in found.terms:
@@ -402,7 +341,7 @@ def _assemble(
     return WatchlistMatch(compiled.name, terms, tuple(hits), _snippets(hits, fields))
 
 
-def _hit(compiled: _Compiled, target: _Target, ft: _FieldText, start: int, end: int) -> Hit:
+def _hit(compiled: _Compiled, target: Target, ft: FieldText, start: int, end: int) -> Hit:
     first, last = ft.span(start, end)
     return Hit(compiled.labels[target.rule], target.spelling, ft.name, first, last)
 
@@ -417,7 +356,7 @@ def _drop_nested(hits: list[Hit]) -> list[Hit]:
     return kept
 
 
-def _snippets(hits: Sequence[Hit], fields: list[_FieldText]) -> tuple[str, ...]:
+def _snippets(hits: Sequence[Hit], fields: list[FieldText]) -> tuple[str, ...]:
     """Up to three snippets, each around a hit not already shown by an earlier one."""
     texts = {ft.name: ft.text for ft in fields}
     out: list[str] = []

@@ -14,6 +14,7 @@ from alerts.matching import (
 )
 from alerts.models import Document, Hit, Query, Term, Watchlist
 from alerts.query import QuerySyntaxError
+from tests.unit.test_matching_backends import matching_backend  # noqa: F401 (autouse)
 
 AIR = Watchlist(
     "air-defence",

@@ -10,6 +10,7 @@ import yaml
 
 from alerts.matching import compile_watchlists
 from alerts.models import Document, Query, Rule, Term, Watchlist
+from tests.unit.test_matching_backends import matching_backend  # noqa: F401 (autouse)
 
 CORPUS = sorted((Path(__file__).parent.parent / "fixtures" / "corpus").glob("*.yaml"))
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from alerts.matching import compile_watchlists, normalize_text
 from alerts.models import Document, Term, Watchlist
+from tests.unit.test_matching_backends import matching_backend  # noqa: F401 (autouse)
 
 settings.register_profile("matching", max_examples=60, deadline=None)
 settings.load_profile("matching")
