@@ -1,0 +1,141 @@
+"""kill -9 of `newswatch crawl` at every step between fetch and "alert marked
+sent", deterministic (NEWSWATCH_CRASH_AT, see newswatch/faults.py) and at
+random moments, on SQLite and PostgreSQL.
+
+Each round publishes new items, runs a crawl that is killed, and lets the
+leases of the dead process expire (by clearing them: leases last minutes).
+Then clean crawls run until the outbox is drained. Afterwards every expected
+(item, watchlist, recipient) alert has arrived, nothing is half-written, and
+repeats are bounded: a kill can only repeat alerts whose send had completed
+and whose mark had not, at most one per recipient sending at that moment
+(recipients are delivered in parallel, 3 here); email repeats share their
+Message-ID.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import subprocess
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import Database
+from tests.faults.conftest import NEWSWATCH, base_env, reap, run_newswatch
+from tests.faults.corpus import (
+    Corpus,
+    consistency_problems,
+    corpus,
+    expire_leases,
+    outbox_counts,
+)
+
+pytestmark = pytest.mark.faults
+
+RECIPIENTS_IN_PARALLEL = 3  # webhook A, webhook B, email: one send each at a time
+DETERMINISTIC = [
+    "after_fetch",
+    "after_fetch:3",
+    "after_store",
+    "after_store:2",
+    "after_commit",
+    "after_commit:4",
+    "after_send",
+    "after_send:25",
+    "after_send:60",
+]
+RANDOM_KILLS = 5
+
+
+@dataclass
+class Tally:
+    kills: int = 0
+    send_kills: int = 0  # kills that may have landed between a send and its mark
+    sure_repeats: int = 0  # after_send kills: the alert just sent is certainly repeated
+    rounds: int = 0
+
+
+def _env(db: Database, c: Corpus, **extra: str) -> dict[str, str]:
+    return base_env(db.url, NEWSWATCH_SMTP_URL=c.smtp_url, NEWSWATCH_FETCH_TIMEOUT="5", **extra)
+
+
+def _crash_round(db: Database, c: Corpus, point: str, tally: Tally) -> None:
+    run = run_newswatch(["crawl"], _env(db, c, NEWSWATCH_CRASH_AT=point), timeout=60)
+    if run.code == -signal.SIGKILL:
+        tally.kills += 1
+        tally.send_kills += point.startswith("after_send")
+        tally.sure_repeats += point.startswith("after_send")
+        expire_leases(db)
+    else:  # the point was not reached this often: a clean run
+        assert run.code == 0, run.err[-2000:]
+
+
+def _random_round(db: Database, c: Corpus, rng: random.Random, tally: Tally) -> None:
+    proc = subprocess.Popen(
+        [NEWSWATCH, "crawl"],
+        env=_env(db, c),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(rng.uniform(0.9, 2.2))  # start-up takes ~1 s; then fetch, store, deliver
+    killed = proc.poll() is None
+    if killed:
+        proc.send_signal(signal.SIGKILL)
+    code, _ = reap(proc, 30)
+    if killed:
+        tally.kills += 1
+        tally.send_kills += 1  # it may have been delivering: count it as able to repeat
+        expire_leases(db)
+    else:
+        assert code == 0
+
+
+def test_kill_9_at_every_step_loses_nothing(db: Database) -> None:
+    rng = random.Random(7)
+    tally = Tally()
+    with corpus() as c:
+        c.hook_delay = 0.002
+        c.seed(db)
+        c.publish(24)
+        for point in DETERMINISTIC:
+            _crash_round(db, c, point, tally)
+            c.publish(8)
+            tally.rounds += 1
+        for _ in range(RANDOM_KILLS):
+            _random_round(db, c, rng, tally)
+            c.publish(8)
+            tally.rounds += 1
+        for _ in range(3):  # then run without faults until done
+            final = run_newswatch(["crawl"], _env(db, c), timeout=60)
+            assert final.code == 0, final.err[-2000:]
+            if outbox_counts(db)["pending"] == 0:
+                break
+
+        expected, got = c.expected(), c.delivered()
+        missing = set(expected) - set(got)
+        unexpected = set(got) - set(expected)
+        duplicates = sum(got.values()) - len(got)
+        emails = c.emails()
+        ids_per_item: dict[str, set[str]] = {}
+        for url, msg_id in emails:
+            ids_per_item.setdefault(url, set()).add(msg_id)
+
+        summary = (
+            f"{db.backend}: {len(expected)} alerts expected, {len(got)} delivered, "
+            f"{len(missing)} lost, {duplicates} repeats, {tally.kills} kills "
+            f"({tally.send_kills} during delivery)"
+        )
+        print(summary)
+        assert tally.kills >= len(DETERMINISTIC), summary  # the crash points were reached
+        assert len(expected) >= 200, summary
+        assert not missing, f"{summary}; lost: {sorted(missing)[:5]}"
+        assert not unexpected, sorted(unexpected)[:5]
+        assert tally.sure_repeats <= duplicates <= tally.send_kills * RECIPIENTS_IN_PARALLEL, (
+            summary
+        )
+        assert all(len(ids) == 1 for ids in ids_per_item.values()), ids_per_item
+        assert outbox_counts(db) == Counter({"sent": len(expected)}), outbox_counts(db)
+        assert consistency_problems(db) == []
