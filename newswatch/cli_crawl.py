@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -26,24 +28,45 @@ def crawl(
     a = get_app(ctx)
     setup_logging(a.settings.log_format, verbose=verbose, quiet=not verbose)
     progress = _Progress() if sys.stderr.isatty() else None
-    report = asyncio.run(
-        run_crawl(
-            a,
-            names=source or None,
-            on_start=progress.start if progress else None,
-            on_done=progress.advance if progress else None,
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        report = asyncio.run(
+            run_crawl(
+                a,
+                names=source or None,
+                on_start=progress.start if progress else None,
+                on_done=progress.advance if progress else None,
+            )
         )
-    )
-    if progress:
-        progress.stop()
-    for name, error in report.failed:
-        print(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
-    delivered = _deliver(a)
+        if progress:
+            progress.stop()
+        for name, error in report.failed:
+            print(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
+        delivered = _deliver(a)
+    except Terminated:
+        if progress:
+            progress.stop()
+        print("newswatch: crawl stopped by SIGTERM; run it again to finish", file=sys.stderr)
+        return
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     print(
         f"crawled {report.sources} sources: {report.polled} polled, "
         f"{report.not_modified} not modified, {len(report.failed)} failed; "
         f"{report.new_items} new items, {report.new_matches} new matches{delivered}"
     )
+
+
+class Terminated(BaseException):
+    """SIGTERM: abandon the crawl. Every write is one transaction per source or per
+    alert outcome, so unwinding rolls back what is in flight and nothing is
+    half-written; what was not done is done by the next run (the delivery leases
+    of alerts in flight expire first, as after a crash)."""
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the unwinding finish
+    raise Terminated
 
 
 def _deliver(a: object) -> str:
