@@ -294,7 +294,13 @@ class FieldText:
         return self.data[i : i + size].decode()
 
     def span(self, start: int, end: int) -> tuple[int, int]:
-        """Key span -> normalised-text span (see `OffsetMap.span`)."""
+        """Key span -> normalised-text span (see `OffsetMap.span`).
+
+        The key only ever drops characters (and swaps hyphens or whitespace
+        for a space, one for one), so a key as long as the text is aligned.
+        """
+        if len(self.key) == len(self.text):
+            return start, end
         if self._offsets is None:
             self._offsets = OffsetMap(self.text)
         return self._offsets.span(start, end)

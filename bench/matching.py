@@ -6,15 +6,19 @@ and 10,000 terms (single words, phrases, capitals, `*` continuations, and
 prefixes of common words so that boundary checks reject many candidates).
 Reports MB/s (UTF-8 bytes of title+body) and items/s for:
 
-- ours: `compile_watchlists(...).match(doc)` over the whole corpus;
+- hyperscan, aho: `compile_watchlists(..., backend=...).match(doc)` over the
+  whole corpus (median of `--repeat` passes), with each backend;
+- prep: building the search keys alone (`FieldText` per field), the ceiling
+  of any backend since every one needs them;
 - alternation: one big case-insensitive regex `(?<!\\w)(?:t1|t2|...)(?!\\w)`;
 - per-term: one compiled regex per term, each run over every item (the naive
   approach), only where it finishes in reasonable time.
 
 Baselines run under a time budget over a prefix of the corpus (their speed is
-steady, so the rate is representative). Usage:
+steady, so the rate is representative). The last table says how each method's
+cost per MB grows from 10 terms. Usage (one core: the Matcher is single-threaded):
 
-    .venv/bin/python bench/bench_matching.py [--mb 50] [--budget 4]
+    .venv/bin/python bench/matching.py [--mb 50] [--budget 4] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,8 +34,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alerts.backends import HYPERSCAN_AVAILABLE
 from alerts.matching import compile_watchlists
 from alerts.models import Document, Term, Watchlist
+from alerts.textmatch import FieldText
+
+Result = tuple[float, float, int, bool]  # MB/s, items/s, matches, whole corpus covered
 
 SEED = 20261122
 LATIN = "abcdefghijklmnopqrstuvwxyz"
@@ -109,9 +118,7 @@ def _bytes(doc: Document) -> int:
     return len(doc.title.encode()) + len(doc.body.encode())
 
 
-def timed(
-    docs: Sequence[Document], fn: Callable[[Document], int], budget: float
-) -> tuple[float, float, int, bool]:
+def timed(docs: Sequence[Document], fn: Callable[[Document], int], budget: float) -> Result:
     """MB/s, items/s, matches, and whether the whole corpus was covered."""
     done = size = found = 0
     start = time.perf_counter()
@@ -143,10 +150,24 @@ def per_term(terms: list[str]) -> Callable[[Document], int]:
     return lambda d: int(any(rx.search(d.title) or rx.search(d.body) for rx in rxs))
 
 
+def prep(doc: Document) -> int:
+    """Only the search keys (normalise, fold spaces and case, encode) of each field."""
+    for name in ("title", "summary", "body"):
+        FieldText(name, getattr(doc, name))
+    return 0
+
+
+def median_of(docs: Sequence[Document], fn: Callable[[Document], int], repeat: int) -> Result:
+    runs = [timed(docs, fn, budget=1e9) for _ in range(repeat)]
+    mbs = statistics.median(r[0] for r in runs)
+    return mbs, mbs / runs[0][0] * runs[0][1], runs[0][2], True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=50.0, help="corpus size in MB")
     parser.add_argument("--budget", type=float, default=4.0, help="seconds per baseline")
+    parser.add_argument("--repeat", type=int, default=3, help="passes of ours (median)")
     args = parser.parse_args()
     rng = random.Random(SEED)
     pools = make_pools(rng)
@@ -158,21 +179,58 @@ def main() -> None:
         f"corpus: {len(docs)} items, {total:.1f} MB, generated in {time.perf_counter() - t0:.1f}s"
     )
     print(f"{'terms':>6} {'method':<12} {'MB/s':>8} {'items/s':>9} {'matched':>8}  note")
+    _row(0, "prep", median_of(docs, prep, args.repeat), "search keys only: the ceiling")
+    rates: dict[str, dict[int, float]] = {}
     for n in (10, 1_000, 10_000):
-        terms = all_terms[:n]
+        for method, result in _measure(docs, all_terms[:n], args).items():
+            rates.setdefault(method, {})[n] = result[0]
+    _growth(rates)
+
+
+def _measure(
+    docs: Sequence[Document], terms: list[str], args: argparse.Namespace
+) -> dict[str, Result]:
+    """Every method on one term list; ratios are against the first backend."""
+    n = len(terms)
+    watchlist = Watchlist("bench", tuple(Term(t) for t in terms))
+    results: dict[str, Result] = {}
+    for backend in ("hyperscan", "aho") if HYPERSCAN_AVAILABLE else ("aho",):
         t0 = time.perf_counter()
-        matcher = compile_watchlists([Watchlist("bench", tuple(Term(t) for t in terms))])
+        matcher = compile_watchlists([watchlist], backend=backend)
         built = time.perf_counter() - t0
-        ours = timed(docs, lambda d, m=matcher: len(m.match(d)), budget=1e9)
-        _row(n, "ours", ours, f"compiled in {built:.2f}s")
-        alt = timed(docs, alternation(terms), args.budget)
-        _row(n, "alternation", alt, f"ours/this = {ours[0] / alt[0]:.1f}x")
-        if n <= 1_000:
-            naive = timed(docs, per_term(terms), args.budget)
-            _row(n, "per-term", naive, f"ours/this = {ours[0] / naive[0]:.1f}x")
+        results[backend] = median_of(docs, lambda d, m=matcher: len(m.match(d)), args.repeat)
+        note = f"compiled in {built:.2f}s"
+        if len(results) > 1:
+            note += f"; hyperscan/this = {results['hyperscan'][0] / results[backend][0]:.1f}x"
+        _row(n, backend, results[backend], note)
+    ours = next(iter(results.values()))[0]
+    results["alternation"] = timed(docs, alternation(terms), args.budget)
+    _row(
+        n,
+        "alternation",
+        results["alternation"],
+        f"ours/this = {ours / results['alternation'][0]:.0f}x",
+    )
+    if n <= 1_000:
+        results["per-term"] = timed(docs, per_term(terms), args.budget)
+        _row(
+            n, "per-term", results["per-term"], f"ours/this = {ours / results['per-term'][0]:.0f}x"
+        )
+    return results
 
 
-def _row(n: int, method: str, result: tuple[float, float, int, bool], note: str) -> None:
+def _growth(rates: dict[str, dict[int, float]]) -> None:
+    """Cost per MB relative to 10 terms: 1.0 is flat."""
+    print("\ncost per MB relative to 10 terms (1.0 = flat)")
+    print(f"{'method':<12} {'10':>8} {'1,000':>8} {'10,000':>8}")
+    for method, by_n in rates.items():
+        cells = [
+            f"{by_n[10] / by_n[n]:>8.1f}" if n in by_n else f"{'—':>8}" for n in (10, 1_000, 10_000)
+        ]
+        print(f"{method:<12} {' '.join(cells)}")
+
+
+def _row(n: int, method: str, result: Result, note: str) -> None:
     mbs, items, found, whole = result
     scope = "" if whole else " (time-boxed prefix)"
     print(f"{n:>6} {method:<12} {mbs:>8.2f} {items:>9.0f} {found:>8}  {note}{scope}")
