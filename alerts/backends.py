@@ -33,6 +33,13 @@ from typing import Any, Literal, Protocol
 import ahocorasick
 
 from alerts import AlertError
+from alerts.textmatch import (
+    blocks_boundary,
+    fold_case,
+    is_latin_or_digit,
+    normalize_text,
+    search_key,
+)
 
 try:  # Hyperscan has wheels for x86-64 Linux only: pyahocorasick is the fallback.
     import hyperscan
@@ -58,6 +65,7 @@ __all__ = [
     "HyperscanBackend",
     "Target",
     "make_backend",
+    "spelling_key",
 ]
 
 
@@ -104,6 +112,34 @@ class AhoBackend:
     def candidates(self, key: str, data: bytes) -> list[Candidate]:
         text = key if len(key) == len(data) else data.decode("latin-1")
         return [(last + 1, targets) for last, targets in self._automaton.iter(text)]
+
+
+def _written_in_capitals(s: str) -> bool:
+    upper = sum(1 for ch in s if ch.isupper())
+    return upper >= 2 and not any(ch.islower() for ch in s)
+
+
+def spelling_key(spelling: str, case_sensitive: bool | None) -> tuple[str, str | None, int]:
+    """Lower-cased search key, case-sensitive key (or None) and boundary flags of a spelling.
+
+    LEFT/RIGHT: the key starts/ends with a word character, so it needs a word
+    boundary there; PLURAL: "s"/"es" may follow a last Latin letter or digit;
+    STAR: a trailing `*` accepts any continuation of the last word.
+    """
+    text = normalize_text(spelling).strip()
+    star = text.endswith("*")
+    text = text.rstrip("*").rstrip()
+    key = search_key(text).strip()
+    if not key:
+        raise AlertError(f"empty term or phrase: {spelling!r}")
+    sensitive = _written_in_capitals(text) if case_sensitive is None else case_sensitive
+    flags = LEFT if blocks_boundary(key[0]) else 0
+    if blocks_boundary(key[-1]):
+        if star:
+            flags |= STAR
+        else:
+            flags |= RIGHT | (PLURAL if is_latin_or_digit(key[-1]) else 0)
+    return fold_case(key), key if sensitive else None, flags
 
 
 def _word_leads() -> bytes:

@@ -45,19 +45,12 @@ from alerts.backends import (
     BackendName,
     Target,
     make_backend,
+    spelling_key,
 )
 from alerts.models import Document, Field, Hit, Query, Term, Watchlist, WatchlistMatch
 from alerts.query import QueryNode, QuerySyntaxError, parse_query, positive_atoms, query_atoms
 from alerts.queryeval import Occurrence, holds
-from alerts.textmatch import (
-    FieldText,
-    blocks_boundary,
-    fold_case,
-    is_latin_or_digit,
-    normalize_text,
-    search_key,
-    snippet,
-)
+from alerts.textmatch import FieldText, blocks_boundary, normalize_text, snippet
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -111,29 +104,6 @@ class _Found:
     atoms: list[tuple[Target, int, int, int]] = field(default_factory=list)
 
 
-def _written_in_capitals(s: str) -> bool:
-    upper = sum(1 for ch in s if ch.isupper())
-    return upper >= 2 and not any(ch.islower() for ch in s)
-
-
-def _spelling_key(spelling: str, case_sensitive: bool | None) -> tuple[str, str | None, int]:
-    """Search key, case-sensitive key (or None) and boundary flags of a spelling."""
-    text = normalize_text(spelling).strip()
-    star = text.endswith("*")
-    text = text.rstrip("*").rstrip()
-    key = search_key(text).strip()
-    if not key:
-        raise AlertError(f"empty term or phrase: {spelling!r}")
-    sensitive = _written_in_capitals(text) if case_sensitive is None else case_sensitive
-    flags = LEFT if blocks_boundary(key[0]) else 0
-    if blocks_boundary(key[-1]):
-        if star:
-            flags |= STAR
-        else:
-            flags |= RIGHT | (PLURAL if is_latin_or_digit(key[-1]) else 0)
-    return fold_case(key), key if sensitive else None, flags
-
-
 Kind = Literal["term", "atom", "exclude"]
 
 
@@ -146,7 +116,7 @@ class _Builder:
     def add(
         self, kind: Kind, at: tuple[int, int], spelling: str, case: bool | None, atom: str = ""
     ) -> None:
-        key, exact, flags = _spelling_key(spelling, case)
+        key, exact, flags = spelling_key(spelling, case)
         data = key.encode()
         target = Target(kind, at[0], at[1], atom, spelling, len(data), exact, flags)
         bucket = self.targets.setdefault(data, [])
