@@ -26,6 +26,7 @@ from crawler import CrawlError
 from crawler.bodies import content_type_charset
 from crawler.charsets import decode_document, xml_declared_encoding
 from crawler.entries import EntryFields, build_item
+from crawler.fastfeed import read_feed
 from crawler.models import Item
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,29 @@ def parse_feed(
     text = strip_doctype(decoded.text)
     text = _XML_DECL.sub("", text, count=1)
     data = ('<?xml version="1.0" encoding="utf-8"?>\n' + text.lstrip()).encode("utf-8")
+    feed, entries = read_feed(data) or _feedparser(data)
+    feed_lang = _primary_language(feed.get("language"))
+    items = []
+    skipped = 0
+    for entry in entries:
+        item = build_item(_rss_fields(entry, url, feed_lang), fetched_at=fetched_at)
+        if item is None:
+            skipped += 1
+        else:
+            items.append(item)
+    if skipped:
+        log.debug("feed_entries_skipped count=%d url=%s", skipped, url)
+    return ParsedFeed(
+        items=tuple(items),
+        ttl_seconds=_ttl_seconds(feed.get("ttl")),
+        title=_plain(feed.get("title")),
+        skipped=skipped,
+        encoding=decoded.encoding,
+    )
+
+
+def _feedparser(data: bytes) -> tuple[Any, Any]:
+    """(feed, entries) from feedparser, for what crawler.fastfeed does not copy exactly."""
     parsed = feedparser.parse(
         io.BytesIO(data),
         response_headers={"content-type": "application/xml; charset=utf-8"},
@@ -73,24 +97,7 @@ def parse_feed(
         reason = parsed.get("bozo_exception")
         detail = f": {' '.join(str(reason).split())[:120]}" if reason else ""
         raise FeedParseError(f"not a feed (RSS, Atom or JSON Feed){detail}")
-    feed_lang = _primary_language(parsed.feed.get("language"))
-    items = []
-    skipped = 0
-    for entry in parsed.entries:
-        item = build_item(_rss_fields(entry, url, feed_lang), fetched_at=fetched_at)
-        if item is None:
-            skipped += 1
-        else:
-            items.append(item)
-    if skipped:
-        log.debug("feed_entries_skipped count=%d url=%s", skipped, url)
-    return ParsedFeed(
-        items=tuple(items),
-        ttl_seconds=_ttl_seconds(parsed.feed.get("ttl")),
-        title=_plain(parsed.feed.get("title")),
-        skipped=skipped,
-        encoding=decoded.encoding,
-    )
+    return parsed.feed, parsed.entries
 
 
 def strip_doctype(text: str) -> str:

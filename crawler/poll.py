@@ -19,7 +19,7 @@ import functools
 import hashlib
 import logging
 from collections.abc import Container
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
 
 from crawler import CrawlError
@@ -106,12 +106,21 @@ async def poll_source(
 
 
 async def _parse(result: FetchResult, now: datetime, executor: Executor | None) -> ParsedFeed:
+    """parse_feed in `executor` if given; in-process when there is none or it broke.
+
+    A pool breaks when its workers cannot start or one dies; polling must go
+    on, so the feed is then parsed here, as without an executor.
+    """
     call = functools.partial(
         parse_feed, result.body, url=result.url, headers=dict(result.headers), fetched_at=now
     )
     if executor is None:
         return call()
-    return await asyncio.get_running_loop().run_in_executor(executor, call)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(executor, call)
+    except (BrokenExecutor, OSError) as e:
+        log.warning("parse_pool status=broken error=%r; parsing in-process", str(e))
+        return call()
 
 
 def _min_interval(ttl: int | None, max_age: float | None) -> float | None:

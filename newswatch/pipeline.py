@@ -14,12 +14,14 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from alerts.matching import Matcher, compile_watchlists
 from alerts.models import Document
 from crawler.models import Item, PollOutcome, Source
+from crawler.workers import MIN_SOURCES_FOR_POOL, default_workers, parse_pool
 from newswatch.app import App
 from newswatch.config import Settings
 from newswatch.faults import crash_point
@@ -30,6 +32,10 @@ from storage.matches import record_matches
 from storage.watchlists import ActiveWatchlist, active_watchlists
 
 log = logging.getLogger("newswatch.crawl")
+
+# Polls in flight per global fetch slot: enough to keep fetches and parsers
+# busy, few enough that waiting bodies stay a few MB.
+POLLS_PER_FETCH_SLOT = 2
 
 
 @dataclass
@@ -141,19 +147,36 @@ async def poll_and_save(
     compiled: CompiledWatchlists,
     report: CrawlReport,
     on_done: Callable[[Source, PollOutcome], None] | None = None,
+    *,
+    executor: Executor | None = None,
 ) -> None:
     """Poll sources concurrently (the client bounds requests in flight) and
-    save each outcome as soon as it arrives."""
+    save each outcome as soon as it arrives.
+
+    Feeds are parsed in `executor` when given (see crawler.workers), else in
+    the event loop. At most POLLS_PER_FETCH_SLOT x `concurrency` polls are
+    in flight, so fetched bodies waiting for a parser cannot pile up in
+    memory when fetching outpaces parsing.
+    """
     from crawler.poll import poll_source
 
     rng = random.Random()
+    in_flight = asyncio.Semaphore(POLLS_PER_FETCH_SLOT * app.settings.concurrency)
 
     async def one(src: Source) -> tuple[Source, PollOutcome]:
-        seen: frozenset[str] = frozenset()
-        if src.kind != "feed":
-            with app.transaction() as s:
-                seen = source_repo.seen_links(s, src.id)
-        return src, await poll_source(src, client, now=app.now(), seen_links=seen)  # type: ignore[arg-type]
+        async with in_flight:
+            seen: frozenset[str] = frozenset()
+            if src.kind != "feed":
+                with app.transaction() as s:
+                    seen = source_repo.seen_links(s, src.id)
+            outcome = await poll_source(
+                src,
+                client,  # type: ignore[arg-type]
+                now=app.now(),
+                seen_links=seen,
+                executor=executor,
+            )
+            return src, outcome
 
     for next_done in asyncio.as_completed([one(src) for src in sources]):
         src, outcome = await next_done
@@ -185,8 +208,15 @@ async def crawl(
     names: Sequence[str] | None = None,
     on_start: Callable[[int], None] | None = None,
     on_done: Callable[[Source, PollOutcome], None] | None = None,
+    parse_workers: int | None = None,
 ) -> CrawlReport:
-    """Poll every enabled source (or the named ones) now, whatever their schedule."""
+    """Poll every enabled source (or the named ones) now, whatever their schedule.
+
+    `parse_workers`: processes that parse feeds; None means one per core when
+    there are at least MIN_SOURCES_FOR_POOL sources (fewer are parsed
+    in-process: starting workers would cost more than it saves), 0 means
+    always in-process.
+    """
     report = CrawlReport()
     sources = claim(app, names=names, due_only=False, limit=100_000)
     if on_start is not None:
@@ -194,9 +224,14 @@ async def crawl(
     if not sources:
         return report
     compiled = load_watchlists(app)
+    if parse_workers is None:
+        parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
     try:
         async with app.http_client() as client:
-            await poll_and_save(app, client, sources, compiled, report, on_done)
+            with parse_pool(parse_workers) as executor:
+                await poll_and_save(
+                    app, client, sources, compiled, report, on_done, executor=executor
+                )
     finally:
         with app.transaction() as s:
             for src in sources:

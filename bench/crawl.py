@@ -1,0 +1,323 @@
+"""Crawl throughput: the real pipeline vs a plain sequential loop, in the same run.
+
+1,000 generated feeds × 30 entries (tests/support/feedgen.py: RSS 2.0, Atom,
+RSS 1.0 and JSON Feed in en/ru/ko/zh, ~100 KB each, every one with an ETag)
+are served by aiohttp.web in a separate process on 127.0.0.1, so the server
+never competes for the crawler's GIL (it still shares the machine's cores).
+
+    (a) first crawl   newswatch.pipeline.crawl into a fresh database
+    (b) second crawl  the same again: every feed answers 304
+    (c) baseline      urllib fetch → feedparser.parse (defaults) → one INSERT
+                      and one commit per item into a separate SQLite file
+                      (WAL, synchronous=NORMAL, like our engine), sequentially
+
+Politeness is relaxed for the bench only: all 1,000 feeds live on one host,
+so per_host_delay=0 and per_host_concurrency=64 (the defaults, 1 s and 2,
+would make the crawl measure the delay, not the code).
+
+Each crawl and the baseline run in their own child process, so peak memory
+(ru_maxrss) is the crawler's own: the crawling process plus its parse
+workers (RUSAGE_CHILDREN gives the largest worker; the total counts it once
+per worker).
+
+    .venv/bin/python bench/crawl.py [--feeds 1000] [--entries 30] [--postgres]
+                                    [--profile FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import multiprocessing as mp
+import os
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support.feedgen import etag, feed_bytes  # noqa: E402
+
+POSTGRES_ADMIN = os.environ.get("NEWSWATCH_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+WATCHLISTS = """\
+watchlists:
+  - name: air-defence
+    terms:
+      - term: Pantsir
+        aliases: ["Панцирь", "판치르", "铠甲-S1"]
+      - term: SAM
+        aliases: ["surface-to-air missile", "지대공 미사일", "地对空导弹", "ЗРК"]
+      - term: S-400
+        aliases: ["С-400"]
+    notify:
+      - email: analyst@example.org
+  - name: brics
+    terms:
+      - term: BRICS
+        aliases: ["브릭스", "金砖国家", "БРИКС"]
+      - query: '(Pantsir OR Панцирь OR 판치르) AND ("North Korea" OR 북한 OR КНДР OR 朝鲜)'
+    notify:
+      - email: analyst@example.org
+"""
+
+
+# --- the server (its own process) -------------------------------------------------
+
+
+def serve(feeds: int, entries: int, ready: Any) -> None:
+    from aiohttp import web
+
+    bodies = [feed_bytes(n, entries) for n in range(feeds)]
+    tags = [etag(b) for b in bodies]
+    types = [_content_type(b) for b in bodies]
+
+    async def handler(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if request.headers.get("If-None-Match") == tags[n]:
+            return web.Response(status=304, headers={"ETag": tags[n]})
+        return web.Response(body=bodies[n], headers={"ETag": tags[n], "Content-Type": types[n]})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/feed/{n}", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        server = site._server
+        assert server is not None
+        ready.put((server.sockets[0].getsockname()[1], sum(map(len, bodies))))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def _content_type(body: bytes) -> str:
+    head = body[:400]
+    if head.startswith(b"{"):
+        return "application/feed+json"
+    if b"<feed" in head:
+        return "application/atom+xml; charset=utf-8"
+    if b"<rdf:RDF" in head:
+        return "application/rdf+xml"
+    return "application/rss+xml; charset=utf-8"
+
+
+# --- (a) and (b): the real pipeline (its own process) --------------------------------
+
+
+def run_crawls(base: str, feeds: int, database_url: str, profile: str | None, out: Any) -> None:
+    import logging
+
+    from alerts.watchlists import parse_watchlists
+    from newswatch.app import App
+    from newswatch.config import Settings
+    from newswatch.pipeline import crawl
+    from storage.db import upgrade
+    from storage.sources import add_source
+    from storage.watchlists import save_watchlists
+
+    settings = Settings(
+        database_url=database_url,
+        allow_private_addresses="127.0.0.1",
+        per_host_delay=0,
+        per_host_concurrency=64,
+        concurrency=64,
+    )
+    logging.basicConfig(level=logging.ERROR)  # failures are counted in the summary
+    app = App.build(settings)
+    upgrade(app.engine)
+    with app.transaction() as s:
+        for n in range(feeds):
+            add_source(
+                s,
+                name=f"feed-{n}",
+                url=f"{base}/feed/{n}",
+                kind="feed",
+                every_seconds=3600,
+                links_css=None,
+                now=app.now(),
+            )
+        save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
+    results: dict[str, Any] = {}
+    for label in ("first", "second"):
+        started = time.perf_counter()
+        profiler = _profiler(profile if label == "first" else None)
+        report = asyncio.run(crawl(app))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(profile))
+        results[label] = (time.perf_counter() - started, _summary(report))
+    app.close()
+    self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    results["rss"] = (self_kb, child_kb, _workers(feeds))
+    out.put(results)
+
+
+def _profiler(path: str | None) -> Any:
+    if path is None:
+        return None
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _summary(report: Any) -> str:
+    return (
+        f"{report.polled} polled, {report.not_modified} not modified, "
+        f"{len(report.failed)} failed, {report.new_items} new items, "
+        f"{report.new_matches} matches"
+    )
+
+
+def _workers(feeds: int) -> int:
+    """Parse workers the crawl started (0 when it parses in-process)."""
+    from crawler.workers import MIN_SOURCES_FOR_POOL, default_workers
+
+    return default_workers() if feeds >= MIN_SOURCES_FOR_POOL else 0
+
+
+# --- (c) the baseline (its own process) ---------------------------------------------
+
+
+def run_baseline(base: str, feeds: int, path: str, out: Any) -> None:
+    import feedparser
+
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    db.execute(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, url TEXT UNIQUE, guid TEXT, "
+        "title TEXT, summary TEXT, body TEXT, published TEXT)"
+    )
+    db.commit()
+    started = time.perf_counter()
+    items = 0
+    for n in range(feeds):
+        with urllib.request.urlopen(f"{base}/feed/{n}", timeout=30) as response:
+            body = response.read()
+        parsed = feedparser.parse(io.BytesIO(body))
+        for e in parsed.entries:
+            content = e.get("content") or [{}]
+            db.execute(
+                "INSERT OR IGNORE INTO items (url, guid, title, summary, body, published) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    e.get("link"),
+                    e.get("id"),
+                    e.get("title"),
+                    e.get("summary"),
+                    content[0].get("value"),
+                    e.get("published"),
+                ),
+            )
+            db.commit()
+            items += 1
+    elapsed = time.perf_counter() - started
+    db.close()
+    out.put((elapsed, items, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+
+
+# --- orchestration --------------------------------------------------------------------
+
+
+def in_child(target: Any, *args: Any) -> Any:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=target, args=(*args, out))
+    proc.start()
+    result = out.get()
+    proc.join()
+    if proc.exitcode != 0:
+        raise SystemExit(f"{target.__name__} failed with exit code {proc.exitcode}")
+    return result
+
+
+def postgres_database() -> tuple[str, Any]:
+    import psycopg
+
+    name = f"newswatch_bench_{os.getpid()}"
+    with psycopg.connect(f"{POSTGRES_ADMIN}/postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop() -> None:
+        with psycopg.connect(f"{POSTGRES_ADMIN}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    url = POSTGRES_ADMIN.replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{url}/{name}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--entries", type=int, default=30)
+    parser.add_argument("--postgres", action="store_true", help="also crawl into Postgres")
+    parser.add_argument("--profile", help="cProfile the first SQLite crawl into this file")
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    server = ctx.Process(target=serve, args=(args.feeds, args.entries, ready), daemon=True)
+    server.start()
+    try:
+        port, size = ready.get(timeout=300)
+        base = f"http://127.0.0.1:{port}"
+        print(
+            f"{args.feeds} feeds x {args.entries} entries, {size / 1e6:.0f} MB, "
+            f"{os.cpu_count()} cores, served by aiohttp.web in its own process"
+        )
+        with tempfile.TemporaryDirectory(prefix="nw-bench-") as tmp:
+            rows = measure(args, base, tmp)
+    finally:
+        server.kill()
+        server.join()
+    print_table(rows)
+
+
+def measure(args: argparse.Namespace, base: str, tmp: str) -> list[tuple[str, Any]]:
+    baseline = in_child(run_baseline, base, args.feeds, f"{tmp}/baseline.db")
+    print(f"baseline: {baseline[0]:.1f} s, {baseline[1]} items", flush=True)
+    rows: list[tuple[str, Any]] = [("baseline", baseline)]
+    url = f"sqlite:///{tmp}/crawl.db"
+    rows.append(("sqlite", in_child(run_crawls, base, args.feeds, url, args.profile)))
+    if args.postgres:
+        pg_url, drop = postgres_database()
+        try:
+            rows.append(("postgres", in_child(run_crawls, base, args.feeds, pg_url, None)))
+        finally:
+            drop()
+    return rows
+
+
+def print_table(rows: list[tuple[str, Any]]) -> None:
+    base_s, base_items, base_kb = rows[0][1]
+    print()
+    print(f"{'run':<22} {'seconds':>8} {'ratio':>7}  {'aim':>6}  result")
+    print(f"{'baseline (loop)':<22} {base_s:8.2f} {1:7.3f}  {'':>6}  {base_items} items")
+    for db, result in rows[1:]:
+        for label, aim in (("first", 0.2), ("second", 0.05)):
+            secs, summary = result[label]
+            ratio = secs / base_s
+            mark = "ok" if ratio <= aim else "MISSED"
+            print(f"{db + ' ' + label:<22} {secs:8.2f} {ratio:7.3f}  ≤{aim:<5} {mark}  {summary}")
+        self_kb, child_kb, workers = result["rss"]
+        total = (self_kb + workers * child_kb) / 1024
+        print(
+            f"{db + ' peak memory':<22} {total:7.0f} MB  (crawler {self_kb / 1024:.0f} MB + "
+            f"{workers} worker(s) x ≤{child_kb / 1024:.0f} MB; aim < 300 MB)"
+        )
+    print(f"{'baseline peak memory':<22} {base_kb / 1024:7.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
