@@ -154,8 +154,12 @@ async def deliver_due(
     async def run(queue: list[ClaimedBatch]) -> DeliveryReport:
         total = DeliveryReport()
         async with gate:
-            for batch in queue:
-                total += await sender.deliver(batch)
+            for n, batch in enumerate(queue):
+                step = await sender.deliver(batch)
+                total += step
+                if step.retried:  # the recipient is failing: later alerts must not overtake
+                    sender.release(queue[n + 1 :])
+                    break
         return total
 
     report = DeliveryReport(waiting=waiting)
@@ -191,6 +195,12 @@ class _Sender:
         self.smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
         self.slack = SlackChannel(poster, settings.address_policy)
         self.webhook = WebhookChannel(poster)
+
+    def release(self, batches: list[ClaimedBatch]) -> None:
+        ids = [i for b in batches for i in b.ids]
+        if ids:
+            with self.app.transaction() as s:
+                repo.release(s, ids, owner=self.token)
 
     async def deliver(self, batch: ClaimedBatch) -> DeliveryReport:
         r = batch.recipient

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session, aliased
 
 from alerts.models import StoredMatch
 from storage.matches import stored_match
@@ -102,6 +102,24 @@ def _due(now: datetime, exclude: Collection[int]) -> list[Any]:
     return cond
 
 
+def _waits_behind(now: datetime) -> Any:
+    """True for a single alert that has an earlier single alert to the same
+    recipient still pending and not takeable now (backing off, or leased by
+    another deliverer). Such an alert waits, so that each recipient gets its
+    alerts in the order of their match time, even across retries and replicas."""
+    earlier = aliased(OutboxRow)
+    return exists().where(
+        earlier.recipient_id == OutboxRow.recipient_id,
+        earlier.status == "pending",
+        earlier.digest_period.is_(None),
+        or_(
+            earlier.created_at < OutboxRow.created_at,
+            and_(earlier.created_at == OutboxRow.created_at, earlier.id < OutboxRow.id),
+        ),
+        or_(earlier.next_attempt_at > now, earlier.lease_until >= now),
+    )
+
+
 def _locked(session: Session, stmt: Select[Any]) -> Select[Any]:
     if session.get_bind().dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=True, of=OutboxRow)
@@ -148,7 +166,9 @@ def claim_due(
     A digest of which another deliverer holds part is left alone this time.
     """
     due = [*_due(now, exclude_recipients), _lease_free(now)]
-    singles = select(OutboxRow.id).where(*due, OutboxRow.digest_period.is_(None))
+    singles = select(OutboxRow.id).where(
+        *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now)
+    )
     singles = singles.order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         # Lock first, then update: inside `IN (…)` Postgres may re-run a LIMIT … SKIP
@@ -291,6 +311,11 @@ def mark_failed(session: Session, ids: Sequence[int], *, owner: str, error: str)
     return _finish(
         session, ids, owner, status="failed", attempts=OutboxRow.attempts + 1, last_error=error
     )
+
+
+def release(session: Session, ids: Sequence[int], *, owner: str) -> int:
+    """Give claimed rows back untouched (not tried this pass)."""
+    return _finish(session, ids, owner)
 
 
 def defer(session: Session, ids: Sequence[int], *, owner: str, error: str) -> int:

@@ -195,6 +195,7 @@ class OutboxRow(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "watchlist_id", "recipient_id"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_recipient_order", "recipient_id", "status", "created_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -372,3 +372,45 @@ def test_digest_one_message_per_recipient_and_period(
     assert sources == ["rusi", "rusi", "isw", "isw"] and len(set(titles)) == 4
     assert bodies[0]["digest"] == "2026-11-22T02"
     assert {r.status for r in rows(app)} == {"sent"}
+
+
+def test_a_failing_recipient_gets_its_alerts_in_match_order(
+    db: Database, http_server: LocalHTTPServer
+) -> None:
+    """A temporary failure holds the recipient's later alerts back (they would
+    overtake it), in the same pass and in later passes while it backs off;
+    other recipients are not held up."""
+    clock = Clock()
+    app = make_app(db, clock)
+    down = {"now": True}
+    got: list[str] = []
+
+    def flaky(req: Request) -> Response:
+        if down["now"]:
+            return 503, {}, b"down"
+        got.append(json.loads(req.body)["item"]["url"])
+        return 200, {}, b"ok"
+
+    healthy = hook_counter(http_server, "/healthy")
+    sid = setup(
+        app,
+        [
+            Recipient("webhook", http_server.route("/flaky", flaky)),
+            Recipient("webhook", http_server.url("/healthy")),
+        ],
+    )
+    add_items(app, sid, 1)
+    clock.advance(seconds=1)
+    add_items(app, sid, 2, start=1)
+    order = [f"https://example.org/a/{i}" for i in range(3)]
+
+    first = deliver(app)
+    assert (first.sent, first.retried) == (3, 1)  # healthy got 3; flaky's 1st failed
+    assert len(http_server.hits("/flaky")) == 1 and sorted(healthy) == order
+    down["now"] = False
+    second = deliver(app)  # the later two are due, but wait behind the backing-off first
+    assert second.handled == 0 and len(http_server.hits("/flaky")) == 1
+    clock.advance(hours=7)
+    third = deliver(app)
+    assert third.sent == 3 and got == order
+    assert {r.status for r in rows(app)} == {"sent"}
