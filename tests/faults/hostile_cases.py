@@ -430,7 +430,7 @@ CASES: list[Case] = [
         lambda c: c.route((200, XML, trickle(rss(item("x", c.link(1))).encode(), 0.05))),
         error="timed out",
     ),
-    Case("never-answers", lambda c: c.route(hang(6)), error="timed out"),
+    Case("never-answers", lambda c: c.route(hang(8)), error="timed out"),
     # --- redirects
     Case("redirect-loop", _loop, error="redirect loop"),
     Case(

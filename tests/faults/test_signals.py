@@ -37,7 +37,9 @@ def test_sigterm_during_crawl_exits_0_and_loses_nothing(db: Database) -> None:
             proc = subprocess.Popen(
                 [NEWSWATCH, "crawl"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
             )
-            time.sleep(rng.uniform(1.3, 2.5))  # after start-up: fetching, storing or sending
+            hits = len(c.server.requests)
+            assert wait_for(lambda h=hits: len(c.server.requests) > h, 20)  # started crawling
+            time.sleep(rng.uniform(0.0, 1.2))  # fetching, storing or sending
             if proc.poll() is None:
                 sent = time.monotonic()
                 proc.send_signal(signal.SIGTERM)
