@@ -54,6 +54,7 @@ __all__ = [
     "FetchTimeout",
     "HTTPStatusError",
     "HttpClient",
+    "InsecureRedirect",
     "InvalidURL",
     "PostResult",
     "RefusedAddress",
@@ -82,6 +83,11 @@ class ResponseTooLarge(FetchError):
 
 class FetchTimeout(FetchError):
     """The whole response did not arrive within the timeout."""
+
+
+class InsecureRedirect(FetchError):
+    """A redirect from https to http: the source was configured over TLS and
+    is never silently downgraded to plain text."""
 
 
 class TooManyRedirects(FetchError):
@@ -219,7 +225,11 @@ class HttpClient:
                 log.debug("fetched status=%s url=%s", result.status, redact(current))
                 return result
             assert location is not None
-            current = check_url(location, self.policy.address_policy)
+            previous, current = current, check_url(location, self.policy.address_policy)
+            if previous.scheme == "https" and current.scheme == "http":
+                raise InsecureRedirect(
+                    f"refused redirect from https to http: {redact(current)}"
+                )
             if str(current) in visited:
                 raise TooManyRedirects(f"redirect loop at {redact(current)}")
             visited.add(str(current))

@@ -514,7 +514,7 @@ CASES: list[Case] = [
         error="refused address",
         check=no_hits("/forbidden/"),
     ),
-    Case("https-to-http-downgrade", _downgrade, items=1),
+    Case("https-to-http-downgrade", _downgrade, error="from https to http"),
     # --- schemes
     Case("redirect-file", lambda c: c.redirect_to("file:///etc/passwd"), error="scheme file"),
     Case(
