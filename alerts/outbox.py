@@ -129,6 +129,7 @@ async def deliver_due(
     """One delivery pass: everything due now (up to `limit` alerts), oldest match first;
     recipients in parallel, each recipient's alerts in order."""
     now = app.now()
+    record_unrecorded_sends(app)
     with app.transaction() as s:
         blocked = blocked_recipients(app, repo.pending_recipients(s))
     waiting = 0
@@ -166,6 +167,18 @@ async def deliver_due(
     for part in await asyncio.gather(*(run(q) for q in by_recipient.values())):
         report += part
     return report
+
+
+def record_unrecorded_sends(app: App) -> None:
+    """Write the "sent" marks an outage kept from being written. The rows are
+    still leased to the token that sent them, so no other deliverer has taken
+    them meanwhile; a mark whose lease was lost changes nothing."""
+    while app.unrecorded_sends:
+        ids, token, sent_at = app.unrecorded_sends[0]
+        with app.transaction() as s:  # DatabaseUnavailable: still down, keep them
+            repo.mark_sent(s, list(ids), owner=token, now=sent_at)
+        app.unrecorded_sends.pop(0)
+        log.info("alert_recorded status=sent ids=%s", list(ids))
 
 
 def deliver_pending(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
@@ -319,6 +332,8 @@ class _Sender:
                 held = mark(s, batch.ids)
         except StorageError as e:
             log.error("alert_unrecorded status=%s ids=%s error=%s", outcome, batch.ids, e)
+            if outcome == "sent":
+                self.app.unrecorded_sends.append((tuple(batch.ids), self.token, self.app.now()))
             return DeliveryReport(errors=(f"could not record {outcome} alerts: {e}",))
         if held != len(batch.ids):
             log.warning("alert_lease_lost status=%s ids=%s held=%d", outcome, batch.ids, held)

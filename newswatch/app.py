@@ -36,6 +36,10 @@ class App:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utcnow
     env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # Alerts a channel accepted whose "sent" mark could not be written (the
+    # database was down): (outbox ids, lease token, sent at). Delivery writes
+    # these first once the database answers, so an outage repeats no alert.
+    unrecorded_sends: list[tuple[tuple[int, ...], str, datetime]] = field(default_factory=list)
     owner: str = field(
         default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     )

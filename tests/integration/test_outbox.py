@@ -414,3 +414,46 @@ def test_a_failing_recipient_gets_its_alerts_in_match_order(
     third = deliver(app)
     assert third.sent == 3 and got == order
     assert {r.status for r in rows(app)} == {"sent"}
+
+
+def test_database_outage_between_send_and_mark_repeats_nothing(
+    pg_db: Database, http_server: LocalHTTPServer
+) -> None:
+    """The receiver accepts the alert and the database goes away before the
+    "sent" mark is written (a TCP proxy is cut from inside the receiver). Once
+    the database is back, the mark is written first: even after the lease
+    would have expired, the alert is not sent again."""
+    from sqlalchemy.engine import make_url
+
+    from storage.db import make_engine, session_factory
+    from tests.support.tcpproxy import TcpProxy
+
+    target = make_url(pg_db.url)
+    proxy = TcpProxy((target.host or "127.0.0.1", target.port or 5432)).start()
+    via = target.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
+    engine = make_engine(via)
+    try:
+        clock = Clock()
+        app = make_app(pg_db, clock)
+        app.engine, app.sessions = engine, session_factory(engine)
+        seen: list[str] = []
+
+        def receiver(req: Request) -> Response:
+            seen.append(json.loads(req.body)["item"]["url"])
+            proxy.cut()
+            return 200, {}, b"ok"
+
+        sid = setup(app, [Recipient("webhook", http_server.route("/hook", receiver))])
+        add_items(app, sid, 1)
+        first = deliver(app)
+        assert first.sent == 0 and "could not record sent" in first.errors[0]
+        assert len(app.unrecorded_sends) == 1
+        proxy.restore()
+        clock.advance(minutes=30)  # past the lease: without the remembered mark, a resend
+        second = deliver(app)
+        assert second.handled == 0 and app.unrecorded_sends == []
+        assert len(seen) == 1
+        assert [(r.status, r.sent_at) for r in rows(make_app(pg_db, clock))] == [("sent", T0)]
+    finally:
+        engine.dispose()
+        proxy.stop()
