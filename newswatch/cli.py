@@ -127,5 +127,14 @@ def _one_line(e: object) -> str:
     return text or type(e).__name__
 
 
-if __name__ == "__main__":  # pragma: no cover
+def entry() -> None:
+    """The console script: `main` in a process of its own (commands may then
+    keep process-wide signal handlers installed until exit)."""
+    from newswatch import cli_common
+
+    cli_common.OWN_PROCESS = True
     sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

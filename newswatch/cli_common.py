@@ -13,6 +13,10 @@ import typer
 from newswatch.app import App
 from newswatch.config import Settings, load_settings
 
+# True when the CLI runs as the `newswatch` process itself (not in-process in a
+# test): handlers installed for the life of the process are then safe.
+OWN_PROCESS = False
+
 
 class UsageProblem(Exception):
     """Bad input from the user; printed as one line, exit status 2."""

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from crawler.models import PollOutcome, Source
+from newswatch import cli_common
 from newswatch.cli_common import get_app, one_line
 
 
@@ -49,7 +50,9 @@ def crawl(
         print("newswatch: crawl stopped by SIGTERM; run it again to finish", file=sys.stderr)
         return
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        # The work is done or abandoned: a SIGTERM that lands while the process
+        # tears down exits 0 quietly rather than killing it with -15.
+        signal.signal(signal.SIGTERM, _finished if cli_common.OWN_PROCESS else previous)
     print(
         f"crawled {report.sources} sources: {report.polled} polled, "
         f"{report.not_modified} not modified, {len(report.failed)} failed; "
@@ -67,6 +70,10 @@ class Terminated(BaseException):
 def _terminate(signum: int, _frame: FrameType | None) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the unwinding finish
     raise Terminated
+
+
+def _finished(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)
 
 
 def _deliver(a: object) -> str:
