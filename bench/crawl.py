@@ -113,7 +113,9 @@ def _content_type(body: bytes) -> str:
 # --- (a) and (b): the real pipeline (its own process) --------------------------------
 
 
-def run_crawls(base: str, feeds: int, database_url: str, profile: str | None, out: Any) -> None:
+def run_crawls(
+    base: str, feeds: int, database_url: str, profile: str | None, workers: int | None, out: Any
+) -> None:
     import logging
 
     from alerts.watchlists import parse_watchlists
@@ -150,15 +152,15 @@ def run_crawls(base: str, feeds: int, database_url: str, profile: str | None, ou
     for label in ("first", "second"):
         started = time.perf_counter()
         profiler = _profiler(profile if label == "first" else None)
-        report = asyncio.run(crawl(app))
+        report = asyncio.run(crawl(app, parse_workers=workers))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(str(profile))
-        results[label] = (time.perf_counter() - started, _summary(report))
+        results[label] = (time.perf_counter() - started, _summary(report) + _cpu())
     app.close()
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    results["rss"] = (self_kb, child_kb, _workers(feeds))
+    results["rss"] = (self_kb, child_kb, _workers(feeds) if workers is None else workers)
     out.put(results)
 
 
@@ -170,6 +172,16 @@ def _profiler(path: str | None) -> Any:
     profiler = cProfile.Profile()
     profiler.enable()
     return profiler
+
+
+def _cpu() -> str:
+    """CPU seconds so far: this process, and its finished parse workers."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        f"; cpu so far: crawler {me.ru_utime + me.ru_stime:.1f} s, "
+        f"workers {kids.ru_utime + kids.ru_stime:.1f} s"
+    )
 
 
 def _summary(report: Any) -> str:
@@ -264,6 +276,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=30)
     parser.add_argument("--postgres", action="store_true", help="also crawl into Postgres")
     parser.add_argument("--profile", help="cProfile the first SQLite crawl into this file")
+    parser.add_argument("--workers", type=int, help="parse workers (default: the crawl decides)")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
@@ -289,11 +302,12 @@ def measure(args: argparse.Namespace, base: str, tmp: str) -> list[tuple[str, An
     print(f"baseline: {baseline[0]:.1f} s, {baseline[1]} items", flush=True)
     rows: list[tuple[str, Any]] = [("baseline", baseline)]
     url = f"sqlite:///{tmp}/crawl.db"
-    rows.append(("sqlite", in_child(run_crawls, base, args.feeds, url, args.profile)))
+    rows.append(("sqlite", in_child(run_crawls, base, args.feeds, url, args.profile, args.workers)))
     if args.postgres:
         pg_url, drop = postgres_database()
         try:
-            rows.append(("postgres", in_child(run_crawls, base, args.feeds, pg_url, None)))
+            crawled = in_child(run_crawls, base, args.feeds, pg_url, None, args.workers)
+            rows.append(("postgres", crawled))
         finally:
             drop()
     return rows

@@ -137,8 +137,6 @@ _BLOCKS = frozenset(
     ]
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SPACES = re.compile(r"[^\S\n]+")
-_NEWLINES = re.compile(r"\s*\n\s*")
 _MARKUP_HINT = re.compile(r"[<&]")
 _parser_local = threading.local()
 
@@ -181,10 +179,15 @@ def html_to_text(html: str) -> str:
 
 def collapse_whitespace(text: str) -> str:
     """Spaces collapse to one, lines are stripped, blank lines dropped; NUL
-    characters are removed (PostgreSQL text cannot hold them)."""
-    text = text.replace("\x00", "")
-    text = _SPACES.sub(" ", text.replace("\r", "\n").replace("\xa0", " "))
-    return _NEWLINES.sub("\n", text).strip()
+    characters are removed (PostgreSQL text cannot hold them).
+
+    Same result as the regex form `_NEWLINES.sub("\\n", _SPACES.sub(" ", t)).strip()`
+    with \\r read as \\n (str.split() and the regex \\s agree on what whitespace
+    is; tests/unit/test_normalize_fast.py checks it), ~5x faster on article-sized
+    text: it runs on every title, summary and body, and again in content_hash.
+    """
+    lines = text.replace("\x00", "").replace("\r", "\n").split("\n")
+    return "\n".join(filter(None, (" ".join(line.split()) for line in lines)))
 
 
 def content_hash(title: str, text: str) -> str:

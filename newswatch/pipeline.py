@@ -2,10 +2,11 @@
 
 For each polled source, ONE transaction writes the new items, the source's
 fetch state (ETag, Last-Modified, body hash, next poll), the matches of the
-new items and their outbox rows. So a crash anywhere leaves either all of
-it or none of it: if none, the validators were not saved either, the source
-is fetched again and the items are new again, and no match is ever lost
-between "stored" and "matched".
+new items and their outbox rows (polls that finish together share one
+transaction, see save_outcomes; a source is never split). So a crash
+anywhere leaves either all of it or none of it: if none, the validators
+were not saved either, the source is fetched again and the items are new
+again, and no match is ever lost between "stored" and "matched".
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
 
 from alerts.matching import Matcher, compile_watchlists
 from alerts.models import Document
@@ -36,6 +39,8 @@ log = logging.getLogger("newswatch.crawl")
 # Polls in flight per global fetch slot: enough to keep fetches and parsers
 # busy, few enough that waiting bodies stay a few MB.
 POLLS_PER_FETCH_SLOT = 2
+# Most polls saved in one transaction (see save_outcomes).
+SAVE_BATCH = 32
 
 
 @dataclass
@@ -87,32 +92,61 @@ def save_outcome(
     rng: random.Random,
 ) -> tuple[int, int]:
     """Persist one poll (see the module docstring); return (new items, new matches)."""
+    return save_outcomes(app, [(source, outcome)], compiled, rng)[0]
+
+
+def save_outcomes(
+    app: App,
+    polls: Sequence[tuple[Source, PollOutcome]],
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+) -> list[tuple[int, int]]:
+    """Persist several polls in ONE transaction; (new items, new matches) for each.
+
+    Every source's items, matches, outbox rows and fetch state are still
+    written together (a batch never splits a source), so the module's
+    invariant holds; one commit per batch instead of per source is what
+    makes a 1,000-feed crawl cheap on the database.
+    """
     now = app.now()
-    new_matches = 0
     with app.transaction() as s:
-        new = store_items(s, source.id, outcome.items, now) if outcome.items else {}
-        by_url = {it.url: it for it in outcome.items}
-        for url, item_id in new.items():
-            found = compiled.matcher.match(document(by_url[url]))
-            pairs = [(compiled.by_name[m.watchlist], m) for m in found]
-            if pairs:
-                new_matches += record_matches(
-                    s, item_id, pairs, now, daily_at=app.settings.daily_digest_time
-                )
-        interval = next_interval(
-            source, outcome, len(new), poll_policy(app), source.current_interval_seconds
-        )
-        source_repo.record_poll(
-            s,
-            outcome,
-            now=now,
-            interval=interval,
-            next_poll_at=next_poll_at(interval, now, poll_policy(app), rng),
-        )
-        if outcome.seen_links:
-            source_repo.add_seen_links(s, source.id, outcome.seen_links, now)
+        counts = [_save_one(app, s, src, outcome, compiled, rng, now) for src, outcome in polls]
         crash_point("after_store")
     crash_point("after_commit")
+    return counts
+
+
+def _save_one(
+    app: App,
+    s: Session,
+    source: Source,
+    outcome: PollOutcome,
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+    now: datetime,
+) -> tuple[int, int]:
+    new_matches = 0
+    new = store_items(s, source.id, outcome.items, now) if outcome.items else {}
+    by_url = {it.url: it for it in outcome.items}
+    for url, item_id in new.items():
+        found = compiled.matcher.match(document(by_url[url]))
+        pairs = [(compiled.by_name[m.watchlist], m) for m in found]
+        if pairs:
+            new_matches += record_matches(
+                s, item_id, pairs, now, daily_at=app.settings.daily_digest_time
+            )
+    interval = next_interval(
+        source, outcome, len(new), poll_policy(app), source.current_interval_seconds
+    )
+    source_repo.record_poll(
+        s,
+        outcome,
+        now=now,
+        interval=interval,
+        next_poll_at=next_poll_at(interval, now, poll_policy(app), rng),
+    )
+    if outcome.seen_links:
+        source_repo.add_seen_links(s, source.id, outcome.seen_links, now)
     return len(new), new_matches
 
 
@@ -178,28 +212,69 @@ async def poll_and_save(
             )
             return src, outcome
 
-    for next_done in asyncio.as_completed([one(src) for src in sources]):
-        src, outcome = await next_done
-        crash_point("after_fetch")
-        new_items, new_matches = save_outcome(app, src, outcome, compiled, rng)
-        report.new_items += new_items
-        report.new_matches += new_matches
-        if outcome.status == "failed":
-            report.failed.append((src.name, outcome.error or "failed"))
-        elif outcome.status == "not_modified":
-            report.not_modified += 1
-        else:
-            report.polled += 1
-        log.info(
-            "polled source=%s status=%s new_items=%d matches=%d%s",
-            src.name,
-            outcome.status,
-            new_items,
-            new_matches,
-            f" error={outcome.error!r}" if outcome.error else "",
-        )
-        if on_done is not None:
-            on_done(src, outcome)
+    done: asyncio.Queue[tuple[Source, PollOutcome] | BaseException] = asyncio.Queue()
+
+    async def deliver(src: Source) -> None:
+        try:
+            done.put_nowait(await one(src))
+        except BaseException as e:  # a bug in one poll must reach the caller, not hang it
+            done.put_nowait(e)
+            raise
+
+    tasks = [asyncio.create_task(deliver(src)) for src in sources]
+    try:
+        remaining = len(tasks)
+        while remaining:
+            batch = await _next_batch(done, min(remaining, SAVE_BATCH))
+            remaining -= len(batch)
+            for _ in batch:
+                crash_point("after_fetch")
+            counts = save_outcomes(app, batch, compiled, rng)
+            for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
+                _report(report, src, outcome, new_items, new_matches)
+                if on_done is not None:
+                    on_done(src, outcome)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _next_batch(
+    done: asyncio.Queue[tuple[Source, PollOutcome] | BaseException], limit: int
+) -> list[tuple[Source, PollOutcome]]:
+    """The next finished poll, plus any others already waiting (up to `limit`).
+
+    Batches grow by themselves when saving is the bottleneck and stay at one
+    poll when polls trickle in, so nothing waits to be saved."""
+    items = [await done.get()]
+    while len(items) < limit and not done.empty():
+        items.append(done.get_nowait())
+    for item in items:
+        if isinstance(item, BaseException):
+            raise item
+    return items  # type: ignore[return-value]
+
+
+def _report(
+    report: CrawlReport, src: Source, outcome: PollOutcome, new_items: int, new_matches: int
+) -> None:
+    report.new_items += new_items
+    report.new_matches += new_matches
+    if outcome.status == "failed":
+        report.failed.append((src.name, outcome.error or "failed"))
+    elif outcome.status == "not_modified":
+        report.not_modified += 1
+    else:
+        report.polled += 1
+    log.info(
+        "polled source=%s status=%s new_items=%d matches=%d%s",
+        src.name,
+        outcome.status,
+        new_items,
+        new_matches,
+        f" error={outcome.error!r}" if outcome.error else "",
+    )
 
 
 async def crawl(

@@ -1,0 +1,75 @@
+"""crawler.workers and poll's executor fallback: parsing goes on when workers cannot."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import crawler.workers
+from crawler.fetch import FetchResult
+from crawler.poll import _parse
+from crawler.workers import parse_pool
+
+FEEDS = Path(__file__).parent.parent / "fixtures" / "feeds"
+NOW = datetime(2025, 7, 10, tzinfo=UTC)
+
+
+def test_no_pool_when_zero_workers_are_asked() -> None:
+    with parse_pool(0) as pool:
+        assert pool is None
+
+
+def test_no_pool_when_processes_cannot_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no processes here")
+
+    monkeypatch.setattr(crawler.workers, "ProcessPoolExecutor", refuse)
+    with parse_pool(2) as pool:
+        assert pool is None
+
+
+def test_default_workers_leave_a_core_to_the_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(crawler.workers.os, "cpu_count", lambda: 8)
+    assert crawler.workers.default_workers() == 7
+    monkeypatch.setattr(crawler.workers.os, "cpu_count", lambda: 1)
+    assert crawler.workers.default_workers() == 1
+
+
+class BrokenPool(Executor):
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        raise BrokenProcessPool("a worker died")
+
+
+def result(name: str) -> Any:
+    return FetchResult(
+        url="https://www.rand.org/feed",
+        status=200,
+        headers={"Content-Type": "application/atom+xml"},
+        body=(FEEDS / name).read_bytes(),
+        not_modified=False,
+        etag=None,
+        last_modified=None,
+        retry_after=None,
+        max_age=None,
+    )
+
+
+def test_a_broken_pool_falls_back_to_parsing_in_process() -> None:
+    fetched = result("atom.xml")
+    parsed = asyncio.run(_parse(fetched, NOW, BrokenPool()))
+    same = asyncio.run(_parse(fetched, NOW, None))
+    assert parsed == same and parsed.items
+
+
+def test_a_real_pool_parses_the_same_as_in_process() -> None:
+    fetched = result("rss20.xml")
+    with parse_pool(1) as pool:
+        assert pool is not None
+        parsed = asyncio.run(_parse(fetched, NOW, pool))
+    assert parsed == asyncio.run(_parse(fetched, NOW, None))
