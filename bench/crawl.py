@@ -150,13 +150,19 @@ def run_crawls(
         save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
     results: dict[str, Any] = {}
     for label in ("first", "second"):
+        cpu_before = _cpu()
         started = time.perf_counter()
         profiler = _profiler(profile if label == "first" else None)
         report = asyncio.run(crawl(app, parse_workers=workers))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(str(profile))
-        results[label] = (time.perf_counter() - started, _summary(report) + _cpu())
+        elapsed = time.perf_counter() - started
+        cpu = [after - before for after, before in zip(_cpu(), cpu_before, strict=True)]
+        results[label] = (
+            elapsed,
+            _summary(report) + f"; cpu: crawler {cpu[0]:.1f} s, workers {cpu[1]:.1f} s",
+        )
     app.close()
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -174,14 +180,11 @@ def _profiler(path: str | None) -> Any:
     return profiler
 
 
-def _cpu() -> str:
-    """CPU seconds so far: this process, and its finished parse workers."""
+def _cpu() -> tuple[float, float]:
+    """CPU seconds so far: this process, and its parse workers (counted once they exit)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return (
-        f"; cpu so far: crawler {me.ru_utime + me.ru_stime:.1f} s, "
-        f"workers {kids.ru_utime + kids.ru_stime:.1f} s"
-    )
+    return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def _summary(report: Any) -> str:

@@ -174,7 +174,7 @@ def read_feed(data: bytes) -> Feed | None:
     `data` is what feedparser would get: UTF-8 with a matching declaration
     and no DOCTYPE internal subset.
     """
-    if _BASE_ATTRIBUTE.search(data):
+    if b"base" in data and _BASE_ATTRIBUTE.search(data):
         return None  # xml:base changes how feedparser resolves links
     try:
         root = lxml.etree.fromstring(data, _parser())

@@ -202,11 +202,13 @@ def content_hash(title: str, text: str) -> str:
 
 # --- language ----------------------------------------------------------------
 
-_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]")
-_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]")
-_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]")
-_CYRILLIC = re.compile(r"[\u0400-\u04ff]")
-_LETTER = re.compile(r"[^\W\d_]")
+# Runs, not single characters: count_chars sums run lengths (same count, far
+# fewer match objects than findall of single characters).
+_HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")
+_KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]+")
+_HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]+")
+_CYRILLIC = re.compile(r"[\u0400-\u04ff]+")
+_NOT_LETTER = re.compile(r"[\W\d_]+")  # the complement of a letter, [^\W\d_]
 _CYRILLIC_LANGS = ("ru", "uk", "be", "bg", "sr", "mk", "kk")
 _LATIN_LANGS = [
     "en",
@@ -256,7 +258,10 @@ def detect_language(text: str) -> str | None:
     py3langid decides among the languages of the dominant script only.
     """
     sample = text[:LANGUAGE_SAMPLE]
-    hangul, kana, han = (len(p.findall(sample)) for p in (_HANGUL, _KANA, _HAN))
+    if sample.isascii():
+        hangul = kana = han = 0
+    else:
+        hangul, kana, han = (count_chars(p, sample) for p in (_HANGUL, _KANA, _HAN))
     cjk = hangul + kana + han
     if cjk >= MIN_CJK:
         if hangul >= max(kana, han) / 2 and hangul >= MIN_CJK:
@@ -265,13 +270,18 @@ def detect_language(text: str) -> str | None:
             return "ja"
         if han >= MIN_CJK:
             return "zh"
-    letters = len(_LETTER.findall(sample))
+    letters = len(sample) - count_chars(_NOT_LETTER, sample)
     if letters - cjk < MIN_LETTERS:
         return None
-    cyrillic = len(_CYRILLIC.findall(sample))
+    cyrillic = 0 if sample.isascii() else count_chars(_CYRILLIC, sample)
     group = "cyrillic" if cyrillic * 2 > letters else "other"
     lang, _score = _identifier(group).classify(sample)
     return str(lang)
+
+
+def count_chars(runs: re.Pattern[str], text: str) -> int:
+    """How many characters of `text` the run pattern `runs` (`[...]+`) covers."""
+    return sum(map(len, runs.findall(text)))
 
 
 def _identifier(group: str) -> Any:

@@ -7,7 +7,8 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.normalize import collapse_whitespace
+from crawler import normalize
+from crawler.normalize import collapse_whitespace, count_chars
 
 _SPACES = re.compile(r"[^\S\n]+")
 _NEWLINES = re.compile(r"\s*\n\s*")
@@ -31,3 +32,26 @@ def test_collapse_whitespace_equals_the_regex_form_on_whitespace_soup(text: str)
 @given(st.text())
 def test_collapse_whitespace_equals_the_regex_form_on_any_text(text: str) -> None:
     assert collapse_whitespace(text) == reference_collapse(text)
+
+
+SCRIPTS = {
+    "hangul": r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]",
+    "kana": r"[\u3040-\u30ff\u31f0-\u31ff]",
+    "han": r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]",
+    "cyrillic": r"[\u0400-\u04ff]",
+}
+MIXED = st.text(
+    alphabet=st.sampled_from(
+        list("abc XYZ 123_.,;²½Ⅻ\n\t") + list("한국어カナ漢字Жжё") + ["\u00e9"]
+    )
+)
+
+
+@settings(max_examples=400)
+@given(st.one_of(MIXED, st.text()))
+def test_script_counts_equal_counting_single_characters(text: str) -> None:
+    for name, single in SCRIPTS.items():
+        runs = getattr(normalize, f"_{name.upper()}")
+        assert count_chars(runs, text) == len(re.findall(single, text)), name
+    letters = len(text) - count_chars(normalize._NOT_LETTER, text)
+    assert letters == len(re.findall(r"[^\W\d_]", text))
