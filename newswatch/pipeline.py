@@ -287,10 +287,12 @@ async def crawl(
 ) -> CrawlReport:
     """Poll every enabled source (or the named ones) now, whatever their schedule.
 
-    `parse_workers`: processes that parse feeds; None means one per core when
-    there are at least MIN_SOURCES_FOR_POOL sources (fewer are parsed
-    in-process: starting workers would cost more than it saves), 0 means
-    always in-process.
+    `parse_workers`: processes that parse feeds; None means
+    crawler.workers.default_workers() when there are at least
+    MIN_SOURCES_FOR_POOL sources (fewer are parsed in-process: starting
+    workers would cost more than it saves), 0 means always in-process.
+    Leases are released at the end only for sources whose poll was not
+    saved (saving a poll clears its lease already).
     """
     report = CrawlReport()
     sources = claim(app, names=names, due_only=False, limit=100_000)
@@ -301,14 +303,21 @@ async def crawl(
     compiled = load_watchlists(app)
     if parse_workers is None:
         parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
+    saved: set[int] = set()
+
+    def done(src: Source, outcome: PollOutcome) -> None:
+        saved.add(src.id)
+        if on_done is not None:
+            on_done(src, outcome)
+
     try:
         async with app.http_client() as client:
             with parse_pool(parse_workers) as executor:
-                await poll_and_save(
-                    app, client, sources, compiled, report, on_done, executor=executor
-                )
+                await poll_and_save(app, client, sources, compiled, report, done, executor=executor)
     finally:
-        with app.transaction() as s:
-            for src in sources:
-                source_repo.release_lease(s, src.id, app.owner)
+        unsaved = [src for src in sources if src.id not in saved]
+        if unsaved:
+            with app.transaction() as s:
+                for src in unsaved:
+                    source_repo.release_lease(s, src.id, app.owner)
     return report
