@@ -47,6 +47,11 @@ WFW = "{http://wellformedweb.org/CommentAPI/}"
 SLASH = "{http://purl.org/rss/1.0/modules/slash/}"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 
+
+def _tags(ns: str, names: str) -> frozenset[str]:
+    return frozenset(f"{ns}{name}" for name in names.split())
+
+
 # Field elements: tag -> feedparser's key. Ignored elements cannot touch those keys.
 RSS2_ITEM = {
     "title": "title",
@@ -57,38 +62,17 @@ RSS2_ITEM = {
     f"{CONTENT}encoded": "content",
     f"{DC}date": "updated",
 }
-RSS2_ITEM_IGNORED = frozenset(
-    {
-        "category",
-        "author",
-        "comments",
-        "enclosure",
-        f"{DC}creator",
-        f"{DC}subject",
-        f"{WFW}commentRss",
-        f"{SLASH}comments",
-    }
+RSS2_ITEM_IGNORED = (
+    _tags("", "category author comments enclosure")
+    | _tags(DC, "creator subject")
+    | {f"{WFW}commentRss", f"{SLASH}comments"}
 )
 RSS2_CHANNEL = {"title": "title", "language": "language", f"{DC}language": "language", "ttl": "ttl"}
-RSS2_CHANNEL_IGNORED = frozenset(
-    {
-        "link",
-        "description",
-        "lastBuildDate",
-        "pubDate",
-        "generator",
-        "docs",
-        "copyright",
-        "managingEditor",
-        "webMaster",
-        "category",
-        "image",
-        "cloud",
-        f"{ATOM}link",
-        f"{SY}updatePeriod",
-        f"{SY}updateFrequency",
-        f"{SY}updateBase",
-    }
+RSS2_CHANNEL_IGNORED = (
+    _tags("", "link description lastBuildDate pubDate generator docs copyright managingEditor")
+    | _tags("", "webMaster category image cloud")
+    | {f"{ATOM}link"}
+    | _tags(SY, "updatePeriod updateFrequency updateBase")
 )
 RSS1_ITEM = {
     f"{RSS1}title": "title",
@@ -97,44 +81,17 @@ RSS1_ITEM = {
     f"{CONTENT}encoded": "content",
     f"{DC}date": "updated",
 }
-RSS1_ITEM_IGNORED = frozenset({f"{DC}creator", f"{DC}subject"})
+RSS1_ITEM_IGNORED = _tags(DC, "creator subject")
 RSS1_CHANNEL = {f"{RSS1}title": "title", f"{DC}language": "language"}
-RSS1_CHANNEL_IGNORED = frozenset(
-    {
-        f"{RSS1}link",
-        f"{RSS1}description",
-        f"{RSS1}items",
-        f"{RSS1}image",
-        f"{DC}date",
-        f"{DC}creator",
-        f"{DC}publisher",
-        f"{DC}rights",
-        f"{SY}updatePeriod",
-        f"{SY}updateFrequency",
-        f"{SY}updateBase",
-    }
+RSS1_CHANNEL_IGNORED = (
+    _tags(RSS1, "link description items image")
+    | _tags(DC, "date creator publisher rights")
+    | _tags(SY, "updatePeriod updateFrequency updateBase")
 )
 ATOM_ENTRY = {
-    f"{ATOM}title": "title",
-    f"{ATOM}id": "id",
-    f"{ATOM}updated": "updated",
-    f"{ATOM}published": "published",
-    f"{ATOM}summary": "summary",
-    f"{ATOM}content": "content",
+    t: t.removeprefix(ATOM) for t in _tags(ATOM, "title id updated published summary content")
 }
-ATOM_FEED_IGNORED = frozenset(
-    {
-        f"{ATOM}subtitle",
-        f"{ATOM}id",
-        f"{ATOM}updated",
-        f"{ATOM}link",
-        f"{ATOM}generator",
-        f"{ATOM}icon",
-        f"{ATOM}logo",
-        f"{ATOM}rights",
-        f"{ATOM}category",
-    }
-)
+ATOM_FEED_IGNORED = _tags(ATOM, "subtitle id updated link generator icon logo rights category")
 PEOPLE = frozenset({f"{ATOM}author", f"{ATOM}contributor"})
 PERSON_PARTS = frozenset({f"{ATOM}name", f"{ATOM}email", f"{ATOM}uri"})
 IMAGE_PARTS = frozenset({"title", "url", "link", "width", "height", "description"})
