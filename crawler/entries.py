@@ -20,6 +20,7 @@ from crawler.normalize import (
     content_hash,
     detect_language,
     html_to_text,
+    storable,
 )
 
 FUTURE_TOLERANCE = timedelta(days=1)
@@ -51,7 +52,7 @@ def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
     language = detect_language(f"{title}\n{text[:LANGUAGE_SAMPLE]}") or fields.feed_language
     return Item(
         url=url,
-        guid=(fields.guid or "").replace("\x00", "").strip() or url,
+        guid=storable(fields.guid or "").strip() or url,
         title=title,
         summary=summary,
         text=text,

@@ -19,6 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from alerts.matching import Matcher, compile_watchlists
@@ -30,6 +31,7 @@ from newswatch.config import Settings
 from newswatch.faults import crash_point
 from scheduler.policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
+from storage.db import DatabaseUnavailable
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.watchlists import ActiveWatchlist, active_watchlists
@@ -109,11 +111,40 @@ def save_outcomes(
     makes a 1,000-feed crawl cheap on the database.
     """
     now = app.now()
-    with app.transaction() as s:
-        counts = [_save_one(app, s, src, outcome, compiled, rng, now) for src, outcome in polls]
-        crash_point("after_store")
+    try:
+        with app.transaction() as s:
+            counts = [_save_one(app, s, src, outcome, compiled, rng, now) for src, outcome in polls]
+            crash_point("after_store")
+    except DatabaseUnavailable:
+        raise  # an outage: nothing was saved, every source is polled again later
+    except UNSTORABLE as e:
+        if len(polls) > 1:  # find the source the database refused; save the others
+            return [save_outcomes(app, [poll], compiled, rng)[0] for poll in polls]
+        return [_refused(app, polls[0], e, compiled, rng)]
     crash_point("after_commit")
     return counts
+
+
+# What the database may refuse in one source's data (the rest of the batch is
+# fine): constraint and data errors, text a driver cannot encode.
+UNSTORABLE = (SQLAlchemyError, UnicodeError, ValueError)
+
+
+def _refused(
+    app: App,
+    poll: tuple[Source, PollOutcome],
+    error: BaseException,
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+) -> tuple[int, int]:
+    """Record a source whose data the database refused as failed (its
+    validators unchanged, so the next poll fetches it again), and go on."""
+    source = poll[0]
+    reason = " ".join(str(getattr(error, "orig", None) or error).split())[:200]
+    log.error("store_refused status=failed source=%s error=%r", source.name, reason)
+    failed = PollOutcome(source.id, "failed", error=f"could not store items: {reason}")
+    with app.transaction() as s:
+        return _save_one(app, s, source, failed, compiled, rng, app.now())
 
 
 def _save_one(

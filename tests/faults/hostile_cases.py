@@ -568,6 +568,16 @@ CASES: list[Case] = [
     ),
     Case("json-items-not-list", lambda c: _json(c, JSONFEED + b'{"a": 1}}'), error="no items list"),
     Case(
+        "json-lone-surrogate",
+        lambda c: _json(
+            c,
+            JSONFEED
+            + b'[{"id": "1", "url": "%s", "title": "bad \\ud800 title"}]}' % c.link(1).encode(),
+        ),
+        items=1,
+        check=title_is("bad \ufffd title"),
+    ),
+    Case(
         "json-wrong-types",
         lambda c: _json(c, JSONFEED + b'[1, "a", null, {"id": 5, "url": 7}]}'),
         items=0,
