@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     deliver_every: float = Field(5.0, gt=0)
     poll_tick: float = Field(1.0, gt=0)  # how often the daemon looks for due sources
     max_attempts: int = Field(8, ge=1)
+    # Processes that parse feeds (None: one per core but one; 0: in-process).
+    parse_workers: int | None = Field(None, ge=0, le=64)
 
     @field_validator("allow_private_addresses", mode="before")
     @classmethod

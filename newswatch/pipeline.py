@@ -333,6 +333,8 @@ async def crawl(
         return report
     compiled = load_watchlists(app)
     if parse_workers is None:
+        parse_workers = app.settings.parse_workers
+    if parse_workers is None:
         parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
     saved: set[int] = set()
 

@@ -39,6 +39,7 @@ import logging
 import os
 import signal
 import threading
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
@@ -48,6 +49,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from crawler.workers import default_workers, parse_pool
 from newswatch.app import App
 from scheduler import SchedulerError, lock
 from scheduler.health import DatabaseProbe, HealthServer
@@ -149,8 +151,16 @@ async def _serve(app: App, stopper: Stopper) -> None:
     stopper.attach(asyncio.get_running_loop(), stop)
     metrics = Metrics()
     db = DatabaseState(metrics)
+    workers = app.settings.parse_workers
+    with parse_pool(default_workers() if workers is None else workers) as executor:
+        await _run(app, stop, metrics, db, executor)
+
+
+async def _run(
+    app: App, stop: asyncio.Event, metrics: Metrics, db: DatabaseState, executor: Executor | None
+) -> None:
     async with app.http_client() as client:
-        poller = Poller(app, client, db, metrics)
+        poller = Poller(app, client, db, metrics, executor)
         deliverer = Deliverer(app, client, db, metrics)
         scheduler = AsyncIOScheduler(timezone=UTC)
         parts = Parts(scheduler, poller, deliverer, _health(app, scheduler, db, metrics))

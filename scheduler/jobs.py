@@ -21,6 +21,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -131,11 +132,21 @@ class WatchlistCache:
 class Poller:
     """The poll job: claims due sources and polls each in a task of its own."""
 
-    def __init__(self, app: App, client: HttpClient, db: DatabaseState, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: App,
+        client: HttpClient,
+        db: DatabaseState,
+        metrics: Metrics,
+        executor: Executor | None = None,
+    ) -> None:
         self.app = app
         self.client = client
         self.db = db
         self.metrics = metrics
+        # Feeds are parsed here, off the event loop: a big feed parsed in the
+        # loop would stall every other fetch (and trip their timeouts).
+        self.executor = executor
         self.slots = app.settings.concurrency
         lease = lease_duration(app.settings).total_seconds()
         # Finish (or give up) well before the lease lapses and another replica may claim it.
@@ -196,7 +207,9 @@ class Poller:
             with guarded("poll", self.db, self.metrics):
                 try:
                     async with asyncio.timeout(self.deadline):
-                        await poll_and_save(self.app, self.client, [src], compiled, report)
+                        await poll_and_save(
+                            self.app, self.client, [src], compiled, report, executor=self.executor
+                        )
                 except TimeoutError:
                     log.warning(
                         "poll_abandoned source=%s status=timeout seconds=%.0f",
