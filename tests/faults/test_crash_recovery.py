@@ -32,6 +32,7 @@ from tests.faults.corpus import (
     expire_leases,
     outbox_counts,
 )
+from tests.support.daemon import wait_for
 
 pytestmark = pytest.mark.faults
 
@@ -114,28 +115,79 @@ def test_kill_9_at_every_step_loses_nothing(db: Database) -> None:
             if outbox_counts(db)["pending"] == 0:
                 break
 
-        expected, got = c.expected(), c.delivered()
-        missing = set(expected) - set(got)
-        unexpected = set(got) - set(expected)
-        duplicates = sum(got.values()) - len(got)
-        emails = c.emails()
-        ids_per_item: dict[str, set[str]] = {}
-        for url, msg_id in emails:
-            ids_per_item.setdefault(url, set()).add(msg_id)
+        assert tally.kills >= len(DETERMINISTIC)  # the crash points were reached
+        assert len(c.expected()) >= 200
+        _check_everything_delivered(db, c, tally)
 
-        summary = (
-            f"{db.backend}: {len(expected)} alerts expected, {len(got)} delivered, "
-            f"{len(missing)} lost, {duplicates} repeats, {tally.kills} kills "
-            f"({tally.send_kills} during delivery)"
-        )
-        print(summary)
-        assert tally.kills >= len(DETERMINISTIC), summary  # the crash points were reached
-        assert len(expected) >= 200, summary
-        assert not missing, f"{summary}; lost: {sorted(missing)[:5]}"
-        assert not unexpected, sorted(unexpected)[:5]
-        assert tally.sure_repeats <= duplicates <= tally.send_kills * RECIPIENTS_IN_PARALLEL, (
-            summary
-        )
-        assert all(len(ids) == 1 for ids in ids_per_item.values()), ids_per_item
-        assert outbox_counts(db) == Counter({"sent": len(expected)}), outbox_counts(db)
-        assert consistency_problems(db) == []
+
+def _check_everything_delivered(db: Database, c: Corpus, tally: Tally) -> None:
+    expected, got = c.expected(), c.delivered()
+    missing = set(expected) - set(got)
+    unexpected = set(got) - set(expected)
+    duplicates = sum(got.values()) - len(got)
+    ids_per_item: dict[str, set[str]] = {}
+    for url, msg_id in c.emails():
+        ids_per_item.setdefault(url, set()).add(msg_id)
+    summary = (
+        f"{db.backend}: {len(expected)} alerts expected, {len(got)} delivered, "
+        f"{len(missing)} lost, {duplicates} repeats, {tally.kills} kills "
+        f"({tally.send_kills} during delivery)"
+    )
+    print(summary)
+    assert len(expected) >= 60, summary
+    assert not missing, f"{summary}; lost: {sorted(missing)[:5]}"
+    assert not unexpected, sorted(unexpected)[:5]
+    assert tally.sure_repeats <= duplicates <= tally.send_kills * RECIPIENTS_IN_PARALLEL, summary
+    assert all(len(ids) == 1 for ids in ids_per_item.values()), ids_per_item
+    assert outbox_counts(db) == Counter({"sent": len(expected)}), outbox_counts(db)
+    assert consistency_problems(db) == []
+
+
+DAEMON_POINTS = ["after_fetch:2", "after_store:2", "after_commit:3", "after_send", "after_send:20"]
+
+
+def _daemon(db: Database, c: Corpus, **extra: str) -> subprocess.Popen[bytes]:
+    env = _env(
+        db,
+        c,
+        NEWSWATCH_MIN_INTERVAL="1",
+        NEWSWATCH_POLL_TICK="0.2",
+        NEWSWATCH_DELIVER_EVERY="0.5",
+        NEWSWATCH_PARSE_WORKERS="0",
+        **extra,
+    )
+    return subprocess.Popen(
+        [NEWSWATCH, "run"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def test_kill_9_of_the_daemon_at_every_step_loses_nothing(db: Database) -> None:
+    """The daemon polls (every 2 s) and delivers on its own schedule; each run
+    dies at a crash point, then a clean daemon is started and left to finish."""
+    tally = Tally()
+    with corpus() as c:
+        c.hook_delay = 0.002
+        c.seed(db)
+        c.publish(24)
+        for point in DAEMON_POINTS:
+            code, _ = reap(_daemon(db, c, NEWSWATCH_CRASH_AT=point), 40)
+            assert code == -signal.SIGKILL, (point, code)  # reached (or killed at 40 s)
+            tally.kills += 1
+            tally.send_kills += 1  # deliveries run beside polls: any kill may hit a send
+            tally.sure_repeats += point.startswith("after_send")
+            expire_leases(db)
+            c.publish(8)
+            tally.rounds += 1
+        proc = _daemon(db, c)
+        try:
+            assert wait_for(
+                lambda: (
+                    set(c.delivered()) >= set(c.expected()) and outbox_counts(db)["pending"] == 0
+                ),
+                60,
+            ), (len(c.delivered()), len(c.expected()), outbox_counts(db))
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code, _ = reap(proc, 15)
+        assert code == 0
+        _check_everything_delivered(db, c, tally)
