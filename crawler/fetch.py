@@ -227,9 +227,7 @@ class HttpClient:
             assert location is not None
             previous, current = current, check_url(location, self.policy.address_policy)
             if previous.scheme == "https" and current.scheme == "http":
-                raise InsecureRedirect(
-                    f"refused redirect from https to http: {redact(current)}"
-                )
+                raise InsecureRedirect(f"refused redirect from https to http: {redact(current)}")
             if str(current) in visited:
                 raise TooManyRedirects(f"redirect loop at {redact(current)}")
             visited.add(str(current))

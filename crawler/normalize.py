@@ -147,6 +147,8 @@ def storable(text: str) -> str:
     if _UNSTORABLE.search(text) is None:
         return text
     return _UNSTORABLE.sub(lambda m: "" if m.group() == "\x00" else "\ufffd", text)
+
+
 _MARKUP_HINT = re.compile(r"[<&]")
 _parser_local = threading.local()
 
