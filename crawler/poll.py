@@ -51,19 +51,12 @@ async def poll_source(
         return _failed(source, str(e))
     etag = result.etag or source.etag
     last_modified = result.last_modified or source.last_modified
-    if result.not_modified:
-        log.info("polled status=not_modified source=%s reason=304", source.name)
-        return PollOutcome(
-            source.id,
-            "not_modified",
-            etag=etag,
-            last_modified=last_modified,
-            body_hash=source.body_hash,
-            min_interval_seconds=result.max_age,
-        )
-    body_hash = hashlib.sha256(result.body).hexdigest()
-    if body_hash == source.body_hash:
-        log.info("polled status=not_modified source=%s reason=same_body", source.name)
+    body_hash = source.body_hash if result.not_modified else _sha256(result.body)
+    if result.not_modified or body_hash == source.body_hash:
+        # 304, or a body that did not change although the validators say so
+        # (some servers lie about ETag): either way, no parsing.
+        reason = "304" if result.not_modified else "same_body"
+        log.info("polled status=not_modified source=%s reason=%s", source.name, reason)
         return PollOutcome(
             source.id,
             "not_modified",
@@ -147,3 +140,7 @@ def _failed(
         retry_after_seconds=retry_after,
         detected_kind=detected,
     )
+
+
+def _sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
