@@ -38,7 +38,7 @@ from tests.conftest import BACKENDS, Database
 from tests.faults.conftest import MAX_RSS_MB, Proc, base_env, fresh_database, run_newswatch
 from tests.faults.hostile_cases import CASES, PANTSIR_CASES, Case, Ctx, Outcome, case_ids
 from tests.support.canary import Canary
-from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.httpserver import BusyHTTPServer, LocalHTTPServer, Request, Response
 from tests.support.smtpserver import RecordingHandler, smtp_server
 
 pytestmark = pytest.mark.faults
@@ -140,7 +140,7 @@ def _https_front(tmp: Path, routes: dict[str, Response]) -> tuple[ThreadingHTTPS
             self.end_headers()
             self.wfile.write(body)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    server = BusyHTTPServer(("127.0.0.1", 0), H)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     server.socket = ctx.wrap_socket(server.socket, server_side=True)
@@ -287,10 +287,12 @@ def test_crawl_survives_every_case(crawled: CrawlRun) -> None:
     assert "Traceback" not in first.err
     assert first.seconds < CRAWL_SECONDS, first.seconds
     assert first.peak_rss_mb < MAX_RSS_MB, first.peak_rss_mb
-    failing = [c.name for c in CASES if c.error]
+    failing = [c.name for c in CASES if c.error and not c.may_pass_empty]
     for name in failing:
         assert f"source {name} failed:" in first.err, name
-    assert f"{len(failing)} failed" in first.out, first.out
+    either = sum(1 for c in CASES if c.may_pass_empty)
+    failed = int(first.out.split(" failed;")[0].rsplit(" ", 1)[-1])
+    assert len(failing) <= failed <= len(failing) + either, first.out
     assert crawled.deliveries_after_first == (len(PANTSIR_CASES),) * 3, first.out
     assert crawled.pending_or_failed == 0
     second = crawled.second
@@ -302,6 +304,9 @@ def test_crawl_survives_every_case(crawled: CrawlRun) -> None:
 @pytest.mark.parametrize("case", CASES, ids=case_ids())
 def test_case(crawled: CrawlRun, case: Case) -> None:
     outcome = crawled.outcomes[case.name]
+    if case.may_pass_empty and outcome.error is None:
+        assert outcome.items == [] and outcome.failures == 0
+        return
     if case.errors:
         assert outcome.error is not None, f"expected an error like {case.errors}, got none"
         assert any(e.lower() in outcome.error.lower() for e in case.errors), outcome.error

@@ -27,6 +27,15 @@ Response = tuple[int, dict[str, str], bytes | Iterable[bytes]]
 Handler = Callable[[Request], Response]
 
 
+class BusyHTTPServer(ThreadingHTTPServer):
+    """A threading server with a real listen backlog: Python's default of 5
+    drops SYNs when dozens of clients connect at once, and the kernel's
+    retries (1 s, 3 s, 7 s) then look like slow responses to the crawler."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 @dataclass
 class LocalHTTPServer:
     host: str = "127.0.0.1"
@@ -107,7 +116,7 @@ class LocalHTTPServer:
 
             do_GET = do_POST = do_HEAD = do_PUT = _handle
 
-        self._server = ThreadingHTTPServer((self.host, 0), H)
+        self._server = BusyHTTPServer((self.host, 0), H)
         self._server.daemon_threads = True
         threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
