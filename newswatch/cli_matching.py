@@ -61,13 +61,14 @@ def match(
 ) -> None:
     """Which terms of a watchlist match TEXT (stdin with -)."""
     from alerts.matching import compile_watchlists
+    from newswatch.pipeline import ONE_SHOT_BACKEND
 
     if text is None or text == "-":
         text = sys.stdin.read()
     a = get_app(ctx)
     with a.transaction() as s:
         wl = get_watchlist(s, watchlist).watchlist
-    found = compile_watchlists([wl]).match(Document(title="", body=text))
+    found = compile_watchlists([wl], ONE_SHOT_BACKEND).match(Document(title="", body=text))
     if not found:
         print(f"{watchlist}: no match")
         return
