@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, update
+from sqlalchemy import Select, and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from alerts.models import StoredMatch
@@ -102,6 +102,9 @@ def _due(now: datetime, exclude: Collection[int]) -> list[Any]:
     return cond
 
 
+CLAIM_LOCK = 0x6E657773_6F757462  # "newsoutb": the advisory lock that orders outbox claims
+
+
 def _waits_behind(now: datetime) -> Any:
     """True for a single alert that has an earlier single alert to the same
     recipient still pending and not takeable now (backing off, or leased by
@@ -165,6 +168,12 @@ def claim_due(
     FOR UPDATE SKIP LOCKED, so replicas skip each other's rows.
     A digest of which another deliverer holds part is left alone this time.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        # Claims run one at a time across replicas (until this transaction
+        # ends): otherwise a claim could read "no earlier alert of this
+        # recipient is leased" while another replica's claim of that earlier
+        # alert is still uncommitted, and both would send, out of order.
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
     due = [*_due(now, exclude_recipients), _lease_free(now)]
     singles = select(OutboxRow.id).where(
         *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now)
