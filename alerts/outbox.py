@@ -181,21 +181,21 @@ def record_unrecorded_sends(app: App) -> None:
         log.info("alert_recorded status=sent ids=%s", list(ids))
 
 
-def deliver_pending(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
+async def deliver_all(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
     """Deliver everything due now, for one-shot commands (`crawl`): opens the app's
     HttpClient itself and repeats passes until nothing due is left."""
+    async with app.http_client() as client:
+        report = DeliveryReport()
+        for _ in range(max_passes):
+            step = await deliver_due(app, client, limit=limit)
+            report += step
+            if step.handled == 0:
+                break
+        return report
 
-    async def run() -> DeliveryReport:
-        async with app.http_client() as client:
-            report = DeliveryReport()
-            for _ in range(max_passes):
-                step = await deliver_due(app, client, limit=limit)
-                report += step
-                if step.handled == 0:
-                    break
-            return report
 
-    return asyncio.run(run())
+def deliver_pending(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
+    return asyncio.run(deliver_all(app, limit=limit, max_passes=max_passes))
 
 
 class _Sender:

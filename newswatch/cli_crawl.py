@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Coroutine
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from crawler.models import PollOutcome, Source
 from newswatch import cli_common
 from newswatch.cli_common import get_app, one_line
+
+T = TypeVar("T")
 
 
 def crawl(
@@ -23,27 +26,31 @@ def crawl(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every poll.")] = False,
 ) -> None:
     """Poll every enabled source now, store new items, match them, deliver the alerts, exit."""
+    from alerts.outbox import deliver_all
     from newswatch.logs import setup_logging
     from newswatch.pipeline import crawl as run_crawl
 
     a = get_app(ctx)
     setup_logging(a.settings.log_format, verbose=verbose, quiet=not verbose)
     progress = _Progress() if sys.stderr.isatty() else None
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    stop = _Stop()
+    previous = signal.signal(signal.SIGTERM, stop.note)
     try:
         report = asyncio.run(
-            run_crawl(
-                a,
-                names=source or None,
-                on_start=progress.start if progress else None,
-                on_done=progress.advance if progress else None,
+            stop.guard(
+                run_crawl(
+                    a,
+                    names=source or None,
+                    on_start=progress.start if progress else None,
+                    on_done=progress.advance if progress else None,
+                )
             )
         )
         if progress:
             progress.stop()
         for name, error in report.failed:
             print(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
-        delivered = _deliver(a)
+        delivered = _summary(asyncio.run(stop.guard(deliver_all(a))))
     except Terminated:
         if progress:
             progress.stop()
@@ -60,36 +67,61 @@ def crawl(
     )
 
 
-class Terminated(BaseException):
-    """SIGTERM: abandon the crawl. Every write is one transaction per source or per
-    alert outcome, so unwinding rolls back what is in flight and nothing is
-    half-written; what was not done is done by the next run (the delivery leases
-    of alerts in flight expire first, as after a crash)."""
+class Terminated(Exception):
+    """SIGTERM: the crawl was abandoned at an `await`. Every write is one
+    transaction per batch of sources or per alert outcome, so what was in
+    flight is rolled back whole; the next run does what was not done (the
+    delivery leases of alerts in flight expire first, as after a crash)."""
 
 
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: let the unwinding finish
-    raise Terminated
+class _Stop:
+    """SIGTERM, the asyncio way: the event loop's handler cancels the running
+    task, so the crawl stops at its next `await`, never inside a database
+    statement or a library callback. Between the two event loops (polling,
+    then delivery) a signal is noted and honoured before delivery starts."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def note(self, _signum: int, _frame: FrameType | None) -> None:
+        self.requested = True
+
+    async def guard(self, work: Coroutine[Any, Any, T]) -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_term() -> None:
+            self.requested = True
+            task.cancel()
+
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+        try:
+            if self.requested:
+                work.close()
+                raise Terminated
+            return await work
+        except asyncio.CancelledError:
+            if self.requested:
+                raise Terminated from None
+            raise
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, self.note)
 
 
 def _finished(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _deliver(a: object) -> str:
-    try:
-        from alerts.outbox import deliver_pending
-    except ImportError:
-        return ""
-    r = deliver_pending(a)  # type: ignore[arg-type]
+def _summary(r: Any) -> str:
     parts = [f"{r.sent} alerts sent"]
     if r.retried:
         parts.append(f"{r.retried} to retry")
     if r.failed:
         parts.append(f"{r.failed} failed")
-    waiting = getattr(r, "waiting", 0)
-    if waiting:
-        parts.append(f"{waiting} waiting for configuration")
+    if r.waiting:
+        parts.append(f"{r.waiting} waiting for configuration")
     return "; " + ", ".join(parts)
 
 

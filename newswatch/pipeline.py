@@ -361,7 +361,17 @@ async def crawl(
     finally:
         unsaved = [src for src in sources if src.id not in saved]
         if unsaved:
-            with app.transaction() as s:
-                for src in unsaved:
-                    source_repo.release_lease(s, src.id, app.owner)
+            _release_leases(app, unsaved)
     return report
+
+
+def _release_leases(app: App, sources: Sequence[Source]) -> None:
+    """Hand back the leases of sources not saved, best effort: this runs while
+    an error or a SIGTERM unwinds, maybe on a connection it interrupted, and
+    must not replace that exit with its own. A lease not handed back expires."""
+    try:
+        with app.transaction() as s:
+            for src in sources:
+                source_repo.release_lease(s, src.id, app.owner)
+    except Exception as e:
+        log.warning("lease_release status=failed sources=%d error=%r", len(sources), str(e))

@@ -134,6 +134,16 @@ def expire_leases(db: Database) -> None:
         )
 
 
+def make_due(db: Database) -> None:
+    """What the passing of the backoff time does: pending alerts become due."""
+    with transaction(db.factory) as s:
+        s.execute(
+            update(OutboxRow)
+            .where(OutboxRow.status == "pending")
+            .values(next_attempt_at=datetime.now(UTC))
+        )
+
+
 def outbox_counts(db: Database) -> Counter[str]:
     with transaction(db.factory) as s:
         rows = s.execute(select(OutboxRow.status, func.count()).group_by(OutboxRow.status))
