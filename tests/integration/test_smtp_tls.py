@@ -75,40 +75,24 @@ def _message() -> EmailMessage:
     return msg
 
 
-@pytest.fixture
-def starttls_server(ca: trustme.CA) -> Iterator[tuple[TLSRecorder, int]]:
+def _serve(**tls: Any) -> Iterator[tuple[TLSRecorder, int]]:
     rec = TLSRecorder()
     port = _port()
-    ctl = Controller(
-        rec,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=_server_ctx(ca),
-        require_starttls=True,
-        authenticator=rec.authenticate,
-        auth_require_tls=True,
-    )
+    ctl = Controller(rec, hostname="127.0.0.1", port=port, authenticator=rec.authenticate, **tls)
     ctl.start()
     yield rec, port
     ctl.stop()
+
+
+@pytest.fixture
+def starttls_server(ca: trustme.CA) -> Iterator[tuple[TLSRecorder, int]]:
+    yield from _serve(tls_context=_server_ctx(ca), require_starttls=True, auth_require_tls=True)
 
 
 @pytest.fixture
 def smtps_server(ca: trustme.CA) -> Iterator[tuple[TLSRecorder, int]]:
-    rec = TLSRecorder()
-    port = _port()
     # aiosmtpd's auth_require_tls only knows STARTTLS; this socket is TLS from the start
-    ctl = Controller(
-        rec,
-        hostname="127.0.0.1",
-        port=port,
-        ssl_context=_server_ctx(ca),
-        authenticator=rec.authenticate,
-        auth_require_tls=False,
-    )
-    ctl.start()
-    yield rec, port
-    ctl.stop()
+    yield from _serve(ssl_context=_server_ctx(ca), auth_require_tls=False)
 
 
 def send(channel: EmailChannel) -> None:
