@@ -12,6 +12,7 @@ import pytest
 
 from newswatch.cli import main
 from tests.conftest import Database
+from tests.support.env import clean_env
 
 
 @dataclass
@@ -49,8 +50,7 @@ def run_subprocess(
     args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 60
 ) -> Result:
     exe = Path(sys.executable).parent / "newswatch"
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-    full_env.update(env)
+    full_env = clean_env(**env)
     p = subprocess.run(
         [str(exe), *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )

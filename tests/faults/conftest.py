@@ -27,6 +27,7 @@ import pytest
 
 from tests.conftest import Database, _empty
 from tests.support.canary import Canary
+from tests.support.env import clean_env
 
 NEWSWATCH = str(Path(sys.executable).parent / "newswatch")
 MAX_RSS_MB = 512.0
@@ -43,8 +44,7 @@ class Proc:
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
     """A clean environment: no NEWSWATCH_* from the caller, loopback 127.0.0.1 only."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-    env.update(
+    env = clean_env(
         NEWSWATCH_DATABASE_URL=database_url,
         NEWSWATCH_ALLOW_PRIVATE_ADDRESSES="127.0.0.1",
         NEWSWATCH_PER_HOST_DELAY="0",

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from alerts.watchlists import parse_watchlists
 from storage.db import make_engine, session_factory, transaction
 from storage.sources import add_source
 from storage.watchlists import save_watchlists
+from tests.support.env import clean_env
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 
 NEWSWATCH = str(Path(sys.executable).parent / "newswatch")
@@ -157,8 +157,7 @@ def seed(url: str, feeds: list[Feed], hook_url: str, every: int = 2) -> None:
 
 
 def daemon_env(database_url: str, http_port: int | None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSWATCH_")}
-    env.update(
+    env = clean_env(
         NEWSWATCH_DATABASE_URL=database_url,
         NEWSWATCH_ALLOW_PRIVATE_ADDRESSES="127.0.0.1",
         NEWSWATCH_MIN_INTERVAL="1",
