@@ -268,3 +268,40 @@ def test_config_file(tmp_path: Path) -> None:
     bad = write(tmp_path, "bad.toml", "fetch_timeout = 'soon'\n")
     r = run_subprocess(["--config", str(bad), "init"], {}, cwd=tmp_path)
     assert r.code == 1 and "NEWSWATCH_FETCH_TIMEOUT" in r.err
+
+
+def test_source_add_detects_the_kind(cli: CLI, http_server: object) -> None:
+    """Without --kind: a feed stays a feed; a page advertising a feed is stored
+    as that feed; any other page is a listing page; an unreachable URL is
+    added with its kind left to the first poll."""
+    from tests.support.httpserver import LocalHTTPServer
+
+    assert isinstance(http_server, LocalHTTPServer)
+    feed = http_server.serve(
+        "/rss.xml",
+        '<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>'
+        "<item><title>a</title><link>https://example.org/a</link></item></channel></rss>",
+        content_type="text/xml",
+    )
+    home = http_server.serve(
+        "/home",
+        '<html><head><link rel="alternate" type="application/rss+xml" href="/rss.xml">'
+        "</head><body>hi</body></html>",
+        content_type="text/html",
+    )
+    listing = http_server.serve(
+        "/analysis",
+        '<html><body><h3><a href="/analysis/1">One</a></h3></body></html>',
+        content_type="text/html",
+    )
+    env = {"NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.1"}
+    for name, url in (("feed", feed), ("home", home), ("listing", listing)):
+        r = cli("source", "add", url, "--name", name, env=env)
+        assert r.code == 0, r.err
+    gone = cli("source", "add", "http://127.0.0.1:9/nothing", "--name", "gone", env=env)
+    assert gone.code == 0 and "could not detect the kind now" in gone.err
+    rows = {x["name"]: x for x in map(json.loads, cli("source", "list", "--json").out.splitlines())}
+    assert (rows["feed"]["kind"], rows["feed"]["url"]) == ("feed", feed)
+    assert (rows["home"]["kind"], rows["home"]["url"]) == ("feed", feed)
+    assert (rows["listing"]["kind"], rows["listing"]["url"]) == ("page", listing)
+    assert rows["gone"]["kind"] is None
