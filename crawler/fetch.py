@@ -8,6 +8,15 @@ detection; a User-Agent on every request; a global bound on requests in
 flight; per host, a concurrency limit and a minimum delay between request
 starts. Errors are CrawlError subclasses with one-line messages that never
 carry URL credentials.
+
+Two clocks, never mixed: the fetch timeout measures the requests themselves
+(connect, headers, body, summed over the redirect hops) and starts only once
+a request holds its host slot and a global slot; waiting for those slots (the
+politeness queue) has its own, optional bound, `slot_wait`. Past it the GET
+raises SlotUnavailable before sending anything: the source was not tried, so
+the caller defers it instead of counting a failure. A one-shot crawl passes
+no bound (every source waits its turn); the daemon passes one (see
+scheduler.jobs).
 """
 
 from __future__ import annotations
@@ -59,8 +68,10 @@ __all__ = [
     "PostResult",
     "RefusedAddress",
     "ResponseTooLarge",
+    "SlotUnavailable",
     "TooManyRedirects",
     "UnsupportedScheme",
+    "host_key",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,6 +94,11 @@ class ResponseTooLarge(FetchError):
 
 class FetchTimeout(FetchError):
     """The whole response did not arrive within the timeout."""
+
+
+class SlotUnavailable(CrawlError):
+    """No host slot (or global slot) within the caller's `slot_wait`: nothing
+    was sent. Not a FetchError: the source did not fail, it was not tried."""
 
 
 class InsecureRedirect(FetchError):
@@ -154,8 +170,19 @@ class PostResult:
     retry_after: float | None
 
 
+def host_key(url: str | URL) -> str:
+    """The key per-host politeness is counted under: the URL's host, lower case
+    (a string that is no URL is its own key: counting must never raise)."""
+    try:
+        host = (url if isinstance(url, URL) else URL(url)).host
+    except (ValueError, TypeError):
+        return str(url)
+    return (host or "").lower()
+
+
 class _HostSlot:
-    """Per-host politeness state: a concurrency limit and the earliest next start."""
+    """Per-host politeness state: a concurrency limit and the earliest next
+    start (event-loop time)."""
 
     def __init__(self, concurrency: int) -> None:
         self.semaphore = asyncio.Semaphore(concurrency)
@@ -208,8 +235,16 @@ class HttpClient:
         etag: str | None = None,
         last_modified: str | None = None,
         accept: str | None = None,
+        slot_wait: float | None = None,
     ) -> FetchResult:
-        """GET following redirects; 2xx and 304 return, anything else raises FetchError."""
+        """GET following redirects; 2xx and 304 return, anything else raises FetchError.
+
+        The timeout covers only the requests (see the module docstring): each
+        hop gets what the previous hops left of it, and the time queued for
+        a slot, before the first hop or between hops, is never charged.
+        `slot_wait` bounds each hop's wait for its slots (None: no bound);
+        past it, SlotUnavailable.
+        """
         headers = {"Accept": accept or DEFAULT_ACCEPT}
         if etag:
             headers["If-None-Match"] = etag
@@ -217,10 +252,14 @@ class HttpClient:
             headers["If-Modified-Since"] = last_modified
         current = check_url(url, self.policy.address_policy)
         visited = {str(current)}
-        deadline = time.monotonic() + self.policy.timeout
+        budget = self.policy.timeout
         for _hop in range(self.policy.max_redirects + 1):
-            async with self._polite(current):
-                result, location = await self._get_once(current, headers, deadline)
+            async with self._polite(current, slot_wait):
+                started = time.monotonic()
+                try:
+                    result, location = await self._get_once(current, headers, budget)
+                finally:
+                    budget -= time.monotonic() - started
             if result is not None:
                 log.debug("fetched status=%s url=%s", result.status, redact(current))
                 return result
@@ -236,10 +275,10 @@ class HttpClient:
         )
 
     async def _get_once(
-        self, url: URL, headers: dict[str, str], deadline: float
+        self, url: URL, headers: dict[str, str], remaining: float
     ) -> tuple[FetchResult | None, URL | None]:
-        """One hop: (result, None) when final, (None, next URL) for a redirect."""
-        remaining = deadline - time.monotonic()
+        """One hop within `remaining` seconds: (result, None) when final, (None,
+        next URL) for a redirect."""
         if remaining <= 0:
             raise FetchTimeout(f"timed out after {self.policy.timeout:g}s: {redact(url)}")
         session = self._require_session()
@@ -332,24 +371,36 @@ class HttpClient:
         return self._session
 
     @asynccontextmanager
-    async def _polite(self, url: URL) -> AsyncIterator[None]:
-        """Per-host concurrency and spacing, then the global bound.
+    async def _polite(self, url: URL, slot_wait: float | None = None) -> AsyncIterator[None]:
+        """Per-host concurrency and spacing, then the global bound; the caller's
+        request starts inside, once both slots are held and the spacing is kept.
 
         Order matters: the host semaphore first, so one busy host never holds
         more than `per_host_concurrency` of the global slots while it waits.
-        Spacing is measured between request starts.
+        Spacing is measured between request starts: each request reserves its
+        start under the lock and sleeps outside it. With `slot_wait`, a request
+        whose start would come later than that raises SlotUnavailable and
+        reserves nothing (the next one in the queue is not pushed back).
         """
         assert self._global is not None, "HttpClient used outside 'async with'"
-        host = (url.host or "").lower()
+        host = host_key(url)
         slot = self._hosts.get(host)
         if slot is None:
             slot = self._hosts[host] = _HostSlot(self.policy.per_host_concurrency)
-        async with slot.semaphore, self._global:
+        loop = asyncio.get_running_loop()
+        limit = None if slot_wait is None else loop.time() + slot_wait
+        async with (
+            _acquired(slot.semaphore, limit, url),
+            _acquired(self._global, limit, url),
+        ):
             async with slot.lock:
-                wait = slot.next_start - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                slot.next_start = time.monotonic() + self.policy.per_host_delay
+                start = max(slot.next_start, loop.time())
+                if limit is not None and start > limit:
+                    raise _unavailable(url)
+                slot.next_start = start + self.policy.per_host_delay
+            wait = start - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             yield
 
     @asynccontextmanager
@@ -370,6 +421,26 @@ class HttpClient:
             raise InvalidURL(f"invalid URL: {redact(url)}") from e
         except (aiohttp.ClientError, OSError, ValueError) as e:
             raise FetchError(f"{type(e).__name__}: {_one_line(e)}: {redact(url)}") from e
+
+
+@asynccontextmanager
+async def _acquired(
+    semaphore: asyncio.Semaphore, limit: float | None, url: URL
+) -> AsyncIterator[None]:
+    """Hold `semaphore`, acquired before loop time `limit` (None: no bound)."""
+    try:
+        async with asyncio.timeout_at(limit):
+            await semaphore.acquire()
+    except TimeoutError:
+        raise _unavailable(url) from None
+    try:
+        yield
+    finally:
+        semaphore.release()
+
+
+def _unavailable(url: URL) -> SlotUnavailable:
+    return SlotUnavailable(f"no request slot for host {url.host} in time; deferred")
 
 
 def _refused_cause(error: BaseException) -> str | None:

@@ -69,11 +69,14 @@ class StoredItem:
 class PollOutcome:
     """What polling one source produced, for storage and reporting.
 
-    status: "ok" (parsed), "not_modified" (304 or unchanged body), "failed".
+    status: "ok" (parsed), "not_modified" (304 or unchanged body), "failed",
+    or "deferred": no request slot for the source's host within the poll's
+    bound, so nothing was sent; the source is polled again soon and this
+    counts neither as a poll nor as a failure.
     """
 
     source_id: int
-    status: Literal["ok", "not_modified", "failed"]
+    status: Literal["ok", "not_modified", "failed", "deferred"]
     items: tuple[Item, ...] = ()
     error: str | None = None
     etag: str | None = None

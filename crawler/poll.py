@@ -3,7 +3,9 @@
 `poll_source` never raises CrawlError: every expected failure (timeout,
 refused address, too large, HTTP status, parse error, bad encoding) becomes
 status "failed" with a one-line error, so one bad source never stops the
-others. Unexpected exceptions (bugs) propagate.
+others. Unexpected exceptions (bugs) propagate. A source whose host has no
+free request slot within `slot_wait` becomes status "deferred": it was not
+tried, so it is not a failure (crawler.fetch.SlotUnavailable).
 
 Parsing a feed is the CPU cost of a crawl, so it is skipped whenever
 possible: a 304, or a body whose sha256 equals the last one (servers that
@@ -25,7 +27,7 @@ from datetime import datetime
 from crawler import CrawlError
 from crawler.detect import sniff_kind
 from crawler.feeds import ParsedFeed, parse_feed
-from crawler.fetch import FetchResult, HttpClient, HTTPStatusError
+from crawler.fetch import FetchResult, HttpClient, HTTPStatusError, SlotUnavailable
 from crawler.models import PollOutcome, Source, SourceKind
 from crawler.pages import crawl_listing
 from crawler.robots import RobotsCache
@@ -41,10 +43,22 @@ async def poll_source(
     seen_links: Container[str] = frozenset(),
     robots: RobotsCache | None = None,
     executor: Executor | None = None,
+    slot_wait: float | None = None,
 ) -> PollOutcome:
     """Poll `source` once; see the module docstring for the contract."""
     try:
-        result = await client.get(source.url, etag=source.etag, last_modified=source.last_modified)
+        result = await client.get(
+            source.url, etag=source.etag, last_modified=source.last_modified, slot_wait=slot_wait
+        )
+    except SlotUnavailable as e:
+        log.info("polled status=deferred source=%s reason=%r", source.name, str(e))
+        return PollOutcome(
+            source.id,
+            "deferred",
+            etag=source.etag,
+            last_modified=source.last_modified,
+            body_hash=source.body_hash,
+        )
     except HTTPStatusError as e:
         return _failed(source, str(e), retry_after=e.retry_after)
     except CrawlError as e:

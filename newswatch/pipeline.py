@@ -53,10 +53,11 @@ class CrawlReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     new_items: int = 0
     new_matches: int = 0
+    deferred: int = 0
 
     @property
     def sources(self) -> int:
-        return self.polled + self.not_modified + len(self.failed)
+        return self.polled + self.not_modified + len(self.failed) + self.deferred
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,10 @@ def _save_one(
     rng: random.Random,
     now: datetime,
 ) -> tuple[int, int]:
+    if outcome.status == "deferred":
+        when = deferred_poll_at(now, app.settings, rng)
+        source_repo.defer_poll(s, source.id, app.owner, next_poll_at=when)
+        return 0, 0
     new_matches = 0
     new = store_items(s, source.id, outcome.items, now) if outcome.items else {}
     by_url = {it.url: it for it in outcome.items}
@@ -192,12 +197,28 @@ def _save_one(
     return len(new), new_matches
 
 
+def deferred_poll_at(now: datetime, settings: Settings, rng: random.Random) -> datetime:
+    """When a deferred source (no request slot in time) is due again: soon,
+    after about the time its host needs to start `per_host_concurrency`
+    requests, spread by a random factor of 1 to 2 so that the sources a busy
+    host deferred together do not all come back at the same tick."""
+    base = max(1.0, settings.per_host_delay * settings.per_host_concurrency)
+    return now + timedelta(seconds=base * rng.uniform(1.0, 2.0))
+
+
 def lease_duration(settings: Settings) -> timedelta:
     """How long a claim on a source lasts; a poll must end well before it does."""
     return timedelta(seconds=max(300.0, settings.fetch_timeout * 10))
 
 
-def claim(app: App, *, names: Sequence[str] | None, due_only: bool, limit: int) -> list[Source]:
+def claim(
+    app: App,
+    *,
+    names: Sequence[str] | None,
+    due_only: bool,
+    limit: int,
+    hosts: source_repo.HostQuota | None = None,
+) -> list[Source]:
     lease = lease_duration(app.settings)
     with app.transaction() as s:
         if names:
@@ -213,6 +234,7 @@ def claim(app: App, *, names: Sequence[str] | None, due_only: bool, limit: int) 
             limit=limit,
             names=names,
             due_only=due_only,
+            hosts=hosts,
         )
 
 
@@ -225,9 +247,13 @@ async def poll_and_save(
     on_done: Callable[[Source, PollOutcome], None] | None = None,
     *,
     executor: Executor | None = None,
+    slot_wait: float | None = None,
 ) -> None:
     """Poll sources concurrently (the client bounds requests in flight) and
     save each outcome as soon as it arrives.
+
+    `slot_wait` bounds how long a poll waits for a request slot before it is
+    deferred (crawler.fetch.SlotUnavailable); None: every poll waits its turn.
 
     Feeds are parsed in `executor` when given (see crawler.workers), else in
     the event loop. At most POLLS_PER_FETCH_SLOT x `concurrency` polls are
@@ -251,6 +277,7 @@ async def poll_and_save(
                 now=app.now(),
                 seen_links=seen,
                 executor=executor,
+                slot_wait=slot_wait,
             )
             return src, outcome
 
@@ -305,6 +332,8 @@ def _report(
     report.new_matches += new_matches
     if outcome.status == "failed":
         report.failed.append((src.name, outcome.error or "failed"))
+    elif outcome.status == "deferred":
+        report.deferred += 1
     elif outcome.status == "not_modified":
         report.not_modified += 1
     else:

@@ -12,6 +12,15 @@ sources (at most as many as there are free poll slots, so no lease is held by
 a source waiting its turn) and starts one task per source; it returns at
 once. Each task runs under a deadline shorter than its lease, so a source is
 never polled by two processes at the same time even if its server hangs.
+
+Sources that share a host are spread over time, not polled in bursts: a tick
+claims no more of one host's sources than the host has free request slots
+(`per_host_concurrency` minus this process's polls of it in flight), so a
+host with 200 feeds is served at its politeness rate, oldest due first,
+while other hosts' sources take the remaining poll slots. A poll that still
+cannot start its request within `slot_wait` (e.g. many sources redirect to
+one host) is deferred: its lease is handed back and it is due again within
+seconds, without counting as a failure (newswatch.pipeline.deferred_poll_at).
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import asyncio
 import functools
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -32,9 +42,10 @@ from sqlalchemy.exc import DBAPIError
 from alerts import AlertError
 from alerts.outbox import DeliveryReport, deliver_due
 from crawler import CrawlError
-from crawler.fetch import HttpClient
+from crawler.fetch import HttpClient, host_key
 from crawler.models import Source
 from newswatch.app import App
+from newswatch.config import Settings
 from newswatch.pipeline import (
     CompiledWatchlists,
     CrawlReport,
@@ -49,6 +60,7 @@ from storage import outbox as outbox_repo
 from storage import sources as source_repo
 from storage.db import DatabaseUnavailable
 from storage.items import prune_items
+from storage.sources import HostQuota
 from storage.tables import WatchlistRow
 
 log = logging.getLogger("newswatch.daemon")
@@ -56,6 +68,17 @@ log = logging.getLogger("newswatch.daemon")
 EXPECTED = (StorageError, AlertError, CrawlError)
 DELIVERY_LIMIT = 200
 MAX_DELIVERY_PASSES = 20
+
+
+def slot_wait(settings: Settings) -> float:
+    """How long a daemon poll waits for a request slot before it is deferred.
+
+    Twice what a host needs to start the requests it allows at once (the
+    claim never takes more of its sources than that), and at least two poll
+    ticks: a poll waits out ordinary spacing, never a queue.
+    """
+    start_all = settings.per_host_delay * settings.per_host_concurrency
+    return 2 * max(start_all, settings.poll_tick)
 
 
 def is_outage(error: BaseException) -> bool:
@@ -148,6 +171,9 @@ class Poller:
         # loop would stall every other fetch (and trip their timeouts).
         self.executor = executor
         self.slots = app.settings.concurrency
+        self.per_host = app.settings.per_host_concurrency
+        self.slot_wait = slot_wait(app.settings)
+        self.hosts: Counter[str] = Counter()  # polls in flight, by host
         lease = lease_duration(app.settings).total_seconds()
         # Finish (or give up) well before the lease lapses and another replica may claim it.
         self.deadline = max(1.0, min(lease * 0.8, lease - 30.0))
@@ -174,7 +200,8 @@ class Poller:
             free = self.slots - len(self.tasks)
             if free <= 0:
                 return
-            sources, compiled = await asyncio.to_thread(self._claim, free)
+            quota = HostQuota(host_key, self.per_host, dict(self.hosts))
+            sources, compiled = await asyncio.to_thread(self._claim, free, quota)
             self.db.ok()
             if not self.accepting:  # a signal arrived while claiming: hand the leases back
                 self.unreleased.update(s.id for s in sources)
@@ -182,13 +209,20 @@ class Poller:
             for src in sources:
                 task = asyncio.create_task(self._poll(src, compiled), name=f"poll:{src.name}")
                 self.tasks[src.id] = task
-                task.add_done_callback(functools.partial(self._forget, src.id))
+                host = host_key(src.url)
+                self.hosts[host] += 1
+                task.add_done_callback(functools.partial(self._forget, src.id, host))
 
-    def _forget(self, source_id: int, _task: asyncio.Task[None]) -> None:
+    def _forget(self, source_id: int, host: str, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(source_id, None)
+        self.hosts[host] -= 1
+        if self.hosts[host] <= 0:
+            del self.hosts[host]
 
-    def _claim(self, limit: int) -> tuple[list[Source], CompiledWatchlists | None]:
-        sources = claim(self.app, names=None, due_only=True, limit=limit)
+    def _claim(
+        self, limit: int, hosts: HostQuota
+    ) -> tuple[list[Source], CompiledWatchlists | None]:
+        sources = claim(self.app, names=None, due_only=True, limit=limit, hosts=hosts)
         if not sources:
             return [], None
         try:
@@ -208,7 +242,13 @@ class Poller:
                 try:
                     async with asyncio.timeout(self.deadline):
                         await poll_and_save(
-                            self.app, self.client, [src], compiled, report, executor=self.executor
+                            self.app,
+                            self.client,
+                            [src],
+                            compiled,
+                            report,
+                            executor=self.executor,
+                            slot_wait=self.slot_wait,
                         )
                 except TimeoutError:
                     log.warning(
@@ -233,6 +273,7 @@ class Poller:
             ("ok", report.polled),
             ("not_modified", report.not_modified),
             ("failed", len(report.failed)),
+            ("deferred", report.deferred),
         ):
             if n:
                 m.polls.labels(status).inc(n)

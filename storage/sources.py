@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
@@ -12,6 +14,11 @@ from sqlalchemy.orm import Session
 from crawler.models import PollOutcome, Source, SourceKind
 from storage import StorageError
 from storage.tables import ItemRow, PageLinkRow, SourceRow
+
+# Most due sources a per-host claim looks through to fill its slots (a
+# query of two columns; beyond that many due sources the daemon is far
+# behind anyway, and the oldest are served first).
+HOST_SCAN_LIMIT = 10_000
 
 
 class SourceExists(StorageError):
@@ -148,6 +155,37 @@ def record_poll(
     session.execute(update(SourceRow).where(SourceRow.id == outcome.source_id).values(**values))
 
 
+@dataclass(frozen=True, slots=True)
+class HostQuota:
+    """How many sources of one host a claim may take: `per_host` minus the
+    polls of that host already `busy` (in flight in this process). `host_of`
+    maps a source URL to the key the HTTP client counts politeness under."""
+
+    host_of: Callable[[str], str]
+    per_host: int
+    busy: Mapping[str, int] = field(default_factory=dict)
+
+
+def pick_per_host(candidates: Iterable[tuple[int, str]], quota: HostQuota, limit: int) -> list[int]:
+    """Ids of the first `limit` candidates (id, url), in order, that keep every
+    host within its quota. Pure: the whole host-spreading decision.
+
+    Why: a host serves `per_host` requests at once and one per delay; a
+    claim of more of its sources than that only queues them in the client
+    while they hold leases and poll slots that other hosts' sources need.
+    """
+    taken: Counter[str] = Counter(quota.busy)
+    ids: list[int] = []
+    for source_id, url in candidates:
+        if len(ids) >= limit:
+            break
+        host = quota.host_of(url)
+        if taken[host] < quota.per_host:
+            taken[host] += 1
+            ids.append(source_id)
+    return ids
+
+
 def claim_due_sources(
     session: Session,
     *,
@@ -157,31 +195,52 @@ def claim_due_sources(
     limit: int,
     names: Sequence[str] | None = None,
     due_only: bool = True,
+    hosts: HostQuota | None = None,
 ) -> list[Source]:
     """Take a lease on sources to poll, so no two processes poll one at once.
 
     On Postgres the rows are locked with FOR UPDATE SKIP LOCKED, so replicas
     racing for work never block each other; on SQLite the write lock of the
     transaction serialises claimers. A lease that expires (its holder died)
-    makes the source claimable again.
+    makes the source claimable again. With `hosts`, no host gets more than
+    its quota (see pick_per_host): the due sources are read first (id and
+    URL only, unlocked), picked, then locked and re-checked.
     """
-    stmt = select(SourceRow).where(
+    claimable = [
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
-    )
+    ]
     if due_only:
-        stmt = stmt.where(or_(SourceRow.next_poll_at.is_(None), SourceRow.next_poll_at <= now))
+        claimable.append(or_(SourceRow.next_poll_at.is_(None), SourceRow.next_poll_at <= now))
     if names:
-        stmt = stmt.where(SourceRow.name.in_(list(names)))
-    stmt = stmt.order_by(SourceRow.next_poll_at, SourceRow.id).limit(limit)
+        claimable.append(SourceRow.name.in_(list(names)))
+    order = (SourceRow.next_poll_at, SourceRow.id)
+    stmt = select(SourceRow).where(*claimable).order_by(*order)
+    if hosts is None:
+        stmt = stmt.limit(limit)
+    else:
+        scan = select(SourceRow.id, SourceRow.url).where(*claimable).order_by(*order)
+        rows = session.execute(scan.limit(HOST_SCAN_LIMIT)).tuples()
+        stmt = stmt.where(SourceRow.id.in_(pick_per_host(rows, hosts, limit)))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    rows = list(session.scalars(stmt))
-    for row in rows:
+    claimed = list(session.scalars(stmt))
+    for row in claimed:
         row.lease_owner = owner
         row.lease_until = now + lease
     session.flush()
-    return [to_record(r) for r in rows]
+    return [to_record(r) for r in claimed]
+
+
+def defer_poll(session: Session, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
+    """Hand back our lease on a source that was not tried (no request slot in
+    time) and set its next poll. Nothing else changes: not the interval, not
+    the failure count, not the last poll time, since no poll happened."""
+    session.execute(
+        update(SourceRow)
+        .where(SourceRow.id == source_id, SourceRow.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None, next_poll_at=next_poll_at)
+    )
 
 
 def release_lease(session: Session, source_id: int, owner: str) -> None:

@@ -29,6 +29,7 @@ from crawler.fetch import (
     HTTPStatusError,
     RefusedAddress,
     ResponseTooLarge,
+    SlotUnavailable,
     TooManyRedirects,
     UnsupportedScheme,
 )
@@ -355,6 +356,77 @@ def test_per_host_and_global_concurrency_bounds(http_server: LocalHTTPServer) ->
     peak[0] = 0
     _many([http_server.url(f"/q?i={i}") for i in range(8)], per_host_concurrency=8, concurrency=3)
     assert peak[0] == 3
+
+
+@pytest.mark.parametrize(
+    ("overrides", "pause"),
+    [
+        (dict(per_host_delay=0.25, per_host_concurrency=2), 0.0),  # queued by spacing
+        (dict(per_host_delay=0.0, per_host_concurrency=1), 0.2),  # queued behind slow requests
+        (dict(per_host_delay=0.0, per_host_concurrency=8, concurrency=1), 0.2),  # global slot
+    ],
+)
+def test_timeout_covers_the_request_never_the_politeness_queue(
+    http_server: LocalHTTPServer, overrides: dict[str, Any], pause: float
+) -> None:
+    """Each request takes well under the timeout; the queue in front of the last
+    ones is several timeouts long. None of them may time out (issue #10, part 1)."""
+    stamps: list[float] = []
+    http_server.route("/queued", _timed_handler(stamps, [0], [0], pause))
+    started = time.monotonic()
+    _many([http_server.url(f"/queued?i={i}") for i in range(8)], timeout=0.5, **overrides)
+    assert len(stamps) == 8 and time.monotonic() - started > 1.0  # the queue was longer
+
+
+def test_redirect_hops_share_one_timeout(http_server: LocalHTTPServer) -> None:
+    """Two hops of 0.35 s each: each within a 0.5 s timeout, together not."""
+    http_server.route(
+        "/slow-hop", lambda req: (time.sleep(0.35), (302, {"Location": "/end"}, b""))[1]
+    )
+    http_server.route("/end", lambda req: (time.sleep(0.35), (200, {}, b"end"))[1])
+    with pytest.raises(FetchTimeout):
+        fetch(http_server.url("/slow-hop"), timeout=0.5)
+    assert fetch(http_server.url("/slow-hop"), timeout=1.5).body == b"end"
+
+
+def _get_all(calls: list[tuple[str, float | None]], **overrides: Any) -> list[Any]:
+    """GET each (url, slot_wait) in order, all at once; each result or exception."""
+
+    async def go() -> list[Any]:
+        async with HttpClient(policy(**overrides)) as client:
+            tasks = []
+            for url, wait in calls:
+                tasks.append(asyncio.create_task(client.get(url, slot_wait=wait)))
+                await asyncio.sleep(0.02)  # a known queue order
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+    return asyncio.run(go())
+
+
+def test_no_slot_in_time_is_slot_unavailable_and_sends_nothing(
+    http_server: LocalHTTPServer,
+) -> None:
+    """Host busy (its one slot held 0.6 s) or its next start too far away
+    (1 s spacing): a GET bounded at 0.2 s gives up without a request; an
+    unbounded one behind it waits and is not pushed back by the one that
+    gave up."""
+    stamps: list[float] = []
+    http_server.route("/busy", _timed_handler(stamps, [0], [0], 0.6))
+    url = http_server.url("/busy")
+    first, bounded, patient = _get_all(
+        [(url, None), (url, 0.2), (url, None)], per_host_concurrency=1
+    )
+    assert isinstance(bounded, SlotUnavailable) and "deferred" in str(bounded)
+    assert not isinstance(first, BaseException) and not isinstance(patient, BaseException)
+    assert len(stamps) == 2
+
+    stamps.clear()
+    http_server.route("/spaced", _timed_handler(stamps, [0], [0], 0.0))
+    url = http_server.url("/spaced")
+    started = time.monotonic()
+    results = _get_all([(url, None), (url, 0.2), (url, 0.2), (url, None)], per_host_delay=1.0)
+    assert [type(r) for r in results[1:3]] == [SlotUnavailable, SlotUnavailable]
+    assert len(stamps) == 2 and stamps[1] - started < 1.6  # second start not pushed to 3 s
 
 
 def test_post_same_guard_no_redirects_capped_body(http_server: LocalHTTPServer) -> None:
