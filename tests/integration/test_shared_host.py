@@ -1,0 +1,191 @@
+"""Many sources on one host (issue #10, part 1), on both databases.
+
+At default politeness (2 requests in flight and 1 s between request starts
+per host) a host's sources queue for its slots. The queue must never use up
+a source's fetch timeout (`crawl`), and the daemon must spread a host's
+sources over time, claim only what the host can serve soon, and defer (not
+fail) a poll that cannot get a slot in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from alerts.watchlists import parse_watchlists
+from newswatch.app import App
+from newswatch.config import Settings
+from newswatch.pipeline import crawl
+from storage import sources as source_repo
+from storage.tables import ItemRow, MatchRow, SourceRow
+from storage.watchlists import save_watchlists
+from tests.conftest import Database
+from tests.support.daemon import Daemon, daemon_env, free_port, wait_for
+from tests.support.httpserver import LocalHTTPServer, Request, Response
+
+FEEDS = 60
+NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
+WATCHLIST = "watchlists:\n  - name: air-defence\n    terms: [Pantsir]\n"
+
+
+@dataclass
+class Host:
+    """`count` section feeds on one server, each with one item that mentions
+    the watchlist term and one that does not; records every request start."""
+
+    server: LocalHTTPServer
+    count: int
+    prefix: str = "/section"
+    starts: dict[str, list[float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        for path in self.paths:
+            self.starts[path] = []
+            self.server.route(path, self.handle)
+
+    @property
+    def paths(self) -> list[str]:
+        return [f"{self.prefix}/{i}.xml" for i in range(self.count)]
+
+    def relevant(self) -> set[str]:
+        return {self.server.url(f"/a{p}/hit") for p in self.paths}
+
+    def handle(self, req: Request) -> Response:
+        with self._lock:
+            self.starts[req.path].append(time.monotonic())
+        base = self.server.url("/")
+        items = (
+            f"<item><title>Pantsir battery seen in {req.path}</title>"
+            f"<link>{base}a{req.path}/hit</link><guid>{req.path}/hit</guid></item>"
+            f"<item><title>Weather in {req.path}</title>"
+            f"<link>{base}a{req.path}/miss</link><guid>{req.path}/miss</guid></item>"
+        )
+        body = f'<?xml version="1.0"?><rss version="2.0"><channel>{items}</channel></rss>'
+        return 200, {"Content-Type": "application/rss+xml"}, body.encode()
+
+    def all_starts(self) -> list[float]:
+        with self._lock:
+            return sorted(itertools.chain.from_iterable(self.starts.values()))
+
+
+def assert_polite(starts: list[float]) -> None:
+    """Request starts as the server saw them: 1 s apart at the client, give or
+    take a connect; never a burst (any 11 starts span at least 9 s)."""
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.5
+    assert min(b - a for a, b in zip(starts, starts[10:], strict=False)) >= 9.0
+
+
+def add_sources(app: App, urls: list[str], every: int) -> None:
+    with app.transaction() as s:
+        save_watchlists(s, parse_watchlists(WATCHLIST), app.now())
+        for i, url in enumerate(urls):
+            source_repo.add_source(
+                s,
+                name=f"src{i:03}",
+                url=url,
+                kind="feed",
+                every_seconds=every,
+                links_css=None,
+                now=app.now(),
+            )
+
+
+def make_app(db: Database, **settings: object) -> App:
+    config = Settings(database_url=db.url, allow_private_addresses="127.0.0.1", **settings)  # type: ignore[arg-type]
+    return App(settings=config, engine=db.engine, sessions=db.factory, env={})
+
+
+@pytest.mark.slow
+def test_crawl_of_60_feeds_on_one_host_polls_all_and_matches_every_item(
+    db: Database, http_server: LocalHTTPServer
+) -> None:
+    """Default politeness, a 5 s fetch timeout, a ~60 s queue: nothing fails."""
+    host = Host(http_server, FEEDS)
+    app = make_app(db, fetch_timeout=5)
+    assert (app.settings.per_host_concurrency, app.settings.per_host_delay) == (2, 1.0)
+    add_sources(app, [http_server.url(p) for p in host.paths], every=900)
+
+    report = asyncio.run(crawl(app, parse_workers=0))
+
+    assert report.failed == [] and report.polled == FEEDS and report.deferred == 0
+    assert report.new_items == 2 * FEEDS
+    with app.transaction() as s:
+        matched = set(s.scalars(select(ItemRow.url).join(MatchRow)))
+        failing = s.scalar(select(SourceRow.id).where(SourceRow.consecutive_failures > 0))
+    relevant = host.relevant()
+    recall = len(matched & relevant) / len(relevant)
+    precision = len(matched & relevant) / len(matched)
+    assert (recall, precision) == (1.0, 1.0) and failing is None
+    assert_polite(host.all_starts())
+
+
+@pytest.fixture
+def other_server() -> Iterator[LocalHTTPServer]:
+    """A second host (127.0.0.2), whose sources must not wait for the first's."""
+    server = LocalHTTPServer(host="127.0.0.2").start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_daemon_polls_each_of_60_feeds_on_one_host_within_its_interval(
+    db: Database,
+    http_server: LocalHTTPServer,
+    other_server: LocalHTTPServer,
+    tmp_path: Path,
+) -> None:
+    """Default politeness: the host serves one request a second, so 60 feeds
+    take ~60 s a round; every 75 s each must be polled, none may fail, and a
+    source on another host is polled all along (no head-of-line blocking)."""
+    every = 75
+    host = Host(http_server, FEEDS)
+    other = Host(other_server, 1, prefix="/other")
+    app = make_app(db)
+    add_sources(app, [http_server.url(p) for p in host.paths], every=every)
+    with app.transaction() as s:
+        source_repo.add_source(
+            s,
+            name="other",
+            url=other_server.url("/other/0.xml"),
+            kind="feed",
+            every_seconds=2,
+            links_css=None,
+            now=app.now(),
+        )
+    env = daemon_env(
+        db.url,
+        free_port(),
+        NEWSWATCH_ALLOW_PRIVATE_ADDRESSES="127.0.0.1,127.0.0.2",
+        NEWSWATCH_PER_HOST_DELAY="1",
+        NEWSWATCH_PER_HOST_CONCURRENCY="2",
+        NEWSWATCH_MIN_INTERVAL=str(every),  # new items may not shorten the interval
+        NEWSWATCH_MAX_INTERVAL=str(every),
+    )
+    started = time.monotonic()
+    daemon = Daemon(env, tmp_path / "daemon.log").start()
+    try:
+        daemon.wait_healthy()
+        twice = lambda: all(len(v) >= 2 for v in host.starts.values())  # noqa: E731
+        assert wait_for(twice, every * 1.1 + FEEDS + 30, 1.0), daemon.log()[-3000:]
+    finally:
+        code, _took = daemon.stop()
+    assert code == 0
+    assert "status=failed" not in daemon.log()
+    for path, starts in host.starts.items():
+        polls = [started, *starts]
+        worst = max(b - a for a, b in itertools.pairwise(polls))
+        assert worst <= every * 1.1 + 5, (path, worst)
+    assert_polite(host.all_starts())
+    first_round_end = max(v[0] for v in host.starts.values())
+    assert sum(t < first_round_end for t in other.all_starts()) >= 5
