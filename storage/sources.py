@@ -220,7 +220,7 @@ def claim_due_sources(
         stmt = stmt.limit(limit)
     else:
         scan = select(SourceRow.id, SourceRow.url).where(*claimable).order_by(*order)
-        rows = session.execute(scan.limit(HOST_SCAN_LIMIT)).tuples()
+        rows = ((sid, url) for sid, url in session.execute(scan.limit(HOST_SCAN_LIMIT)))
         stmt = stmt.where(SourceRow.id.in_(pick_per_host(rows, hosts, limit)))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)

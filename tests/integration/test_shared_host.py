@@ -11,20 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from alerts.watchlists import parse_watchlists
+from crawler.fetch import host_key
+from crawler.models import PollOutcome
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.pipeline import crawl
+from newswatch.pipeline import (
+    CompiledWatchlists,
+    CrawlReport,
+    claim,
+    crawl,
+    load_watchlists,
+    poll_and_save,
+    save_outcomes,
+)
 from storage import sources as source_repo
 from storage.tables import ItemRow, MatchRow, SourceRow
 from storage.watchlists import save_watchlists
@@ -189,3 +200,104 @@ def test_daemon_polls_each_of_60_feeds_on_one_host_within_its_interval(
     assert_polite(host.all_starts())
     first_round_end = max(v[0] for v in host.starts.values())
     assert sum(t < first_round_end for t in other.all_starts()) >= 5
+
+
+def _due_sources(app: App, urls: list[str]) -> list[int]:
+    ids = []
+    with app.transaction() as s:
+        for i, url in enumerate(urls):
+            src = source_repo.add_source(
+                s,
+                name=f"s{i:02}",
+                url=url,
+                kind="feed",
+                every_seconds=900,
+                links_css=None,
+                now=NOW - timedelta(seconds=len(urls) - i),  # oldest first
+            )
+            ids.append(src.id)
+    return ids
+
+
+def test_claim_takes_no_more_of_a_host_than_its_free_slots(db: Database) -> None:
+    """10 due sources on a.example (1 of its 2 slots busy), 3 on b, 1 on c."""
+    app = make_app(db)
+    app.clock = lambda: NOW
+    urls = [f"https://a.example/{i}" for i in range(10)]
+    urls += [f"https://B.example/{i}" for i in range(3)] + ["https://c.example/feed"]
+    ids = _due_sources(app, urls)
+    quota = source_repo.HostQuota(host_key, 2, {"a.example": 1})
+    first = claim(app, names=None, due_only=True, limit=16, hosts=quota)
+    assert [s.id for s in first] == [ids[0], ids[10], ids[11], ids[13]]
+    again = claim(app, names=None, due_only=True, limit=16, hosts=quota)
+    assert [s.id for s in again] == [ids[1], ids[12]]  # leased ones are not taken twice
+    few = claim(app, names=None, due_only=True, limit=1, hosts=source_repo.HostQuota(host_key, 2))
+    assert [s.id for s in few] == [ids[2]]
+    everything = claim(app, names=None, due_only=True, limit=100)  # no quota: as before
+    assert [s.id for s in everything] == ids[3:10]
+
+
+def test_deferred_poll_hands_back_the_lease_and_is_due_soon(db: Database) -> None:
+    """Deferred is neither a poll nor a failure: only the lease and the next
+    poll time change (a source already failing keeps its count)."""
+    app = make_app(db)
+    app.clock = lambda: NOW
+    ids = _due_sources(app, ["https://a.example/1", "https://a.example/2"])
+    with app.transaction() as s:
+        s.get(SourceRow, ids[1]).consecutive_failures = 3  # type: ignore[union-attr]
+    claimed = claim(app, names=None, due_only=True, limit=10)
+    before = {src.id: src for src in claimed}
+    polls = [(src, PollOutcome(src.id, "deferred")) for src in claimed]
+    compiled = CompiledWatchlists.build([])
+    assert save_outcomes(app, polls, compiled, random.Random(1)) == [(0, 0), (0, 0)]
+    with app.transaction() as s:
+        rows = {r.id: r for r in s.scalars(select(SourceRow))}
+    for sid, row in rows.items():
+        assert row.lease_owner is None and row.lease_until is None
+        assert NOW + timedelta(seconds=2) <= _utc(row.next_poll_at) <= NOW + timedelta(seconds=4)
+        assert row.last_polled_at is None and row.last_error is None
+        assert row.consecutive_failures == before[sid].consecutive_failures
+        assert row.current_interval_seconds is None
+    assert claim(app, names=None, due_only=True, limit=10) == []  # not due at once
+
+
+def _utc(value: datetime | None) -> datetime:
+    assert value is not None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def test_poll_without_a_slot_in_time_is_deferred_and_sends_nothing(
+    db: Database, http_server: LocalHTTPServer
+) -> None:
+    """One slot per host, held 1.5 s by a slow feed: with a 0.3 s slot wait the
+    other source of that host is deferred, not failed, and never requested."""
+    slow = Host(http_server, 1, prefix="/slow")
+    quick = Host(http_server, 1, prefix="/quick")
+    http_server.route(slow.paths[0], lambda req: (time.sleep(1.5), slow.handle(req))[1])
+    app = make_app(db, per_host_concurrency=1)
+    add_sources(app, [http_server.url(slow.paths[0]), http_server.url(quick.paths[0])], 900)
+    sources = claim(app, names=None, due_only=True, limit=10)
+    report = CrawlReport()
+    outcomes: dict[str, str] = {}
+
+    async def go() -> None:
+        async with app.http_client() as client:
+            await poll_and_save(
+                app,
+                client,
+                sources,
+                load_watchlists(app),
+                report,
+                lambda src, outcome: outcomes.update({src.url: outcome.status}),
+                slot_wait=0.3,
+            )
+
+    asyncio.run(go())
+    assert outcomes == {sources[0].url: "ok", sources[1].url: "deferred"}
+    assert (report.polled, report.deferred, report.failed) == (1, 1, [])
+    assert quick.all_starts() == []
+    with app.transaction() as s:
+        deferred = s.get(SourceRow, sources[1].id)
+        assert deferred is not None
+        assert deferred.consecutive_failures == 0 and deferred.last_error is None
+        assert deferred.lease_owner is None and deferred.last_polled_at is None

@@ -1,0 +1,48 @@
+"""storage.sources.pick_per_host, the pure host-spreading decision of a claim."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from crawler.fetch import host_key
+from storage.sources import HostQuota, pick_per_host
+
+HOSTS = ["a.example", "B.example", "c.example", "xn--bcher-kva.example"]
+
+candidates = st.lists(
+    st.tuples(st.sampled_from(HOSTS), st.integers(0, 99)), max_size=60, unique_by=lambda t: t
+).map(lambda pairs: [(i, f"https://{h}/feed/{n}") for i, (h, n) in enumerate(pairs)])
+
+
+@given(
+    rows=candidates,
+    per_host=st.integers(1, 4),
+    busy=st.dictionaries(
+        st.sampled_from([host_key(f"https://{h}/") for h in HOSTS]), st.integers(0, 5)
+    ),
+    limit=st.integers(0, 20),
+)
+def test_picks_in_order_within_every_quota_and_misses_nothing_it_could_take(
+    rows: list[tuple[int, str]], per_host: int, busy: dict[str, int], limit: int
+) -> None:
+    quota = HostQuota(host_key, per_host, busy)
+    picked = pick_per_host(rows, quota, limit)
+    order = [sid for sid, _ in rows]
+    assert picked == [sid for sid in order if sid in set(picked)]  # due order kept
+    assert len(picked) <= limit
+    url = dict(rows)
+    taken = Counter(host_key(url[sid]) for sid in picked)
+    assert all(taken[h] + busy.get(h, 0) <= per_host for h in taken)
+    if len(picked) < limit:  # every candidate left out was over its host's quota
+        for sid, u in rows:
+            if sid not in picked:
+                assert taken[host_key(u)] + busy.get(host_key(u), 0) >= per_host
+
+
+def test_host_key_ignores_case_and_port_and_never_raises() -> None:
+    assert host_key("https://A.Example:8443/x") == host_key("http://a.example/y") == "a.example"
+    for junk in ["", "not a url", "http://[::1", "http://ex ample.com/"]:
+        assert isinstance(host_key(junk), str)
