@@ -4,7 +4,10 @@ Labels lie: servers default to ISO-8859-1 or UTF-8 whatever the file is,
 and CMSs copy an XML declaration from a template. So a label is a hint that
 must be confirmed:
 
-1. a byte-order mark wins;
+1. a byte-order mark wins; without one, UTF-16 and UTF-32 show in the NUL
+   bytes around the document's first character (`<` or white space), as in
+   the XML spec's appendix F; this must come before the ASCII shortcut, since
+   NUL bytes are ASCII;
 2. each declared encoding (document first, then HTTP) is tried strictly; a
    UTF-8 decode that succeeds is accepted (valid UTF-8 with non-ASCII bytes
    is practically never anything else), another encoding is accepted only if
@@ -45,11 +48,24 @@ _META_CHARSET = re.compile(
 )
 
 
+# The first character of an XML document, when it is ASCII: `<` or white space.
+_FIRST_CHARS = frozenset(b"< \t\r\n")
+# Appendix F of the XML spec: which of the first four bytes are NUL when the
+# document starts with an ASCII character, in each wide encoding, and where
+# that character's byte is. UTF-16's pattern covers two characters.
+_NUL_PATTERNS = (
+    ((False, True, True, True), "utf-32-le", 0),
+    ((True, True, True, False), "utf-32-be", 3),
+    ((False, True, False, True), "utf-16-le", 0),
+    ((True, False, True, False), "utf-16-be", 1),
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     text: str
     encoding: str
-    how: str  # "bom", "declared", "utf-8", "detected", "fallback"
+    how: str  # "bom", "nul-pattern", "declared", "utf-8", "detected", "fallback"
 
 
 def codec_name(label: str | None) -> str | None:
@@ -72,11 +88,29 @@ def html_declared_encoding(body: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
+def wide_encoding(body: bytes) -> str | None:
+    """UTF-16/32 (LE/BE) without a byte-order mark, told by the NUL bytes of the
+    first characters; None for any other body.
+
+    Only a first character an XML document can start with counts (`<` or
+    white space), so binary junk or an ASCII document with a stray NUL is
+    not taken for text in a wide encoding.
+    """
+    nuls = tuple(b == 0 for b in body[:4])
+    for pattern, name, first in _NUL_PATTERNS:
+        if nuls == pattern:
+            return name if body[first] in _FIRST_CHARS else None
+    return None
+
+
 def decode_document(body: bytes, *, declared: tuple[str | None, ...]) -> Decoded:
     """Text of `body`; `declared` are labels in order of trust (document, then HTTP)."""
     for bom, name in _BOMS:
         if body.startswith(bom):
             return Decoded(body[len(bom) :].decode(name, "replace"), name, "bom")
+    wide = wide_encoding(body)
+    if wide is not None:
+        return Decoded(body.decode(wide, "replace"), wide, "nul-pattern")
     if body.isascii():
         return Decoded(body.decode("ascii"), "ascii", "declared")
     names = list(dict.fromkeys(n for n in map(codec_name, declared) if n))

@@ -31,7 +31,10 @@ from crawler.models import Item
 
 log = logging.getLogger(__name__)
 
-_DOCTYPE = re.compile(r"<!DOCTYPE", re.IGNORECASE)
+# What can start in a feed's head: a section (comment, PI, CDATA) that runs
+# to its terminator, the DOCTYPE, another `<!` declaration, or an element.
+_HEAD_MARKUP = re.compile(r"<(?:!--|\?|!\[CDATA\[|!DOCTYPE|!|[\w:])", re.IGNORECASE)
+_SECTIONS = {"<!--": "-->", "<?": "?>", "<![CDATA[": "]]>"}
 _XML_DECL = re.compile(r"^\s*<\?xml[^>]{0,300}?\?>")
 _JSON_FEED_VERSION = re.compile(rb'"version"\s*:\s*"https?://jsonfeed\.org/version/')
 
@@ -101,16 +104,57 @@ def _feedparser(data: bytes) -> tuple[Any, Any]:
 
 
 def strip_doctype(text: str) -> str:
-    """Remove a DOCTYPE declaration that has an internal subset; refuse a broken one.
+    """Remove what could declare entities before the root element; refuse a broken DOCTYPE.
 
-    Only the prolog is searched. Quotes inside the subset are honoured, so
-    `<!ENTITY a "]>">` cannot end it early. A DOCTYPE without an internal
-    subset declares no entities and is kept (RSS 0.91 uses one).
+    Only the head is read: the text before the first element (`<` and a name
+    character, where feedparser ends it too). Comments, processing
+    instructions and CDATA sections are taken whole, so a `<!DOCTYPE` quoted
+    inside one of them (a blog post about HTML) is text, never a declaration.
+    In the head:
+
+    - a DOCTYPE with an internal subset is removed; quotes inside the subset
+      are honoured, so `<!ENTITY a "]>">` cannot end it early; one without a
+      subset declares no entities and is kept (RSS 0.91 uses one); one that
+      never ends is refused (FeedParseError);
+    - comments are removed, and any other `<!` declaration (a stray ENTITY)
+      is cut: feedparser's loose parser collects `<!ENTITY` lines anywhere in
+      the head, inside comments too, and expands them.
+
+    The root element and all that follows are returned unchanged. Linear
+    time: an opener without its terminator is searched for once, then the
+    rest of its kind is plain text (it cannot end either).
     """
-    match = _DOCTYPE.search(text, 0, 4096)
-    if match is None:
-        return text
-    start = match.start()
+    kept: list[str] = []
+    unterminated: set[str] = set()
+    pos = 0
+    while (m := _HEAD_MARKUP.search(text, pos)) is not None:
+        start = m.start()
+        kept.append(text[pos:start])
+        opener = m.group().upper()
+        if opener not in _SECTIONS and not opener.startswith("<!"):
+            return "".join(kept) + text[start:]  # the root element: the head ends here
+        if opener == "<!DOCTYPE":
+            pos, has_subset = _doctype_end(text, start)
+            if not has_subset:
+                kept.append(text[start:pos])
+            continue
+        close = _SECTIONS.get(opener)
+        if close is None:  # another declaration: cut up to its end
+            end = text.find(">", start)
+            pos = len(text) if end < 0 else end + 1
+            continue
+        end = -1 if opener in unterminated else text.find(close, m.end())
+        if end < 0:
+            unterminated.add(opener)
+            end = m.end() - len(close)  # the opener alone, as text
+        pos = end + len(close)
+        if opener != "<!--":
+            kept.append(text[start:pos])
+    return "".join(kept) + text[pos:]
+
+
+def _doctype_end(text: str, start: int) -> tuple[int, bool]:
+    """(index after the DOCTYPE that starts at `start`, whether it has an internal subset)."""
     depth = 0
     quote = ""
     has_subset = False
@@ -126,7 +170,7 @@ def strip_doctype(text: str) -> str:
         elif c == "]":
             depth -= 1
         elif c == ">" and depth <= 0:
-            return text[:start] + text[i + 1 :] if has_subset else text
+            return i + 1, has_subset
     raise FeedParseError("unterminated DOCTYPE declaration")
 
 

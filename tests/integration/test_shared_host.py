@@ -90,9 +90,10 @@ class Host:
 
 
 def assert_polite(starts: list[float]) -> None:
-    """Request starts as the server saw them: 1 s apart at the client, give or
-    take a connect; never a burst (any 11 starts span at least 9 s)."""
-    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.5
+    """Never a burst: any 11 request starts, as the server saw them, span at
+    least 9 s. (The client spaces its starts 1 s apart; what the server sees
+    is later by a connect or an event loop busy parsing, so a single gap can
+    be short, a span of ten cannot.)"""
     assert min(b - a for a, b in zip(starts, starts[10:], strict=False)) >= 9.0
 
 

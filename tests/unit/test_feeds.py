@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from crawler import CrawlError
-from crawler.charsets import decode_document
+from crawler.charsets import decode_document, wide_encoding
 from crawler.feeds import FeedParseError, parse_feed, strip_doctype
 from crawler.normalize import content_hash
 
@@ -144,3 +146,124 @@ def test_naive_fetch_time_is_taken_as_utc() -> None:
     body = (FIXTURES / "dates-guids.xml").read_bytes()
     feed = parse_feed(body, url=FEED_URL, headers={}, fetched_at=datetime(2025, 7, 10))
     assert feed.items[0].published == FETCHED_AT
+
+
+# Issue #10, part 3: `<!DOCTYPE` as text, and wide encodings without a BOM.
+
+DOCTYPE_AS_TEXT = [
+    "<!DOCTYPE html>",
+    "<!DOCTYPE rss [",
+    "<!DOCTYPE's job",
+    '<!DOCTYPE html PUBLIC "unterminated',
+    '<!doctype note [<!ENTITY w "word">]>',
+    "<!DOCTYPE",
+]
+
+
+def _atom(summary_cdata: str, head_comment: str = "") -> bytes:
+    return (
+        f'<?xml version="1.0"?>{head_comment}<feed xmlns="http://www.w3.org/2005/Atom">'
+        "<title>t</title><id>urn:t</id><updated>2025-07-09T00:00:00Z</updated>"
+        "<entry><title>Doc</title><id>urn:t:1</id><link href='https://x.example/1'/>"
+        "<updated>2025-07-09T00:00:00Z</updated>"
+        f'<summary type="text"><![CDATA[About {summary_cdata} here.]]></summary></entry></feed>'
+    ).encode()
+
+
+@pytest.mark.parametrize("payload", DOCTYPE_AS_TEXT)
+def test_doctype_inside_cdata_is_text(payload: str) -> None:
+    feed = parse_feed(_atom(payload), url=FEED_URL, headers={}, fetched_at=FETCHED_AT)
+    assert feed.items[0].text == f"About {payload} here."
+
+
+@pytest.mark.parametrize("payload", DOCTYPE_AS_TEXT)
+@pytest.mark.parametrize("where", ["prolog", "after the root"])
+def test_doctype_inside_a_comment_is_ignored(payload: str, where: str) -> None:
+    comment = f"<!-- template: {payload} -->"
+    body = (
+        _atom("x", comment)
+        if where == "prolog"
+        else _atom("x").replace(b"<title>t</title>", f"<title>t</title>{comment}".encode())
+    )
+    feed = parse_feed(body, url=FEED_URL, headers={}, fetched_at=FETCHED_AT)
+    assert feed.title == "t" and feed.items[0].text == "About x here."
+
+
+def test_only_the_real_prolog_doctype_is_stripped_wherever_it_starts() -> None:
+    """After comments, PIs and more than 4 KB of prolog, the real DOCTYPE is still
+    found; a `<!DOCTYPE` in a comment before it does not hide it."""
+    subset = '<!DOCTYPE rss [<!ENTITY a "b">]>'
+    for prolog in [
+        "<!-- x -->",
+        "<!-- <!DOCTYPE rss [ -->",
+        '<?xml-stylesheet href="s.css"?><!-- c -->\n',
+        "<!--" + "x" * 5000 + "-->",
+    ]:
+        out = strip_doctype(f'<?xml version="1.0"?>{prolog}{subset}<rss>&a;</rss>')
+        assert "DOCTYPE" not in out and "ENTITY" not in out and out.endswith("<rss>&a;</rss>")
+    body = "<rss><!-- <!DOCTYPE rss [ --><![CDATA[<!DOCTYPE x [<!ENTITY y 'z'>]>]]></rss>"
+    assert strip_doctype(body) == body  # after the root element nothing is touched
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        # feedparser's loose parser reads declarations inside head comments too
+        '<!--\n<!DOCTYPE x [\n<!ENTITY big "BIGBIG">\n]>\n-->',
+        '<!DOCTYPE rss SYSTEM "x.dtd">\n<!ENTITY big "BIGBIG">\n',  # a stray declaration
+        '<!-- never closed\n<!DOCTYPE x [<!ENTITY big "BIGBIG">]>\n',
+    ],
+)
+def test_no_entity_declaration_survives_in_the_head(head: str) -> None:
+    out = strip_doctype(f'<?xml version="1.0"?>{head}<rss><channel>&big;</channel></rss>')
+    assert "ENTITY" not in out and out.endswith("<rss><channel>&big;</channel></rss>")
+    feed = parse_feed(
+        f'<?xml version="1.0"?>{head}<rss version="2.0"><channel><title>t</title><item>'
+        "<link>https://x.example/1</link><description>&big; &big;</description></item>"
+        "</channel></rss>".encode(),
+        url=FEED_URL,
+        headers={},
+        fetched_at=FETCHED_AT,
+    )
+    assert "BIGBIG" not in feed.items[0].text
+
+
+@pytest.mark.parametrize("opener", ["<!--", "<?", "<![CDATA[", "<!x>", "<", "<!DOCTYPE x>"])
+def test_head_scan_of_many_unterminated_openers_is_linear(opener: str) -> None:
+    """A quadratic scan of 1 MB of openers would not end within the test timeout."""
+    text = opener * (1_000_000 // len(opener)) + "<rss/>"
+    assert strip_doctype(text).endswith("<rss/>")
+
+
+@given(
+    first=st.sampled_from("< \t\r\n"),
+    second=st.characters(max_codepoint=127, blacklist_categories=("Cs",)).filter(
+        lambda c: c != "\x00"
+    ),
+    rest=st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+    encoding=st.sampled_from(["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"]),
+)
+def test_wide_encodings_without_bom_are_told_by_their_nul_bytes(
+    first: str, second: str, rest: str, encoding: str
+) -> None:
+    text = first + second + rest
+    body = text.encode(encoding)
+    assert wide_encoding(body) == encoding
+    decoded = decode_document(body, declared=(None, "utf-8"))
+    assert (decoded.text, decoded.encoding) == (text, encoding)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<rss/>",
+        "<rss>Déjà</rss>".encode(),
+        b"abc\x00",  # a stray NUL in ASCII
+        b"\x00\x00\x00\x00",
+        b"x\x00y\x00",  # no XML document starts with "x"
+        b"\x00\x00\xfe\xff",
+        b"<\x00",
+    ],
+)
+def test_other_bodies_are_not_taken_for_wide_encodings(body: bytes) -> None:
+    assert wide_encoding(body) is None
