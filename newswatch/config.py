@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     deliver_every: float = Field(5.0, gt=0)
     poll_tick: float = Field(1.0, gt=0)  # how often the daemon looks for due sources
     max_attempts: int = Field(8, ge=1)
+    # Sends per second to one Slack webhook URL (Slack allows about 1), and to
+    # one JSON webhook URL (0: unpaced). A peer's Retry-After paces on top.
+    slack_per_second: float = Field(1.0, gt=0)
+    webhook_per_second: float = Field(0.0, ge=0)
+    # Seconds `crawl` waits, after polling, for alerts that fall due meanwhile.
+    crawl_grace: float = Field(60.0, ge=0)
     # Processes that parse feeds (None: one per core but one; 0: in-process).
     parse_workers: int | None = Field(None, ge=0, le=64)
 

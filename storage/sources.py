@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
@@ -11,7 +13,23 @@ from sqlalchemy.orm import Session
 
 from crawler.models import PollOutcome, Source, SourceKind
 from storage import StorageError
+from storage.leases import dead_tokens, liveness
 from storage.tables import ItemRow, PageLinkRow, SourceRow
+
+log = logging.getLogger(__name__)
+
+# Source leases last max(300 s, 10 x fetch timeout), set by each claimer's own
+# settings; a lease's claim time is estimated with this bound so that a lock
+# absent after a Postgres restart is never taken for proof (storage.leases).
+LONGEST_SOURCE_LEASE = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSources:
+    """Sources another live process holds a lease on (skipped by this claim)."""
+
+    count: int
+    until: datetime | None  # the latest expiry among them
 
 
 class SourceExists(StorageError):
@@ -163,8 +181,10 @@ def claim_due_sources(
     On Postgres the rows are locked with FOR UPDATE SKIP LOCKED, so replicas
     racing for work never block each other; on SQLite the write lock of the
     transaction serialises claimers. A lease that expires (its holder died)
-    makes the source claimable again.
+    makes the source claimable again, and so does one whose holder is provably
+    dead (`free_dead_leases`), at once.
     """
+    free_dead_leases(session, now=now, lease=lease)
     stmt = select(SourceRow).where(
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
@@ -182,6 +202,47 @@ def claim_due_sources(
         row.lease_until = now + lease
     session.flush()
     return [to_record(r) for r in rows]
+
+
+def free_dead_leases(session: Session, *, now: datetime, lease: timedelta) -> int:
+    """Clear the unexpired source leases of provably dead owners; return how many."""
+    held = session.execute(
+        select(SourceRow.lease_owner, func.max(SourceRow.lease_until))
+        .where(SourceRow.lease_owner.is_not(None), SourceRow.lease_until >= now)
+        .group_by(SourceRow.lease_owner)
+    ).all()
+    if not held:
+        return 0
+    longest = max(lease, LONGEST_SOURCE_LEASE)
+    check = liveness(session.connection())
+    dead = dead_tokens(check, [(str(o), u - longest if u else None) for o, u in held])
+    if not dead:
+        return 0
+    result = session.execute(
+        update(SourceRow)
+        .where(SourceRow.lease_owner.in_(sorted(dead)))
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    n = int(result.rowcount)  # type: ignore[attr-defined]
+    log.info("leases_reclaimed status=ok table=sources count=%d owners=%d", n, len(dead))
+    return n
+
+
+def held_sources(
+    session: Session, *, now: datetime, owner: str, names: Sequence[str] | None = None
+) -> HeldSources:
+    """Enabled sources leased to another owner whose lease has not expired."""
+    stmt = select(func.count(), func.max(SourceRow.lease_until)).where(
+        SourceRow.enabled.is_(True),
+        SourceRow.lease_owner.is_not(None),
+        SourceRow.lease_owner != owner,
+        SourceRow.lease_until >= now,
+    )
+    if names:
+        stmt = stmt.where(SourceRow.name.in_(list(names)))
+    count, until = session.execute(stmt).one()
+    return HeldSources(int(count or 0), until)
 
 
 def release_lease(session: Session, source_id: int, owner: str) -> None:
