@@ -233,11 +233,15 @@ class OwnerLock:
             self.conn = conn
             log.info("owner_lock status=held")
         else:  # an old session of ours is not gone yet: try again next time
+            conn.invalidate()
             conn.close()
 
     def close(self) -> None:
+        """Close the lock's connection for real (invalidate: a pooled connection
+        put back in the pool would keep its session, and the lock with it)."""
         if self.conn is not None:
             with contextlib.suppress(Exception):  # best effort on a broken connection
+                self.conn.invalidate()
                 self.conn.close()
             self.conn = None
 

@@ -18,11 +18,6 @@ from storage.tables import ItemRow, PageLinkRow, SourceRow
 
 log = logging.getLogger(__name__)
 
-# Source leases last max(300 s, 10 x fetch timeout), set by each claimer's own
-# settings; a lease's claim time is estimated with this bound so that a lock
-# absent after a Postgres restart is never taken for proof (storage.leases).
-LONGEST_SOURCE_LEASE = timedelta(hours=1)
-
 
 @dataclass(frozen=True, slots=True)
 class HeldSources:
@@ -213,9 +208,12 @@ def free_dead_leases(session: Session, *, now: datetime, lease: timedelta) -> in
     ).all()
     if not held:
         return 0
-    longest = max(lease, LONGEST_SOURCE_LEASE)
+    # A lease's claim time is estimated with this claimer's lease length (set by
+    # NEWSWATCH_FETCH_TIMEOUT). A replica with a longer one may see a lease taken
+    # before a Postgres restart taken back early: that repeats a poll, which
+    # stores nothing twice (items, matches and alerts have unique keys).
     check = liveness(session.connection())
-    dead = dead_tokens(check, [(str(o), u - longest if u else None) for o, u in held])
+    dead = dead_tokens(check, [(str(o), u - lease if u else None) for o, u in held])
     if not dead:
         return 0
     result = session.execute(
