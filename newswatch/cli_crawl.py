@@ -78,8 +78,9 @@ def crawl(
 class Terminated(Exception):
     """SIGTERM: the crawl was abandoned at an `await`. Every write is one
     transaction per batch of sources or per alert outcome, so what was in
-    flight is rolled back whole; the next run does what was not done (the
-    delivery leases of alerts in flight expire first, as after a crash)."""
+    flight is rolled back whole; the next run does what was not done (it
+    takes back the leases of alerts in flight as soon as this process is
+    gone: storage.leases)."""
 
 
 class _Stop:
