@@ -4,8 +4,10 @@ Payloads come ready-made from `alerts.render`; a channel only moves bytes and
 classifies the outcome. `send` returns on success (the peer accepted) and
 raises a `DeliveryError`:
 
-- `TemporaryFailure` (connection refused, timeout, SMTP 4xx, HTTP 429/5xx),
-  with `retry_after` when the peer named one: the outbox retries with backoff;
+- `RateLimited` (HTTP 429 or 503 with Retry-After): the outbox waits what the
+  peer asked, without counting an attempt;
+- `TemporaryFailure` (connection refused, timeout, SMTP 4xx, HTTP 429/5xx
+  without Retry-After): the outbox retries with backoff;
 - `PermanentFailure` (SMTP 5xx for the recipient, HTTP 400/401/403/404/410,
   a URL or address we refuse): the outbox marks the row failed.
 
@@ -55,6 +57,17 @@ class TemporaryFailure(DeliveryError):
         self.retry_after = retry_after
 
 
+class RateLimited(TemporaryFailure):
+    """HTTP 429 or 503 with Retry-After: the peer paces us. Not a failure: the
+    outbox waits what the peer asked (bounded) and counts no attempt."""
+
+    retry_after: float
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, retry_after)
+        self.retry_after = retry_after
+
+
 class PermanentFailure(DeliveryError):
     pass
 
@@ -86,6 +99,10 @@ def classify_status(status: int, retry_after: float | None, what: str) -> None:
     """Raise the right DeliveryError for a non-2xx status; return for 2xx."""
     if 200 <= status < 300:
         return
+    if status in (429, 503) and retry_after is not None:
+        raise RateLimited(
+            f"{what} answered HTTP {status} (Retry-After {retry_after:g} s)", retry_after
+        )
     if status == 429 or status >= 500 or status == 408:
         raise TemporaryFailure(f"{what} answered HTTP {status}", retry_after)
     if status in PERMANENT_HTTP or 300 <= status < 500:

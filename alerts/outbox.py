@@ -6,6 +6,14 @@ marked sent only after the channel accepted it. The one gap is a crash (or a
 database outage) between the send and the mark: that alert is sent again when
 the lease expires; an email repeat carries the same Message-ID.
 
+Pacing is not failure: an HTTP 429 or 503 with Retry-After waits exactly
+what the peer asked (at least MIN_RETRY_AFTER, at most MAX_RETRY_AFTER) and
+counts no attempt. A short wait is slept through in the pass, holding the
+lease; a longer one reschedules the row. Sends to one webhook URL are spaced
+in-process (Slack: NEWSWATCH_SLACK_PER_SECOND, 1 by default). Either way the
+recipient's later alerts wait behind it: order per recipient holds, and no
+other recipient waits.
+
 Failures: temporary ones are retried with exponential backoff and jitter,
 never sooner than the peer's Retry-After; a permanent one, or the
 `max_attempts`-th try, marks the row failed with its error. Missing
@@ -19,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
@@ -32,12 +41,14 @@ from alerts.channels import (
     EmailChannel,
     PermanentFailure,
     Poster,
+    RateLimited,
     SlackChannel,
     SmtpTarget,
     TemporaryFailure,
     WebhookChannel,
     scrub,
 )
+from alerts.pacing import Pacer
 from alerts.watchlists import resolve_refs
 from newswatch.faults import crash_point
 from storage import StorageError
@@ -55,6 +66,10 @@ LEASE = timedelta(minutes=10)
 BASE_DELAY = 30.0
 MAX_DELAY = 6 * 3600.0
 MAX_RETRY_AFTER = 24 * 3600.0
+MIN_RETRY_AFTER = 1.0  # "Retry-After: 0" must not become a tight loop
+WAIT_IN_PASS = 5.0  # a Retry-After up to this is slept through, holding the lease
+WAITS_PER_BATCH = 10  # rate limits slept through per alert before rescheduling it
+PASS_BUDGET = LEASE.total_seconds() / 2  # no waiting past this in a pass: the lease must hold
 JITTER = 0.2
 PARALLEL_RECIPIENTS = 8
 SMTP_NOT_SET = "NEWSWATCH_SMTP_URL is not set"
@@ -69,6 +84,7 @@ class DeliveryReport:
     failed: int = 0
     waiting: int = 0  # pending until configuration is supplied
     errors: tuple[str, ...] = field(default=())
+    paced: int = 0  # rescheduled at the peer's Retry-After, or left for the next pass
 
     def __add__(self, other: DeliveryReport) -> DeliveryReport:
         return DeliveryReport(
@@ -77,6 +93,7 @@ class DeliveryReport:
             self.failed + other.failed,
             max(self.waiting, other.waiting),
             self.errors + other.errors,
+            self.paced + other.paced,
         )
 
     @property
@@ -92,6 +109,12 @@ def backoff_delay(attempts: int, retry_after: float | None, rng: random.Random) 
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return delay
+
+
+def pacing_wait(retry_after: float) -> float:
+    """Seconds to wait for a peer that asked for `retry_after`: exactly that,
+    bounded to [MIN_RETRY_AFTER, MAX_RETRY_AFTER]."""
+    return min(max(retry_after, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
 
 
 def blocked_recipients(app: App, recipients: Sequence[RecipientRef]) -> dict[int, str]:
@@ -153,14 +176,18 @@ async def deliver_due(
     gate = asyncio.Semaphore(PARALLEL_RECIPIENTS)
 
     async def run(queue: list[ClaimedBatch]) -> DeliveryReport:
-        total = DeliveryReport()
-        async with gate:
-            for n, batch in enumerate(queue):
-                step = await sender.deliver(batch)
-                total += step
-                if step.retried:  # the recipient is failing: later alerts must not overtake
-                    sender.release(queue[n + 1 :])
-                    break
+        total, n = DeliveryReport(), -1
+        try:
+            async with gate:
+                for n, batch in enumerate(queue):
+                    step = await sender.deliver(batch)
+                    total += step
+                    if step.retried or step.paced:  # later alerts must not overtake
+                        sender.release(queue[n + 1 :])
+                        break
+        except asyncio.CancelledError:  # shutdown: hand back what was not begun
+            sender.release(queue[n + 1 :])
+            raise
         return total
 
     report = DeliveryReport(waiting=waiting)
@@ -181,21 +208,46 @@ def record_unrecorded_sends(app: App) -> None:
         log.info("alert_recorded status=sent ids=%s", list(ids))
 
 
-async def deliver_all(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
+async def deliver_all(
+    app: App, *, limit: int = 200, max_passes: int = 100, grace: float = 0.0
+) -> DeliveryReport:
     """Deliver everything due now, for one-shot commands (`crawl`): opens the app's
-    HttpClient itself and repeats passes until nothing due is left."""
+    HttpClient itself and repeats passes until nothing due is left; then, while
+    an alert falls due within `grace` seconds of the start (a Retry-After, a
+    backoff, a digest period's end), sleeps until it does and delivers again."""
+    deadline = app.now() + timedelta(seconds=grace)
     async with app.http_client() as client:
         report = DeliveryReport()
         for _ in range(max_passes):
             step = await deliver_due(app, client, limit=limit)
             report += step
-            if step.handled == 0:
+            if step.handled:
+                continue
+            later = next_due(app)
+            if later is None or later > deadline:
                 break
+            await asyncio.sleep(max((later - app.now()).total_seconds(), 0.05))
         return report
 
 
-def deliver_pending(app: App, *, limit: int = 200, max_passes: int = 100) -> DeliveryReport:
-    return asyncio.run(deliver_all(app, limit=limit, max_passes=max_passes))
+def next_due(app: App) -> datetime | None:
+    """When the next alert this process could send falls due (None: none pending)."""
+    with app.transaction() as s:
+        blocked = blocked_recipients(app, repo.pending_recipients(s))
+        return repo.next_due_after(s, now=app.now(), exclude_recipients=blocked.keys())
+
+
+def pending_summary(app: App) -> repo.PendingSummary:
+    """What is left after a run: alerts still pending and alerts another live
+    process holds (their leases are not this process's)."""
+    with app.transaction() as s:
+        return repo.pending_summary(s, now=app.now(), owner_prefix=app.owner[:90] + "/")
+
+
+def deliver_pending(
+    app: App, *, limit: int = 200, max_passes: int = 100, grace: float = 0.0
+) -> DeliveryReport:
+    return asyncio.run(deliver_all(app, limit=limit, max_passes=max_passes, grace=grace))
 
 
 class _Sender:
@@ -208,6 +260,7 @@ class _Sender:
         self.smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
         self.slack = SlackChannel(poster, settings.address_policy)
         self.webhook = WebhookChannel(poster)
+        self.deadline = time.monotonic() + PASS_BUDGET  # waits in this pass end by then
 
     def release(self, batches: list[ClaimedBatch]) -> None:
         ids = [i for b in batches for i in b.ids]
@@ -222,7 +275,7 @@ class _Sender:
             target = resolve_refs(r.target, self.app.env)
             secret = resolve_refs(r.secret, self.app.env) if r.secret else None
             secrets += [target, secret]
-            await self._send(batch, target, secret)
+            paced = await self._send_paced(batch, target, secret)
         except DeliveryError as e:
             return self._record_failure(batch, e, secrets)
         except (render.RenderError, AlertError) as e:
@@ -231,8 +284,49 @@ class _Sender:
             log.exception("alert_error status=internal ids=%s", batch.ids)
             failure = TemporaryFailure(f"internal error: {type(e).__name__}: {e}")
             return self._record_failure(batch, failure, secrets)
+        if paced is not None:
+            return self._record_paced(batch, paced, secrets)
         crash_point("after_send")
         return self._record(batch, "sent", None, self._mark_sent)
+
+    async def _send_paced(
+        self, batch: ClaimedBatch, target: str, secret: str | None
+    ) -> RateLimited | None:
+        """Send, keeping to the destination's pace; sleep through a short
+        Retry-After and send again. Returns None once sent, or the rate limit
+        to reschedule at (a long Retry-After, or no time left in this pass)."""
+        key, interval = self._pace(batch.recipient.channel, target)
+        for _ in range(WAITS_PER_BATCH + 1):
+            if key is not None:
+                ahead = self.app.pacer.wait_for(key)
+                if ahead > WAIT_IN_PASS or not self._may_wait(ahead + interval):
+                    return RateLimited("paced: no send slot in this delivery pass", ahead)
+                await asyncio.sleep(self.app.pacer.reserve(key, interval))
+            try:
+                await self._send(batch, target, secret)
+                return None
+            except RateLimited as e:
+                wait = pacing_wait(e.retry_after)
+                if key is None or wait > WAIT_IN_PASS or not self._may_wait(wait):
+                    return RateLimited(str(e), wait)
+                self.app.pacer.hold(key, wait)  # for every recipient posting to this URL
+                log.info(
+                    "alert_paced status=waiting recipient=%d wait=%gs", batch.recipient.id, wait
+                )
+        return RateLimited("rate limited again and again in this delivery pass", MIN_RETRY_AFTER)
+
+    def _pace(self, channel: str, target: str) -> tuple[str | None, float]:
+        """The pacing key and the interval between sends for a destination."""
+        per_second = {
+            "slack": self.app.settings.slack_per_second,
+            "webhook": self.app.settings.webhook_per_second,
+        }.get(channel, 0.0)
+        if channel not in ("slack", "webhook"):
+            return None, 0.0
+        return Pacer.key(target), (1.0 / per_second if per_second > 0 else 0.0)
+
+    def _may_wait(self, seconds: float) -> bool:
+        return time.monotonic() + seconds <= self.deadline
 
     async def _send(self, batch: ClaimedBatch, target: str, secret: str | None) -> None:
         channel = batch.recipient.channel
@@ -305,6 +399,19 @@ class _Sender:
             ),
         )
 
+    def _record_paced(
+        self, batch: ClaimedBatch, limit: RateLimited, secrets: Sequence[str | None]
+    ) -> DeliveryReport:
+        """Reschedule at the peer's Retry-After, no attempt counted (pacing is not failure)."""
+        note = scrub(" ".join(str(limit).split()), *secrets)[:500]
+        due = self.app.now() + timedelta(seconds=pacing_wait(limit.retry_after))
+        return self._record(
+            batch,
+            "paced",
+            note,
+            lambda s, ids: repo.postpone(s, ids, owner=self.token, note=note, next_attempt_at=due),
+        )
+
     def _mark_sent(self, s: Session, ids: list[int]) -> int:
         return repo.mark_sent(s, ids, owner=self.token, now=self.app.now())
 
@@ -339,5 +446,7 @@ class _Sender:
             log.warning("alert_lease_lost status=%s ids=%s held=%d", outcome, batch.ids, held)
         n = len(batch.ids)
         errors = (f"{r.channel} recipient {r.id}: {error}",) if error else ()
+        if outcome == "paced":
+            return DeliveryReport(paced=n)
         counts = {"sent": (n, 0, 0), "retried": (0, n, 0), "failed": (0, 0, n)}[outcome]
         return DeliveryReport(*counts, errors=errors)

@@ -7,8 +7,6 @@ CLI reads the environment or the wall clock on its own.
 from __future__ import annotations
 
 import os
-import socket
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,8 +16,10 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.pacing import Pacer
 from newswatch.config import Settings
 from storage.db import make_engine, session_factory, transaction
+from storage.leases import OwnerLock, owner_id
 
 if TYPE_CHECKING:
     from crawler.fetch import HttpClient
@@ -40,9 +40,12 @@ class App:
     # database was down): (outbox ids, lease token, sent at). Delivery writes
     # these first once the database answers, so an outage repeats no alert.
     unrecorded_sends: list[tuple[tuple[int, ...], str, datetime]] = field(default_factory=list)
-    owner: str = field(
-        default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-    )
+    # host:pid:start:machine:tag (storage.leases): a lease whose owner is
+    # provably dead is taken back at once rather than when it expires.
+    owner: str = field(default_factory=owner_id)
+    # Send slots per webhook URL, kept across delivery passes (alerts.pacing).
+    pacer: Pacer = field(default_factory=Pacer)
+    owner_lock: OwnerLock | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -66,6 +69,9 @@ class App:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
+        if self.owner_lock is None:
+            self.owner_lock = OwnerLock(self.owner)
+        self.owner_lock.keep(self.engine)  # Postgres: the lock that proves us alive
         with transaction(self.sessions) as session:
             yield session
 
@@ -75,4 +81,6 @@ class App:
         return HttpClient(FetchPolicy.from_settings(self.settings))
 
     def close(self) -> None:
+        if self.owner_lock is not None:
+            self.owner_lock.close()
         self.engine.dispose()

@@ -6,14 +6,19 @@ import asyncio
 import signal
 import sys
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from types import FrameType
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from crawler.models import PollOutcome, Source
 from newswatch import cli_common
 from newswatch.cli_common import get_app, one_line
+
+if TYPE_CHECKING:
+    from newswatch.app import App
+    from storage.outbox import PendingSummary
 
 T = TypeVar("T")
 
@@ -26,7 +31,7 @@ def crawl(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every poll.")] = False,
 ) -> None:
     """Poll every enabled source now, store new items, match them, deliver the alerts, exit."""
-    from alerts.outbox import deliver_all
+    from alerts.outbox import deliver_all, pending_summary
     from newswatch.logs import setup_logging
     from newswatch.pipeline import crawl as run_crawl
 
@@ -50,7 +55,10 @@ def crawl(
             progress.stop()
         for name, error in report.failed:
             print(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
-        delivered = _summary(asyncio.run(stop.guard(deliver_all(a))))
+        _say_held_sources(a, source)
+        grace = a.settings.crawl_grace
+        delivered = _summary(asyncio.run(stop.guard(deliver_all(a, grace=grace))))
+        _say_left(pending_summary(a), grace)
     except Terminated:
         if progress:
             progress.stop()
@@ -70,8 +78,9 @@ def crawl(
 class Terminated(Exception):
     """SIGTERM: the crawl was abandoned at an `await`. Every write is one
     transaction per batch of sources or per alert outcome, so what was in
-    flight is rolled back whole; the next run does what was not done (the
-    delivery leases of alerts in flight expire first, as after a crash)."""
+    flight is rolled back whole; the next run does what was not done (it
+    takes back the leases of alerts in flight as soon as this process is
+    gone: storage.leases)."""
 
 
 class _Stop:
@@ -112,6 +121,40 @@ class _Stop:
 
 def _finished(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(0)
+
+
+def _say_held_sources(a: App, names: list[str] | None) -> None:
+    """Sources this crawl skipped because another live process holds their lease."""
+    from storage.sources import held_sources
+
+    with a.transaction() as s:
+        held = held_sources(s, now=a.now(), owner=a.owner, names=names)
+    if held.count:
+        print(
+            f"newswatch: skipped {held.count} sources another running newswatch is polling "
+            f"(its lease ends by {_when(held.until)})",
+            file=sys.stderr,
+        )
+
+
+def _say_left(left: PendingSummary, grace: float) -> None:
+    """What delivery leaves for later: held by another live process, or not due yet."""
+    if left.held:
+        print(
+            f"newswatch: skipped {left.held} alerts another running newswatch is delivering "
+            f"(its lease ends by {_when(left.held_until)})",
+            file=sys.stderr,
+        )
+    if left.pending:
+        print(
+            f"newswatch: {left.pending} alerts still pending after a {grace:g} s grace; "
+            f"the earliest falls due at {_when(left.next_due)}",
+            file=sys.stderr,
+        )
+
+
+def _when(at: datetime | None) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if at else "unknown"
 
 
 def _summary(r: Any) -> str:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     deliver_every: float = Field(5.0, gt=0)
     poll_tick: float = Field(1.0, gt=0)  # how often the daemon looks for due sources
     max_attempts: int = Field(8, ge=1)
+    # Sends per second to one Slack webhook URL (Slack allows about 1), and to
+    # one JSON webhook URL (0: unpaced). A peer's Retry-After paces on top.
+    slack_per_second: float = Field(1.0, gt=0)
+    webhook_per_second: float = Field(0.0, ge=0)
+    # Seconds `crawl` waits, after polling, for alerts that fall due meanwhile.
+    crawl_grace: float = Field(60.0, ge=0)
     # Processes that parse feeds (None: one per core but one; 0: in-process).
     parse_workers: int | None = Field(None, ge=0, le=64)
 
@@ -139,8 +145,17 @@ def load_settings(
     return settings
 
 
+SHOWN_TAIL = 4  # characters of a long secret shown, to tell secrets apart
+SHORT_SECRET = 16  # a secret this long or shorter shows none of itself
+
+
 def mask_secret(value: str | None) -> str:
-    """Show enough of a secret to recognise it, never the whole of it."""
+    """Show enough of a secret to recognise it, never the whole of it.
+
+    Invariant: the last SHOWN_TAIL characters of a secret (of a URL: of its
+    path, where webhook tokens live) are shown only when it is longer than
+    SHORT_SECRET characters; a shorter one shows none, since 4 of 8 or 12
+    characters is too large a share of it. A URL's query is never shown."""
     if not value:
         return ""
     if "://" in value:
@@ -155,8 +170,8 @@ def mask_secret(value: str | None) -> str:
         if parts.path and len(parts.path) > 1:
             return f"{scheme}://{host}/…{_tail(parts.path)}"
         return f"{scheme}://{host}"
-    return "***" + value[-4:] if len(value) > 12 else "***"
+    return _tail(value)
 
 
-def _tail(path: str) -> str:
-    return "***" + path[-4:] if len(path) > 8 else "***"
+def _tail(secret: str) -> str:
+    return "***" + secret[-SHOWN_TAIL:] if len(secret) > SHORT_SECRET else "***"

@@ -331,13 +331,14 @@ class Deliverer:
         self.metrics.alerts_sent.inc(report.sent)
         self.metrics.alerts_failed.inc(report.failed)
         self.metrics.alerts_retried.inc(report.retried)
-        if report.handled:
+        if report.handled or report.paced:
             log.info(
-                "delivered status=ok reason=%s sent=%d retried=%d failed=%d",
+                "delivered status=ok reason=%s sent=%d retried=%d failed=%d paced=%d",
                 reason,
                 report.sent,
                 report.retried,
                 report.failed,
+                report.paced,
             )
 
 

@@ -15,6 +15,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,10 +25,13 @@ from sqlalchemy import Select, and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from alerts.models import StoredMatch
+from storage.leases import dead_tokens, liveness
 from storage.matches import stored_match
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow
 
 STATUSES = ("pending", "sent", "failed")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,17 @@ class AlertListing:
     sent_at: datetime | None
     created_at: datetime
     digest_period: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSummary:
+    """What a one-shot run leaves behind: pending alerts it may send later, and
+    those another live process holds (skipped by this run)."""
+
+    pending: int  # pending and not held by another process
+    next_due: datetime | None  # the earliest of them
+    held: int
+    held_until: datetime | None  # the latest lease expiry among the held ones
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +189,7 @@ def claim_due(
         # recipient is leased" while another replica's claim of that earlier
         # alert is still uncommitted, and both would send, out of order.
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
+    free_dead_leases(session, now=now, lease=lease)
     due = [*_due(now, exclude_recipients), _lease_free(now)]
     singles = select(OutboxRow.id).where(
         *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now)
@@ -195,6 +211,36 @@ def claim_due(
         )
     )
     return _load_batches(session, ids) if ids else []
+
+
+def free_dead_leases(session: Session, *, now: datetime, lease: timedelta) -> int:
+    """Clear the unexpired claims of provably dead deliverers (storage.leases);
+    return how many rows. Their alerts are then due again: one whose send had
+    completed and whose mark had not is repeated, as after an expired lease."""
+    held = session.execute(
+        select(OutboxRow.lease_owner, func.max(OutboxRow.lease_until))
+        .where(
+            OutboxRow.status == "pending",
+            OutboxRow.lease_owner.is_not(None),
+            OutboxRow.lease_until >= now,
+        )
+        .group_by(OutboxRow.lease_owner)
+    ).all()
+    if not held:
+        return 0
+    check = liveness(session.connection())
+    dead = dead_tokens(check, [(str(o), u - lease if u else None) for o, u in held])
+    if not dead:
+        return 0
+    result = session.execute(
+        update(OutboxRow)
+        .where(OutboxRow.status == "pending", OutboxRow.lease_owner.in_(sorted(dead)))
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    n = int(result.rowcount)  # type: ignore[attr-defined]
+    log.info("leases_reclaimed status=ok table=outbox count=%d claims=%d", n, len(dead))
+    return n
 
 
 def _take(session: Session, where: Any, now: datetime, owner: str, lease: timedelta) -> int:
@@ -325,6 +371,47 @@ def mark_failed(session: Session, ids: Sequence[int], *, owner: str, error: str)
 def release(session: Session, ids: Sequence[int], *, owner: str) -> int:
     """Give claimed rows back untouched (not tried this pass)."""
     return _finish(session, ids, owner)
+
+
+def postpone(
+    session: Session, ids: Sequence[int], *, owner: str, note: str, next_attempt_at: datetime
+) -> int:
+    """The peer asked us to wait (Retry-After): due again then, no attempt counted."""
+    return _finish(session, ids, owner, next_attempt_at=next_attempt_at, last_error=note)
+
+
+def next_due_after(
+    session: Session, *, now: datetime, exclude_recipients: Collection[int] = ()
+) -> datetime | None:
+    """The earliest time after `now` at which a pending alert, not held by a
+    deliverer, falls due (a backoff, a Retry-After, a digest period's end)."""
+    cond = [
+        OutboxRow.status == "pending",
+        OutboxRow.next_attempt_at > now,
+        _lease_free(now),
+    ]
+    if exclude_recipients:
+        cond.append(OutboxRow.recipient_id.not_in(list(exclude_recipients)))
+    return session.scalar(select(func.min(OutboxRow.next_attempt_at)).where(*cond))
+
+
+def pending_summary(session: Session, *, now: datetime, owner_prefix: str) -> PendingSummary:
+    """Pending alerts after a run, split into those another process holds
+    (leases not this process's: tokens not starting with `owner_prefix`) and
+    the rest."""
+    pending = OutboxRow.status == "pending"
+    held_cond = and_(
+        OutboxRow.lease_until >= now,
+        OutboxRow.lease_owner.is_not(None),
+        ~OutboxRow.lease_owner.startswith(owner_prefix, autoescape=True),
+    )
+    held, until = session.execute(
+        select(func.count(), func.max(OutboxRow.lease_until)).where(pending, held_cond)
+    ).one()
+    rest, first = session.execute(
+        select(func.count(), func.min(OutboxRow.next_attempt_at)).where(pending, ~held_cond)
+    ).one()
+    return PendingSummary(int(rest or 0), first, int(held or 0), until)
 
 
 def defer(session: Session, ids: Sequence[int], *, owner: str, error: str) -> int:

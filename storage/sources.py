@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,12 +14,23 @@ from sqlalchemy.orm import Session
 
 from crawler.models import PollOutcome, Source, SourceKind
 from storage import StorageError
+from storage.leases import dead_tokens, liveness
 from storage.tables import ItemRow, PageLinkRow, SourceRow
 
 # Most due sources a per-host claim looks through to fill its slots (a
 # query of two columns; beyond that many due sources the daemon is far
 # behind anyway, and the oldest are served first).
 HOST_SCAN_LIMIT = 10_000
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSources:
+    """Sources another live process holds a lease on (skipped by this claim)."""
+
+    count: int
+    until: datetime | None  # the latest expiry among them
 
 
 class SourceExists(StorageError):
@@ -202,10 +214,12 @@ def claim_due_sources(
     On Postgres the rows are locked with FOR UPDATE SKIP LOCKED, so replicas
     racing for work never block each other; on SQLite the write lock of the
     transaction serialises claimers. A lease that expires (its holder died)
-    makes the source claimable again. With `hosts`, no host gets more than
+    makes the source claimable again, and so does one whose holder is provably
+    dead (`free_dead_leases`), at once. With `hosts`, no host gets more than
     its quota (see pick_per_host): the due sources are read first (id and
     URL only, unlocked), picked, then locked and re-checked.
     """
+    free_dead_leases(session, now=now, lease=lease)
     claimable = [
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
@@ -241,6 +255,50 @@ def defer_poll(session: Session, source_id: int, owner: str, *, next_poll_at: da
         .where(SourceRow.id == source_id, SourceRow.lease_owner == owner)
         .values(lease_owner=None, lease_until=None, next_poll_at=next_poll_at)
     )
+
+
+def free_dead_leases(session: Session, *, now: datetime, lease: timedelta) -> int:
+    """Clear the unexpired source leases of provably dead owners; return how many."""
+    held = session.execute(
+        select(SourceRow.lease_owner, func.max(SourceRow.lease_until))
+        .where(SourceRow.lease_owner.is_not(None), SourceRow.lease_until >= now)
+        .group_by(SourceRow.lease_owner)
+    ).all()
+    if not held:
+        return 0
+    # A lease's claim time is estimated with this claimer's lease length (set by
+    # NEWSWATCH_FETCH_TIMEOUT). A replica with a longer one may see a lease taken
+    # before a Postgres restart taken back early: that repeats a poll, which
+    # stores nothing twice (items, matches and alerts have unique keys).
+    check = liveness(session.connection())
+    dead = dead_tokens(check, [(str(o), u - lease if u else None) for o, u in held])
+    if not dead:
+        return 0
+    result = session.execute(
+        update(SourceRow)
+        .where(SourceRow.lease_owner.in_(sorted(dead)))
+        .values(lease_owner=None, lease_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    n = int(result.rowcount)  # type: ignore[attr-defined]
+    log.info("leases_reclaimed status=ok table=sources count=%d owners=%d", n, len(dead))
+    return n
+
+
+def held_sources(
+    session: Session, *, now: datetime, owner: str, names: Sequence[str] | None = None
+) -> HeldSources:
+    """Enabled sources leased to another owner whose lease has not expired."""
+    stmt = select(func.count(), func.max(SourceRow.lease_until)).where(
+        SourceRow.enabled.is_(True),
+        SourceRow.lease_owner.is_not(None),
+        SourceRow.lease_owner != owner,
+        SourceRow.lease_until >= now,
+    )
+    if names:
+        stmt = stmt.where(SourceRow.name.in_(list(names)))
+    count, until = session.execute(stmt).one()
+    return HeldSources(int(count or 0), until)
 
 
 def release_lease(session: Session, source_id: int, owner: str) -> None:

@@ -10,18 +10,22 @@ rows due (`next_attempt_at = now`), as the passing of the backoff would.
 from __future__ import annotations
 
 import json
+import re
+import signal
 import threading
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from storage.db import transaction
-from storage.tables import OutboxRow, RecipientRow
+from storage.tables import ItemRow, OutboxRow, RecipientRow
 from tests.conftest import Database
-from tests.faults.conftest import base_env, run_newswatch
-from tests.faults.corpus import corpus
+from tests.faults.conftest import base_env, reap, run_newswatch, start_newswatch
+from tests.faults.corpus import Corpus, corpus
+from tests.support.daemon import wait_for
 from tests.support.httpserver import Request, Response
 
 pytestmark = pytest.mark.faults
@@ -126,3 +130,136 @@ def test_channels_fail_then_recover(db: Database) -> None:
             assert mails == order, ("email", mails)
             assert slack_items == order, ("slack", slack_items)
             assert hook.accepted == order, ("webhook", hook.accepted)
+
+
+# ---------------------------------------------------------------- Slack pacing (#10 part 2)
+
+SLACK_ALERTS = 20
+_SLACK_LINK = re.compile(r"<(http[^|>]+)\|")
+
+
+class SlackStandIn:
+    """Slack's incoming webhook as it treats a burst: the first POST is
+    answered 429 with Retry-After: 1, and so is any POST that comes less than
+    MIN_GAP after the last accepted one (about one message per second).
+    Accepted messages are recorded (item URL) in arrival order."""
+
+    MIN_GAP = 0.9
+
+    def __init__(self, first_retry_after: str = "1") -> None:
+        self.first_retry_after = first_retry_after
+        self.accepted: list[str] = []
+        self.limited = 0
+        self.calls = 0
+        self.last: float | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, req: Request) -> Response:
+        link = _SLACK_LINK.search(json.loads(req.body)["text"])
+        with self._lock:
+            self.calls += 1
+            now = time.monotonic()
+            if self.calls == 1 or (self.last is not None and now - self.last < self.MIN_GAP):
+                self.limited += 1
+                retry_after = self.first_retry_after if self.calls == 1 else "1"
+                return 429, {"Retry-After": retry_after}, b"rate_limited"
+            self.last = now
+            self.accepted.append(link.group(1) if link else "?")
+        return 200, {"Content-Type": "text/plain"}, b"ok"
+
+
+def _slack_setup(db: Database, c: Corpus, stand_in: SlackStandIn, items: int) -> None:
+    from alerts.watchlists import parse_watchlists
+    from storage.sources import add_source
+    from storage.watchlists import save_watchlists
+
+    url = c.server.route("/services/T0/B0/standin", stand_in)
+    yaml = f"watchlists:\n  - name: air\n    terms: [Pantsir]\n    notify:\n      - slack: {url}\n"
+    now = datetime.now(UTC)
+    with transaction(db.factory) as s:
+        save_watchlists(s, parse_watchlists(yaml), now)
+        add_source(
+            s, name="f", url=c.feeds[0].url, kind="feed", every_seconds=2,
+            links_css=None, now=now,
+        )  # fmt: skip
+    for n in range(1, items + 1):
+        c.feeds[0].publish(f"i{n}", f"Pantsir report {n}")
+
+
+def _outbox_order(db: Database) -> list[str]:
+    """Item URLs in the order each recipient is owed them (match time, then id)."""
+    with transaction(db.factory) as s:
+        return list(
+            s.scalars(
+                select(ItemRow.url)
+                .join(OutboxRow, OutboxRow.item_id == ItemRow.id)
+                .order_by(OutboxRow.created_at, OutboxRow.id)
+            )
+        )
+
+
+def test_slack_429_then_one_per_second_two_crawls_deliver_all_in_order(db: Database) -> None:
+    """#10: two back-to-back crawls used to deliver 0 of 20 (a 30 s backoff
+    for a 1 s Retry-After). Now the first crawl waits out the 429, paces at
+    1/s and, within its grace, delivers all 20, in order, each once, with no
+    attempt spent on the rate limit."""
+    stand_in = SlackStandIn()
+    with corpus(feeds=1) as c:
+        _slack_setup(db, c, stand_in, SLACK_ALERTS)
+        env = base_env(db.url)
+        runs = [run_newswatch(["crawl"], env, timeout=120) for _ in range(2)]
+        assert all(r.code == 0 for r in runs), [r.err[-2000:] for r in runs]
+        order = _outbox_order(db)
+        assert len(order) == SLACK_ALERTS
+        assert stand_in.accepted == order, (len(stand_in.accepted), stand_in.limited)
+        assert stand_in.limited >= 1
+        with transaction(db.factory) as s:
+            states = Counter(s.execute(select(OutboxRow.status, OutboxRow.attempts)).all())
+        assert states == Counter({("sent", 1): SLACK_ALERTS}), states
+        assert f"{SLACK_ALERTS} alerts sent" in runs[0].out, runs[0].out
+        # paced at about 1/s: 20 sends take ~20 s, well inside the 60 s grace
+        print(f"{db.backend}: first crawl {runs[0].seconds:.1f} s, 429s {stand_in.limited}")
+        assert runs[0].seconds < 50, runs[0].seconds
+
+
+def test_slack_429_then_one_per_second_the_daemon_delivers_all_in_about_25_s(
+    db: Database,
+) -> None:
+    stand_in = SlackStandIn()
+    with corpus(feeds=1) as c:
+        _slack_setup(db, c, stand_in, SLACK_ALERTS)
+        env = base_env(db.url, NEWSWATCH_PARSE_WORKERS="0")
+        started = time.monotonic()
+        proc = start_newswatch(["run"], env)
+        try:
+            done = wait_for(lambda: len(stand_in.accepted) >= SLACK_ALERTS, 40)
+            took = time.monotonic() - started
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            reap(proc, 20)
+        print(f"{db.backend}: daemon delivered {len(stand_in.accepted)} in {took:.1f} s")
+        assert done, (len(stand_in.accepted), stand_in.limited)
+        assert stand_in.accepted == _outbox_order(db)
+        assert took < 32, took  # ~1 s start-up, ~1 s poll, 1 s Retry-After, 20 s at 1/s
+
+
+def test_crawl_waits_for_a_retry_after_within_its_grace_and_says_what_is_left(
+    db: Database,
+) -> None:
+    """A Retry-After longer than a pass waits out (8 s) reschedules the alert;
+    `crawl` sleeps until it falls due when that is within NEWSWATCH_CRAWL_GRACE,
+    and otherwise exits saying how many alerts are pending and when they fall due."""
+    with corpus(feeds=1) as c:
+        stand_in = SlackStandIn(first_retry_after="8")
+        _slack_setup(db, c, stand_in, 3)
+        short = run_newswatch(["crawl"], base_env(db.url, NEWSWATCH_CRAWL_GRACE="2"), timeout=60)
+        assert short.code == 0, short.err[-2000:]
+        assert stand_in.accepted == [] and short.seconds < 8, short.seconds
+        assert "3 alerts still pending after a 2 s grace" in short.err, short.err
+        assert "the earliest falls due at 20" in short.err, short.err
+        with transaction(db.factory) as s:
+            assert set(s.scalars(select(OutboxRow.attempts))) == {0}  # pacing is no attempt
+        waited = run_newswatch(["crawl"], base_env(db.url), timeout=60)
+        assert waited.code == 0, waited.err[-2000:]
+        assert stand_in.accepted == _outbox_order(db) and len(stand_in.accepted) == 3
+        assert "still pending" not in waited.err, waited.err

@@ -302,11 +302,13 @@ def test_smtp_451_then_accepts_and_550_fails(db: Database) -> None:
 def test_slack_429_retry_after_then_ok_and_revoked_hook(
     db: Database, http_server: LocalHTTPServer
 ) -> None:
+    """A short Retry-After is waited out in the same pass (exactly, not the 30 s
+    backoff) and is no attempt; a revoked hook fails at once."""
     clock = Clock()
-    calls: list[Request] = []
+    calls: list[float] = []
 
     def limited(req: Request) -> Response:
-        calls.append(req)
+        calls.append(time.monotonic())
         return (429, {"Retry-After": "1"}, b"rate_limited") if len(calls) == 1 else (200, {}, b"ok")
 
     ok = http_server.route("/services/T/B/ok", limited)
@@ -315,14 +317,53 @@ def test_slack_429_retry_after_then_ok_and_revoked_hook(
     sid = setup(app, [Recipient("slack", ok), Recipient("slack", gone)])
     add_items(app, sid, 1)
     first = deliver(app)
-    assert (first.retried, first.failed) == (1, 1)
-    clock.advance(seconds=60)
-    assert deliver(app).sent == 1
-    assert len(calls) == 2 and len(http_server.hits("/services/T/B/gone")) == 1
+    assert (first.sent, first.retried, first.paced, first.failed) == (1, 0, 0, 1), first
+    assert len(calls) == 2 and 0.95 <= calls[1] - calls[0] <= 3.0, calls
+    assert len(http_server.hits("/services/T/B/gone")) == 1
     states = sorted((r.status, r.attempts, r.last_error or "") for r in rows(app))
     assert states[0][:2] == ("failed", 1) and "404" in states[0][2]
     assert "/services/T/B/gone" not in states[0][2]
-    assert states[1] == ("sent", 2, "")
+    assert states[1] == ("sent", 1, "")  # the 429 used up no attempt
+
+
+def test_long_retry_after_reschedules_exactly_without_an_attempt(
+    db: Database, http_server: LocalHTTPServer
+) -> None:
+    """Retry-After beyond what a pass waits out: the alert is due again exactly
+    then (no jitter, no 30 s floor), attempts stay 0 however often it happens,
+    the recipient's later alerts wait behind it, another recipient does not."""
+    clock = Clock()
+    answers = {"status": 429, "retry_after": "120"}
+    got: list[str] = []
+
+    def limited(req: Request) -> Response:
+        if answers["status"] != 200:
+            return answers["status"], {"Retry-After": answers["retry_after"]}, b"slow down"
+        got.append(json.loads(req.body)["item"]["url"])
+        return 200, {}, b"ok"
+
+    healthy = hook_counter(http_server, "/healthy")
+    url = http_server.route("/limited", limited)
+    app = make_app(db, clock, max_attempts=2)
+    sid = setup(app, [Recipient("webhook", url), Recipient("webhook", http_server.url("/healthy"))])
+    add_items(app, sid, 3)
+    order = [f"https://example.org/a/{i}" for i in range(3)]
+    for status in (429, 503, 429):  # more rate limits than max_attempts: none is a failure
+        answers["status"] = status
+        report = deliver(app)
+        assert (report.paced, report.retried, report.failed) == (1, 0, 0), report
+        limited_rows = [r for r in rows(app) if r.status == "pending"]
+        assert len(limited_rows) == 3 and all(r.attempts == 0 for r in limited_rows)
+        first = min(limited_rows, key=lambda r: r.id)
+        assert first.next_attempt_at == clock.at + timedelta(seconds=120)
+        assert "Retry-After 120" in (first.last_error or "")
+        clock.advance(seconds=119)
+        assert deliver(app).handled == 0  # not before the peer said
+        clock.advance(seconds=1)
+    assert list(healthy) == order  # never held back
+    answers["status"] = 200
+    assert deliver(app).sent == 3 and got == order
+    assert len(http_server.hits("/limited")) == 3 + 3
 
 
 def test_missing_configuration_keeps_rows_pending(

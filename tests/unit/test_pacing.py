@@ -1,0 +1,42 @@
+"""alerts.pacing.Pacer on a hand-moved clock."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alerts.pacing import Pacer
+
+
+class Tick:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_slots_are_spaced_per_key_and_keys_do_not_wait_for_each_other() -> None:
+    clock = Tick()
+    p = Pacer(clock)
+    a, b = Pacer.key("https://hooks.slack.com/services/A"), Pacer.key("https://x/B")
+    assert [p.reserve(a, 1.0) for _ in range(3)] == [0.0, 1.0, 2.0]  # booked back to back
+    assert p.reserve(b, 1.0) == 0.0
+    clock.t += 5
+    assert p.reserve(a, 1.0) == 0.0  # the past is not owed
+    p.hold(a, 3.0)  # Retry-After: 3
+    assert p.wait_for(a) == 3.0 and p.reserve(a, 1.0) == 3.0
+    assert "slack" not in a and len(a) == 32  # the URL (a secret) is not kept
+
+
+@given(st.lists(st.floats(0, 5), min_size=1, max_size=30), st.floats(0.01, 2))
+def test_sends_never_closer_than_the_interval(gaps: list[float], interval: float) -> None:
+    clock, key = Tick(), "k"
+    p = Pacer(clock)
+    sends = []
+    for gap in gaps:
+        clock.t += gap
+        sends.append(clock.t + p.reserve(key, interval))
+    assert all(b - a >= interval - 1e-9 for a, b in itertools.pairwise(sends))
