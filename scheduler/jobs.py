@@ -27,7 +27,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
 
 from alerts import AlertError
 from alerts.outbox import DeliveryReport, deliver_due
@@ -39,6 +38,7 @@ from newswatch.pipeline import (
     CompiledWatchlists,
     CrawlReport,
     claim,
+    is_outage,
     lease_duration,
     load_watchlists,
     poll_and_save,
@@ -47,7 +47,6 @@ from scheduler.metrics import Metrics
 from storage import StorageError
 from storage import outbox as outbox_repo
 from storage import sources as source_repo
-from storage.db import DatabaseUnavailable
 from storage.items import prune_items
 from storage.tables import WatchlistRow
 
@@ -56,13 +55,6 @@ log = logging.getLogger("newswatch.daemon")
 EXPECTED = (StorageError, AlertError, CrawlError)
 DELIVERY_LIMIT = 200
 MAX_DELIVERY_PASSES = 20
-
-
-def is_outage(error: BaseException) -> bool:
-    """True for errors that mean "the database cannot be reached", not "a query is wrong"."""
-    if isinstance(error, DatabaseUnavailable):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 class DatabaseState:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -20,6 +21,12 @@ class SourceExists(StorageError):
 
 class SourceNotFound(StorageError):
     pass
+
+
+def normalize_name(name: str) -> str:
+    """Source names are stored and looked up in NFC, so that `café` typed
+    precomposed or with a combining accent is one source, not two."""
+    return unicodedata.normalize("NFC", name)
 
 
 def to_record(row: SourceRow, items_count: int = 0) -> Source:
@@ -54,6 +61,7 @@ def add_source(
     links_css: str | None,
     now: datetime,
 ) -> Source:
+    name = normalize_name(name)
     if session.scalar(select(SourceRow.id).where(SourceRow.name == name)) is not None:
         raise SourceExists(f"a source named {name!r} already exists")
     row = SourceRow(
@@ -98,6 +106,7 @@ def list_sources(session: Session, *, enabled_only: bool = False) -> list[Source
 
 
 def get_source(session: Session, name: str) -> Source:
+    name = normalize_name(name)
     row = session.scalar(select(SourceRow).where(SourceRow.name == name))
     if row is None:
         raise SourceNotFound(f"no source named {name!r}")
@@ -105,6 +114,7 @@ def get_source(session: Session, name: str) -> Source:
 
 
 def remove_source(session: Session, name: str) -> None:
+    name = normalize_name(name)
     result = session.execute(delete(SourceRow).where(SourceRow.name == name))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise SourceNotFound(f"no source named {name!r}")
@@ -172,7 +182,7 @@ def claim_due_sources(
     if due_only:
         stmt = stmt.where(or_(SourceRow.next_poll_at.is_(None), SourceRow.next_poll_at <= now))
     if names:
-        stmt = stmt.where(SourceRow.name.in_(list(names)))
+        stmt = stmt.where(SourceRow.name.in_([normalize_name(n) for n in names]))
     stmt = stmt.order_by(SourceRow.next_poll_at, SourceRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
@@ -216,6 +226,7 @@ def update_source(
     links_css: str | None,
 ) -> bool:
     """Update the settings of the source named `name`; False if there is none."""
+    name = normalize_name(name)
     row = session.scalar(select(SourceRow).where(SourceRow.name == name))
     if row is None:
         return False
