@@ -117,6 +117,10 @@ def load_yaml(text: str, *, max_bytes: int) -> Any:
         raise YamlProblem(f"the file is larger than {max_bytes:,} bytes ({size:,})")
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except YamlProblem:
+        raise
+    except (ValueError, OverflowError) as e:  # a constructor's: 5,000-digit int, bad date
+        raise YamlProblem(f"a value is out of range: {' '.join(str(e).split())[:120]}") from e
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -392,7 +392,7 @@ BAD_WATCHLISTS: list[tuple[str, str | bytes, str]] = [
         "    terms: [a]\n",
         "YAML syntax error",
     ),
-    ("alias-bomb", _bomb_yaml(), "watchlist"),
+    ("alias-bomb", _bomb_yaml(), "anchors and aliases"),
     ("binary", b"\x00\x01\x02\xff\xfe", "error"),
     ("empty", "", "must be a mapping"),
     (
