@@ -371,6 +371,7 @@ async def crawl(
 
     try:  # everything after the claim, so that a failure hands the leases back
         sources = claim(app, names=names, due_only=False, limit=100_000)
+        raise_point("crawl", "after_claim")
         if on_start is not None:
             on_start(len(sources))
         if not sources:

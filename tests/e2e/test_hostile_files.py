@@ -319,3 +319,29 @@ def test_watchlist_names_are_one_in_nfc_and_nfd(cli: CLI, tmp_path: Path) -> Non
     assert names == [nfc]
     assert "SAM" in cli("watchlist", "show", nfd).out
     assert cli("watchlist", "remove", nfd).code == 0
+
+
+@pytest.mark.parametrize("href", ["http://[::1", "//[x]/feed", "http://[", "//[zz::]/rss"])
+def test_source_add_survives_a_malformed_advertised_feed(cli: CLI, href: str) -> None:
+    """`source add` without --kind used to exit 70 on such a <link rel=alternate>."""
+    from tests.support.httpserver import LocalHTTPServer
+
+    server = LocalHTTPServer().start()
+    try:
+        page = (
+            '<html><head><link rel="alternate" type="application/rss+xml" '
+            f'href="{href}"></head><body><p>news</p></body></html>'
+        )
+        url = server.route("/news", (200, {"Content-Type": "text/html"}, page.encode()))
+        r = cli(
+            "source",
+            "add",
+            url,
+            "--name",
+            "n",
+            env={"NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.1"},
+        )
+        assert r.code == 0, r.err
+        assert "added n (page)" in r.out, r.out
+    finally:
+        server.stop()

@@ -172,3 +172,17 @@ def test_watchlist_that_cannot_compile_is_skipped_and_the_crawl_goes_on(
     with transaction(db.factory) as s:
         assert len(list(s.scalars(select(MatchRow)))) == 2
     assert all(row.lease_until is None for row in _sources(db).values())
+
+
+def test_crawl_that_fails_after_its_claim_hands_every_lease_back(
+    db: Database, server: LocalHTTPServer
+) -> None:
+    """A bug between the claim and the polls (before: loading the watchlists)
+    used to leave every source leased for 5 minutes."""
+    _feeds(server, db, ["a", "b", "c"])
+    r = run_subprocess(["crawl"], _env(db, NEWSWATCH_RAISE_AT="crawl=after_claim"))
+    assert r.code == 70 and "InjectedBug" in r.err, r.err  # a bug, reported as one
+    rows = _sources(db)
+    assert [row.lease_until for row in rows.values()] == [None, None, None]
+    again = run_subprocess(["crawl"], _env(db))  # at once, not 5 minutes later
+    assert again.code == 0 and "3 new items" in again.out, again.out + again.err
