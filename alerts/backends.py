@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -130,8 +131,12 @@ def spelling_key(spelling: str, case_sensitive: bool | None) -> tuple[str, str |
     star = text.endswith("*")
     text = text.rstrip("*").rstrip()
     key = search_key(text).strip()
-    if not key:
-        raise AlertError(f"empty term or phrase: {spelling!r}")
+    if not any(_meaningful(c) for c in key):
+        # Nothing left to search for, or only punctuation, separators and
+        # invisible format characters (`-`, `**`, U+200B, U+200E, a soft
+        # hyphen, a lone combining accent): such a key matches nothing or
+        # everything. Letters, digits and symbols (`€`, `+`) are meaningful.
+        raise AlertError(f"empty term or phrase (no letter, digit or symbol): {spelling!r}")
     sensitive = _written_in_capitals(text) if case_sensitive is None else case_sensitive
     flags = LEFT if blocks_boundary(key[0]) else 0
     if blocks_boundary(key[-1]):
@@ -140,6 +145,10 @@ def spelling_key(spelling: str, case_sensitive: bool | None) -> tuple[str, str |
         else:
             flags |= RIGHT | (PLURAL if is_latin_or_digit(key[-1]) else 0)
     return fold_case(key), key if sensitive else None, flags
+
+
+def _meaningful(ch: str) -> bool:
+    return unicodedata.category(ch)[0] in "LNS"
 
 
 def _word_leads() -> bytes:

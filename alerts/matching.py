@@ -55,8 +55,11 @@ from alerts.textmatch import FieldText, blocks_boundary, normalize_text, snippet
 __all__ = [
     "DEFAULT_BACKEND",
     "ExampleFailure",
+    "InvalidWatchlistError",
     "Matcher",
     "UnknownWatchlistError",
+    "check_phrase",
+    "check_rule",
     "compile_watchlists",
     "highlight",
     "normalize_text",
@@ -69,6 +72,10 @@ _MAX_SNIPPETS = 3
 
 class UnknownWatchlistError(AlertError):
     """`only=` named a watchlist that was not compiled."""
+
+
+class InvalidWatchlistError(AlertError):
+    """A watchlist that cannot be compiled; the message names it and the spelling."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,38 +140,90 @@ DEFAULT_BACKEND: BackendName = "auto"
 
 
 def compile_watchlists(
-    watchlists: Sequence[Watchlist], backend: BackendName | None = None
+    watchlists: Sequence[Watchlist],
+    backend: BackendName | None = None,
+    *,
+    skip_invalid: bool = False,
 ) -> Matcher:
     """Compile every watchlist into one `Matcher`; bad queries raise QuerySyntaxError.
 
-    `backend` picks the automaton: "auto" (Hyperscan when installed, else
-    pyahocorasick), "hyperscan" (AlertError where not installed) or "aho";
+    With `skip_invalid`, a watchlist that does not compile (a term with no
+    search key, stored before the file parser refused it) is left out, named
+    with its reason in `Matcher.skipped`, and the others still match: one
+    watchlist must never stop the crawl. `backend` picks the automaton:
+    "auto" (Hyperscan when installed, else pyahocorasick), "hyperscan"
+    (AlertError where not installed) or "aho";
     the results are the same with each. None means `DEFAULT_BACKEND`.
     """
     builder = _Builder()
     compiled: list[_Compiled] = []
-    for wi, wl in enumerate(watchlists):
-        queries: dict[int, QueryNode] = {}
-        for ri, rule in enumerate(wl.rules):
-            if isinstance(rule, Term):
-                for spelling in (rule.term, *rule.aliases):
-                    builder.add("term", (wi, ri), spelling, rule.case_sensitive)
-                continue
-            queries[ri] = _parse(wl.name, rule)
-            for atom in query_atoms(queries[ri]):
-                builder.add("atom", (wi, ri), atom, rule.case_sensitive, atom)
-        for xi, phrase in enumerate(wl.exclude):
-            builder.add("exclude", (wi, xi), phrase, None)
-        compiled.append(
-            _Compiled(
-                name=wl.name,
-                labels=tuple(r.label for r in wl.rules),
-                queries=queries,
-                positives={ri: frozenset(positive_atoms(q)) for ri, q in queries.items()},
-                languages=frozenset(_primary(lang) for lang in wl.languages),
-            )
-        )
-    return Matcher(tuple(compiled), builder.backend(backend or DEFAULT_BACKEND))
+    skipped: list[tuple[str, str]] = []
+    for wl in watchlists:
+        try:
+            one = _compile_one(builder, len(compiled), wl)
+        except AlertError as e:
+            if not skip_invalid:
+                raise
+            skipped.append((wl.name, str(e)))
+            continue
+        compiled.append(one)
+    return Matcher(tuple(compiled), builder.backend(backend or DEFAULT_BACKEND), tuple(skipped))
+
+
+def _compile_one(builder: _Builder, wi: int, wl: Watchlist) -> _Compiled:
+    """Add one watchlist's spellings to `builder`, all or none of them.
+
+    Every spelling goes through `spelling_key` (via `check_rule`), the same
+    function the file parser validates with, so a watchlist that imported
+    compiles; one stored before a rule existed fails here, alone.
+    """
+    queries: dict[int, QueryNode] = {}
+    adds: list[tuple[Kind, tuple[int, int], str, bool | None, str]] = []
+    for ri, rule in enumerate(wl.rules):
+        if isinstance(rule, Term):
+            for spelling in (rule.term, *rule.aliases):
+                adds.append(("term", (wi, ri), spelling, rule.case_sensitive, ""))
+            continue
+        queries[ri] = _parse(wl.name, rule)
+        for atom in query_atoms(queries[ri]):
+            adds.append(("atom", (wi, ri), atom, rule.case_sensitive, atom))
+    for xi, phrase in enumerate(wl.exclude):
+        adds.append(("exclude", (wi, xi), phrase, None, ""))
+    for _kind, _at, spelling, case, _atom in adds:
+        try:
+            spelling_key(spelling, case)
+        except AlertError as e:
+            raise InvalidWatchlistError(f"watchlist {wl.name!r}: {e}") from e
+    for kind, at, spelling, case, atom in adds:
+        builder.add(kind, at, spelling, case, atom)
+    return _Compiled(
+        name=wl.name,
+        labels=tuple(r.label for r in wl.rules),
+        queries=queries,
+        positives={ri: frozenset(positive_atoms(q)) for ri, q in queries.items()},
+        languages=frozenset(_primary(lang) for lang in wl.languages),
+    )
+
+
+def check_rule(rule: Term | Query) -> None:
+    """Raise AlertError unless `rule` compiles: each spelling (term, alias,
+    query word or phrase) has a non-empty search key and each query parses.
+
+    The file parser calls this per rule (with line numbers); compiling calls
+    the very same `spelling_key`, so "valid" means one thing in both places.
+    """
+    spellings = (
+        (rule.term, *rule.aliases)
+        if isinstance(rule, Term)
+        else query_atoms(parse_query(rule.query))
+    )
+    for spelling in spellings:
+        spelling_key(spelling, rule.case_sensitive)
+
+
+def check_phrase(phrase: str) -> None:
+    """Raise AlertError unless an `exclude` phrase compiles (see check_rule)."""
+    spelling_key(phrase, None)
 
 
 def _parse(watchlist: str, rule: Query) -> QueryNode:
@@ -186,9 +245,15 @@ class Matcher:
     (Hyperscan's scratch space is per thread, see `alerts.backends`.)
     """
 
-    def __init__(self, compiled: tuple[_Compiled, ...], backend: Backend | None):
+    def __init__(
+        self,
+        compiled: tuple[_Compiled, ...],
+        backend: Backend | None,
+        skipped: tuple[tuple[str, str], ...] = (),
+    ):
         self._compiled = compiled
         self._backend = backend
+        self.skipped = skipped  # (watchlist name, reason) of those left out
 
     @property
     def backend(self) -> str:

@@ -8,16 +8,27 @@ resolved by `resolve_refs` only where a value is used (delivery).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
-from typing import Any, cast
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import yaml
 
 from alerts import AlertError
+from alerts.matching import check_phrase, check_rule
 from alerts.models import Channel, Digest, Query, Recipient, Rule, Term, Watchlist
+from alerts.query import QuerySyntaxError
+from alerts.yamlfiles import YamlProblem, line_of, load_yaml
 
+T = TypeVar("T")
+
+# Caps that keep one file's cost (memory to import, compile and export) bounded.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_WATCHLISTS_PER_FILE = 1_000
 MAX_TERM_CHARS = 300
 MAX_RULES_PER_WATCHLIST = 20_000
+MAX_ALIASES_PER_TERM = 200
+MAX_SPELLINGS_PER_WATCHLIST = 50_000
 NAME_RE = re.compile(r"^[\w][\w .:@+-]{0,99}$", re.UNICODE)
 LANG_RE = re.compile(r"^[a-z]{2,3}$")
 EMAIL_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
@@ -31,56 +42,19 @@ class WatchlistFileError(AlertError):
     """A watchlist file is wrong; the message names the file position and the problem."""
 
 
-class _LineDict(dict[str, Any]):
-    line: int = 0
-
-
-class _LineList(list[Any]):
-    line: int = 0
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping and sequence, and
-    refuses duplicate keys (a silently overwritten key loses a user's rule)."""
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> _LineDict:
-    result = _LineDict()
-    result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if not isinstance(key, str):
-            raise WatchlistFileError(f"line {key_node.start_mark.line + 1}: keys must be text")
-        if key in result:
-            raise WatchlistFileError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-        result[key] = loader.construct_object(value_node, deep=True)
-    return result
-
-
-def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> _LineList:
-    result = _LineList(loader.construct_object(child, deep=True) for child in node.value)
-    result.line = node.start_mark.line + 1
-    return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-
-
-def _line(value: Any, fallback: int) -> int:
-    return getattr(value, "line", 0) or fallback
+_line = line_of
 
 
 def parse_watchlists(text: str) -> list[Watchlist]:
-    """Parse a watchlist file; raise WatchlistFileError naming the line."""
+    """Parse a watchlist file; raise WatchlistFileError naming the line.
+
+    Whatever parses here compiles: every term, alias, query word and
+    exclusion goes through the matcher's own `check_rule` / `check_phrase`.
+    """
     try:
-        doc = yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise WatchlistFileError(f"{where}YAML syntax error: {e.problem or e.context}") from e
-    except yaml.YAMLError as e:
-        raise WatchlistFileError(f"YAML error: {e}") from e
+        doc = load_yaml(text, max_bytes=MAX_FILE_BYTES)
+    except YamlProblem as e:
+        raise WatchlistFileError(str(e)) from e
     if not isinstance(doc, dict) or "watchlists" not in doc:
         raise WatchlistFileError("line 1: the file must be a mapping with a 'watchlists' list")
     unknown = set(doc) - {"watchlists"}
@@ -89,6 +63,10 @@ def parse_watchlists(text: str) -> list[Watchlist]:
     entries = doc["watchlists"]
     if not isinstance(entries, list) or not entries:
         raise WatchlistFileError(f"line {_line(doc, 1)}: 'watchlists' must be a non-empty list")
+    if len(entries) > MAX_WATCHLISTS_PER_FILE:
+        raise WatchlistFileError(
+            f"line {_line(entries, 1)}: more than {MAX_WATCHLISTS_PER_FILE} watchlists in one file"
+        )
     result: list[Watchlist] = []
     seen: dict[str, int] = {}
     for entry in entries:
@@ -110,7 +88,7 @@ def _parse_watchlist(entry: Any, parent_line: int) -> Watchlist:
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip():
         raise WatchlistFileError(f"line {line}: watchlist needs a 'name'")
-    name = name.strip()
+    name = unicodedata.normalize("NFC", name.strip())
     where = f"line {line}: watchlist {name!r}"
     if not NAME_RE.match(name):
         raise WatchlistFileError(f"{where}: name may hold letters, digits, space and . : @ + - _")
@@ -118,17 +96,25 @@ def _parse_watchlist(entry: Any, parent_line: int) -> Watchlist:
     if unknown:
         raise WatchlistFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
     rules = _parse_rules(entry.get("terms"), where, line)
+    exclude = _strings(entry.get("exclude"), f"{where}: exclude", limit=MAX_TERM_CHARS)
+    for phrase in exclude:
+        _compiles(check_phrase, phrase, f"{where}: exclude")
+    spellings = len(exclude) + sum(1 + len(r.aliases) if isinstance(r, Term) else 1 for r in rules)
+    if spellings > MAX_SPELLINGS_PER_WATCHLIST:
+        raise WatchlistFileError(
+            f"{where}: more than {MAX_SPELLINGS_PER_WATCHLIST} terms, aliases and exclusions"
+        )
     digest = entry.get("digest", "none")
-    if digest not in DIGESTS:
+    if not isinstance(digest, str) or digest not in DIGESTS:
         raise WatchlistFileError(f"{where}: digest must be one of none, hourly, daily")
     examples = _mapping(entry.get("examples"), f"{where}: examples", {"match", "no_match"})
     return Watchlist(
         name=name,
         rules=rules,
-        exclude=_strings(entry.get("exclude"), f"{where}: exclude", limit=MAX_TERM_CHARS),
+        exclude=exclude,
         languages=_languages(entry.get("languages"), where),
         notify=_parse_notify(entry.get("notify"), where),
-        digest=cast(Digest, digest),
+        digest=digest,
         examples_match=_strings(examples.get("match"), f"{where}: examples.match"),
         examples_no_match=_strings(examples.get("no_match"), f"{where}: examples.no_match"),
     )
@@ -143,7 +129,7 @@ def _parse_rules(raw: Any, where: str, line: int) -> tuple[Rule, ...]:
     for i, item in enumerate(raw, 1):
         here = f"{where}: term {i}"
         if isinstance(item, str):
-            rules.append(Term(_term_text(item, here)))
+            rules.append(_compiles(check_rule, Term(_term_text(item, here)), here))
             continue
         if not isinstance(item, dict):
             raise WatchlistFileError(f"{here}: a term is text or a mapping with 'term' or 'query'")
@@ -156,22 +142,26 @@ def _parse_rules(raw: Any, where: str, line: int) -> tuple[Rule, ...]:
         if "query" in item:
             _only_keys(item, {"query", "case_sensitive"}, here)
             text = _term_text(item["query"], here)
-            _check_query(text, here)
-            rules.append(Query(text, case_sensitive=case))
+            rules.append(_compiles(check_rule, Query(text, case_sensitive=case), here))
         else:
             _only_keys(item, {"term", "aliases", "case_sensitive"}, here)
             aliases = _strings(item.get("aliases"), f"{here}: aliases", limit=MAX_TERM_CHARS)
-            rules.append(Term(_term_text(item["term"], here), aliases, case_sensitive=case))
+            if len(aliases) > MAX_ALIASES_PER_TERM:
+                raise WatchlistFileError(f"{here}: more than {MAX_ALIASES_PER_TERM} aliases")
+            term = Term(_term_text(item["term"], here), aliases, case_sensitive=case)
+            rules.append(_compiles(check_rule, term, here))
     return tuple(rules)
 
 
-def _check_query(text: str, where: str) -> None:
-    from alerts.query import QuerySyntaxError, parse_query
-
+def _compiles(check: Callable[[T], None], value: T, where: str) -> T:
+    """`value` if the matcher's `check` accepts it; else a WatchlistFileError at `where`."""
     try:
-        parse_query(text)
+        check(value)
     except QuerySyntaxError as e:
         raise WatchlistFileError(f"{where}: invalid query: {e}") from e
+    except AlertError as e:  # e.g. a term of punctuation only: it has no search key
+        raise WatchlistFileError(f"{where}: {e}") from e
+    return value
 
 
 def _term_text(value: Any, where: str) -> str:

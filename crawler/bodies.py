@@ -22,7 +22,11 @@ except ImportError:  # pragma: no cover - brotli is installed with aiohttp[speed
 
 ACCEPT_ENCODING = "gzip, deflate, br" if HAVE_BROTLI else "gzip, deflate"
 MAX_RETRY_AFTER = 7 * 86_400.0
-_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?(\d+)", re.IGNORECASE)
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age\s*=\s*\"?([0-9]+)", re.IGNORECASE)
+# A server may send any number of digits: `max-age=` and 400 nines is
+# infinity as a float. Anything beyond a year means "rarely"; the poll policy
+# caps it further.
+MAX_MAX_AGE = 365 * 86_400.0
 
 # One step: (input chunk, most output bytes wanted) -> output.
 _Step = Callable[[bytes, int], bytes]
@@ -114,7 +118,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true, float("²") fails
         return min(float(value), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(value)
@@ -131,7 +135,7 @@ def parse_max_age(cache_control: str | None) -> float | None:
     if not cache_control or "no-store" in cache_control.lower():
         return None
     match = _MAX_AGE.search(cache_control)
-    return float(match.group(1)) if match else None
+    return min(float(match.group(1)), MAX_MAX_AGE) if match else None
 
 
 def content_type_charset(content_type: str | None) -> str | None:

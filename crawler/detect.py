@@ -10,7 +10,6 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import urljoin
 
 from parsel import Selector
 
@@ -18,6 +17,7 @@ from crawler import CrawlError
 from crawler.feeds import is_json_feed, parse_feed
 from crawler.fetch import HttpClient
 from crawler.models import SourceKind
+from crawler.normalize import join_url
 from crawler.pages import decode_html
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,9 @@ def advertised_feed(html: str, page_url: str) -> str | None:
         rel = (link.attrib.get("rel") or "").lower().split()
         kind = (link.attrib.get("type") or "").lower().split(";")[0].strip()
         if "alternate" in rel and kind in FEED_TYPES:
-            return urljoin(page_url, link.attrib["href"].strip())
+            joined = join_url(page_url, link.attrib["href"])
+            if joined is not None:  # a malformed href is skipped, not fatal
+                return joined
     return None
 
 

@@ -10,7 +10,7 @@ far-future date falls back to the fetch time; text is plain text.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 from crawler.models import Item
@@ -70,8 +70,16 @@ def to_text(value: TypedText) -> str:
 
 
 def sane_date(value: datetime | None, fetched_at: datetime) -> datetime:
-    """The published date, or the fetch time when missing or in the future."""
-    if value is None or value > fetched_at + FUTURE_TOLERANCE:
+    """The published date in UTC, or the fetch time when missing, in the
+    future, or not representable in UTC (year 1 at +14:00: comparing it
+    overflows)."""
+    if value is None:
+        return fetched_at
+    try:
+        value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        if value > fetched_at + FUTURE_TOLERANCE:
+            return fetched_at
+    except OverflowError:
         return fetched_at
     return value
 

@@ -9,11 +9,11 @@ together and keeps other.co.uk out.
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from parsel import Selector
 
-from crawler.normalize import canonical_url
+from crawler.normalize import canonical_url, join_url
 
 # Without a CSS selector, links in these regions are navigation, not articles.
 _DEFAULT_LINKS = (
@@ -76,7 +76,7 @@ def extract_links(html: str, base_url: str, *, css: str | None = None) -> list[s
     links: list[str] = []
     seen = {listing}
     for href in hrefs:
-        link = _canonical(urljoin(base, href.strip()))
+        link = _join(base, href)
         if link is None or link in seen or not same_site(link, base_url):
             continue
         if _NOT_ARTICLE_EXT.search(urlsplit(link).path):
@@ -102,7 +102,7 @@ def find_next_page(html: str, base_url: str) -> str | None:
         if text in NEXT_WORDS or label in NEXT_WORDS:
             candidates.append(anchor.attrib["href"])
     for href in candidates:
-        link = _canonical(urljoin(base, href.strip()))
+        link = _join(base, href)
         if link is not None and link != _canonical(base_url) and same_site(link, base_url):
             return link
     return None
@@ -121,8 +121,15 @@ def _css_hrefs(selector: Selector, css: str) -> list[str]:
 
 
 def _base_href(selector: Selector, url: str) -> str:
+    """The page's `<base href>` resolved against its URL; the URL itself when
+    there is none or it is malformed (`http://[::1`: urljoin raises)."""
     base = selector.xpath("//head/base/@href").get()
-    return urljoin(url, base.strip()) if base else url
+    return (join_url(url, base) or url) if base else url
+
+
+def _join(base: str, href: str) -> str | None:
+    joined = join_url(base, href)
+    return None if joined is None else _canonical(joined)
 
 
 def _looks_like_article(link: str, listing: str | None) -> bool:
@@ -134,9 +141,9 @@ def _looks_like_article(link: str, listing: str | None) -> bool:
 
 
 def _canonical(url: str) -> str | None:
-    if urlsplit(url).scheme not in ("http", "https"):
-        return None
     try:
+        if urlsplit(url).scheme not in ("http", "https"):
+            return None
         return canonical_url(url)
     except ValueError:
         return None

@@ -12,6 +12,11 @@ from typing import Literal
 
 SourceKind = Literal["feed", "page"]
 
+# The polling intervals a user may ask for (`--every`, OPML, YAML): at least a
+# minute (politeness), at most 30 days (and never a datetime overflow).
+MIN_EVERY_SECONDS = 60
+MAX_EVERY_SECONDS = 30 * 86_400
+
 
 @dataclass(frozen=True, slots=True)
 class Source:

@@ -13,7 +13,7 @@ import re
 import threading
 import unicodedata
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import lxml.etree
 import lxml.html
@@ -50,6 +50,19 @@ TRACKING_PARAMS = frozenset(
 )
 TRACKING_PREFIXES = ("utm_",)
 DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def join_url(base: str, href: str) -> str | None:
+    """`href` resolved against `base`, or None when either is malformed.
+
+    Every href of a fetched page is hostile: urljoin raises ValueError on a
+    bracketed host that is not an IPv6 address (`http://[::1`, `//[x]/`),
+    and one such link must cost that link, not the page or the crawl.
+    """
+    try:
+        return urljoin(base, href.strip())
+    except ValueError:
+        return None
 
 
 def canonical_url(url: str) -> str:

@@ -1,11 +1,16 @@
 """Polling one source: fetch (conditionally) → skip if unchanged → parse → PollOutcome.
 
-`poll_source` never raises CrawlError: every expected failure (timeout,
-refused address, too large, HTTP status, parse error, bad encoding) becomes
-status "failed" with a one-line error, so one bad source never stops the
-others. Unexpected exceptions (bugs) propagate. A source whose host has no
-free request slot within `slot_wait` becomes status "deferred": it was not
-tried, so it is not a failure (crawler.fetch.SlotUnavailable).
+`poll_source` never raises (but for cancellation): a poll of one source is
+a unit of containment. Every expected failure (timeout, refused address, too
+large, HTTP status, parse error, bad encoding) becomes status "failed" with
+a one-line error, and so does any other exception raised while fetching,
+parsing or normalising that source (a bug, or a hostile input nobody
+foresaw): it is logged at critical with its traceback, and the source fails
+alone with the exception's type name in its error, so it is retried with
+backoff like any failure and never stops the others.
+A source whose host has no free request slot within `slot_wait` becomes
+status "deferred": it was not tried, so it is not a failure
+(crawler.fetch.SlotUnavailable).
 
 Parsing a feed is the CPU cost of a crawl, so it is skipped whenever
 possible: a 304, or a body whose sha256 equals the last one (servers that
@@ -20,6 +25,7 @@ import asyncio
 import functools
 import hashlib
 import logging
+import math
 from collections.abc import Container
 from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
@@ -46,6 +52,42 @@ async def poll_source(
     slot_wait: float | None = None,
 ) -> PollOutcome:
     """Poll `source` once; see the module docstring for the contract."""
+    try:
+        return await _poll(
+            source,
+            client,
+            now=now,
+            seen_links=seen_links,
+            robots=robots,
+            executor=executor,
+            slot_wait=slot_wait,
+        )
+    except Exception as e:
+        return crashed(source, e)
+
+
+def crashed(source: Source, error: Exception) -> PollOutcome:
+    """The failed outcome of a poll that raised something unexpected (a bug).
+
+    Logged at critical with the traceback so that it gets fixed; the error
+    line names the exception type, since its message alone may be empty.
+    """
+    log.critical(
+        "poll_crashed status=bug source=%s error=%r", source.name, repr(error), exc_info=error
+    )
+    return _failed(source, f"internal error: {type(error).__name__}: {error}")
+
+
+async def _poll(
+    source: Source,
+    client: HttpClient,
+    *,
+    now: datetime,
+    seen_links: Container[str],
+    robots: RobotsCache | None,
+    executor: Executor | None,
+    slot_wait: float | None,
+) -> PollOutcome:
     try:
         result = await client.get(
             source.url, etag=source.etag, last_modified=source.last_modified, slot_wait=slot_wait
@@ -131,7 +173,10 @@ async def _parse(result: FetchResult, now: datetime, executor: Executor | None) 
 
 
 def _min_interval(ttl: int | None, max_age: float | None) -> float | None:
-    values = [float(v) for v in (ttl, max_age) if v is not None]
+    """The larger of the feed's TTL and the response's max-age; a server may
+    send any number there (`max-age=` and 400 nines reads as infinity), so
+    only finite, positive values count (the policy caps them in any case)."""
+    values = [float(v) for v in (ttl, max_age) if v is not None and 0 < float(v) < math.inf]
     return max(values) if values else None
 
 

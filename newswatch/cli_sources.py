@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from newswatch.cli_common import UsageProblem, get_app, iso, one_line, print_jsonl, print_table
-from newswatch.durations import format_duration, parse_duration
+from newswatch.durations import format_duration, parse_interval
 from newswatch.sourcefiles import (
     SourceFileError,
     SourceSpec,
@@ -41,7 +41,7 @@ def add(
     try:
         url = check_url(url)
         kind = check_kind(kind)
-        seconds = parse_duration(every)
+        seconds = parse_interval(every)
         name = check_name(name or name_from_url(url))
     except (SourceFileError, ValueError) as e:
         raise UsageProblem(str(e)) from e
@@ -81,9 +81,12 @@ def _detect(a: object, url: str) -> tuple[str | None, str, str]:
 
     try:
         return asyncio.run(run())
-    except CrawlError as e:
+    except Exception as e:
+        # Whatever the page does to detection (a bug included), the source is
+        # still added: its first poll detects the kind and contains any error.
+        reason = str(e) if isinstance(e, CrawlError) else f"{type(e).__name__}: {e}"
         print(
-            f"newswatch: warning: could not detect the kind now: {one_line(str(e))}",
+            f"newswatch: warning: could not detect the kind now: {one_line(reason)}",
             file=sys.stderr,
         )
         return None, url, ""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import signal
 
-__all__ = ["crash_point"]
+__all__ = ["InjectedBug", "crash_point", "raise_point"]
 
 
 def _parse(spec: str) -> tuple[str | None, int]:
@@ -39,3 +39,26 @@ def crash_point(name: str) -> None:
     _seen += 1
     if _seen >= _NTH:
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class InjectedBug(Exception):
+    """An exception no code expects, raised by `raise_point` to prove containment."""
+
+
+def _parse_raise(spec: str) -> tuple[str, str] | None:
+    point, sep, subject = spec.strip().partition("=")
+    return (point, subject) if sep and point and subject else None
+
+
+_RAISE = _parse_raise(os.environ.get("NEWSWATCH_RAISE_AT", ""))
+
+
+def raise_point(name: str, subject: str) -> None:
+    """Raise InjectedBug if NEWSWATCH_RAISE_AT is `name=subject` (e.g. `poll=feed-3`).
+
+    The fault suite's stand-in for a bug or a hostile input nobody foresaw:
+    an exception of a type the code cannot know, at a chosen point for one
+    chosen source. Read once at import, like NEWSWATCH_CRASH_AT.
+    """
+    if _RAISE is not None and (name, subject) == _RAISE:
+        raise InjectedBug(f"injected at {name} for {subject}")

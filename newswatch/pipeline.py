@@ -19,7 +19,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from alerts.backends import BackendName
@@ -29,7 +29,7 @@ from crawler.models import Item, PollOutcome, Source
 from crawler.workers import MIN_SOURCES_FOR_POOL, default_workers, parse_pool
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.faults import crash_point
+from newswatch.faults import crash_point, raise_point
 from scheduler.policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
 from storage.db import DatabaseUnavailable
@@ -69,10 +69,12 @@ class CompiledWatchlists:
     def build(
         cls, actives: Sequence[ActiveWatchlist], backend: BackendName | None = None
     ) -> CompiledWatchlists:
-        return cls(
-            compile_watchlists([a.watchlist for a in actives], backend),
-            {a.watchlist.name: a for a in actives},
-        )
+        """Compile the active watchlists; one that cannot compile is skipped
+        with an error naming it, and the others match (never stop the crawl)."""
+        matcher = compile_watchlists([a.watchlist for a in actives], backend, skip_invalid=True)
+        for name, reason in matcher.skipped:
+            log.error("watchlist_skipped status=invalid watchlist=%s error=%r", name, reason)
+        return cls(matcher, {a.watchlist.name: a for a in actives})
 
 
 def document(item: Item) -> Document:
@@ -127,10 +129,10 @@ def save_outcomes(
         with app.transaction() as s:
             counts = [_save_one(app, s, src, outcome, compiled, rng, now) for src, outcome in polls]
             crash_point("after_store")
-    except DatabaseUnavailable:
-        raise  # an outage: nothing was saved, every source is polled again later
-    except UNSTORABLE as e:
-        if len(polls) > 1:  # find the source the database refused; save the others
+    except Exception as e:
+        if is_outage(e):
+            raise  # an outage: nothing was saved, every source is polled again later
+        if len(polls) > 1:  # find the source that failed; save the others
             return [save_outcomes(app, [poll], compiled, rng)[0] for poll in polls]
         return [_refused(app, polls[0], e, compiled, rng)]
     crash_point("after_commit")
@@ -138,8 +140,17 @@ def save_outcomes(
 
 
 # What the database may refuse in one source's data (the rest of the batch is
-# fine): constraint and data errors, text a driver cannot encode.
+# fine): constraint and data errors, text a driver cannot encode. Anything
+# else raised while saving one source (matching its items, say) is a bug,
+# but it too fails that source alone, logged at critical.
 UNSTORABLE = (SQLAlchemyError, UnicodeError, ValueError)
+
+
+def is_outage(error: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached", not "a query is wrong"."""
+    if isinstance(error, DatabaseUnavailable):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 def _refused(
@@ -153,7 +164,13 @@ def _refused(
     validators unchanged, so the next poll fetches it again), and go on."""
     source = poll[0]
     reason = " ".join(str(getattr(error, "orig", None) or error).split())[:200]
-    log.error("store_refused status=failed source=%s error=%r", source.name, reason)
+    if isinstance(error, UNSTORABLE):
+        log.error("store_refused status=failed source=%s error=%r", source.name, reason)
+    else:
+        reason = f"internal error: {type(error).__name__}: {reason}"
+        log.critical(
+            "save_crashed status=bug source=%s error=%r", source.name, reason, exc_info=error
+        )
     failed = PollOutcome(source.id, "failed", error=f"could not store items: {reason}")
     with app.transaction() as s:
         return _save_one(app, s, source, failed, compiled, rng, app.now())
@@ -222,6 +239,7 @@ def claim(
     lease = lease_duration(app.settings)
     with app.transaction() as s:
         if names:
+            names = [source_repo.normalize_name(n) for n in names]
             known = source_repo.source_names(s)
             missing = [n for n in names if n not in known]
             if missing:
@@ -260,25 +278,31 @@ async def poll_and_save(
     in flight, so fetched bodies waiting for a parser cannot pile up in
     memory when fetching outpaces parsing.
     """
-    from crawler.poll import poll_source
+    from crawler.poll import crashed, poll_source
 
     rng = random.Random()
     in_flight = asyncio.Semaphore(POLLS_PER_FETCH_SLOT * app.settings.concurrency)
 
     async def one(src: Source) -> tuple[Source, PollOutcome]:
         async with in_flight:
-            seen: frozenset[str] = frozenset()
-            if src.kind != "feed":
-                with app.transaction() as s:
-                    seen = source_repo.seen_links(s, src.id)
-            outcome = await poll_source(
-                src,
-                client,  # type: ignore[arg-type]
-                now=app.now(),
-                seen_links=seen,
-                executor=executor,
-                slot_wait=slot_wait,
-            )
+            try:
+                seen: frozenset[str] = frozenset()
+                if src.kind != "feed":
+                    with app.transaction() as s:
+                        seen = source_repo.seen_links(s, src.id)
+                outcome = await poll_source(
+                    src,
+                    client,  # type: ignore[arg-type]
+                    now=app.now(),
+                    seen_links=seen,
+                    executor=executor,
+                    slot_wait=slot_wait,
+                )
+                raise_point("poll", src.name)
+            except Exception as e:
+                if is_outage(e):
+                    raise
+                outcome = crashed(src, e)  # this source fails alone, with backoff
             return src, outcome
 
     done: asyncio.Queue[tuple[Source, PollOutcome] | BaseException] = asyncio.Queue()
@@ -366,16 +390,7 @@ async def crawl(
     saved (saving a poll clears its lease already).
     """
     report = CrawlReport()
-    sources = claim(app, names=names, due_only=False, limit=100_000)
-    if on_start is not None:
-        on_start(len(sources))
-    if not sources:
-        return report
-    compiled = load_watchlists(app, ONE_SHOT_BACKEND)
-    if parse_workers is None:
-        parse_workers = app.settings.parse_workers
-    if parse_workers is None:
-        parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
+    sources: list[Source] = []
     saved: set[int] = set()
 
     def done(src: Source, outcome: PollOutcome) -> None:
@@ -383,7 +398,18 @@ async def crawl(
         if on_done is not None:
             on_done(src, outcome)
 
-    try:
+    try:  # everything after the claim, so that a failure hands the leases back
+        sources = claim(app, names=names, due_only=False, limit=100_000)
+        raise_point("crawl", "after_claim")
+        if on_start is not None:
+            on_start(len(sources))
+        if not sources:
+            return report
+        compiled = load_watchlists(app, ONE_SHOT_BACKEND)
+        if parse_workers is None:
+            parse_workers = app.settings.parse_workers
+        if parse_workers is None:
+            parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
         async with app.http_client() as client:
             with parse_pool(parse_workers) as executor:
                 await poll_and_save(app, client, sources, compiled, report, done, executor=executor)

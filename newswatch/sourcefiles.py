@@ -8,15 +8,19 @@ trip; a plain OPML from another reader imports as feeds.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import yaml
 from lxml import etree
 
-from newswatch.durations import format_duration, parse_duration
+from alerts.yamlfiles import YamlProblem, line_of, load_yaml
+from newswatch.durations import format_duration, parse_interval
 
 DEFAULT_EVERY = 900
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_SOURCES_PER_FILE = 20_000
 KINDS = ("feed", "page")
 
 
@@ -58,10 +62,27 @@ def name_from_url(url: str) -> str:
 
 
 def check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > 200 or any(c in name for c in "\r\n\t"):
+    """The name in NFC, or SourceFileError.
+
+    NFC so that `café` typed on two keyboards (precomposed or with a
+    combining accent) is one source; control and format characters
+    (including the bidi overrides U+202A..E, U+2066..9, U+200E/F) are refused
+    because they make a name display as another one in lists and alerts.
+    """
+    name = unicodedata.normalize("NFC", name.strip())
+    if not name or len(name) > 200:
         raise SourceFileError(f"{name!r} is not a usable source name")
+    bad = next((c for c in name if unicodedata.category(c) in _UNPRINTABLE), None)
+    if bad is not None:
+        raise SourceFileError(
+            f"source name {name!r} holds the control or format character U+{ord(bad):04X}"
+        )
     return name
+
+
+# Control, format (bidi marks and overrides, zero-width), surrogate, private
+# use, unassigned, line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 
 
 def check_kind(kind: str | None) -> str | None:
@@ -77,7 +98,7 @@ def _spec(
 ) -> SourceSpec:
     url = check_url(url)
     try:
-        seconds = DEFAULT_EVERY if every in (None, "") else parse_duration(str(every))
+        seconds = DEFAULT_EVERY if every is None or every == "" else parse_interval(every)
     except ValueError as e:
         raise SourceFileError(str(e)) from e
     return SourceSpec(
@@ -90,6 +111,11 @@ def _spec(
 
 
 def parse_opml(data: bytes) -> list[SourceSpec]:
+    """Sources of an OPML file. libxml2 without entities, DTDs or the network,
+    and with its depth (256) and amplification limits; a DOCTYPE with an
+    internal subset (entity declarations) is refused outright."""
+    if len(data) > MAX_FILE_BYTES:
+        raise SourceFileError(f"the file is larger than {MAX_FILE_BYTES:,} bytes")
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, huge_tree=False, load_dtd=False
     )
@@ -97,6 +123,8 @@ def parse_opml(data: bytes) -> list[SourceSpec]:
         root = etree.fromstring(data, parser=parser)
     except etree.XMLSyntaxError as e:
         raise SourceFileError(f"OPML is not well-formed XML: {e}") from e
+    if root.getroottree().docinfo.internalDTD is not None:
+        raise SourceFileError("OPML with a DOCTYPE declaring entities is not accepted")
     if root.tag != "opml":
         raise SourceFileError("not an OPML file (the root element is not <opml>)")
     specs = []
@@ -117,34 +145,60 @@ def parse_opml(data: bytes) -> list[SourceSpec]:
 
 
 def parse_yaml(text: str) -> list[SourceSpec]:
+    """Sources of a YAML file; every field type-checked, errors name the line."""
     try:
-        doc = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise SourceFileError(f"{where}YAML syntax error: {e.problem}") from e
+        doc = load_yaml(text, max_bytes=MAX_FILE_BYTES)
+    except YamlProblem as e:
+        raise SourceFileError(str(e)) from e
     if not isinstance(doc, dict) or not isinstance(doc.get("sources"), list):
-        raise SourceFileError("the file must be a mapping with a 'sources' list")
+        raise SourceFileError("line 1: the file must be a mapping with a 'sources' list")
+    if set(doc) - {"sources"}:
+        raise SourceFileError(f"line 1: unknown key {sorted(set(doc) - {'sources'})[0]!r}")
+    entries = doc["sources"]
+    if len(entries) > MAX_SOURCES_PER_FILE:
+        raise SourceFileError(f"more than {MAX_SOURCES_PER_FILE:,} sources in one file")
     specs = []
-    for i, entry in enumerate(doc["sources"], 1):
+    for i, entry in enumerate(entries, 1):
+        where = f"line {line_of(entry, line_of(entries, 1))}: source {i}"
         if not isinstance(entry, dict) or "url" not in entry:
-            raise SourceFileError(f"source {i}: needs at least a 'url'")
+            raise SourceFileError(f"{where}: needs at least a 'url'")
         unknown = set(entry) - {"name", "url", "kind", "every", "links"}
         if unknown:
-            raise SourceFileError(f"source {i}: unknown key {sorted(unknown)[0]!r}")
+            raise SourceFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         try:
             specs.append(
                 _spec(
-                    entry.get("name"),
-                    str(entry["url"]),
-                    entry.get("kind"),
-                    entry.get("every"),
-                    entry.get("links"),
+                    _text(entry, "name"),
+                    _text(entry, "url") or "",
+                    _text(entry, "kind"),
+                    _every(entry.get("every")),
+                    _text(entry, "links"),
                 )
             )
         except SourceFileError as e:
-            raise SourceFileError(f"source {i}: {e}") from e
+            raise SourceFileError(f"{where}: {e}") from e
     return _unique(specs)
+
+
+def _text(entry: dict[str, object], key: str) -> str | None:
+    value = entry.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise SourceFileError(f"{key} must be text, not {_kind_of(value)}")
+
+
+def _every(value: object) -> str | int | None:
+    if value is None or isinstance(value, str) or type(value) is int:
+        return value
+    raise SourceFileError(f"every must be a duration like 15m, not {_kind_of(value)}")
+
+
+def _kind_of(value: object) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def _unique(specs: list[SourceSpec]) -> list[SourceSpec]:

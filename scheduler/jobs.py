@@ -37,7 +37,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import DBAPIError
 
 from alerts import AlertError
 from alerts.outbox import DeliveryReport, deliver_due
@@ -50,6 +49,7 @@ from newswatch.pipeline import (
     CompiledWatchlists,
     CrawlReport,
     claim,
+    is_outage,
     lease_duration,
     load_watchlists,
     poll_and_save,
@@ -58,7 +58,6 @@ from scheduler.metrics import Metrics
 from storage import StorageError
 from storage import outbox as outbox_repo
 from storage import sources as source_repo
-from storage.db import DatabaseUnavailable
 from storage.items import prune_items
 from storage.sources import HostQuota
 from storage.tables import WatchlistRow
@@ -79,13 +78,6 @@ def slot_wait(settings: Settings) -> float:
     """
     start_all = settings.per_host_delay * settings.per_host_concurrency
     return 2 * max(start_all, settings.poll_tick)
-
-
-def is_outage(error: BaseException) -> bool:
-    """True for errors that mean "the database cannot be reached", not "a query is wrong"."""
-    if isinstance(error, DatabaseUnavailable):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 class DatabaseState:

@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from crawler.models import PollOutcome, Source
+from crawler.models import MAX_EVERY_SECONDS, PollOutcome, Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +39,9 @@ def next_interval(
     current: int | None = None,
 ) -> int:
     """Seconds until the next poll (before jitter)."""
-    base = source.every_seconds
+    # A stored interval outside the bounds `--every` accepts (a row written
+    # before they existed) must not overflow a datetime: clamp it.
+    base = max(1, min(source.every_seconds, MAX_EVERY_SECONDS))
     floor = min(policy.min_interval, base)
     ceiling = max(policy.max_interval, base)
     if outcome.status == "failed":
@@ -54,8 +56,8 @@ def next_interval(
             interval = min(int(interval * 1.25) + 1, ceiling, base * 4)
     interval = max(floor, min(interval, ceiling))  # a stale `current` may lie outside
     for bound in (outcome.retry_after_seconds, outcome.min_interval_seconds):
-        if bound:
-            interval = max(interval, min(int(bound), ceiling))
+        if bound and bound > 0:  # NaN and infinity are the server's to send
+            interval = max(interval, int(min(bound, ceiling)))
     return max(1, int(interval))
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +42,12 @@ class SourceNotFound(StorageError):
     pass
 
 
+def normalize_name(name: str) -> str:
+    """Source names are stored and looked up in NFC, so that `café` typed
+    precomposed or with a combining accent is one source, not two."""
+    return unicodedata.normalize("NFC", name)
+
+
 def to_record(row: SourceRow, items_count: int = 0) -> Source:
     return Source(
         id=row.id,
@@ -73,6 +80,7 @@ def add_source(
     links_css: str | None,
     now: datetime,
 ) -> Source:
+    name = normalize_name(name)
     if session.scalar(select(SourceRow.id).where(SourceRow.name == name)) is not None:
         raise SourceExists(f"a source named {name!r} already exists")
     row = SourceRow(
@@ -117,6 +125,7 @@ def list_sources(session: Session, *, enabled_only: bool = False) -> list[Source
 
 
 def get_source(session: Session, name: str) -> Source:
+    name = normalize_name(name)
     row = session.scalar(select(SourceRow).where(SourceRow.name == name))
     if row is None:
         raise SourceNotFound(f"no source named {name!r}")
@@ -124,6 +133,7 @@ def get_source(session: Session, name: str) -> Source:
 
 
 def remove_source(session: Session, name: str) -> None:
+    name = normalize_name(name)
     result = session.execute(delete(SourceRow).where(SourceRow.name == name))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise SourceNotFound(f"no source named {name!r}")
@@ -227,7 +237,7 @@ def claim_due_sources(
     if due_only:
         claimable.append(or_(SourceRow.next_poll_at.is_(None), SourceRow.next_poll_at <= now))
     if names:
-        claimable.append(SourceRow.name.in_(list(names)))
+        claimable.append(SourceRow.name.in_([normalize_name(n) for n in names]))
     order = (SourceRow.next_poll_at, SourceRow.id)
     stmt = select(SourceRow).where(*claimable).order_by(*order)
     if hosts is None:
@@ -333,6 +343,7 @@ def update_source(
     links_css: str | None,
 ) -> bool:
     """Update the settings of the source named `name`; False if there is none."""
+    name = normalize_name(name)
     row = session.scalar(select(SourceRow).where(SourceRow.name == name))
     if row is None:
         return False

@@ -4,6 +4,7 @@ nor repeats alerts."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -146,7 +147,7 @@ def active_watchlists(
 
 
 def get_watchlist(session: Session, name: str) -> ActiveWatchlist:
-    found = active_watchlists(session, [name])
+    found = active_watchlists(session, [unicodedata.normalize("NFC", name)])
     if not found:
         raise WatchlistNotFound(f"no watchlist named {name!r}")
     return found[0]
@@ -154,6 +155,7 @@ def get_watchlist(session: Session, name: str) -> ActiveWatchlist:
 
 def remove_watchlist(session: Session, name: str, now: datetime) -> None:
     """Soft removal: the watchlist stops matching; its matches and alerts stay."""
+    name = unicodedata.normalize("NFC", name)  # names are stored in NFC (alerts.watchlists)
     row = session.scalar(
         select(WatchlistRow).where(WatchlistRow.name == name, WatchlistRow.removed_at.is_(None))
     )

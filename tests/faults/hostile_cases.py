@@ -10,6 +10,7 @@ Adding a case is adding one `Case(...)` line to `CASES`.
 from __future__ import annotations
 
 import gzip
+import json
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -184,6 +185,14 @@ def title_is(expected: str) -> Callable[[Outcome], None]:
 def published_is_fetch_time(o: Outcome) -> None:
     for i in o.items:
         assert abs(i["published"] - o.crawl_started) < timedelta(minutes=5), i
+
+
+def published_not_in_future(o: Outcome) -> None:
+    """A date the parsers read oddly (feedparser reads `0001 … +1400` as 1400)
+    may stay, but it is UTC and never later than the fetch."""
+    for i in o.items:
+        assert i["published"].utcoffset() == timedelta(0), i
+        assert i["published"] < o.crawl_started + timedelta(minutes=5), i
 
 
 def guid_is_url(o: Outcome) -> None:
@@ -766,6 +775,112 @@ CASES: list[Case] = [
         items=0,
     ),
 ]
+
+# --- whole-crawl failures: one source's hostile data used to abort every source
+# (exit 70) or, under the daemon, be re-polled every tick (issue #16)
+
+NIGHTMARE_DATES = (
+    "0001-01-01T00:00:00+14:00",
+    "9999-12-31T23:59:59-14:00",
+    "0001-01-01T00:30:00+01:00",
+    "9999-12-31T23:00:00-23:59",
+)
+
+
+def _json_dates(c: Ctx) -> str:
+    entries = [
+        {"id": str(i), "url": c.link(i), "title": f"d{i}", f"date_{kind}": date}
+        for i, date in enumerate(NIGHTMARE_DATES)
+        for kind in ("published" if i % 2 else "modified",)
+    ]
+    return _json(c, JSONFEED + json.dumps(entries).encode() + b"}")
+
+
+def _article(title: str) -> bytes:
+    body = "".join(
+        f"<p>{title}: the ministry reported the deployment in detail, paragraph {i}.</p>"
+        for i in range(4)
+    )
+    return (
+        f"<html lang='en'><head><title>{title}</title></head><body><main><article>"
+        f"<h1>{title}</h1>{body}</article></main></body></html>"
+    ).encode()
+
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+BAD_HREFS = ("http://[::1", "//[x]/a", "http://[fe80::1%zz]/b", "http://[", "https://[::1]:x/")
+
+
+def _listing(c: Ctx, *, head: str = "", extra: str = "") -> str:
+    """A listing page whose one good article link sits among malformed IPv6 hrefs."""
+    c.server.route(f"/art/{c.name}/1", (200, HTML, _article(f"Article of {c.name}")))
+    bad = "".join(f'<a href="{h}">bad {i}</a>' for i, h in enumerate(BAD_HREFS))
+    page = (
+        f"<html><head><title>list</title>{head}</head><body><main>{bad}"
+        f'<a href="{c.link(1)}">The one good article</a>{extra}</main></body></html>'
+    )
+    return c.route((200, HTML, page.encode()))
+
+
+def _nines(n: int) -> Callable[[Ctx], str]:
+    return lambda c: c.route(
+        ok(rss(item(f"nines {n}", c.link(1))), {"Cache-Control": "max-age=" + "9" * n})
+    )
+
+
+CASES += [
+    Case("json-date-overflow", _json_dates, items=4, check=published_is_fetch_time),
+    Case(
+        "rss-date-overflow",
+        lambda c: feed(
+            c,
+            item("o1", c.link(1), extra=DATE.format("Mon, 01 Jan 0001 00:00:00 +1400")),
+            item("o2", c.link(2), extra=DATE.format("Fri, 31 Dec 9999 23:59:59 -1400")),
+            item("o3", c.link(3), extra=DATE.format("Sat, 01 Jan 0001 00:00:00 +2359")),
+        ),
+        items=3,
+        check=published_not_in_future,
+    ),
+    Case("max-age-400-nines", _nines(400), items=1),
+    Case("max-age-5000-nines", _nines(5000), items=1),
+    Case(
+        "max-age-and-ttl-nines",
+        lambda c: c.route(
+            ok(
+                rss(f"<ttl>{'9' * 500}</ttl>" + item("ttl", c.link(1))),
+                {"Cache-Control": "public, max-age=" + "9" * 999 + ", s-maxage=" + "9" * 999},
+            )
+        ),
+        items=1,
+    ),
+    Case(
+        "retry-after-superscript",
+        lambda c: c.route((429, {"Retry-After": "²"}, b"")),
+        error="HTTP 429",
+    ),
+    Case("page-malformed-ipv6-hrefs", _listing, kind="page", items=1),
+    Case(
+        "page-malformed-base",
+        lambda c: _listing(c, head='<base href="http://[::1">'),
+        kind="page",
+        items=1,
+    ),
+    Case(
+        "page-malformed-next",
+        lambda c: _listing(c, extra='<a rel="next" href="http://[">next</a>'),
+        kind="page",
+        items=1,
+    ),
+    # An exception of a type no code knows, raised inside this source's poll
+    # (NEWSWATCH_RAISE_AT, see newswatch.faults): the stand-in for any payload
+    # nobody foresaw. It must fail this source alone, with backoff.
+    Case(
+        "injected-bug",
+        lambda c: one_item_feed(c, "never stored"),
+        error="internal error: InjectedBug",
+    ),
+]
+INJECTED_BUG_CASE = "injected-bug"
 
 PANTSIR_CASES = (
     "crlf-bcc-title",

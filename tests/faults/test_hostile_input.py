@@ -36,7 +36,15 @@ from storage.tables import ItemRow, OutboxRow, SourceRow
 from storage.watchlists import save_watchlists
 from tests.conftest import BACKENDS, Database
 from tests.faults.conftest import MAX_RSS_MB, Proc, base_env, fresh_database, run_newswatch
-from tests.faults.hostile_cases import CASES, PANTSIR_CASES, Case, Ctx, Outcome, case_ids
+from tests.faults.hostile_cases import (
+    CASES,
+    INJECTED_BUG_CASE,
+    PANTSIR_CASES,
+    Case,
+    Ctx,
+    Outcome,
+    case_ids,
+)
 from tests.support.canary import Canary
 from tests.support.httpserver import BusyHTTPServer, LocalHTTPServer, Request, Response
 from tests.support.smtpserver import RecordingHandler, smtp_server
@@ -266,6 +274,7 @@ def crawled(
         NEWSWATCH_SMTP_URL=site.smtp_url,
         SSL_CERT_FILE=str(site.cafile),
         NEWSWATCH_FETCH_TIMEOUT="4",
+        NEWSWATCH_RAISE_AT=f"poll={INJECTED_BUG_CASE}",
     )
     started = datetime.now(UTC)
     first = run_newswatch(["crawl"], env, timeout=CRAWL_SECONDS + 30)
@@ -284,7 +293,10 @@ def test_crawl_survives_every_case(crawled: CrawlRun) -> None:
     every failing source named, every alert sent, and a second crawl adds nothing."""
     first = crawled.first
     assert first.code == 0, first.err[-3000:]
-    assert "Traceback" not in first.err
+    # The only traceback is the injected bug's, logged at critical and contained.
+    crashed = [line for line in first.err.splitlines() if "poll_crashed" in line]
+    assert len(crashed) == 1 and f"source={INJECTED_BUG_CASE}" in crashed[0], crashed
+    assert first.err.count("Traceback") == 1, first.err[-3000:]
     assert first.seconds < CRAWL_SECONDS, first.seconds
     assert first.peak_rss_mb < MAX_RSS_MB, first.peak_rss_mb
     failing = [c.name for c in CASES if c.error and not c.may_pass_empty]
@@ -392,7 +404,7 @@ BAD_WATCHLISTS: list[tuple[str, str | bytes, str]] = [
         "    terms: [a]\n",
         "YAML syntax error",
     ),
-    ("alias-bomb", _bomb_yaml(), "watchlist"),
+    ("alias-bomb", _bomb_yaml(), "anchors and aliases"),
     ("binary", b"\x00\x01\x02\xff\xfe", "error"),
     ("empty", "", "must be a mapping"),
     (
