@@ -167,7 +167,9 @@ def hook_counter(
 
     def handler(req: Request) -> Response:
         if secret is not None:
-            good = "sha256=" + hmac.new(secret.encode(), req.body, hashlib.sha256).hexdigest()
+            ts = req.headers.get("X-Newswatch-Timestamp", "")
+            signed = ts.encode() + b"." + req.body
+            good = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
             if not hmac.compare_digest(req.headers.get("X-Newswatch-Signature", ""), good):
                 return 401, {}, b"bad signature"
         time.sleep(delay)
