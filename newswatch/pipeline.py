@@ -32,7 +32,7 @@ from newswatch.config import Settings
 from newswatch.faults import crash_point
 from scheduler.policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
-from storage.db import DatabaseUnavailable
+from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.watchlists import ActiveWatchlist, active_watchlists
@@ -138,7 +138,7 @@ def save_outcomes(
 
 # What the database may refuse in one source's data (the rest of the batch is
 # fine): constraint and data errors, text a driver cannot encode.
-UNSTORABLE = (SQLAlchemyError, UnicodeError, ValueError)
+UNSTORABLE = (SQLAlchemyError, DatabaseRefused, UnicodeError, ValueError)
 
 
 def _refused(
