@@ -113,9 +113,7 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 def database_error(e: _SAError) -> StorageError:
     """The one-line `StorageError` for a SQLAlchemy error: an outage or a refusal."""
-    if isinstance(e, OperationalError) or (
-        isinstance(e, DBAPIError) and e.connection_invalidated
-    ):
+    if isinstance(e, OperationalError) or (isinstance(e, DBAPIError) and e.connection_invalidated):
         return DatabaseUnavailable(_first_line(e))
     name, line = type(getattr(e, "orig", None) or e).__name__, driver_line(e)
     return DatabaseRefused(

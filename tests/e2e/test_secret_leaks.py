@@ -32,7 +32,9 @@ SLACK = "https://hooks.slack.com/services/T0/B0/" + TOKEN
 PAYLOADS = {
     "nul-in-slack-url": f'      - slack: "{SLACK}\\0x"\n',
     "nul-in-secret": f'      - webhook: https://example.org/h\n        secret: "{HMAC}\\0"\n',
-    "surrogate-in-secret": f'      - webhook: https://example.org/h\n        secret: "{HMAC}\\ud800"\n',
+    "surrogate-in-secret": (
+        f'      - webhook: https://example.org/h\n        secret: "{HMAC}\\ud800"\n'
+    ),
     "surrogate-in-url": f'      - slack: "{SLACK}\\udfff"\n',
     "duplicate-target": (
         f"      - webhook: https://example.org/{TOKEN}\n        secret: {HMAC}a\n"
