@@ -9,7 +9,13 @@ from typing import Annotated
 import typer
 
 from alerts.models import Query, Recipient, Watchlist
-from alerts.watchlists import WatchlistFileError, dump_watchlists, parse_watchlists
+from alerts.watchlists import (
+    REF_RE,
+    WatchlistFileError,
+    dump_watchlists,
+    parse_watchlists,
+    reference_allowed,
+)
 from newswatch.cli_common import UsageProblem, get_app, print_jsonl, print_table
 from newswatch.config import mask_secret
 from storage import watchlists as repo
@@ -30,11 +36,26 @@ def read_watchlist_file(path: Path) -> list[Watchlist]:
         raise UsageProblem(f"{path}: {e}") from e
 
 
+def check_references(path: Path, watchlists: list[Watchlist], allow: str) -> None:
+    """Refuse at import a `${NAME}` the operator's NEWSWATCH_WATCHLIST_ENV does
+    not permit (delivery refuses it too; saying so now beats a pending alert)."""
+    for w in watchlists:
+        for r in w.notify:
+            for value in (r.target, r.secret or ""):
+                m = REF_RE.fullmatch(value)
+                if m and not reference_allowed(m.group(1), allow):
+                    raise UsageProblem(
+                        f"{path}: watchlist {w.name!r}: ${{{m.group(1)}}} is not permitted "
+                        "by NEWSWATCH_WATCHLIST_ENV"
+                    )
+
+
 @app.command("import")
 def import_(ctx: typer.Context, file: Path) -> None:
     """Create or replace the watchlists in FILE (YAML)."""
     watchlists = read_watchlist_file(file)
     a = get_app(ctx)
+    check_references(file, watchlists, a.settings.watchlist_env)
     with a.transaction() as s:
         repo.save_watchlists(s, watchlists, a.now())
     print(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")

@@ -120,3 +120,32 @@ def test_storage_errors_are_one_line_without_parameters(
     text = "".join(traceback.format_exception(raised))
     assert "\n" not in str(raised) and _leaks(text) == []
     assert str(raised).startswith("database refused the operation: ")
+
+
+@pytest.mark.parametrize(
+    "notify,allow,error",
+    [
+        ("      - slack: ${NEWSWATCH_SMTP_URL}\n", "", "own configuration"),
+        ("      - webhook: ${newswatch_database_url}\n", "*", "own configuration"),
+        ("      - webhook: https://x.example/?s=${NEWSWATCH_SMTP_URL}\n", "", "whole value"),
+        ("      - webhook: https://x.example/h\n        secret: k${KEY}\n", "", "whole value"),
+        ("      - slack: ${SLACK_HOOK}\n", "NW_*", "not permitted by NEWSWATCH_WATCHLIST_ENV"),
+        ("      - webhook: https://x.example/h\n        secret: ${AWS_KEY}\n", "NW_A", "AWS_KEY"),
+    ],
+)
+def test_import_refuses_forbidden_references(
+    notify: str, allow: str, error: str, cli: CLI, tmp_path: Path
+) -> None:
+    f = tmp_path / "w.yaml"
+    f.write_text(_yaml(notify), encoding="utf-8")
+    r = cli("watchlist", "import", str(f), env={"NEWSWATCH_WATCHLIST_ENV": allow})
+    assert r.code == 2 and error in r.err and r.err.count("\n") == 1
+    assert cli("watchlist", "list", "--json").out == ""
+
+
+def test_import_accepts_permitted_references(cli: CLI, tmp_path: Path) -> None:
+    f = tmp_path / "w.yaml"
+    notify = "      - slack: ${NW_SLACK}\n      - webhook: ${NW_HOOK}\n        secret: ${NW_KEY}\n"
+    f.write_text(_yaml(notify), encoding="utf-8")
+    r = cli("watchlist", "import", str(f), env={"NEWSWATCH_WATCHLIST_ENV": "NW_*"})
+    assert r.code == 0, r.err
