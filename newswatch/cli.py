@@ -136,7 +136,9 @@ def _describe(e: Exception) -> str:
 
 
 def _one_line(e: object) -> str:
-    text = " ".join(str(e).split())
+    from newswatch.cli_common import printable
+
+    text = printable(" ".join(str(e).split()))  # messages may quote feed text
     return text or type(e).__name__
 
 

@@ -16,7 +16,7 @@ from alerts.watchlists import (
     parse_watchlists,
     reference_allowed,
 )
-from newswatch.cli_common import UsageProblem, get_app, print_jsonl, print_table
+from newswatch.cli_common import UsageProblem, echo, get_app, print_jsonl, print_table
 from newswatch.config import mask_secret
 from storage import watchlists as repo
 
@@ -58,7 +58,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
     check_references(file, watchlists, a.settings.watchlist_env)
     with a.transaction() as s:
         repo.save_watchlists(s, watchlists, a.now())
-    print(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")
+    echo(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")
 
 
 @app.command("list")
@@ -138,7 +138,7 @@ def remove(ctx: typer.Context, name: str) -> None:
     a = get_app(ctx)
     with a.transaction() as s:
         repo.remove_watchlist(s, name, a.now())
-    print(f"removed {name}")
+    echo(f"removed {name}")
 
 
 @app.command("test")
@@ -151,7 +151,7 @@ def test(file: Path) -> None:
     total = sum(len(w.examples_match) + len(w.examples_no_match) for w in watchlists)
     for f in failures:
         expect = "should match" if f.expected else "should not match"
-        print(f"FAIL {f.watchlist}: {expect}: {f.text!r}")
-    print(f"{total - len(failures)} passed, {len(failures)} failed")
+        echo(f"FAIL {f.watchlist}: {expect}: {f.text!r}")
+    echo(f"{total - len(failures)} passed, {len(failures)} failed")
     if failures:
         raise typer.Exit(1)
