@@ -28,7 +28,7 @@ def v6_receiver() -> Iterator[tuple[int, list[Request]]]:
     seen: list[Request] = []
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             seen.append(Request("POST", self.path, dict(self.headers.items()), body))
             self.send_response(200)
@@ -81,5 +81,5 @@ def test_slack_to_ipv6_literal(host: str, v6_receiver: tuple[int, list[Request]]
     assert [r.body for r in seen] == [body]
     for policy in DENY:
         with pytest.raises(PermanentFailure):
-            run(lambda c: SlackChannel(c, policy).send(url, body), policy=policy)
+            run(lambda c, p=policy: SlackChannel(c, p).send(url, body), policy=policy)
     assert len(seen) == 1
