@@ -341,7 +341,11 @@ def test_missing_configuration_keeps_rows_pending(
     errors = sorted({(r.status, r.attempts, r.last_error) for r in rows(app)}, key=str)
     assert errors == [
         ("pending", 0, "NEWSWATCH_SMTP_URL is not set"),
-        ("pending", 0, "environment variable HOOK is not set"),
+        (
+            "pending",
+            0,
+            "environment variable HOOK is not set (or not permitted by NEWSWATCH_WATCHLIST_ENV)",
+        ),
     ]
     with smtp_server() as (smtp, url):
         configured = make_app(db, clock, smtp=url, env={"HOOK": http_server.url("/hook")})
