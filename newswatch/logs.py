@@ -115,10 +115,12 @@ def structure(record: logging.LogRecord) -> Event:
     pieces.append(template[pos:])
     for key, value in (getattr(record, "fields", None) or {}).items():
         fields[key if key not in RESERVED else f"field_{key}"] = value
-    first = template.split(" ", 1)[0]
+    message = "".join(pieces)
+    # The event is the message's first word (`alert_%s` filled in by us), and
+    # only when it is a plain lower-case name from our own packages.
+    first = message.split(" ", 1)[0]
     own = record.name.split(".", 1)[0] in OWN_PACKAGES
     name = first if own and _EVENT.fullmatch(first) else "log"
-    message = "".join(pieces)
     if not isinstance(record.args, tuple) and record.args:  # a mapping: plain %-format
         message = quote(record.getMessage())
     return Event(name, fields, message)

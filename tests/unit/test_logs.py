@@ -152,3 +152,13 @@ def test_traceback_lines_cannot_pass_for_records(
     assert all(line.isprintable() for line in lines)
     doc = json.loads(_take(json_out))
     assert "forged" in doc["exc"] and doc["status"] == "error"
+
+
+@pytest.mark.parametrize(
+    "outcome,event", [("sent", "alert_sent"), ("x y", "log"), ("A", "log"), ("a=b", "log")]
+)
+def test_event_from_a_filled_first_word(outcome: str, event: str) -> None:
+    with capturing() as (logger, json_out, _):
+        logger.info("alert_%s status=%s", outcome, outcome)
+        doc = json.loads(_take(json_out))
+    assert doc["event"] == event and doc["status"] == outcome
