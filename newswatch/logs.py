@@ -21,7 +21,6 @@ import json
 import logging
 import re
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -173,8 +172,3 @@ def setup_logging(fmt: str, *, verbose: bool, quiet: bool = False) -> None:
     root.setLevel(logging.INFO if verbose else logging.ERROR if quiet else logging.WARNING)
     for noisy in ("trafilatura", "htmldate", "courlan", "charset_normalizer", "aiohttp"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-
-
-def fields_of(extra: Mapping[str, Any]) -> dict[str, Any]:
-    """`extra=` for a call that adds fields not in its template."""
-    return {"fields": dict(extra)}
