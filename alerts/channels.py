@@ -196,16 +196,37 @@ class SlackChannel:
         )
 
 
-def sign(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256 of the exact body bytes>` under the recipient's secret."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` under the recipient's secret.
+
+    The timestamp is inside the signed bytes (as Slack and Stripe do), so a
+    captured delivery cannot be replayed later with a fresh timestamp: the
+    receiver recomputes the HMAC over the header's timestamp, a dot and the
+    raw body, compares in constant time, and refuses timestamps outside its
+    window (README: 5 minutes).
+    """
+    signed = timestamp.encode("ascii") + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+
+
+def verify(
+    secret: str, timestamp: str, body: bytes, signature: str, *, now: float, window: float = 300.0
+) -> bool:
+    """What a receiver does: a fresh timestamp and a matching signature.
+    The reference for the README and the test receiver."""
+    try:
+        age = abs(now - int(timestamp))
+    except ValueError:
+        return False
+    return age <= window and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 @dataclass(frozen=True, slots=True)
 class WebhookChannel:
-    """JSON webhooks. With a secret, `X-Newswatch-Signature: sha256=<hex>` is the
-    HMAC-SHA256 of the exact body bytes; `X-Newswatch-Timestamp` (Unix seconds)
-    lets receivers refuse stale requests. The HttpClient applies the SSRF guard."""
+    """JSON webhooks. `X-Newswatch-Timestamp` is Unix seconds; with a secret,
+    `X-Newswatch-Signature: sha256=<hex>` is the HMAC-SHA256 of
+    `<timestamp>.<exact body bytes>` (see `sign`), so the timestamp cannot be
+    changed without the secret. The HttpClient applies the SSRF guard."""
 
     poster: Poster
 
@@ -218,7 +239,7 @@ class WebhookChannel:
             TIMESTAMP_HEADER: ts,
         }
         if secret:
-            headers[SIGNATURE_HEADER] = sign(secret, body)
+            headers[SIGNATURE_HEADER] = sign(secret, ts, body)
         await _post(self.poster, url, body, headers, f"webhook {mask_secret(url)}")
 
 

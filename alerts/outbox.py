@@ -30,7 +30,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
@@ -269,13 +269,34 @@ class _Sender:
                 repo.release(s, ids, owner=self.token)
 
     async def deliver(self, batch: ClaimedBatch) -> DeliveryReport:
+        """One alert, or one digest as `render.digest_parts` splits it: each
+        part is sent and recorded on its own (a refused part fails only its
+        alerts); after a part to retry, the later parts wait (released)."""
+        if batch.digest_period is None:
+            return await self._deliver(batch, None)
+        matches = [a.match for a in batch.alerts]
+        parts = render.digest_parts(batch.recipient.channel, matches)
+        if len(parts) == 1:
+            return await self._deliver(batch, None)
+        by_id = {a.match.id: a for a in batch.alerts}
+        subs = [replace(batch, alerts=tuple(by_id[m.id] for m in p)) for p in parts]
+        total = DeliveryReport()
+        for n, sub in enumerate(subs):
+            step = await self._deliver(sub, (n + 1, len(subs)))
+            total += step
+            if step.retried:
+                self.release(subs[n + 1 :])
+                break
+        return total
+
+    async def _deliver(self, batch: ClaimedBatch, part: render.Part | None) -> DeliveryReport:
         r = batch.recipient
         secrets: list[str | None] = [self.smtp_url]
         try:
             target = resolve_refs(r.target, self.app.env)
             secret = resolve_refs(r.secret, self.app.env) if r.secret else None
             secrets += [target, secret]
-            paced = await self._send_paced(batch, target, secret)
+            paced = await self._send_paced(batch, target, secret, part)
         except DeliveryError as e:
             return self._record_failure(batch, e, secrets)
         except (render.RenderError, AlertError) as e:
@@ -290,7 +311,7 @@ class _Sender:
         return self._record(batch, "sent", None, self._mark_sent)
 
     async def _send_paced(
-        self, batch: ClaimedBatch, target: str, secret: str | None
+        self, batch: ClaimedBatch, target: str, secret: str | None, part: render.Part | None
     ) -> RateLimited | None:
         """Send, keeping to the destination's pace; sleep through a short
         Retry-After and send again. Returns None once sent, or the rate limit
@@ -303,7 +324,7 @@ class _Sender:
                     return RateLimited("paced: no send slot in this delivery pass", ahead)
                 await asyncio.sleep(self.app.pacer.reserve(key, interval))
             try:
-                await self._send(batch, target, secret)
+                await self._send(batch, target, secret, part)
                 return None
             except RateLimited as e:
                 wait = pacing_wait(e.retry_after)
@@ -328,24 +349,26 @@ class _Sender:
     def _may_wait(self, seconds: float) -> bool:
         return time.monotonic() + seconds <= self.deadline
 
-    async def _send(self, batch: ClaimedBatch, target: str, secret: str | None) -> None:
+    async def _send(
+        self, batch: ClaimedBatch, target: str, secret: str | None, part: render.Part | None
+    ) -> None:
         channel = batch.recipient.channel
         if channel == "email":
             if self.smtp_url is None:
                 raise AlertError(SMTP_NOT_SET)  # pragma: no cover - filtered before claim
             email = EmailChannel(SmtpTarget.parse(self.smtp_url), self.mail_from)
-            await email.send(self._email(batch, target), target)
+            await email.send(self._email(batch, target, part), target)
         elif channel == "slack":
-            await self.slack.send(target, self._slack(batch))
+            await self.slack.send(target, self._slack(batch, part))
         elif channel == "webhook":
-            body = self._webhook(batch)
+            body = self._webhook(batch, part)
             await self.webhook.send(
                 target, body, secret=secret, timestamp=self.app.now().timestamp()
             )
         else:
             raise PermanentFailure(f"unknown channel {channel!r}")
 
-    def _email(self, batch: ClaimedBatch, to: str) -> EmailMessage:
+    def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
         now, r = self.app.now(), batch.recipient
         alerts = [render.AlertMatch(a.match, a.highlights) for a in batch.alerts]
         if batch.digest_period is None:
@@ -361,20 +384,21 @@ class _Sender:
             to=to,
             ids=(batch.watchlist_id, r.id),
             date=now,
+            part=part,
         )
 
-    def _slack(self, batch: ClaimedBatch) -> bytes:
+    def _slack(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
             return render.slack_body(render.slack_payload(matches[0]))
-        payload = render.slack_digest_payload(batch.watchlist, batch.digest_period, matches)
+        payload = render.slack_digest_payload(batch.watchlist, batch.digest_period, matches, part)
         return render.slack_body(payload)
 
-    def _webhook(self, batch: ClaimedBatch) -> bytes:
+    def _webhook(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
             return render.webhook_body(matches[0])
-        return render.digest_webhook_body(batch.watchlist, batch.digest_period, matches)
+        return render.digest_webhook_body(batch.watchlist, batch.digest_period, matches, part)
 
     def _record_failure(
         self, batch: ClaimedBatch, e: DeliveryError, secrets: Sequence[str | None]

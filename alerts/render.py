@@ -15,7 +15,7 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -32,6 +32,12 @@ SLACK_HEADER_CHARS = 150
 SLACK_MAX_BLOCKS = 50
 SLACK_TEXT_CHARS = 3000  # the fallback; Slack accepts more, but notifications show little
 SNIPPETS_PER_ALERT = 5
+# One digest message's limits; a larger digest goes as several parts.
+SLACK_DIGEST_MATCHES = 20  # ≤ 2 blocks each (a source heading, the match) + header + tail < 50
+SLACK_DIGEST_CHARS = 30_000  # Slack truncates a message's text at 40,000 characters
+WEBHOOK_DIGEST_BYTES = 256 * 1024  # receivers commonly refuse bodies from 1 MB (nginx: 1 MB)
+EMAIL_DIGEST_MATCHES = 200
+EMAIL_DIGEST_CHARS = 1_000_000  # text + HTML, before MIME encoding
 
 
 class RenderError(ValueError):
@@ -118,10 +124,20 @@ def webhook_body(m: StoredMatch) -> bytes:
     return json.dumps(match_object(m), ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def digest_webhook_body(watchlist: str, period: str, matches: Sequence[StoredMatch]) -> bytes:
-    """A digest for a webhook: the period and the `matches --json` objects, newest first."""
+def digest_webhook_body(
+    watchlist: str, period: str, matches: Sequence[StoredMatch], part: Part | None = None
+) -> bytes:
+    """A digest for a webhook: the period and the `matches --json` objects, newest
+    first; a digest sent in parts says which (`part`, `parts`)."""
     ordered = [match_object(m) for m in newest_first(matches)]
-    doc = {"watchlist": watchlist, "digest": period, "count": len(ordered), "matches": ordered}
+    doc: dict[str, Any] = {
+        "watchlist": watchlist,
+        "digest": period,
+        "count": len(ordered),
+        "matches": ordered,
+    }
+    if part and part[1] > 1:
+        doc.update(part=part[0], parts=part[1])
     return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
@@ -139,6 +155,62 @@ def group_by_source(matches: Sequence[StoredMatch]) -> list[tuple[str, list[Stor
     for m in newest_first(matches):
         groups.setdefault(m.source_name, []).append(m)
     return list(groups.items())
+
+
+# ---------------------------------------------------------------- digest parts
+
+
+Part = tuple[int, int]  # (this part, of how many), from 1
+
+
+def digest_parts(channel: str, matches: Sequence[StoredMatch]) -> list[list[StoredMatch]]:
+    """The digest split into messages that each fit the channel's limits, in
+    display order (by source, newest first), greedily: a part takes matches
+    until the next would pass its count or size budget. A single match always
+    fits (stored titles and summaries are capped; a part of one is sent as is).
+    Each part is sent and recorded on its own, so one refused part (a 413)
+    fails only its own alerts."""
+    ordered = [m for _, group in group_by_source(matches) for m in group]
+    count, budget, cost = _digest_budget(channel)
+    parts: list[list[StoredMatch]] = []
+    current: list[StoredMatch] = []
+    used = 0
+    for m in ordered:
+        c = cost(m)
+        if current and (len(current) >= count or used + c > budget):
+            parts.append(current)
+            current, used = [], 0
+        current.append(m)
+        used += c
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _digest_budget(channel: str) -> tuple[int, int, Callable[[StoredMatch], int]]:
+    """(matches per part, size budget per part, size of one match) for a channel."""
+    if channel == "slack":
+        return SLACK_DIGEST_MATCHES, SLACK_DIGEST_CHARS, _slack_cost
+    if channel == "webhook":
+        return 1_000_000, WEBHOOK_DIGEST_BYTES - 1024, _webhook_cost
+    return EMAIL_DIGEST_MATCHES, EMAIL_DIGEST_CHARS, _email_cost
+
+
+def _slack_cost(m: StoredMatch) -> int:
+    return len(_slack_match_text(m, snippets=1)) + len(slack_fit(m.source_name, 500)) + 64
+
+
+def _webhook_cost(m: StoredMatch) -> int:
+    return len(webhook_body(m)) + 1
+
+
+def _email_cost(m: StoredMatch) -> int:
+    a = AlertMatch(m)
+    return sum(len(line) + 1 for line in _text_block(a)) + len(_html_block(a, heading="h3"))
+
+
+def part_label(part: Part | None) -> str:
+    return f" (part {part[0]} of {part[1]})" if part and part[1] > 1 else ""
 
 
 # ---------------------------------------------------------------- email
@@ -239,19 +311,25 @@ def digest_email(
     to: str,
     ids: tuple[int, int],
     date: datetime,
+    part: Part | None = None,
 ) -> EmailMessage:
-    """One digest email per (watchlist, recipient, period).
+    """One digest email per (watchlist, recipient, period), or per part of one.
 
-    `ids` is (watchlist id, recipient id)."""
+    `ids` is (watchlist id, recipient id); a part's Message-ID also names its
+    first match, so each part is recognisable on a repeat."""
     by_match = {a.match.id: a for a in alerts}
     groups = group_by_source([a.match for a in alerts])
     n = len(alerts)
-    subject = f"[newswatch] {watchlist}: {n} new match{'es' if n != 1 else ''} ({period})"
+    subject = (
+        f"[newswatch] {watchlist}: {n} new match{'es' if n != 1 else ''} ({period})"
+        + part_label(part)
+    )
+    extra = (min(by_match),) if part and part[1] > 1 else ()
     msg = _new_message(
         subject=subject,
         mail_from=mail_from,
         to=to,
-        msg_id=message_id(mail_from, "digest", ids[0], ids[1], period),
+        msg_id=message_id(mail_from, "digest", ids[0], ids[1], period, *extra),
         date=date,
     )
     text = [f"Digest of watchlist {watchlist} for {period}: {n} matches, newest first.", ""]
@@ -330,12 +408,15 @@ def slack_payload(m: StoredMatch) -> dict[str, Any]:
 
 
 def slack_digest_payload(
-    watchlist: str, period: str, matches: Sequence[StoredMatch]
+    watchlist: str, period: str, matches: Sequence[StoredMatch], part: Part | None = None
 ) -> dict[str, Any]:
-    """A digest as one Slack message, grouped by source, within the 50-block limit."""
+    """A digest (or one part of it, see `digest_parts`) as one Slack message,
+    grouped by source, within the 50-block limit."""
     groups = group_by_source(matches)
     n = len(matches)
-    header = slack_fit(f"newswatch digest: {watchlist} ({period})", SLACK_HEADER_CHARS)
+    header = slack_fit(
+        f"newswatch digest: {watchlist} ({period}){part_label(part)}", SLACK_HEADER_CHARS
+    )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}}
     ]
@@ -351,7 +432,10 @@ def slack_digest_payload(
             shown += 1
     if shown < n:
         blocks.append(_section(f"… and {n - shown} more matches not shown here."))
-    text = f"newswatch digest: {slack_fit(watchlist, 200)}: {n} new matches ({period})"
+    text = (
+        f"newswatch digest: {slack_fit(watchlist, 200)}: {n} new matches ({period})"
+        + part_label(part)
+    )
     return {
         "text": text[:SLACK_TEXT_CHARS],
         "blocks": blocks,

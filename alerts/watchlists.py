@@ -242,6 +242,9 @@ def _parse_notify(raw: Any, where: str) -> tuple[Recipient, ...]:
         secret = entry.get("secret")
         if secret is not None and (not isinstance(secret, str) or not secret):
             raise WatchlistFileError(f"{here}: secret must be text")
+        for value in (target, secret or ""):
+            if problem := ref_problem(value):
+                raise WatchlistFileError(f"{here}: {problem}")
         recipient = Recipient(channel, target, secret)
         if recipient in out:
             raise WatchlistFileError(f"{here}: duplicate recipient")
@@ -259,15 +262,63 @@ def _check_target(channel: Channel, target: str, where: str) -> None:
         raise WatchlistFileError(f"{where}: {channel} must be an http(s) URL")
 
 
+OWN_PREFIX = "NEWSWATCH_"
+
+
+def ref_problem(value: str) -> str | None:
+    """Why `value` may not hold a `${NAME}` reference, or None when it may.
+
+    The rule (README, "Secrets in watchlists"): a reference is the whole value
+    (`${NAME}` and nothing around it), so a file cannot splice a variable into
+    a URL it controls (`https://evil/?x=${DB_PASSWORD}`); and NAME never starts
+    with `NEWSWATCH_` in any case (pydantic-settings reads the configuration
+    case-insensitively), so newswatch's own configuration is never reachable.
+    Pure: the operator's allowlist (`reference_allowed`) is checked apart.
+    """
+    if "${" not in value and not REF_RE.search(value):
+        return None
+    m = REF_RE.fullmatch(value)
+    if m is None:
+        return "a ${NAME} reference must be the whole value, with nothing around it"
+    if m.group(1).upper().startswith(OWN_PREFIX):
+        return f"${{{m.group(1)}}} names newswatch's own configuration, which is never reachable"
+    return None
+
+
+def reference_allowed(name: str, allow: str) -> bool:
+    """Whether the operator's NEWSWATCH_WATCHLIST_ENV permits `name`: empty
+    permits every name outside NEWSWATCH_*; otherwise a comma-separated list of
+    exact names and `PREFIX*` patterns. NEWSWATCH_* is refused either way."""
+    if name.upper().startswith(OWN_PREFIX):
+        return False
+    patterns = [p.strip() for p in allow.split(",") if p.strip()]
+    if not patterns:
+        return True
+    return any(name.startswith(p[:-1]) if p.endswith("*") else name == p for p in patterns)
+
+
+def reference_env(environ: Mapping[str, str], allow: str) -> dict[str, str]:
+    """The part of the environment `${NAME}` may read (see `reference_allowed`)."""
+    return {k: v for k, v in environ.items() if reference_allowed(k, allow)}
+
+
 def resolve_refs(value: str, env: Mapping[str, str]) -> str:
-    """Replace `${NAME}` with the environment's value; an unset name is an error."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(1) not in env:
-            raise AlertError(f"environment variable {m.group(1)} is not set")
-        return env[m.group(1)]
-
-    return REF_RE.sub(sub, value)
+    """The value with its `${NAME}` reference replaced by the environment's
+    value. A value breaking `ref_problem`'s rule, or naming a variable that is
+    unset (or outside the allowlist, already filtered out of `env`), is an
+    error: the rule holds at delivery too, for rows stored before it existed."""
+    problem = ref_problem(value)
+    if problem:
+        raise AlertError(problem)
+    m = REF_RE.fullmatch(value)
+    if m is None:
+        return value
+    if m.group(1) not in env:
+        raise AlertError(
+            f"environment variable {m.group(1)} is not set "
+            "(or not permitted by NEWSWATCH_WATCHLIST_ENV)"
+        )
+    return env[m.group(1)]
 
 
 def dump_watchlists(watchlists: Iterable[Watchlist]) -> str:

@@ -319,13 +319,14 @@ class HttpClient:
         The response body is truncated at 64 KiB (it is only for diagnostics).
         """
         target = check_url(url, self.policy.address_policy, secret=True)
-        shown = f"{target.scheme}://{target.host}"
+        # Built, not formatted: an IPv6 literal keeps its brackets (http://[::1]).
+        shown = URL.build(scheme=target.scheme, host=target.host or "")
         started = time.monotonic()
         assert self._global is not None, "HttpClient used outside 'async with'"
         session = self._require_session()
         async with (
             self._global,
-            self._errors(URL(shown)),
+            self._errors(shown),
             asyncio.timeout(self.policy.timeout),
             session.post(target, data=body, headers=dict(headers), allow_redirects=False) as resp,
         ):

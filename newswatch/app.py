@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.pacing import Pacer
+from alerts.watchlists import reference_env
 from newswatch.config import Settings
 from storage.db import make_engine, session_factory, transaction
 from storage.leases import OwnerLock, owner_id
@@ -35,7 +36,9 @@ class App:
     engine: Engine
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utcnow
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    # What `${NAME}` in a watchlist may read: the environment without
+    # NEWSWATCH_* and outside NEWSWATCH_WATCHLIST_ENV (alerts.watchlists).
+    env: Mapping[str, str] = field(default_factory=lambda: reference_env(os.environ, ""))
     # Alerts a channel accepted whose "sent" mark could not be written (the
     # database was down): (outbox ids, lease token, sent at). Delivery writes
     # these first once the database answers, so an outage repeats no alert.
@@ -61,7 +64,7 @@ class App:
             engine=engine,
             sessions=session_factory(engine),
             clock=clock,
-            env=dict(os.environ) if env is None else env,
+            env=reference_env(os.environ if env is None else env, settings.watchlist_env),
         )
 
     def now(self) -> datetime:

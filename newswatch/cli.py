@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(
-            f"newswatch: internal error: {type(e).__name__}: {_one_line(e)} "
+            f"newswatch: internal error: {type(e).__name__}: {_describe(e)} "
             "(run with --debug for the traceback)",
             file=sys.stderr,
         )
@@ -122,8 +122,23 @@ def _run(args: list[str], debug: bool) -> int:
     return int(result) if isinstance(result, int) else 0
 
 
+def _describe(e: Exception) -> str:
+    """One line for an unexpected error; a database error (raised outside
+    `storage.db.transaction`) by the driver's first line only, since
+    SQLAlchemy's own text holds the statement and the driver's DETAIL."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    if isinstance(e, SQLAlchemyError):
+        from storage.db import database_error
+
+        return _one_line(database_error(e))
+    return _one_line(e)
+
+
 def _one_line(e: object) -> str:
-    text = " ".join(str(e).split())
+    from newswatch.cli_common import printable
+
+    text = printable(" ".join(str(e).split()))  # messages may quote feed text
     return text or type(e).__name__
 
 

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from newswatch.cli_common import UsageProblem, get_app, iso, one_line, print_jsonl, print_table
+from newswatch.cli_common import (
+    UsageProblem,
+    echo,
+    get_app,
+    iso,
+    one_line,
+    print_jsonl,
+    print_table,
+)
 from newswatch.config import mask_secret
 from storage import outbox as repo
 from storage.outbox import STATUSES, AlertListing
@@ -93,7 +101,7 @@ def retry(ctx: typer.Context) -> None:
     a = get_app(ctx)
     with a.transaction() as s:
         n = repo.retry_failed(s, now=a.now())
-    print(f"{n} failed alert{'s' if n != 1 else ''} put back to pending")
+    echo(f"{n} failed alert{'s' if n != 1 else ''} put back to pending")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TextIO
 
 import typer
 
 from newswatch.app import App
 from newswatch.config import Settings, load_settings
+from newswatch.logs import dumps
 
 # True when the CLI runs as the `newswatch` process itself (not in-process in a
 # test): handlers installed for the life of the process are then safe.
@@ -43,10 +43,28 @@ def to_json(value: Any) -> Any:
 
 
 def print_jsonl(rows: Iterable[Mapping[str, Any]]) -> None:
+    """JSON Lines; non-printable characters escaped even inside strings (a raw
+    C1 CSI or U+2028 would act on a terminal or split a line)."""
     out = sys.stdout
     for row in rows:
-        out.write(json.dumps(to_json(row), ensure_ascii=False) + "\n")
+        out.write(dumps(to_json(row)) + "\n")
     out.flush()
+
+
+def printable(text: object) -> str:
+    """`text` safe to show on a terminal: every non-printable character (C0
+    and C1 controls such as ESC, BEL and CSI, DEL, bidi overrides, line
+    separators) as a visible escape like `\\x1b`. Feed titles, reason
+    phrases and URLs are hostile; everything printed passes through here."""
+    s = str(text)
+    if s.isprintable():
+        return s
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in s)
+
+
+def echo(text: object = "", *, file: TextIO | None = None) -> None:
+    """`print` for one line of output that may hold feed text."""
+    print(printable(text), file=file or sys.stdout)
 
 
 def iso(dt: datetime | None) -> str:
@@ -55,13 +73,15 @@ def iso(dt: datetime | None) -> str:
 
 def print_table(headers: list[str], rows: list[list[str]]) -> None:
     """A readable table: rich on a terminal, plain aligned columns in a pipe."""
+    rows = [[printable(c) for c in r] for r in rows]
     if sys.stdout.isatty():
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*headers, show_lines=False)
         for r in rows:
-            table.add_row(*r)
+            table.add_row(*(Text(c) for c in r))  # Text: feed text is never read as markup
         Console().print(table)
         return
     widths = [
@@ -74,4 +94,5 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
 
 def one_line(text: str, limit: int = 200) -> str:
     flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    flat = flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    return printable(flat)

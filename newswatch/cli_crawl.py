@@ -14,7 +14,7 @@ import typer
 
 from crawler.models import PollOutcome, Source
 from newswatch import cli_common
-from newswatch.cli_common import get_app, one_line
+from newswatch.cli_common import echo, get_app, one_line, printable
 
 if TYPE_CHECKING:
     from newswatch.app import App
@@ -54,7 +54,7 @@ def crawl(
         if progress:
             progress.stop()
         for name, error in report.failed:
-            print(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
+            echo(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
         _say_held_sources(a, source)
         grace = a.settings.crawl_grace
         delivered = _summary(asyncio.run(stop.guard(deliver_all(a, grace=grace))))
@@ -62,13 +62,13 @@ def crawl(
     except Terminated:
         if progress:
             progress.stop()
-        print("newswatch: crawl stopped by SIGTERM; run it again to finish", file=sys.stderr)
+        echo("newswatch: crawl stopped by SIGTERM; run it again to finish", file=sys.stderr)
         return
     finally:
         # The work is done or abandoned: a SIGTERM that lands while the process
         # tears down exits 0 quietly rather than killing it with -15.
         signal.signal(signal.SIGTERM, _finished if cli_common.OWN_PROCESS else previous)
-    print(
+    echo(
         f"crawled {report.sources} sources: {report.polled} polled, "
         f"{report.not_modified} not modified, {len(report.failed)} failed; "
         f"{report.new_items} new items, {report.new_matches} new matches{delivered}"
@@ -180,7 +180,10 @@ class _Progress:
         self._task = self._p.add_task("polling", total=total)
 
     def advance(self, source: Source, outcome: PollOutcome) -> None:
-        self._p.update(self._task, advance=1, description=f"{source.name}: {outcome.status}")  # type: ignore[arg-type]
+        from rich.markup import escape
+
+        text = escape(printable(f"{source.name}: {outcome.status}"))  # never read as markup
+        self._p.update(self._task, advance=1, description=text)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         self._p.stop()

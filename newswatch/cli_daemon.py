@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from newswatch.cli_common import get_app
+from newswatch.cli_common import echo, get_app
 
 
 def run(ctx: typer.Context) -> None:
@@ -24,7 +24,7 @@ def run(ctx: typer.Context) -> None:
     try:
         code = run_daemon(a)
     except SchedulerError as e:
-        print(f"newswatch: error: {' '.join(str(e).split())}", file=sys.stderr)
+        echo(f"newswatch: error: {' '.join(str(e).split())}", file=sys.stderr)
         raise typer.Exit(1) from None
     raise typer.Exit(code)
 

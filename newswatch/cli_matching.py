@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from alerts.models import Document, WatchlistMatch
-from newswatch.cli_common import UsageProblem, get_app, iso, one_line, print_jsonl, print_table
+from newswatch.cli_common import (
+    UsageProblem,
+    echo,
+    get_app,
+    iso,
+    one_line,
+    print_jsonl,
+    print_table,
+    printable,
+)
 from newswatch.durations import parse_duration
 from storage.matches import list_matches
 from storage.watchlists import get_watchlist
@@ -25,15 +34,17 @@ def _since(text: str | None) -> timedelta | None:
 
 
 def _highlight(text: str, spans: list[tuple[int, int]], tty: bool) -> str:
+    """`text` made printable, the spans in bold yellow on a terminal (our own
+    escapes are the only ones that reach it)."""
     if not tty or not spans:
-        return text
+        return printable(text)
     out, pos = [], 0
     for start, end in sorted(spans):
         if start < pos:
             continue
-        out += [text[pos:start], "\x1b[1;33m", text[start:end], "\x1b[0m"]
+        out += [printable(text[pos:start]), "\x1b[1;33m", printable(text[start:end]), "\x1b[0m"]
         pos = end
-    out.append(text[pos:])
+    out.append(printable(text[pos:]))
     return "".join(out)
 
 
@@ -41,17 +52,17 @@ def print_match(m: WatchlistMatch, text: str, tty: bool) -> None:
     from alerts.matching import normalize_text
 
     norm = normalize_text(text)
-    print(f"{m.watchlist}: matched {', '.join(m.terms)}")
+    echo(f"{m.watchlist}: matched {', '.join(m.terms)}")
     for h in m.hits[:20]:
         spelling = f" as {h.spelling!r}" if h.spelling != h.rule else ""
         around = norm[max(0, h.start - 60) : h.end + 60].replace("\n", " ")
         shift = min(60, h.start)
-        print(
-            f"  {h.rule}{spelling} at {h.start}-{h.end}: "
+        print(  # _highlight made the text printable; the colour codes are ours
+            f"  {printable(h.rule)}{spelling} at {h.start}-{h.end}: "
             f"…{_highlight(around, [(shift, shift + h.end - h.start)], tty)}…"
         )
     for snip in m.snippets:
-        print(f"  snippet: {snip}")
+        echo(f"  snippet: {snip}")
 
 
 def match(
@@ -70,7 +81,7 @@ def match(
         wl = get_watchlist(s, watchlist).watchlist
     found = compile_watchlists([wl], ONE_SHOT_BACKEND).match(Document(title="", body=text))
     if not found:
-        print(f"{watchlist}: no match")
+        echo(f"{watchlist}: no match")
         return
     print_match(found[0], text, sys.stdout.isatty())
 
@@ -123,12 +134,12 @@ def backfill(
     assert delta is not None
     report = run(a, watchlist, since=a.now() - delta, dry_run=dry_run)
     verb = "would match" if dry_run else "matched"
-    print(
+    echo(
         f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "
         f"{report.new} new" + ("" if dry_run else f", {report.alerts} alerts queued")
     )
     for title, url in report.sample:
-        print(f"  {one_line(title, 80)}  {url}")
+        echo(f"  {one_line(title, 80)}  {url}")
 
 
 def register(app: typer.Typer) -> None:

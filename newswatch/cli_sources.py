@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from newswatch.cli_common import UsageProblem, get_app, iso, one_line, print_jsonl, print_table
+from newswatch.cli_common import (
+    UsageProblem,
+    echo,
+    get_app,
+    iso,
+    one_line,
+    print_jsonl,
+    print_table,
+)
 from newswatch.durations import format_duration, parse_interval
 from newswatch.sourcefiles import (
     SourceFileError,
@@ -59,7 +67,7 @@ def add(
             links_css=links,
             now=a.now(),
         )
-    print(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
+    echo(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
 
 
 def _detect(a: object, url: str) -> tuple[str | None, str, str]:
@@ -85,7 +93,7 @@ def _detect(a: object, url: str) -> tuple[str | None, str, str]:
         # Whatever the page does to detection (a bug included), the source is
         # still added: its first poll detects the kind and contains any error.
         reason = str(e) if isinstance(e, CrawlError) else f"{type(e).__name__}: {e}"
-        print(
+        echo(
             f"newswatch: warning: could not detect the kind now: {one_line(reason)}",
             file=sys.stderr,
         )
@@ -143,7 +151,7 @@ def remove(ctx: typer.Context, name: str) -> None:
     a = get_app(ctx)
     with a.transaction() as s:
         repo.remove_source(s, name)
-    print(f"removed {name}")
+    echo(f"removed {name}")
 
 
 def _read_specs(path: Path) -> list[SourceSpec]:
@@ -191,7 +199,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
                     now=a.now(),
                 )
                 added += 1
-    print(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
+    echo(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
 
 
 @app.command("export")

@@ -9,8 +9,14 @@ from typing import Annotated
 import typer
 
 from alerts.models import Query, Recipient, Watchlist
-from alerts.watchlists import WatchlistFileError, dump_watchlists, parse_watchlists
-from newswatch.cli_common import UsageProblem, get_app, print_jsonl, print_table
+from alerts.watchlists import (
+    REF_RE,
+    WatchlistFileError,
+    dump_watchlists,
+    parse_watchlists,
+    reference_allowed,
+)
+from newswatch.cli_common import UsageProblem, echo, get_app, print_jsonl, print_table
 from newswatch.config import mask_secret
 from storage import watchlists as repo
 
@@ -30,14 +36,29 @@ def read_watchlist_file(path: Path) -> list[Watchlist]:
         raise UsageProblem(f"{path}: {e}") from e
 
 
+def check_references(path: Path, watchlists: list[Watchlist], allow: str) -> None:
+    """Refuse at import a `${NAME}` the operator's NEWSWATCH_WATCHLIST_ENV does
+    not permit (delivery refuses it too; saying so now beats a pending alert)."""
+    for w in watchlists:
+        for r in w.notify:
+            for value in (r.target, r.secret or ""):
+                m = REF_RE.fullmatch(value)
+                if m and not reference_allowed(m.group(1), allow):
+                    raise UsageProblem(
+                        f"{path}: watchlist {w.name!r}: ${{{m.group(1)}}} is not permitted "
+                        "by NEWSWATCH_WATCHLIST_ENV"
+                    )
+
+
 @app.command("import")
 def import_(ctx: typer.Context, file: Path) -> None:
     """Create or replace the watchlists in FILE (YAML)."""
     watchlists = read_watchlist_file(file)
     a = get_app(ctx)
+    check_references(file, watchlists, a.settings.watchlist_env)
     with a.transaction() as s:
         repo.save_watchlists(s, watchlists, a.now())
-    print(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")
+    echo(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")
 
 
 @app.command("list")
@@ -117,7 +138,7 @@ def remove(ctx: typer.Context, name: str) -> None:
     a = get_app(ctx)
     with a.transaction() as s:
         repo.remove_watchlist(s, name, a.now())
-    print(f"removed {name}")
+    echo(f"removed {name}")
 
 
 @app.command("test")
@@ -130,7 +151,7 @@ def test(file: Path) -> None:
     total = sum(len(w.examples_match) + len(w.examples_no_match) for w in watchlists)
     for f in failures:
         expect = "should match" if f.expected else "should not match"
-        print(f"FAIL {f.watchlist}: {expect}: {f.text!r}")
-    print(f"{total - len(failures)} passed, {len(failures)} failed")
+        echo(f"FAIL {f.watchlist}: {expect}: {f.text!r}")
+    echo(f"{total - len(failures)} passed, {len(failures)} failed")
     if failures:
         raise typer.Exit(1)

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     http_port: int | None = Field(None, ge=0, le=65535)
     http_host: str = "127.0.0.1"
     log_format: Literal["text", "json"] = "text"
+    # Which variables a watchlist's `${NAME}` may read: comma-separated names
+    # and PREFIX* patterns; empty: any name outside NEWSWATCH_* (never readable).
+    watchlist_env: str = ""
     # Beyond the contract's table: tuning with sensible defaults.
     concurrency: int = Field(16, ge=1, le=512)
     per_host_concurrency: int = Field(2, ge=1, le=64)

@@ -32,7 +32,7 @@ from newswatch.config import Settings
 from newswatch.faults import crash_point, raise_point
 from scheduler.policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
-from storage.db import DatabaseUnavailable
+from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.watchlists import ActiveWatchlist, active_watchlists
@@ -143,7 +143,7 @@ def save_outcomes(
 # fine): constraint and data errors, text a driver cannot encode. Anything
 # else raised while saving one source (matching its items, say) is a bug,
 # but it too fails that source alone, logged at critical.
-UNSTORABLE = (SQLAlchemyError, UnicodeError, ValueError)
+UNSTORABLE = (SQLAlchemyError, DatabaseRefused, UnicodeError, ValueError)
 
 
 def is_outage(error: BaseException) -> bool:

@@ -8,6 +8,14 @@ synchronous) under a short timeout, and concurrent probes share one in-flight
 check, so a scrape storm during an outage cannot pile up threads.
 
 /metrics never touches the database: it renders counters that the jobs keep.
+
+The port may face hostile clients (issue #16: 1,100 idle connections once
+exhausted the file descriptors). So a connection that has not sent a whole
+request head within IDLE_TIMEOUT seconds, or sits idle that long between
+requests, is closed (aiohttp's keep-alive timer runs from the connection's
+start and fires while no complete request is in); at most MAX_CONNECTIONS
+are open, and a new one evicts the oldest (a slow client, not the probe that
+arrived last); header lines and counts are bounded; no access log.
 """
 
 from __future__ import annotations
@@ -15,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Engine
@@ -26,6 +35,10 @@ from storage.db import check_connection
 log = logging.getLogger("newswatch.daemon")
 
 PROBE_TIMEOUT = 3.0
+IDLE_TIMEOUT = 5.0  # seconds: for a whole request head, and between requests
+MAX_CONNECTIONS = 64
+MAX_HEADER_LINE = 4096
+MAX_HEADERS = 32
 
 
 class DatabaseProbe:
@@ -51,6 +64,37 @@ class DatabaseProbe:
         return True
 
 
+class BoundedServer(web.Server):
+    """aiohttp's low-level server with a connection cap: past `max_connections`
+    the oldest connection is closed, so the newest request (a health check)
+    is served and the descriptors in use stay bounded."""
+
+    def __init__(
+        self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], **kwargs: Any
+    ) -> None:
+        self.max_connections: int = kwargs.pop("max_connections", MAX_CONNECTIONS)
+        super().__init__(handler, **kwargs)
+        self._live: dict[Any, None] = {}  # insertion order: oldest first
+        self.evicted = 0
+
+    def connection_made(self, handler: Any, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self._live[handler] = None
+        while len(self._live) > self.max_connections:
+            oldest = next(iter(self._live))
+            del self._live[oldest]
+            self.evicted += 1
+            oldest.force_close()
+
+    def connection_lost(self, handler: Any, exc: BaseException | None = None) -> None:
+        self._live.pop(handler, None)
+        super().connection_lost(handler, exc)
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._live)
+
+
 class HealthServer:
     def __init__(
         self,
@@ -61,6 +105,8 @@ class HealthServer:
         scheduler_running: Callable[[], bool],
         metrics: Metrics,
         on_database: Callable[[bool], None] | None = None,
+        max_connections: int = MAX_CONNECTIONS,
+        idle_timeout: float = IDLE_TIMEOUT,
     ) -> None:
         self.host = host
         self.port = port
@@ -68,14 +114,23 @@ class HealthServer:
         self.scheduler_running = scheduler_running
         self.metrics = metrics
         self.on_database = on_database
-        self._runner: web.AppRunner | None = None
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.server: BoundedServer | None = None
+        self._runner: web.ServerRunner | None = None
 
     async def start(self) -> int:
         """Bind and serve; return the port actually bound (useful when port is 0)."""
-        webapp = web.Application()
-        webapp.router.add_get("/healthz", self._healthz)
-        webapp.router.add_get("/metrics", self._metrics)
-        self._runner = web.AppRunner(webapp, access_log=None, handle_signals=False)
+        self.server = BoundedServer(
+            self._route,
+            max_connections=self.max_connections,
+            keepalive_timeout=self.idle_timeout,
+            max_line_size=MAX_HEADER_LINE,
+            max_field_size=MAX_HEADER_LINE,
+            max_headers=MAX_HEADERS,
+            access_log=None,
+        )
+        self._runner = web.ServerRunner(self.server, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -90,7 +145,16 @@ class HealthServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def _healthz(self, _request: web.Request) -> web.Response:
+    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
+        if request.method not in ("GET", "HEAD"):
+            return web.Response(status=405, headers={"Allow": "GET, HEAD"})
+        if request.path == "/healthz":
+            return await self._healthz(request)
+        if request.path == "/metrics":
+            return await self._metrics(request)
+        return web.Response(status=404, text="not found")
+
+    async def _healthz(self, _request: web.BaseRequest) -> web.Response:
         running = self.scheduler_running()
         database = await self.probe.check()
         if self.on_database is not None:
@@ -107,7 +171,7 @@ class HealthServer:
             content_type="application/json",
         )
 
-    async def _metrics(self, _request: web.Request) -> web.Response:
+    async def _metrics(self, _request: web.BaseRequest) -> web.Response:
         response = web.Response(body=self.metrics.render())
         response.headers["Content-Type"] = CONTENT_TYPE
         return response

@@ -3,10 +3,16 @@
 SQLite runs in WAL mode with foreign keys on and a busy timeout, so the CLI
 and the daemon can share a file. Postgres connections are pinged before use,
 so a database restart costs one failed operation, not a dead daemon.
+
+Statement parameters hold secrets (Slack URLs, webhook HMAC secrets), so they
+never leave this module: engines hide them from SQLAlchemy's messages, and
+every database error becomes a one-line `StorageError` built from the
+driver's first line only (Postgres puts values in its DETAIL line).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, StatementError
 from sqlalchemy.exc import SQLAlchemyError as _SAError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,6 +31,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached or refused the operation."""
+
+
+class DatabaseRefused(StorageError):
+    """The database refused one statement (a constraint, text it cannot store).
+    The message is the driver's first line: never the statement's parameters."""
 
 
 def redact_url(url: str) -> str:
@@ -40,7 +51,8 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         parsed = make_url(url)
     except ArgumentError as e:
         raise StorageError(f"invalid database URL {redact_url(url)!s}") from e
-    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    # hide_parameters: SQLAlchemy's messages and echo never show bound values.
+    kwargs: dict[str, Any] = {"echo": echo, "future": True, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         kwargs["connect_args"] = {"timeout": 30}
         if parsed.database and parsed.database != ":memory:":
@@ -74,16 +86,24 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """One unit of work: commit on success, roll back on any error.
 
-    Database connection failures surface as `DatabaseUnavailable` with a
-    one-line message that never contains the password.
+    Database connection failures surface as `DatabaseUnavailable`, any other
+    statement error as `DatabaseRefused`, each with a one-line message that
+    never contains the password or a statement parameter. The SQLAlchemy
+    error is not chained (`from None`): its text, printed by `--debug` or a
+    logged traceback, holds the statement and the driver's DETAIL lines.
     """
     session = factory()
     try:
         yield session
         session.commit()
-    except OperationalError as e:
+    except (OperationalError, StatementError) as e:
         session.rollback()
-        raise DatabaseUnavailable(_first_line(e)) from e
+        raise database_error(e) from None
+    except UnicodeEncodeError as e:  # SQLite's driver raises it unwrapped (lone surrogates)
+        session.rollback()
+        raise DatabaseRefused(
+            f"database refused the operation: text it cannot encode ({e.reason})"
+        ) from None
     except BaseException:
         session.rollback()
         raise
@@ -91,10 +111,34 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.close()
 
 
+def database_error(e: _SAError) -> StorageError:
+    """The one-line `StorageError` for a SQLAlchemy error: an outage or a refusal."""
+    if isinstance(e, OperationalError) or (isinstance(e, DBAPIError) and e.connection_invalidated):
+        return DatabaseUnavailable(_first_line(e))
+    name, line = type(getattr(e, "orig", None) or e).__name__, driver_line(e)
+    return DatabaseRefused(
+        f"database refused the operation: {line if line == name else f'{name}: {line}'}"
+    )
+
+
+def driver_line(e: BaseException) -> str:
+    """The first line of the DBAPI driver's own message (not SQLAlchemy's, which
+    adds the statement), control characters escaped. A non-DBAPI error that
+    SQLAlchemy wrapped (a type processor's ValueError may quote the value) is
+    named by its type only."""
+    orig = getattr(e, "orig", None)
+    if orig is None or not isinstance(e, DBAPIError):
+        return type(orig if orig is not None else e).__name__
+    lines = str(orig).strip().splitlines()
+    text = lines[0] if lines else type(orig).__name__
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)[:300]
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _first_line(e: _SAError) -> str:
-    orig = getattr(e, "orig", None) or e
-    text = str(orig).strip().splitlines()
-    return f"database unavailable: {text[0] if text else type(orig).__name__}"
+    return f"database unavailable: {driver_line(e)}"
 
 
 def check_connection(engine: Engine) -> None:

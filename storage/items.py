@@ -14,6 +14,15 @@ from crawler.models import Item, StoredItem
 from storage.tables import Base, ItemRow, MatchRow, SourceRow
 
 BATCH = 500
+# Stored (and so alerted) text is capped: a feed's 2 MB "title" must not become
+# a 2 MB Slack message or digest (issue #16). Matching sees the whole text first.
+MAX_TITLE_CHARS = 1_000
+MAX_SUMMARY_CHARS = 10_000
+
+
+def cap(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` characters, an ellipsis marking a cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def insert_ignore(session: Session, table: type[Base], conflict: list[str]) -> Insert:
@@ -49,8 +58,8 @@ def _row(source_id: int, it: Item, fetched_at: datetime) -> dict[str, Any]:
         "source_id": source_id,
         "url": it.url,
         "guid": it.guid,
-        "title": it.title,
-        "summary": it.summary,
+        "title": cap(it.title, MAX_TITLE_CHARS),
+        "summary": cap(it.summary, MAX_SUMMARY_CHARS),
         "body": it.text,
         "published": it.published,
         "fetched_at": fetched_at,

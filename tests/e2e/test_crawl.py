@@ -66,7 +66,8 @@ def setup(cli: CLI, http_server: LocalHTTPServer, tmp_path: Path) -> list[dict[s
     received: list[dict[str, object]] = []
 
     def hook(req: Request) -> Response:
-        expected = hmac.new(b"k3y", req.body, hashlib.sha256).hexdigest()
+        signed = req.headers.get("X-Newswatch-Timestamp", "").encode() + b"." + req.body
+        expected = hmac.new(b"k3y", signed, hashlib.sha256).hexdigest()
         signature = req.headers.get("X-Newswatch-Signature", "")
         received.append({"ok": signature.endswith(expected), **json.loads(req.body)})
         return 200, {"Content-Type": "text/plain"}, b"ok"

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
@@ -22,6 +23,7 @@ from alerts.channels import (
     SmtpTarget,
     TemporaryFailure,
     WebhookChannel,
+    verify,
 )
 from alerts.models import StoredMatch
 from crawler.addresses import AddressPolicy
@@ -170,14 +172,22 @@ def test_slack_url_rule(http_server: LocalHTTPServer) -> None:
     assert http_server.requests == []
 
 
+def _signature_ok(secret: str, req: Request, now: float) -> bool:
+    """The README's receiver recipe, written out independently of `alerts.channels`."""
+    ts = req.headers.get("X-Newswatch-Timestamp", "")
+    signed = ts.encode() + b"." + req.body
+    expected = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
+    fresh = ts.isdigit() and abs(now - int(ts)) <= 300
+    return fresh and hmac.compare_digest(req.headers.get("X-Newswatch-Signature", ""), expected)
+
+
 def test_webhook_signature_verifies(http_server: LocalHTTPServer) -> None:
     secret = "s3cret-key"
     seen: list[bool] = []
 
     def receiver(req: Request) -> Response:
-        expected = "sha256=" + hmac.new(secret.encode(), req.body, hashlib.sha256).hexdigest()
-        ok = hmac.compare_digest(req.headers.get("X-Newswatch-Signature", ""), expected)
-        seen.append(ok and req.headers.get("X-Newswatch-Timestamp", "").isdigit())
+        ok = _signature_ok(secret, req, time.time())
+        seen.append(ok)
         return (204, {}, b"") if ok else (401, {}, b"bad signature")
 
     url = http_server.route("/hook", receiver)
@@ -187,6 +197,35 @@ def test_webhook_signature_verifies(http_server: LocalHTTPServer) -> None:
     assert json.loads(http_server.requests[0].body)["watchlist"] == "wl"
     with pytest.raises(PermanentFailure, match="401"):
         run(lambda c: WebhookChannel(c).send(url, body, secret="wrong"))
+
+
+@pytest.mark.parametrize(
+    "body", [b"{}", render.webhook_body(M), '{"t": "\u00e9\\u0000"}'.encode(), b"1.2.3"]
+)
+def test_webhook_signature_binds_the_timestamp(body: bytes, http_server: LocalHTTPServer) -> None:
+    """A captured delivery replayed with a fresh timestamp (or a stale one) is refused."""
+    secret, seen = "k3y-for-replay", []
+    url = http_server.route("/capture", lambda req: (seen.append(req), (204, {}, b""))[1])
+    sent_at = time.time() - 3600
+    run(lambda c: WebhookChannel(c).send(url, body, secret=secret, timestamp=sent_at))
+    captured = seen[0]
+    assert captured.body == body
+    now = time.time()
+    assert not _signature_ok(secret, captured, now)  # stale: outside the window
+    assert _signature_ok(secret, captured, sent_at + 10)  # fresh when it was sent
+    for forged_ts in (str(int(now)), str(int(now) - 1), str(int(sent_at) + 1)):
+        replay = Request(
+            captured.method,
+            captured.path,
+            {**captured.headers, "X-Newswatch-Timestamp": forged_ts},
+            captured.body,
+        )
+        assert not _signature_ok(secret, replay, now)
+        assert not verify(
+            secret, forged_ts, body, captured.headers["X-Newswatch-Signature"], now=now
+        )
+    ts = captured.headers["X-Newswatch-Timestamp"]
+    assert verify(secret, ts, body, captured.headers["X-Newswatch-Signature"], now=sent_at)
 
 
 def test_webhook_failures_classified(http_server: LocalHTTPServer) -> None:

@@ -167,7 +167,9 @@ def hook_counter(
 
     def handler(req: Request) -> Response:
         if secret is not None:
-            good = "sha256=" + hmac.new(secret.encode(), req.body, hashlib.sha256).hexdigest()
+            ts = req.headers.get("X-Newswatch-Timestamp", "")
+            signed = ts.encode() + b"." + req.body
+            good = "sha256=" + hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
             if not hmac.compare_digest(req.headers.get("X-Newswatch-Signature", ""), good):
                 return 401, {}, b"bad signature"
         time.sleep(delay)
@@ -380,7 +382,11 @@ def test_missing_configuration_keeps_rows_pending(
     errors = sorted({(r.status, r.attempts, r.last_error) for r in rows(app)}, key=str)
     assert errors == [
         ("pending", 0, "NEWSWATCH_SMTP_URL is not set"),
-        ("pending", 0, "environment variable HOOK is not set"),
+        (
+            "pending",
+            0,
+            "environment variable HOOK is not set (or not permitted by NEWSWATCH_WATCHLIST_ENV)",
+        ),
     ]
     with smtp_server() as (smtp, url):
         configured = make_app(db, clock, smtp=url, env={"HOOK": http_server.url("/hook")})
