@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import threading
 import time
@@ -56,6 +57,7 @@ def make_app(
     env: dict[str, str] | None = None,
     max_attempts: int = 8,
     owner: str = "test",
+    **tuning: Any,
 ) -> App:
     settings = Settings(
         database_url=db.url,
@@ -63,6 +65,7 @@ def make_app(
         mail_from="nw@example.org",
         allow_private_addresses="127.0.0.1",
         max_attempts=max_attempts,
+        **tuning,
     )
     return App(
         settings=settings,
@@ -366,6 +369,33 @@ def test_long_retry_after_reschedules_exactly_without_an_attempt(
     answers["status"] = 200
     assert deliver(app).sent == 3 and got == order
     assert len(http_server.hits("/limited")) == 3 + 3
+
+
+def test_a_slack_url_is_paced_in_order_and_other_recipients_are_not(
+    db: Database, http_server: LocalHTTPServer
+) -> None:
+    """Sends to one Slack URL are spaced by 1/NEWSWATCH_SLACK_PER_SECOND (5/s
+    here), in match order; a webhook recipient does not queue behind them."""
+    clock = Clock()
+    arrivals: list[tuple[float, str]] = []
+
+    def slack(req: Request) -> Response:
+        arrivals.append((time.monotonic(), json.loads(req.body)["text"]))
+        return 200, {}, b"ok"
+
+    url = http_server.route("/services/T/B/paced", slack)
+    hook = hook_counter(http_server, "/hook")
+    app = make_app(db, clock, slack_per_second=5.0)
+    sid = setup(app, [Recipient("slack", url), Recipient("webhook", http_server.url("/hook"))])
+    add_items(app, sid, 6)
+    report = deliver(app)
+    assert report.sent == 12 and len(arrivals) == 6 and len(hook) == 6
+    times = [t for t, _ in arrivals]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.195, gaps  # never faster than 5 per second
+    order = [f"https://example.org/a/{i}" for i in range(6)]
+    assert [next(u for u in order if f"<{u}|" in text) for _, text in arrivals] == order
+    assert list(hook) == order
 
 
 def test_missing_configuration_keeps_rows_pending(
