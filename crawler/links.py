@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from cssselect import SelectorError
 from parsel import Selector
+from parsel.csstranslator import HTMLTranslator
 
+from crawler import CrawlError
 from crawler.normalize import canonical_url, join_url
 
 # Without a CSS selector, links in these regions are navigation, not articles.
@@ -106,6 +109,23 @@ def find_next_page(html: str, base_url: str) -> str | None:
         if link is not None and link != _canonical(base_url) and same_site(link, base_url):
             return link
     return None
+
+
+def check_css(css: str) -> str:
+    """`css` if it is a selector `extract_links` can use (parsel's dialect,
+    `::attr(href)` included); else CrawlError with the parser's reason.
+
+    Checked when a source is added or imported, so a typo is a one-line
+    error then rather than a failed poll every time the source is due.
+    """
+    css = css.strip()
+    if not css or len(css) > 1_000:
+        raise CrawlError("the links selector must be 1 to 1,000 characters")
+    try:
+        HTMLTranslator().css_to_xpath(css)
+    except SelectorError as e:
+        raise CrawlError(f"links selector {css!r} is not valid CSS: {e}") from e
+    return css
 
 
 def _css_hrefs(selector: Selector, css: str) -> list[str]:

@@ -32,7 +32,9 @@ def backfill(
     report = BackfillReport()
     with app.transaction() as s:
         active = get_watchlist(s, name)
-    compiled = CompiledWatchlists.build([active])
+    # One named watchlist: if it cannot compile (stored before import refused
+    # such terms), say so (InvalidWatchlistError) rather than match nothing.
+    compiled = CompiledWatchlists.build([active], skip_invalid=False)
     with app.sessions() as reader:
         for batch in iter_items_since(reader, since):
             report.scanned += len(batch)

@@ -23,6 +23,7 @@ from newswatch.sourcefiles import (
     SourceFileError,
     SourceSpec,
     check_kind,
+    check_links,
     check_name,
     check_url,
     dump_opml,
@@ -51,6 +52,7 @@ def add(
         kind = check_kind(kind)
         seconds = parse_interval(every)
         name = check_name(name or name_from_url(url))
+        links = check_links(links)
     except (SourceFileError, ValueError) as e:
         raise UsageProblem(str(e)) from e
     a = get_app(ctx)

@@ -67,11 +67,18 @@ class CompiledWatchlists:
 
     @classmethod
     def build(
-        cls, actives: Sequence[ActiveWatchlist], backend: BackendName | None = None
+        cls,
+        actives: Sequence[ActiveWatchlist],
+        backend: BackendName | None = None,
+        *,
+        skip_invalid: bool = True,
     ) -> CompiledWatchlists:
         """Compile the active watchlists; one that cannot compile is skipped
-        with an error naming it, and the others match (never stop the crawl)."""
-        matcher = compile_watchlists([a.watchlist for a in actives], backend, skip_invalid=True)
+        with an error naming it, and the others match (never stop the crawl).
+        With `skip_invalid=False` it raises InvalidWatchlistError instead."""
+        matcher = compile_watchlists(
+            [a.watchlist for a in actives], backend, skip_invalid=skip_invalid
+        )
         for name, reason in matcher.skipped:
             log.error("watchlist_skipped status=invalid watchlist=%s error=%r", name, reason)
         return cls(matcher, {a.watchlist.name: a for a in actives})

@@ -16,6 +16,8 @@ import yaml
 from lxml import etree
 
 from alerts.yamlfiles import YamlProblem, line_of, load_yaml
+from crawler import CrawlError
+from crawler.links import check_css
 from newswatch.durations import format_duration, parse_interval
 
 DEFAULT_EVERY = 900
@@ -106,8 +108,18 @@ def _spec(
         url=url,
         kind=check_kind(kind),
         every_seconds=seconds,
-        links_css=links or None,
+        links_css=check_links(links),
     )
+
+
+def check_links(links: str | None) -> str | None:
+    """The `--links` / `links:` CSS selector, checked; None when not given."""
+    if links is None or not links.strip():
+        return None
+    try:
+        return check_css(links)
+    except CrawlError as e:
+        raise SourceFileError(str(e)) from e
 
 
 def parse_opml(data: bytes) -> list[SourceSpec]:

@@ -345,3 +345,15 @@ def test_source_add_survives_a_malformed_advertised_feed(cli: CLI, href: str) ->
         assert "added n (page)" in r.out, r.out
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("css", ["a[", "!!", "ul >", "a::attr(", "x" * 1001])
+def test_links_selector_is_checked_when_added_or_imported(
+    cli: CLI, tmp_path: Path, css: str
+) -> None:
+    _refused(cli, ["source", "add", "https://a.org/", "--kind", "page", "--links", css], "links")
+    text = f"sources:\n  - url: https://a.org/\n    kind: page\n    links: {json.dumps(css)}\n"
+    _refused(cli, ["source", "import", str(_write(tmp_path, "s.yaml", text))], "links")
+    assert cli("source", "list", "--json").out == ""
+    good = "sources:\n  - url: https://a.org/\n    kind: page\n    links: 'ul.pubs a::attr(href)'\n"
+    assert cli("source", "import", str(_write(tmp_path, "g.yaml", good))).code == 0

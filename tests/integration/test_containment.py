@@ -186,3 +186,20 @@ def test_crawl_that_fails_after_its_claim_hands_every_lease_back(
     assert [row.lease_until for row in rows.values()] == [None, None, None]
     again = run_subprocess(["crawl"], _env(db))  # at once, not 5 minutes later
     assert again.code == 0 and "3 new items" in again.out, again.out + again.err
+
+
+@pytest.mark.parametrize("watchlist", STORED_BEFORE_THE_FIX[:3], ids=lambda w: w.name)
+def test_match_and_backfill_name_a_watchlist_that_cannot_compile(
+    db: Database, watchlist: Watchlist
+) -> None:
+    with transaction(db.factory) as s:
+        save_watchlists(s, [watchlist], datetime.now(UTC))
+    for args in (
+        ["backfill", "--watchlist", watchlist.name],
+        ["match", "--watchlist", watchlist.name, "x"],
+    ):
+        r = run_subprocess(args, _env(db))
+        assert r.code == 1, (args, r.code, r.err)
+        assert f"watchlist {watchlist.name!r}" in r.err and len(r.err.strip().splitlines()) == 1, (
+            r.err
+        )
