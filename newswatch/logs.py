@@ -108,7 +108,7 @@ def structure(record: logging.LogRecord) -> Event:
             rendered = arg if isinstance(arg, str) and spec[-1] in "rsa" else spec % (arg,)
         except (TypeError, ValueError):
             rendered = repr(arg)
-        pieces.append(quote(rendered))
+        pieces.append(quote(rendered) if key or rendered else "")
         if key:
             fields[key if key not in RESERVED else f"field_{key}"] = _field_value(spec, arg)
     pieces.append(template[pos:])

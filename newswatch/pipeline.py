@@ -369,14 +369,11 @@ def _report(
         report.not_modified += 1
     else:
         report.polled += 1
-    log.info(
-        "polled source=%s status=%s new_items=%d matches=%d%s",
-        src.name,
-        outcome.status,
-        new_items,
-        new_matches,
-        f" error={outcome.error!r}" if outcome.error else "",
-    )
+    template = "polled source=%s status=%s new_items=%d matches=%d"
+    args: tuple[object, ...] = (src.name, outcome.status, new_items, new_matches)
+    if outcome.error:  # a field of its own: the formatters quote it (newswatch.logs)
+        template, args = template + " error=%s", (*args, outcome.error)
+    log.info(template, *args)
 
 
 async def crawl(

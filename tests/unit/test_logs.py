@@ -162,3 +162,11 @@ def test_event_from_a_filled_first_word(outcome: str, event: str) -> None:
         logger.info("alert_%s status=%s", outcome, outcome)
         doc = json.loads(_take(json_out))
     assert doc["event"] == event and doc["status"] == outcome
+
+
+def test_an_empty_bare_argument_adds_nothing() -> None:
+    with capturing() as (logger, json_out, text_out):
+        logger.info("polled source=%s%s", "a b", "")
+        doc = json.loads(_take(json_out))
+    assert doc["message"] == 'polled source="a b"' and doc["source"] == "a b"
+    assert _take(text_out).rstrip("\n").endswith('polled source="a b"')
