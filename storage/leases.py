@@ -220,13 +220,13 @@ class OwnerLock:
         try:
             conn = engine.connect()
         except Exception as e:
-            log.warning("owner_lock status=unavailable error=%s", type(e).__name__)
+            log.info("owner_lock status=unavailable error=%s", type(e).__name__)
             return
         try:
             got = conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
             conn.commit()
         except Exception as e:
-            log.warning("owner_lock status=unavailable error=%s", type(e).__name__)
+            log.info("owner_lock status=unavailable error=%s", type(e).__name__)
             conn.close()
             return
         if got:
