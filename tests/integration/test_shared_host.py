@@ -194,10 +194,13 @@ def test_daemon_polls_each_of_60_feeds_on_one_host_within_its_interval(
         code, _took = daemon.stop()
     assert code == 0
     assert "status=failed" not in daemon.log()
+    worst: dict[str, float] = {}
     for path, starts in host.starts.items():
-        polls = [started, *starts]
-        worst = max(b - a for a, b in itertools.pairwise(polls))
-        assert worst <= every * 1.1 + 5, (path, worst)
+        worst[path] = max(b - a for a, b in itertools.pairwise([started, *starts]))
+        assert worst[path] <= every * 1.1 + 5, (path, worst[path])
+    print(  # the figures for docs/reliability.md (pytest -rP)
+        f"worst_gap={max(worst.values()):.1f}s deferred={daemon.log().count('status=deferred')}"
+    )
     assert_polite(host.all_starts())
     first_round_end = max(v[0] for v in host.starts.values())
     assert sum(t < first_round_end for t in other.all_starts()) >= 5
