@@ -20,7 +20,7 @@ import asyncio
 import functools
 import hashlib
 import logging
-from collections.abc import Container
+from collections.abc import Callable, Container
 from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
 
@@ -44,8 +44,13 @@ async def poll_source(
     robots: RobotsCache | None = None,
     executor: Executor | None = None,
     slot_wait: float | None = None,
+    on_fetched: Callable[[], None] | None = None,
 ) -> PollOutcome:
-    """Poll `source` once; see the module docstring for the contract."""
+    """Poll `source` once; see the module docstring for the contract.
+
+    `on_fetched` is called once the source's own request is over (answered,
+    failed or deferred), before parsing: the host is free for others then.
+    """
     try:
         result = await client.get(
             source.url, etag=source.etag, last_modified=source.last_modified, slot_wait=slot_wait
@@ -63,6 +68,9 @@ async def poll_source(
         return _failed(source, str(e), retry_after=e.retry_after)
     except CrawlError as e:
         return _failed(source, str(e))
+    finally:
+        if on_fetched is not None:
+            on_fetched()
     etag = result.etag or source.etag
     last_modified = result.last_modified or source.last_modified
     body_hash = source.body_hash if result.not_modified else _sha256(result.body)
