@@ -103,6 +103,17 @@ def wide_encoding(body: bytes) -> str | None:
     return None
 
 
+def narrow_head(body: bytes, size: int = 4096) -> bytes:
+    """The first `size` bytes, as UTF-8 when they are UTF-16/32 (with or
+    without a byte-order mark), else as they are: for byte-level sniffing
+    (is it a feed?) that must not be fooled by NUL bytes between characters."""
+    head = body[:size]
+    wide = next((name for bom, name in _BOMS if head.startswith(bom)), None)
+    if wide is None or wide == "utf-8":
+        wide = wide_encoding(head)
+    return head if wide is None else head.decode(wide, "ignore").encode("utf-8")
+
+
 def decode_document(body: bytes, *, declared: tuple[str | None, ...]) -> Decoded:
     """Text of `body`; `declared` are labels in order of trust (document, then HTTP)."""
     for bom, name in _BOMS:

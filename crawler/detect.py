@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from parsel import Selector
 
 from crawler import CrawlError
+from crawler.charsets import narrow_head
 from crawler.feeds import is_json_feed, parse_feed
 from crawler.fetch import HttpClient
 from crawler.models import SourceKind
@@ -38,7 +39,7 @@ def sniff_kind(body: bytes, content_type: str = "") -> SourceKind:
     """ "feed" if the body is RSS, Atom or JSON Feed, else "page"; pure."""
     if is_json_feed(body, content_type):
         return "feed"
-    head = body[:4096]
+    head = narrow_head(body)
     feed = _FEED_ROOT.search(head)
     html = _HTML_ROOT.search(head)
     if feed and (html is None or feed.start() < html.start()):

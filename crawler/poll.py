@@ -26,7 +26,7 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Container
+from collections.abc import Callable, Container
 from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
 
@@ -50,8 +50,13 @@ async def poll_source(
     robots: RobotsCache | None = None,
     executor: Executor | None = None,
     slot_wait: float | None = None,
+    on_fetched: Callable[[], None] | None = None,
 ) -> PollOutcome:
-    """Poll `source` once; see the module docstring for the contract."""
+    """Poll `source` once; see the module docstring for the contract.
+
+    `on_fetched` is called once the source's own request is over (answered,
+    failed or deferred), before parsing: the host is free for others then.
+    """
     try:
         return await _poll(
             source,
@@ -61,6 +66,7 @@ async def poll_source(
             robots=robots,
             executor=executor,
             slot_wait=slot_wait,
+            on_fetched=on_fetched,
         )
     except Exception as e:
         return crashed(source, e)
@@ -87,6 +93,7 @@ async def _poll(
     robots: RobotsCache | None,
     executor: Executor | None,
     slot_wait: float | None,
+    on_fetched: Callable[[], None] | None,
 ) -> PollOutcome:
     try:
         result = await client.get(
@@ -105,6 +112,9 @@ async def _poll(
         return _failed(source, str(e), retry_after=e.retry_after)
     except CrawlError as e:
         return _failed(source, str(e))
+    finally:
+        if on_fetched is not None:
+            on_fetched()
     etag = result.etag or source.etag
     last_modified = result.last_modified or source.last_modified
     body_hash = source.body_hash if result.not_modified else _sha256(result.body)

@@ -12,6 +12,7 @@ again, and no match is ever lost between "stored" and "matched".
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Callable, Sequence
@@ -273,12 +274,14 @@ async def poll_and_save(
     *,
     executor: Executor | None = None,
     slot_wait: float | None = None,
+    on_fetched: Callable[[Source], None] | None = None,
 ) -> None:
     """Poll sources concurrently (the client bounds requests in flight) and
     save each outcome as soon as it arrives.
 
     `slot_wait` bounds how long a poll waits for a request slot before it is
     deferred (crawler.fetch.SlotUnavailable); None: every poll waits its turn.
+    `on_fetched(source)` is called when a source's own request is over.
 
     Feeds are parsed in `executor` when given (see crawler.workers), else in
     the event loop. At most POLLS_PER_FETCH_SLOT x `concurrency` polls are
@@ -304,6 +307,7 @@ async def poll_and_save(
                     seen_links=seen,
                     executor=executor,
                     slot_wait=slot_wait,
+                    on_fetched=None if on_fetched is None else functools.partial(on_fetched, src),
                 )
                 raise_point("poll", src.name)
             except Exception as e:

@@ -15,7 +15,8 @@ never polled by two processes at the same time even if its server hangs.
 
 Sources that share a host are spread over time, not polled in bursts: a tick
 claims no more of one host's sources than the host has free request slots
-(`per_host_concurrency` minus this process's polls of it in flight), so a
+(`per_host_concurrency` minus this process's polls of it still fetching:
+parsing and saving leave the host free), so a
 host with 200 feeds is served at its politeness rate, oldest due first,
 while other hosts' sources take the remaining poll slots. A poll that still
 cannot start its request within `slot_wait` (e.g. many sources redirect to
@@ -165,7 +166,8 @@ class Poller:
         self.slots = app.settings.concurrency
         self.per_host = app.settings.per_host_concurrency
         self.slot_wait = slot_wait(app.settings)
-        self.hosts: Counter[str] = Counter()  # polls in flight, by host
+        self.hosts: Counter[str] = Counter()  # polls still fetching, by host
+        self.fetching: dict[int, str] = {}  # those polls: source id -> host
         lease = lease_duration(app.settings).total_seconds()
         # Finish (or give up) well before the lease lapses and another replica may claim it.
         self.deadline = max(1.0, min(lease * 0.8, lease - 30.0))
@@ -201,15 +203,24 @@ class Poller:
             for src in sources:
                 task = asyncio.create_task(self._poll(src, compiled), name=f"poll:{src.name}")
                 self.tasks[src.id] = task
-                host = host_key(src.url)
+                self.fetching[src.id] = host = host_key(src.url)
                 self.hosts[host] += 1
-                task.add_done_callback(functools.partial(self._forget, src.id, host))
+                task.add_done_callback(functools.partial(self._forget, src.id))
 
-    def _forget(self, source_id: int, host: str, _task: asyncio.Task[None]) -> None:
+    def _fetched(self, src: Source) -> None:
+        """The poll's request is over: its host slot counts as free again."""
+        self._host_free(src.id)
+
+    def _forget(self, source_id: int, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(source_id, None)
-        self.hosts[host] -= 1
-        if self.hosts[host] <= 0:
-            del self.hosts[host]
+        self._host_free(source_id)  # a poll that ended before its fetch did
+
+    def _host_free(self, source_id: int) -> None:
+        host = self.fetching.pop(source_id, None)
+        if host is not None:
+            self.hosts[host] -= 1
+            if self.hosts[host] <= 0:
+                del self.hosts[host]
 
     def _claim(
         self, limit: int, hosts: HostQuota
@@ -241,6 +252,7 @@ class Poller:
                             report,
                             executor=self.executor,
                             slot_wait=self.slot_wait,
+                            on_fetched=self._fetched,
                         )
                 except TimeoutError:
                     log.warning(

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from crawler import CrawlError
 from crawler.charsets import decode_document, wide_encoding
+from crawler.detect import sniff_kind
 from crawler.feeds import FeedParseError, parse_feed, strip_doctype
 from crawler.normalize import content_hash
 
@@ -267,3 +268,14 @@ def test_wide_encodings_without_bom_are_told_by_their_nul_bytes(
 )
 def test_other_bodies_are_not_taken_for_wide_encodings(body: bytes) -> None:
     assert wide_encoding(body) is None
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+@pytest.mark.parametrize("bom", [False, True])
+def test_wide_encoded_feeds_are_sniffed_as_feeds(encoding: str, bom: bool) -> None:
+    """A source added without --kind: a UTF-16/32 feed is a feed, HTML a page."""
+    prefix = "\ufeff" if bom else ""
+    feed = f'{prefix}<?xml version="1.0"?>\n<rss version="2.0"><channel/></rss>'
+    page = f"{prefix}<!DOCTYPE html><html><body><rss>quoted</rss></body></html>"
+    assert sniff_kind(feed.encode(encoding)) == "feed"
+    assert sniff_kind(page.encode(encoding)) == "page"
