@@ -178,11 +178,13 @@ class OwnerLock:
     """The session advisory lock that proves this process alive on Postgres.
 
     Held on a connection of its own for the life of the process. `keep` runs
-    before every transaction (`App.transaction`): it checks the connection at
+    before every transaction of a claiming process (`App.hold_owner_lock`,
+    then `App.transaction`): it checks the connection at
     most every ANCHOR_CHECK_SECONDS, and while there is none (a server
     restart, a dropped connection) tries to take the lock again each time, so
     a claim is rarely made without it. Failures are logged, never raised: the
-    transaction that follows reports an unreachable database."""
+    transaction that follows reports an unreachable database (so they log at
+    info: the outage is reported once, by whoever owns that report)."""
 
     def __init__(self, owner: str) -> None:
         parsed = parse_owner(owner)
@@ -220,13 +222,13 @@ class OwnerLock:
         try:
             conn = engine.connect()
         except Exception as e:
-            log.warning("owner_lock status=unavailable error=%s", type(e).__name__)
+            log.info("owner_lock status=unavailable error=%s", type(e).__name__)
             return
         try:
             got = conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": self.key})
             conn.commit()
         except Exception as e:
-            log.warning("owner_lock status=unavailable error=%s", type(e).__name__)
+            log.info("owner_lock status=unavailable error=%s", type(e).__name__)
             conn.close()
             return
         if got:
