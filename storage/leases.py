@@ -11,7 +11,7 @@ An owner is provably dead when
 - it ran on this machine (same host, boot and pid namespace) and its pid is
   gone or now belongs to a process started at another time; or
 - on PostgreSQL, it holds no session advisory lock on its key (`lock_key`):
-  every process takes one on its first transaction (`OwnerLock`) and the
+  every claiming process takes one before its first claim (`OwnerLock`) and the
   server drops it when the connection dies with the process. Lock absence is
   only proof for a lease taken while the server was up: a server restart
   drops every lock, so leases older than the server's start wait out their
