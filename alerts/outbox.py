@@ -151,6 +151,7 @@ async def deliver_due(
 ) -> DeliveryReport:
     """One delivery pass: everything due now (up to `limit` alerts), oldest match first;
     recipients in parallel, each recipient's alerts in order."""
+    app.hold_owner_lock()  # before claiming: proves this process alive (Postgres)
     now = app.now()
     record_unrecorded_sends(app)
     with app.transaction() as s:

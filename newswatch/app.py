@@ -72,11 +72,19 @@ class App:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        if self.owner_lock is None:
-            self.owner_lock = OwnerLock(self.owner)
-        self.owner_lock.keep(self.engine)  # Postgres: the lock that proves us alive
+        if self.owner_lock is not None:  # a claimer: keep the lock that proves us alive
+            self.owner_lock.keep(self.engine)
         with transaction(self.sessions) as session:
             yield session
+
+    def hold_owner_lock(self) -> None:
+        """Call before claiming leases (crawl, daemon, delivery): on Postgres, take
+        the session lock that proves this process alive (storage.leases) and keep
+        it before every transaction from then on. Commands that claim nothing
+        never open its connection."""
+        if self.owner_lock is None:
+            self.owner_lock = OwnerLock(self.owner)
+        self.owner_lock.keep(self.engine)
 
     def http_client(self) -> HttpClient:
         from crawler.fetch import FetchPolicy, HttpClient

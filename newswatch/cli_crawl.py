@@ -40,6 +40,7 @@ def crawl(
     progress = _Progress() if sys.stderr.isatty() else None
     stop = _Stop()
     previous = signal.signal(signal.SIGTERM, stop.note)
+    a.hold_owner_lock()  # before claiming sources: proves this process alive (Postgres)
     try:
         report = asyncio.run(
             stop.guard(

@@ -311,6 +311,9 @@ class Deliverer:
         self.lock = asyncio.Lock()
         self.accepting = True
         self.current: asyncio.Task[Any] | None = None  # the running pass, for shutdown
+        # Before the poller's first claim: the lock that proves this process
+        # alive to other replicas on Postgres (storage.leases).
+        app.hold_owner_lock()
 
     async def run(self, reason: str = "interval") -> None:
         if not self.accepting:

@@ -11,7 +11,7 @@ An owner is provably dead when
 - it ran on this machine (same host, boot and pid namespace) and its pid is
   gone or now belongs to a process started at another time; or
 - on PostgreSQL, it holds no session advisory lock on its key (`lock_key`):
-  every process takes one on its first transaction (`OwnerLock`) and the
+  every claiming process takes one before its first claim (`OwnerLock`) and the
   server drops it when the connection dies with the process. Lock absence is
   only proof for a lease taken while the server was up: a server restart
   drops every lock, so leases older than the server's start wait out their
@@ -178,11 +178,13 @@ class OwnerLock:
     """The session advisory lock that proves this process alive on Postgres.
 
     Held on a connection of its own for the life of the process. `keep` runs
-    before every transaction (`App.transaction`): it checks the connection at
+    before every transaction of a claiming process (`App.hold_owner_lock`,
+    then `App.transaction`): it checks the connection at
     most every ANCHOR_CHECK_SECONDS, and while there is none (a server
     restart, a dropped connection) tries to take the lock again each time, so
     a claim is rarely made without it. Failures are logged, never raised: the
-    transaction that follows reports an unreachable database."""
+    transaction that follows reports an unreachable database (so they log at
+    info: the outage is reported once, by whoever owns that report)."""
 
     def __init__(self, owner: str) -> None:
         parsed = parse_owner(owner)

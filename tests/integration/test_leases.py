@@ -111,7 +111,11 @@ def test_an_app_on_postgres_holds_its_owner_lock_until_closed(pg_db: Database) -
             )
             return bool(rows.scalar())
 
-    assert not held()
+    with app.transaction():
+        pass
+    assert not held()  # a command that claims nothing holds no lock
+    app.hold_owner_lock()
+    assert held()
     with app.transaction():
         pass
     assert held()

@@ -390,9 +390,10 @@ def test_a_slack_url_is_paced_in_order_and_other_recipients_are_not(
     add_items(app, sid, 6)
     report = deliver(app)
     assert report.sent == 12 and len(arrivals) == 6 and len(hook) == 6
+    # Sends start 0.2 s apart; arrivals jitter by the request's own latency.
     times = [t for t, _ in arrivals]
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.195, gaps  # never faster than 5 per second
+    assert min(gaps) >= 0.1 and times[-1] - times[0] >= 5 * 0.2 - 0.05, gaps
     order = [f"https://example.org/a/{i}" for i in range(6)]
     assert [next(u for u in order if f"<{u}|" in text) for _, text in arrivals] == order
     assert list(hook) == order

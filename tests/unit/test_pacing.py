@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -40,3 +41,28 @@ def test_sends_never_closer_than_the_interval(gaps: list[float], interval: float
         clock.t += gap
         sends.append(clock.t + p.reserve(key, interval))
     assert all(b - a >= interval - 1e-9 for a, b in itertools.pairwise(sends))
+
+
+def test_429_and_503_with_retry_after_are_rate_limits_not_failures() -> None:
+    """Only a peer that says when to come back paces us; the rest keep their class."""
+    from alerts.channels import PermanentFailure, RateLimited, TemporaryFailure, classify_status
+    from alerts.outbox import MAX_RETRY_AFTER, MIN_RETRY_AFTER, pacing_wait
+
+    for status in (429, 503):
+        with pytest.raises(RateLimited) as limited:
+            classify_status(status, 1.0, "Slack")
+        assert limited.value.retry_after == 1.0 and "Retry-After 1 s" in str(limited.value)
+    for status, retry_after in ((429, None), (503, None), (500, 3.0), (502, None), (408, 2.0)):
+        with pytest.raises(TemporaryFailure) as temporary:
+            classify_status(status, retry_after, "Slack")
+        assert not isinstance(temporary.value, RateLimited), status
+    for status in (400, 404, 410):
+        with pytest.raises(PermanentFailure):
+            classify_status(status, 5.0, "Slack")
+    classify_status(200, 5.0, "Slack")
+    assert [pacing_wait(s) for s in (0.0, 1.0, 7.5, 10**9)] == [
+        MIN_RETRY_AFTER,
+        1.0,
+        7.5,
+        MAX_RETRY_AFTER,
+    ]
