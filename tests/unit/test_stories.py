@@ -141,6 +141,23 @@ def test_features_of_any_text_are_well_formed(text: str) -> None:
     assert all(q.split(":")[0] in {"n", "money", "pct"} for q in f.quantities)
 
 
+TOKENS = [
+    "F-35A", "F-35As", "F-16", "K2", "K9", "С-400", "S-400", "S-500", "ICBM", "SRBM",
+    "대륙간탄도미사일", "短程弹道导弹", "20", "40", "20대", "2.50%", "$6.5 billion", "30일",
+    "North Korea", "fires", "launch", "북한", "朝鲜", "КНДР",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(TOKENS), max_size=6), st.lists(st.sampled_from(TOKENS), max_size=6))
+@settings(max_examples=300, deadline=None)
+def test_conflict_is_symmetric_and_never_between_an_item_and_itself(
+    a: list[str], b: list[str]
+) -> None:
+    x, y = item(" ".join(a)), item(" ".join(b))
+    assert conflicts(x, y) == conflicts(y, x)
+    assert not conflicts(x, x)
+
+
 # ---------------------------------------------------------------- window, order, ties
 
 
