@@ -5,6 +5,13 @@ refused address, too large, HTTP status, parse error, bad encoding) becomes
 status "failed" with a one-line error, so one bad source never stops the
 others. Unexpected exceptions (bugs) propagate.
 
+Sitemap sources skip the conditional GET and the unchanged-body shortcut:
+their root is often an index or a robots.txt that stays the same while the
+files it names change; what keeps a repeat poll cheap is the url → version
+memory (`seen_versions`, see crawler.sitemaps). Spider sources do not use
+the client at all: the spider runs under Scrapy's engine in a child process
+(crawler.spiders) with the client's policy.
+
 Parsing a feed is the CPU cost of a crawl, so it is skipped whenever
 possible: a 304, or a body whose sha256 equals the last one (servers that
 ignore conditional GET or send a new ETag for the same bytes). Pass an
@@ -18,9 +25,10 @@ import asyncio
 import functools
 import hashlib
 import logging
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
+from types import MappingProxyType
 
 from crawler import CrawlError
 from crawler.detect import sniff_kind
@@ -29,8 +37,11 @@ from crawler.fetch import FetchResult, HttpClient, HTTPStatusError
 from crawler.models import PollOutcome, Source, SourceKind
 from crawler.pages import crawl_listing
 from crawler.robots import RobotsCache
+from crawler.sitemaps import crawl_sitemap
+from crawler.spiders import SpiderLimits, poll_spider
 
 log = logging.getLogger(__name__)
+_NO_VERSIONS: Mapping[str, datetime | None] = MappingProxyType({})
 
 
 async def poll_source(
@@ -41,8 +52,15 @@ async def poll_source(
     seen_links: Container[str] = frozenset(),
     robots: RobotsCache | None = None,
     executor: Executor | None = None,
+    seen_versions: Mapping[str, datetime | None] = _NO_VERSIONS,
+    spider_limits: SpiderLimits | None = None,
 ) -> PollOutcome:
     """Poll `source` once; see the module docstring for the contract."""
+    if source.kind == "spider":
+        limits = spider_limits or SpiderLimits()
+        return await poll_spider(source, client.policy, limits=limits, now=now)
+    if source.kind == "sitemap":
+        return await _poll_sitemap(source, client, now, seen_versions, robots)
     try:
         result = await client.get(source.url, etag=source.etag, last_modified=source.last_modified)
     except HTTPStatusError as e:
@@ -95,6 +113,32 @@ async def poll_source(
         min_interval_seconds=_min_interval(ttl, result.max_age),
         detected_kind=None if source.kind else kind,
         seen_links=links,
+    )
+
+
+async def _poll_sitemap(
+    source: Source,
+    client: HttpClient,
+    now: datetime,
+    seen: Mapping[str, datetime | None],
+    robots: RobotsCache | None,
+) -> PollOutcome:
+    """A sitemap source: the root unconditionally, then crawl_sitemap."""
+    try:
+        result = await client.get(source.url, accept="application/xml, text/xml;q=0.9, */*;q=0.1")
+        crawl = await crawl_sitemap(client, result, now=now, seen=seen, robots=robots)
+    except HTTPStatusError as e:
+        return _failed(source, str(e), retry_after=e.retry_after)
+    except CrawlError as e:
+        return _failed(source, str(e))
+    log.info("polled status=ok source=%s kind=sitemap items=%d", source.name, len(crawl.items))
+    return PollOutcome(
+        source.id,
+        "ok",
+        items=crawl.items,
+        retry_after_seconds=result.retry_after,
+        min_interval_seconds=result.max_age,
+        seen_versions=crawl.seen,
     )
 
 
