@@ -35,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -47,7 +48,6 @@ from protego import Protego
 
 from crawler import CrawlError
 from crawler.articles import extract_article
-from crawler.bodies import BadEncoding, BodyDecoder
 from crawler.entries import sane_date
 from crawler.fetch import FetchResult, HttpClient
 from crawler.guard import parse_url
@@ -137,8 +137,10 @@ def read_sitemap(
         remove_comments=True,
         remove_pis=True,
     )
+    root = None
     try:
         for element in _entry_elements(parser):
+            root = element.getparent()
             if len(entries) >= max_urls:
                 truncated = True
                 break
@@ -148,7 +150,7 @@ def read_sitemap(
             else:
                 entries.append(entry)
             _release(element)
-        root = parser.root
+        root = root if root is not None else parser.root
     except etree.XMLSyntaxError as e:
         raise SitemapError(f"not a sitemap: bad XML ({_one_line(e)})") from e
     if root is not None and root.getroottree().docinfo.internalDTD is not None:
@@ -158,14 +160,20 @@ def read_sitemap(
 
 
 def gunzip_capped(body: bytes, max_bytes: int) -> bytes:
-    """gzip undone with at most `max_bytes + 1` bytes ever produced (bomb-safe)."""
-    decoder = BodyDecoder("gzip", max_bytes)
+    """gzip undone with at most `max_bytes + 1` bytes ever produced (bomb-safe).
+
+    Truncated or corrupt streams are refused rather than read in part: a
+    partial urlset would silently lose its tail.
+    """
+    decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = decoder.feed(body)
-    except BadEncoding as e:
+        data = decoder.decompress(body, max_bytes + 1)
+    except zlib.error as e:
         raise SitemapError("corrupt gzip sitemap") from e
-    if decoder.exceeded:
+    if len(data) > max_bytes:
         raise SitemapError(f"sitemap larger than {max_bytes} bytes after gunzip")
+    if not decoder.eof:
+        raise SitemapError("truncated gzip sitemap")
     return data
 
 
@@ -315,6 +323,7 @@ class _Walk:
     listed: dict[str, datetime | None]  # child file → its lastmod in the index
     files_done: dict[str, datetime | None]  # child files read, with that lastmod
     files: int = 0
+    urlsets: int = 0
     failed_files: int = 0
     first_error: str | None = None
 
@@ -353,7 +362,7 @@ async def crawl_sitemap(
         if parsed is not None:
             walk.files_done[url] = walk.listed.get(url)
             _take(walk, url, parsed, depth, seen, now - window, max_depth)
-    if walk.files == 0 and walk.failed_files:
+    if walk.urlsets == 0 and walk.failed_files:
         raise SitemapError(f"no sitemap could be read: {walk.first_error}")
     chosen = newest_first([e for e, _ in walk.candidates.values()], max_articles)
     return await _fetch_articles(client, robots, walk, chosen, now)
@@ -382,6 +391,7 @@ def _take(
     max_depth: int,
 ) -> None:
     """Queue an index's children, or collect a urlset's wanted articles."""
+    walk.urlsets += parsed.kind == "urlset"
     for entry in parsed.entries:
         if not same_site(entry.url, file_url):
             continue

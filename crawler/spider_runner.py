@@ -33,6 +33,7 @@ import importlib.util
 import json
 import os
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -63,6 +64,8 @@ class Refusals:
 
 
 REFUSALS = Refusals()
+# Final responses to the spider's own requests (robots.txt excluded), by status.
+RESPONSES: Counter[str] = Counter()
 
 
 # ---------------------------------------------------------------- Scrapy hooks
@@ -92,6 +95,11 @@ class AddressGuardMiddleware:
             reason = f"refused redirect from https to http: {redact(request.url)}"
             REFUSALS.add(reason)
             raise IgnoreRequest(reason)
+
+    def process_response(self, request: Any, response: Any, spider: Any = None) -> Any:
+        if not request.meta.get("dont_obey_robotstxt"):
+            RESPONSES[str(response.status)] += 1
+        return response
 
 
 def _resolver_class() -> Any:
@@ -267,6 +275,8 @@ def run(config: dict[str, Any], out: IO[bytes]) -> int:
                 "refused": REFUSALS.count,
                 "last_refused": REFUSALS.last,
                 "requests": int(stats.get("downloader/request_count", 0)),
+                "responses": dict(RESPONSES),
+                "robots_forbidden": int(stats.get("robotstxt/forbidden", 0)),
             }
         }
     )

@@ -166,13 +166,19 @@ def _failure(run: SpiderRun) -> str | None:
         last = _last_error_line(run.stderr)
         code = run.returncode
         return f"spider exited with code {code}" + (f": {last}" if last else "")
+    if not run.items and status.get("refused"):
+        return str(status.get("last_refused") or "requests refused by the address policy")
     if status.get("errors"):
         last = status.get("last_error") or _last_error_line(run.stderr) or "see the log"
         return f"spider failed: {last}"
-    if not run.items and status.get("refused"):
-        return str(status.get("last_refused") or "requests refused by the address policy")
     if not run.items and run.junk:
         return f"spider yielded {run.junk} invalid items ({run.first_junk})"
+    responses: dict[str, int] = status.get("responses") or {}
+    if not run.items and not any(k.startswith("2") for k in responses):
+        if status.get("robots_forbidden"):
+            return f"robots.txt forbids the spider's requests ({status['robots_forbidden']})"
+        shown = ", ".join(f"HTTP {k} x{n}" for k, n in sorted(responses.items()))
+        return f"spider got no successful response ({shown or 'no response'})"
     return None
 
 
