@@ -53,7 +53,7 @@ from crawler.fetch import FetchResult, HttpClient
 from crawler.guard import parse_url
 from crawler.links import same_site
 from crawler.models import Item, SeenVersion
-from crawler.normalize import canonical_url, collapse_whitespace, content_hash
+from crawler.normalize import canonical_url, content_hash, one_line
 from crawler.pages import HTML_ACCEPT, decode_html
 from crawler.robots import RobotsCache, robots_for
 
@@ -212,7 +212,7 @@ def _entry(element: etree._Element) -> SitemapEntry | None:
         text = (child.text or "").strip()
         if ns.startswith(NEWS_NS_PREFIX):
             if name == "title":
-                title = collapse_whitespace(text)[:MAX_TITLE_CHARS] or None
+                title = one_line(text)[:MAX_TITLE_CHARS] or None
             elif name == "publication_date":
                 published = parse_w3c_date(text)
             elif name == "language":

@@ -42,7 +42,13 @@ from crawler import CrawlError
 from crawler.fetch import FetchPolicy
 from crawler.guard import parse_url
 from crawler.models import Item, PollOutcome, Source
-from crawler.normalize import canonical_url, collapse_whitespace, content_hash, detect_language
+from crawler.normalize import (
+    canonical_url,
+    collapse_whitespace,
+    content_hash,
+    detect_language,
+    one_line,
+)
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +113,7 @@ def to_item(data: object, now: datetime) -> Item | str:
             return f"{name} is not a string"
         if value is not None and len(value) > caps[name]:
             return f"{name} longer than {caps[name]} characters"
-    title = collapse_whitespace(title)
+    title = one_line(title)
     summary = collapse_whitespace(str(fields["summary"] or ""))
     text = collapse_whitespace(str(fields["text"] or ""))
     return Item(

@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -22,8 +21,7 @@ from crawler.addresses import AddressPolicy
 from crawler.fetch import FetchPolicy, HttpClient
 from crawler.models import PollOutcome, Source
 from crawler.poll import poll_source
-from crawler.spider_runner import scrapy_settings
-from crawler.spiders import SpiderLimits, poll_spider, runner_config
+from crawler.spiders import SpiderLimits, poll_spider
 from tests.support.canary import Canary
 from tests.support.httpserver import LocalHTTPServer
 from tests.support.thinktank import PUBLICATIONS, serve_site
@@ -40,6 +38,8 @@ POLICY = FetchPolicy(
     per_host_concurrency=4,
 )
 LIMITS = SpiderLimits(run_seconds=20.0, grace_seconds=5.0)
+# Each test starts a Python with Scrapy and Twisted (~1.5 s idle, more under load).
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -192,21 +192,3 @@ def test_item_cap_is_applied(site: LocalHTTPServer) -> None:
     outcome = run(spider_source(site.url("/publications"), f"{HOSTILE}:Many"), limits)
     assert outcome.status == "ok", outcome.error
     assert len(outcome.items) == 7
-
-
-def test_policy_becomes_scrapy_settings() -> None:
-    policy = FetchPolicy(
-        max_bytes=123_456, user_agent="nw-test", per_host_delay=2.5, per_host_concurrency=3
-    )
-    source = spider_source("https://example.org/", "x:Y")
-    settings = scrapy_settings(runner_config(source, policy, SpiderLimits(60.0, 40)))
-    assert settings["DOWNLOAD_MAXSIZE"] == 123_456
-    assert settings["DOWNLOAD_DELAY"] == 2.5 and settings["RANDOMIZE_DOWNLOAD_DELAY"] is False
-    assert settings["CONCURRENT_REQUESTS_PER_DOMAIN"] == 3
-    assert settings["CLOSESPIDER_TIMEOUT"] == 60.0 and settings["CLOSESPIDER_ITEMCOUNT"] == 40
-    assert settings["ROBOTSTXT_OBEY"] is True and settings["TELNETCONSOLE_ENABLED"] is False
-    assert settings["USER_AGENT"] == "nw-test" and settings["HTTPPROXY_ENABLED"] is False
-
-
-def _fields(source: Source) -> dict[str, Any]:
-    return {name: getattr(source, name) for name in Source.__slots__}
