@@ -69,11 +69,13 @@ class NewswatchPipeline:
 
     def open_spider(self, spider: Any = None) -> None:
         from newswatch.app import App
-        from newswatch.config import Settings
+        from newswatch.config import load_settings
         from newswatch.pipeline import ONE_SHOT_BACKEND, load_watchlists
         from storage import sources as source_repo
 
-        settings = Settings(database_url=self.database_url) if self.database_url else Settings()
+        settings = load_settings()  # the environment and NEWSWATCH_CONFIG, as the CLI reads them
+        if self.database_url:
+            settings = settings.model_copy(update={"database_url": self.database_url})
         self._app = App.build(settings)
         try:
             with self._app.transaction() as s:
