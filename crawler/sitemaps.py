@@ -72,6 +72,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _NO_SEEN: Mapping[str, datetime | None] = MappingProxyType({})
 
 
+class _Old:
+    """Marker: an entry dated before the window, skipped while reading."""
+
+
+OLD = _Old()
+
+
 class SitemapError(CrawlError):
     """A body that is not a readable sitemap (bad XML, wrong root, too large)."""
 
@@ -99,6 +106,7 @@ class ParsedSitemap:
     entries: tuple[SitemapEntry, ...]
     truncated: bool = False  # more than MAX_URLS_PER_FILE entries; the rest ignored
     invalid: int = 0  # entries without a usable http(s) <loc>
+    old: int = 0  # entries dated before `since`, left out
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,13 +127,19 @@ def read_sitemap(
     *,
     max_bytes: int = MAX_SITEMAP_BYTES,
     max_urls: int = MAX_URLS_PER_FILE,
+    since: datetime | None = None,
 ) -> ParsedSitemap:
-    """Entries of a sitemap index or urlset (gzip or not); SitemapError if unreadable."""
+    """Entries of a sitemap index or urlset (gzip or not); SitemapError if unreadable.
+
+    With `since`, entries dated before it are left out (counted in `old`):
+    most of a large sitemap is old, and skipping it before canonicalising
+    its URL is what makes reading fast.
+    """
     data = gunzip_capped(body, max_bytes) if body[:2] == _GZIP_MAGIC else body
     if len(data) > max_bytes:
         raise SitemapError(f"sitemap larger than {max_bytes} bytes")
     entries: list[SitemapEntry] = []
-    invalid = 0
+    invalid = old = 0
     truncated = False
     parser = etree.iterparse(
         io.BytesIO(data),
@@ -144,9 +158,11 @@ def read_sitemap(
             if len(entries) >= max_urls:
                 truncated = True
                 break
-            entry = _entry(element)
+            entry = _entry(element, since)
             if entry is None:
                 invalid += 1
+            elif isinstance(entry, _Old):
+                old += 1
             else:
                 entries.append(entry)
             _release(element)
@@ -156,7 +172,7 @@ def read_sitemap(
     if root is not None and root.getroottree().docinfo.internalDTD is not None:
         raise SitemapError("not a sitemap: a document type declaration is refused")
     kind = _root_kind(root)
-    return ParsedSitemap(kind, tuple(entries), truncated, invalid)
+    return ParsedSitemap(kind, tuple(entries), truncated, invalid, old)
 
 
 def gunzip_capped(body: bytes, max_bytes: int) -> bytes:
@@ -195,36 +211,54 @@ def is_robots_url(url: str) -> bool:
 def _entry_elements(parser: etree.iterparse) -> Iterator[etree._Element]:
     """`<url>` / `<sitemap>` elements that are direct children of the root."""
     for _event, element in parser:
-        parent = element.getparent()
-        if parent is None or parent.getparent() is not None:
+        tag = element.tag
+        if not isinstance(tag, str) or _local(tag) not in ("url", "sitemap"):
             continue
-        if _local(element.tag) in ("url", "sitemap"):
+        parent = element.getparent()
+        if parent is not None and parent.getparent() is None:
             yield element
 
 
-def _entry(element: etree._Element) -> SitemapEntry | None:
+def _entry(element: etree._Element, since: datetime | None) -> SitemapEntry | _Old | None:
+    """The entry, None when its <loc> is unusable, OLD when dated before `since`."""
     loc = lastmod = None
     title = published = language = None
-    for child in element.iter():
-        if not isinstance(child.tag, str) or child is element:
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str):
             continue
-        name, ns = _local(child.tag), _namespace(child.tag)
-        text = (child.text or "").strip()
-        if ns.startswith(NEWS_NS_PREFIX):
-            if name == "title":
-                title = one_line(text)[:MAX_TITLE_CHARS] or None
-            elif name == "publication_date":
-                published = parse_w3c_date(text)
-            elif name == "language":
-                language = _language(text)
-        elif name == "loc" and child.getparent() is element:
-            loc = text
-        elif name == "lastmod" and child.getparent() is element:
-            lastmod = parse_w3c_date(text)
+        name = _local(tag)
+        if name == "loc" and not tag.startswith("{" + NEWS_NS_PREFIX):
+            loc = (child.text or "").strip()
+        elif name == "lastmod":
+            lastmod = parse_w3c_date(child.text or "")
+        elif name == "news" and _namespace(tag).startswith(NEWS_NS_PREFIX):
+            title, published, language = _news(child)
+    if since is not None:
+        dates = [d for d in (lastmod, published) if d is not None]
+        if dates and max(dates) < since:
+            return OLD  # decided before the (costly) URL canonicalisation
     url = _absolute(loc, None) if loc else None
     if url is None:
         return None
     return SitemapEntry(url, lastmod, title, published, language)
+
+
+def _news(element: etree._Element) -> tuple[str | None, datetime | None, str | None]:
+    """(title, publication date, language) of a <news:news> element."""
+    title = published = language = None
+    for child in element.iter():
+        tag = child.tag
+        if not isinstance(tag, str) or not _namespace(tag).startswith(NEWS_NS_PREFIX):
+            continue
+        name = _local(tag)
+        if name == "title":
+            title = one_line(child.text or "")[:MAX_TITLE_CHARS] or None
+        elif name == "publication_date":
+            published = parse_w3c_date(child.text or "")
+        elif name == "language":
+            language = _language(child.text or "")
+    return title, published, language
 
 
 def _release(element: etree._Element) -> None:
@@ -351,14 +385,15 @@ async def crawl_sitemap(
         for url in robots_sitemaps(root.body, root.url):
             walk.queue.append((url, 0))
     else:
-        _take(walk, root.url, read_sitemap(root.body), 0, seen, now - window, max_depth)
+        first = await asyncio.to_thread(read_sitemap, root.body, since=now - window)
+        _take(walk, root.url, first, 0, seen, now - window, max_depth)
         walk.files = 1
     while walk.queue and walk.files < max_files:
         url, depth = walk.queue.popleft()
         if url in walk.visited:
             continue
         walk.visited.add(url)
-        parsed = await _read_file(client, url, walk)
+        parsed = await _read_file(client, url, walk, now - window)
         if parsed is not None:
             walk.files_done[url] = walk.listed.get(url)
             _take(walk, url, parsed, depth, seen, now - window, max_depth)
@@ -368,10 +403,12 @@ async def crawl_sitemap(
     return await _fetch_articles(client, robots, walk, chosen, now)
 
 
-async def _read_file(client: HttpClient, url: str, walk: _Walk) -> ParsedSitemap | None:
+async def _read_file(
+    client: HttpClient, url: str, walk: _Walk, since: datetime
+) -> ParsedSitemap | None:
     try:
         result = await client.get(url, accept=SITEMAP_ACCEPT)
-        parsed = read_sitemap(result.body)
+        parsed = await asyncio.to_thread(read_sitemap, result.body, since=since)
     except CrawlError as e:
         walk.failed_files += 1
         walk.first_error = walk.first_error or _one_line(e)

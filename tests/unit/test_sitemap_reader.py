@@ -202,3 +202,15 @@ def test_newest_first_keeps_the_newest_dated_entries(
         assert not (undated_seen and e.version is not None)
     left_out = [e.version for e in entries if e not in chosen and e.version is not None]
     assert all(v <= d for v in left_out for d in dated)
+
+
+def test_since_leaves_out_old_entries_before_reading_their_url() -> None:
+    rows = (
+        "<url><loc>https://e.org/old</loc><lastmod>2025-06-01</lastmod></url>"
+        "<url><loc>https://e.org/new</loc><lastmod>2025-07-09</lastmod></url>"
+        "<url><loc>https://e.org/undated</loc></url>"
+        "<url><loc>javascript:old()</loc><lastmod>2025-06-01</lastmod></url>"
+    )
+    parsed = read_sitemap(f"<urlset {NS}>{rows}</urlset>".encode(), since=CUTOFF)
+    assert [e.url for e in parsed.entries] == ["https://e.org/new", "https://e.org/undated"]
+    assert parsed.old == 2 and parsed.invalid == 0
