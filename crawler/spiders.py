@@ -19,8 +19,10 @@ depend on the child behaving:
 
 The result is a PollOutcome like any other poll's: "ok" with the items, or
 "failed" with a one-line reason (the spider's last error, a refusal, the
-kill) when it produced no valid item. A spider that yielded items and also
-raised keeps its items (they are real articles) and logs the error.
+kill) when it produced no valid item, or did not finish (killed, crashed:
+its items are dropped, and the next run yields them again; storage keeps
+each URL once). A spider that finished with items but also raised in some
+callback keeps its items (they are real articles) and logs the error.
 """
 
 from __future__ import annotations
@@ -148,7 +150,8 @@ def outcome_of(source: Source, run: SpiderRun) -> PollOutcome:
     """The poll's outcome from what the child sent and how it ended."""
     items = tuple(run.items.values())
     reason = _failure(run)
-    if reason is not None and not items:
+    unfinished = run.killed is not None or run.status is None
+    if reason is not None and (unfinished or not items):
         line = " ".join(reason.split())[:300]
         log.warning("polled status=failed source=%s kind=spider error=%s", source.name, line)
         return PollOutcome(source.id, "failed", error=line)

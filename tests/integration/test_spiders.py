@@ -146,6 +146,12 @@ def test_a_hanging_spider_is_killed_at_the_deadline(site: LocalHTTPServer) -> No
     assert elapsed < 3.0 + 5.0
 
 
+def test_a_spider_killed_by_a_signal_fails_its_source(site: LocalHTTPServer) -> None:
+    outcome = run(spider_source(site.url("/publications"), f"{HOSTILE}:Suicidal"))
+    assert outcome.status == "failed" and outcome.items == ()
+    assert outcome.error is not None and "exited with code -9" in outcome.error
+
+
 def test_junk_items_are_dropped_and_valid_ones_kept(site: LocalHTTPServer) -> None:
     outcome = run(spider_source(site.url("/publications"), f"{HOSTILE}:Junk"))
     assert outcome.status == "ok", outcome.error

@@ -172,6 +172,8 @@ ITEM = Item("https://e.org/a", "https://e.org/a", "t", "", "", NOW, None, "h")
         (SpiderRun(status={"robots_forbidden": 4}), "failed", "robots.txt forbids"),
         (SpiderRun(status={"responses": {"200": 1}}), "ok", None),
         (SpiderRun(items={ITEM.url: ITEM}, status={"errors": 1}), "ok", None),
+        (SpiderRun(items={ITEM.url: ITEM}, returncode=-9), "failed", "code -9"),
+        (SpiderRun(items={ITEM.url: ITEM}, killed="killed", status={}), "failed", "killed"),
     ],
 )
 def test_outcome_of_a_run(run: SpiderRun, status: str, reason: str | None) -> None:
