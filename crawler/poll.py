@@ -34,7 +34,7 @@ from crawler import CrawlError
 from crawler.detect import sniff_kind
 from crawler.feeds import ParsedFeed, parse_feed
 from crawler.fetch import FetchResult, HttpClient, HTTPStatusError
-from crawler.models import PollOutcome, Source, SourceKind
+from crawler.models import PollOutcome, SeenVersion, Source, SourceKind
 from crawler.pages import crawl_listing
 from crawler.robots import RobotsCache
 from crawler.sitemaps import crawl_sitemap
@@ -85,10 +85,14 @@ async def poll_source(
         )
     kind: SourceKind = source.kind or sniff_kind(result.body, result.content_type)
     links: tuple[str, ...] = ()
+    versions: tuple[SeenVersion, ...] = ()
     try:
         if kind == "feed":
             parsed = await _parse(result, now, executor)
             items, ttl = parsed.items, parsed.ttl_seconds
+        elif kind == "sitemap":  # detected now; later polls take _poll_sitemap
+            found = await crawl_sitemap(client, result, now=now, seen=seen_versions, robots=robots)
+            items, versions, ttl = found.items, found.seen, None
         else:
             crawl = await crawl_listing(
                 client,
@@ -113,6 +117,7 @@ async def poll_source(
         min_interval_seconds=_min_interval(ttl, result.max_age),
         detected_kind=None if source.kind else kind,
         seen_links=links,
+        seen_versions=versions,
     )
 
 

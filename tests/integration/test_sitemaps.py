@@ -257,3 +257,21 @@ def test_one_failing_child_does_not_fail_the_others(site: LocalHTTPServer) -> No
     index = sitemap_index([(site.url("/missing.xml"), None), (site.url("/news-sitemap.xml"), None)])
     outcome = poll(sitemap_source(site.serve("/sitemap_index.xml", index)))
     assert outcome.status == "ok" and len(outcome.items) == len(NEWS)
+
+
+def test_a_sitemap_added_without_kind_is_detected_and_crawled(site: LocalHTTPServer) -> None:
+    from crawler.detect import detect_kind
+
+    url = serve_index(site)
+    source = replace(sitemap_source(url), kind=None)
+    outcome = poll(source)
+    assert outcome.status == "ok" and outcome.detected_kind == "sitemap"
+    assert len(outcome.items) == len(PUBLICATIONS) and outcome.seen_versions
+
+    async def detect(target: str) -> str:
+        async with HttpClient(POLICY) as client:
+            return (await detect_kind(client, target)).kind
+
+    assert asyncio.run(detect(url)) == "sitemap"
+    assert asyncio.run(detect(site.url("/sitemap-pubs.xml.gz"))) == "sitemap"
+    assert asyncio.run(detect(site.url("/publications"))) == "page"

@@ -214,3 +214,20 @@ def test_since_leaves_out_old_entries_before_reading_their_url() -> None:
     parsed = read_sitemap(f"<urlset {NS}>{rows}</urlset>".encode(), since=CUTOFF)
     assert [e.url for e in parsed.entries] == ["https://e.org/new", "https://e.org/undated"]
     assert parsed.old == 2 and parsed.invalid == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "kind"),
+    [
+        (NEWS_SITEMAP, "sitemap"),
+        (gzip.compress(NEWS_SITEMAP), "sitemap"),
+        (b"<?xml version='1.0'?><sitemapindex><sitemap/></sitemapindex>", "sitemap"),
+        (b'<?xml version="1.0"?><rss version="2.0"><channel/></rss>', "feed"),
+        (b"<html><body><p>see urlset <urlset> here</p></body></html>", "page"),
+        (b'<feed xmlns="http://www.w3.org/2005/Atom"><title>urlset</title></feed>', "feed"),
+    ],
+)
+def test_sniffing_recognises_sitemaps(body: bytes, kind: str) -> None:
+    from crawler.detect import sniff_kind
+
+    assert sniff_kind(body, "application/xml") == kind
