@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawler import CrawlError
+from crawler.entries import sane_date
 from crawler.fetch import FetchPolicy
 from crawler.guard import parse_url
 from crawler.models import Item, PollOutcome, Source
@@ -51,6 +52,7 @@ from crawler.normalize import (
     detect_language,
     one_line,
 )
+from crawler.sitemaps import parse_w3c_date
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +135,6 @@ def to_item(data: object, now: datetime) -> Item | str:
 
 def _published(value: object, now: datetime) -> datetime:
     """ISO 8601 (or a W3C date) in UTC; missing, unreadable or future → `now`."""
-    from crawler.entries import sane_date
-    from crawler.sitemaps import parse_w3c_date
-
     parsed = parse_w3c_date(value) if isinstance(value, str) else None
     return sane_date(parsed, now)
 

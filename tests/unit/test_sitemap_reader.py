@@ -231,3 +231,39 @@ def test_sniffing_recognises_sitemaps(body: bytes, kind: str) -> None:
     from crawler.detect import sniff_kind
 
     assert sniff_kind(body, "application/xml") == kind
+
+
+xml_pieces = st.sampled_from(
+    [
+        "<urlset>",
+        "</urlset>",
+        "<sitemapindex>",
+        "<url>",
+        "</url>",
+        "<loc>",
+        "</loc>",
+        "<lastmod>",
+        "</lastmod>",
+        "https://e.org/a",
+        "2025-07-09",
+        "&amp;",
+        "&x;",
+        "<![CDATA[x]]>",
+        "<!--c-->",
+        "<?pi x?>",
+        "<!DOCTYPE u>",
+        "\x00",
+        "é",
+    ]
+)
+
+
+@given(st.lists(xml_pieces, max_size=30).map("".join) | st.binary(max_size=300))
+def test_any_bytes_either_read_or_a_sitemap_error(body: str | bytes) -> None:
+    data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else body
+    try:
+        parsed = read_sitemap(data)
+    except SitemapError as e:
+        assert "\n" not in str(e)
+        return
+    assert all(e.url.startswith(("http://", "https://")) for e in parsed.entries)

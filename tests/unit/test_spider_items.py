@@ -100,11 +100,15 @@ def test_dates_in_the_future_or_unreadable_become_the_fetch_time() -> None:
         "http://10.0.0.1/",
         "http://169.254.169.254/latest/meta-data/",
         "http://0.0.0.0/",
+        "file:///etc/passwd",
+        "data:text/html,<p>x</p>",
+        "ftp://127.0.0.1/",
+        "s3://bucket/key",
     ],
 )
-def test_middleware_refuses_private_addresses_in_every_spelling(url: str) -> None:
+def test_middleware_refuses_private_addresses_and_other_schemes(url: str) -> None:
     middleware = AddressGuardMiddleware(AddressPolicy(allowed=()))
-    with pytest.raises(IgnoreRequest, match="refused"):
+    with pytest.raises(IgnoreRequest, match=r"refused|unsupported URL scheme"):
         middleware.process_request(Request(url))
 
 
