@@ -34,7 +34,7 @@ from crawler import CrawlError
 from crawler.detect import sniff_kind
 from crawler.feeds import ParsedFeed, parse_feed
 from crawler.fetch import FetchResult, HttpClient, HTTPStatusError
-from crawler.models import PollOutcome, SeenVersion, Source, SourceKind
+from crawler.models import Item, PollOutcome, SeenVersion, Source, SourceKind
 from crawler.pages import crawl_listing
 from crawler.robots import RobotsCache
 from crawler.sitemaps import crawl_sitemap
@@ -84,27 +84,13 @@ async def poll_source(
             min_interval_seconds=result.max_age,
         )
     kind: SourceKind = source.kind or sniff_kind(result.body, result.content_type)
-    links: tuple[str, ...] = ()
-    versions: tuple[SeenVersion, ...] = ()
     try:
-        if kind == "feed":
-            parsed = await _parse(result, now, executor)
-            items, ttl = parsed.items, parsed.ttl_seconds
-        elif kind == "sitemap":  # detected now; later polls take _poll_sitemap
-            found = await crawl_sitemap(client, result, now=now, seen=seen_versions, robots=robots)
-            items, versions, ttl = found.items, found.seen, None
-        else:
-            crawl = await crawl_listing(
-                client,
-                result,
-                now=now,
-                css=source.links_css,
-                seen_links=seen_links,
-                robots=robots,
-            )
-            items, links, ttl = crawl.items, crawl.fetched_links, None
+        found = await _read(
+            kind, source, client, result, now, executor, robots, seen_links, seen_versions
+        )
     except CrawlError as e:
         return _failed(source, str(e), detected=None if source.kind else kind)
+    items, links, versions, ttl = found
     log.info("polled status=ok source=%s kind=%s items=%d", source.name, kind, len(items))
     return PollOutcome(
         source.id,
@@ -119,6 +105,33 @@ async def poll_source(
         seen_links=links,
         seen_versions=versions,
     )
+
+
+_Found = tuple[tuple[Item, ...], tuple[str, ...], tuple[SeenVersion, ...], int | None]
+
+
+async def _read(
+    kind: SourceKind,
+    source: Source,
+    client: HttpClient,
+    result: FetchResult,
+    now: datetime,
+    executor: Executor | None,
+    robots: RobotsCache | None,
+    seen_links: Container[str],
+    seen_versions: Mapping[str, datetime | None],
+) -> _Found:
+    """(items, seen links, seen versions, feed TTL) of a fetched body of `kind`."""
+    if kind == "feed":
+        parsed = await _parse(result, now, executor)
+        return parsed.items, (), (), parsed.ttl_seconds
+    if kind == "sitemap":  # detected on this poll; later polls take _poll_sitemap
+        found = await crawl_sitemap(client, result, now=now, seen=seen_versions, robots=robots)
+        return found.items, (), found.seen, None
+    crawl = await crawl_listing(
+        client, result, now=now, css=source.links_css, seen_links=seen_links, robots=robots
+    )
+    return crawl.items, crawl.fetched_links, (), None
 
 
 async def _poll_sitemap(
