@@ -38,7 +38,7 @@ import logging
 import zlib
 from collections import deque
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Literal
@@ -64,6 +64,7 @@ MAX_SITEMAP_BYTES = 50 * 1024 * 1024
 MAX_DEPTH = 2  # root index → index → urlset; the protocol itself allows one level
 MAX_FILES = 100
 MAX_ARTICLES = 50
+MAX_CANDIDATES = 50_000  # wanted URLs held in one poll (memory bound across files)
 DEFAULT_WINDOW = timedelta(days=7)
 MAX_TITLE_CHARS = 1000
 SITEMAP_ACCEPT = "application/xml, text/xml;q=0.9, application/gzip;q=0.8, */*;q=0.1"
@@ -356,6 +357,7 @@ class _Walk:
     candidates: dict[str, tuple[SitemapEntry, str]]  # url → (entry, file that listed it)
     listed: dict[str, datetime | None]  # child file → its lastmod in the index
     files_done: dict[str, datetime | None]  # child files read, with that lastmod
+    overflow: set[str] = field(default_factory=set)  # files whose wanted URLs did not fit
     files: int = 0
     urlsets: int = 0
     failed_files: int = 0
@@ -388,7 +390,7 @@ async def crawl_sitemap(
         first = await asyncio.to_thread(read_sitemap, root.body, since=now - window)
         _take(walk, root.url, first, 0, seen, now - window, max_depth)
         walk.files = 1
-    while walk.queue and walk.files < max_files:
+    while walk.queue and walk.files < max_files and len(walk.candidates) < MAX_CANDIDATES:
         url, depth = walk.queue.popleft()
         if url in walk.visited:
             continue
@@ -433,8 +435,12 @@ def _take(
         if not same_site(entry.url, file_url):
             continue
         if parsed.kind == "urlset":
-            if entry.url not in walk.candidates and wanted(entry, seen, cutoff=cutoff):
-                walk.candidates[entry.url] = (entry, file_url)
+            if entry.url in walk.candidates or not wanted(entry, seen, cutoff=cutoff):
+                continue
+            if len(walk.candidates) >= MAX_CANDIDATES:
+                walk.overflow.add(file_url)
+                return
+            walk.candidates[entry.url] = (entry, file_url)
         elif depth < max_depth and entry.url not in walk.visited:
             if entry.lastmod is not None and not wanted(entry, seen, cutoff=cutoff):
                 continue  # unchanged since it was last read completely, or too old
@@ -456,6 +462,7 @@ async def _fetch_articles(
     incomplete = {walk.candidates[e.url][1] for e, _, ok in results if not ok}
     chosen_urls = {e.url for e in chosen}
     incomplete |= {src for url, (_, src) in walk.candidates.items() if url not in chosen_urls}
+    incomplete |= walk.overflow
     files: list[SeenVersion] = [
         (u, v) for u, v in walk.files_done.items() if u not in incomplete and v is not None
     ]
