@@ -1,12 +1,11 @@
 """A think tank's publication list, page by page: a newswatch spider source.
 
     newswatch source add institute-pubs --kind spider \\
-        --spider examples/spiders/thinktank.py:PublicationsSpider \\
-        --url https://www.example-institute.org/publications
+        --spider examples/spiders/thinktank.py:PublicationsSpider
 
-newswatch passes the source's URL as the `url` argument. Each item needs
-`url` and `title`; `summary`, `text`, `published` (ISO 8601) and `language`
-are optional. newswatch applies its address policy, robots.txt and per-host
+`url` is the publication list; when the source has an http(s) URL, newswatch
+passes it as the `url` argument instead. Each item needs `url` and `title`;
+`summary`, `text`, `published` (ISO 8601) and `language` are optional. newswatch applies its address policy, robots.txt and per-host
 politeness to every request this spider makes.
 """
 
