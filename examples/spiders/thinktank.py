@@ -5,8 +5,9 @@
 
 `url` is the publication list; when the source has an http(s) URL, newswatch
 passes it as the `url` argument instead. Each item needs `url` and `title`;
-`summary`, `text`, `published` (ISO 8601) and `language` are optional. newswatch applies its address policy, robots.txt and per-host
-politeness to every request this spider makes.
+`summary`, `text`, `published` (ISO 8601) and `language` are optional.
+newswatch applies its address policy, robots.txt and per-host politeness to
+every request this spider makes.
 """
 
 from collections.abc import Iterator
