@@ -1,4 +1,5 @@
-"""What kind of source a URL is: a feed, an HTML page advertising one, or a listing page.
+"""What kind of source a URL is: a feed, a sitemap, an HTML page advertising a feed, or a
+listing page.
 
 Sniffing looks at the body, not only the Content-Type: many servers send
 feeds as text/html or text/plain, and HTML as text/xml.
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 FEED_TYPES = ("application/rss+xml", "application/atom+xml", "application/feed+json")
 _FEED_ROOT = re.compile(rb"<(?:[A-Za-z0-9_-]+:)?(rss|feed|RDF)[\s>]")
 _HTML_ROOT = re.compile(rb"<(?:!doctype\s+html|html[\s>])", re.IGNORECASE)
+_SITEMAP_ROOT = re.compile(rb"<(?:[A-Za-z0-9_-]+:)?(urlset|sitemapindex)[\s>]")
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +39,22 @@ class Detected:
 
 
 def sniff_kind(body: bytes, content_type: str = "") -> SourceKind:
-    """ "feed" if the body is RSS, Atom or JSON Feed, else "page"; pure."""
+    """ "feed" if the body is RSS, Atom or JSON Feed, "sitemap" if it is a
+    urlset or sitemap index (or gzip data, as `.xml.gz` sitemaps arrive),
+    else "page"; pure."""
     if is_json_feed(body, content_type):
         return "feed"
+    if body[:2] == _GZIP_MAGIC:
+        return "sitemap"
     head = narrow_head(body)
     feed = _FEED_ROOT.search(head)
     html = _HTML_ROOT.search(head)
-    if feed and (html is None or feed.start() < html.start()):
+    sitemap = _SITEMAP_ROOT.search(head)
+    first = min((m for m in (feed, html, sitemap) if m), key=lambda m: m.start(), default=None)
+    if first is not None and first is feed:
         return "feed"
+    if first is not None and first is sitemap:
+        return "sitemap"
     return "page"
 
 
@@ -66,7 +77,10 @@ async def detect_kind(client: HttpClient, url: str) -> Detected:
     Raises CrawlError when `url` itself cannot be fetched.
     """
     result = await client.get(url)
-    if sniff_kind(result.body, result.content_type) == "feed":
+    sniffed = sniff_kind(result.body, result.content_type)
+    if sniffed == "sitemap":
+        return Detected("sitemap", url, None)
+    if sniffed == "feed":
         parsed = parse_feed(
             result.body, url=result.url, headers=result.headers, fetched_at=datetime.now(UTC)
         )

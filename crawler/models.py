@@ -10,7 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-SourceKind = Literal["feed", "page"]
+SourceKind = Literal["feed", "page", "sitemap", "spider"]
+# A URL a sitemap source has dealt with, and the version (newest lastmod or
+# news:publication_date) it had then; None when the sitemap gave no date.
+SeenVersion = tuple[str, datetime | None]
 
 # The polling intervals a user may ask for (`--every`, OPML, YAML): at least a
 # minute (politeness), at most 30 days (and never a datetime overflow).
@@ -28,6 +31,7 @@ class Source:
     kind: SourceKind | None
     every_seconds: int
     links_css: str | None = None
+    spider: str | None = None  # kind "spider": "package.module:Class" or "path/file.py:Class"
     enabled: bool = True
     etag: str | None = None
     last_modified: str | None = None
@@ -91,3 +95,4 @@ class PollOutcome:
     min_interval_seconds: float | None = None
     detected_kind: SourceKind | None = None
     seen_links: tuple[str, ...] = field(default=())
+    seen_versions: tuple[SeenVersion, ...] = field(default=())

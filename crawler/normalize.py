@@ -215,6 +215,11 @@ def collapse_whitespace(text: str) -> str:
     return "\n".join(filter(None, (" ".join(line.split()) for line in lines)))
 
 
+def one_line(text: str) -> str:
+    """`collapse_whitespace` on one line (titles): storable, no line breaks."""
+    return collapse_whitespace(text).replace("\n", " ")
+
+
 def content_hash(title: str, text: str) -> str:
     """sha256 hex of the NFKC-normalised, whitespace-collapsed title and text.
 

@@ -12,6 +12,13 @@ A source whose host has no free request slot within `slot_wait` becomes
 status "deferred": it was not tried, so it is not a failure
 (crawler.fetch.SlotUnavailable).
 
+Sitemap sources skip the conditional GET and the unchanged-body shortcut:
+their root is often an index or a robots.txt that stays the same while the
+files it names change; what keeps a repeat poll cheap is the url → version
+memory (`seen_versions`, see crawler.sitemaps). Spider sources do not use
+the client at all: the spider runs under Scrapy's engine in a child process
+(crawler.spiders) with the client's policy.
+
 Parsing a feed is the CPU cost of a crawl, so it is skipped whenever
 possible: a 304, or a body whose sha256 equals the last one (servers that
 ignore conditional GET or send a new ETag for the same bytes). Pass an
@@ -26,19 +33,23 @@ import functools
 import hashlib
 import logging
 import math
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Mapping
 from concurrent.futures import BrokenExecutor, Executor
 from datetime import datetime
+from types import MappingProxyType
 
 from crawler import CrawlError
 from crawler.detect import sniff_kind
 from crawler.feeds import ParsedFeed, parse_feed
 from crawler.fetch import FetchResult, HttpClient, HTTPStatusError, SlotUnavailable
-from crawler.models import PollOutcome, Source, SourceKind
+from crawler.models import Item, PollOutcome, SeenVersion, Source, SourceKind
 from crawler.pages import crawl_listing
 from crawler.robots import RobotsCache
+from crawler.sitemaps import crawl_sitemap
+from crawler.spiders import SpiderLimits, poll_spider
 
 log = logging.getLogger(__name__)
+_NO_VERSIONS: Mapping[str, datetime | None] = MappingProxyType({})
 
 
 async def poll_source(
@@ -51,6 +62,8 @@ async def poll_source(
     executor: Executor | None = None,
     slot_wait: float | None = None,
     on_fetched: Callable[[], None] | None = None,
+    seen_versions: Mapping[str, datetime | None] = _NO_VERSIONS,
+    spider_limits: SpiderLimits | None = None,
 ) -> PollOutcome:
     """Poll `source` once; see the module docstring for the contract.
 
@@ -58,6 +71,11 @@ async def poll_source(
     failed or deferred), before parsing: the host is free for others then.
     """
     try:
+        if source.kind == "spider":
+            limits = spider_limits or SpiderLimits()
+            return await poll_spider(source, client.policy, limits=limits, now=now)
+        if source.kind == "sitemap":
+            return await _poll_sitemap(source, client, now, seen_versions, robots)
         return await _poll(
             source,
             client,
@@ -132,23 +150,13 @@ async def _poll(
             min_interval_seconds=result.max_age,
         )
     kind: SourceKind = source.kind or sniff_kind(result.body, result.content_type)
-    links: tuple[str, ...] = ()
     try:
-        if kind == "feed":
-            parsed = await _parse(result, now, executor)
-            items, ttl = parsed.items, parsed.ttl_seconds
-        else:
-            crawl = await crawl_listing(
-                client,
-                result,
-                now=now,
-                css=source.links_css,
-                seen_links=seen_links,
-                robots=robots,
-            )
-            items, links, ttl = crawl.items, crawl.fetched_links, None
+        found = await _read(
+            kind, source, client, result, now, executor, robots, seen_links, seen_versions
+        )
     except CrawlError as e:
         return _failed(source, str(e), detected=None if source.kind else kind)
+    items, links, versions, ttl = found
     log.info("polled status=ok source=%s kind=%s items=%d", source.name, kind, len(items))
     return PollOutcome(
         source.id,
@@ -161,6 +169,60 @@ async def _poll(
         min_interval_seconds=_min_interval(ttl, result.max_age),
         detected_kind=None if source.kind else kind,
         seen_links=links,
+        seen_versions=versions,
+    )
+
+
+_Found = tuple[tuple[Item, ...], tuple[str, ...], tuple[SeenVersion, ...], int | None]
+
+
+async def _read(
+    kind: SourceKind,
+    source: Source,
+    client: HttpClient,
+    result: FetchResult,
+    now: datetime,
+    executor: Executor | None,
+    robots: RobotsCache | None,
+    seen_links: Container[str],
+    seen_versions: Mapping[str, datetime | None],
+) -> _Found:
+    """(items, seen links, seen versions, feed TTL) of a fetched body of `kind`."""
+    if kind == "feed":
+        parsed = await _parse(result, now, executor)
+        return parsed.items, (), (), parsed.ttl_seconds
+    if kind == "sitemap":  # detected on this poll; later polls take _poll_sitemap
+        found = await crawl_sitemap(client, result, now=now, seen=seen_versions, robots=robots)
+        return found.items, (), found.seen, None
+    crawl = await crawl_listing(
+        client, result, now=now, css=source.links_css, seen_links=seen_links, robots=robots
+    )
+    return crawl.items, crawl.fetched_links, (), None
+
+
+async def _poll_sitemap(
+    source: Source,
+    client: HttpClient,
+    now: datetime,
+    seen: Mapping[str, datetime | None],
+    robots: RobotsCache | None,
+) -> PollOutcome:
+    """A sitemap source: the root unconditionally, then crawl_sitemap."""
+    try:
+        result = await client.get(source.url, accept="application/xml, text/xml;q=0.9, */*;q=0.1")
+        crawl = await crawl_sitemap(client, result, now=now, seen=seen, robots=robots)
+    except HTTPStatusError as e:
+        return _failed(source, str(e), retry_after=e.retry_after)
+    except CrawlError as e:
+        return _failed(source, str(e))
+    log.info("polled status=ok source=%s kind=sitemap items=%d", source.name, len(crawl.items))
+    return PollOutcome(
+        source.id,
+        "ok",
+        items=crawl.items,
+        retry_after_seconds=result.retry_after,
+        min_interval_seconds=result.max_age,
+        seen_versions=crawl.seen,
     )
 
 
