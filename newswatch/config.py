@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     user_agent: str | None = None
     http_port: int | None = Field(None, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    # The web view's access token: required to serve it on a non-loopback address.
+    web_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
     # Beyond the contract's table: tuning with sensible defaults.
     concurrency: int = Field(16, ge=1, le=512)

@@ -61,6 +61,7 @@ class HealthServer:
         scheduler_running: Callable[[], bool],
         metrics: Metrics,
         on_database: Callable[[bool], None] | None = None,
+        web_app: web.Application | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -68,11 +69,12 @@ class HealthServer:
         self.scheduler_running = scheduler_running
         self.metrics = metrics
         self.on_database = on_database
+        self.web_app = web_app  # the web view, mounted at the root beside the probes
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> int:
         """Bind and serve; return the port actually bound (useful when port is 0)."""
-        webapp = web.Application()
+        webapp = self.web_app if self.web_app is not None else web.Application()
         webapp.router.add_get("/healthz", self._healthz)
         webapp.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(webapp, access_log=None, handle_signals=False)
