@@ -267,7 +267,7 @@ def _group(key: int, by_item: dict[int, list[tuple[MatchRow, str, ItemRow, str]]
 def match_groups(session: Session, f: MatchFilter, limit: int = MAX_GROUPS) -> list[MatchGroup]:
     """The newest groups that matched under `f`. Scans at most
     MAX_MATCHES_SCANNED matches, so the page's cost is bounded."""
-    rows = list(session.execute(_filtered(session, f).limit(MAX_MATCHES_SCANNED)).tuples())
+    rows = list(session.execute(_filtered(session, f).limit(MAX_MATCHES_SCANNED)))
     return _groups(rows, limit)
 
 
@@ -281,7 +281,7 @@ def story_page(session: Session, key: int) -> MatchGroup | None:
         .where(ItemRow.id == key)
         .order_by(MatchRow.matched_at.desc(), MatchRow.id.desc())
     )
-    groups = _groups(list(session.execute(stmt).tuples()), 1)
+    groups = _groups(list(session.execute(stmt)), 1)
     return groups[0] if groups else None
 
 

@@ -1,6 +1,6 @@
 """A small server-side SVG line chart: counts per day, one line per series.
 
-Pure: data in, SVG text out. Every label is escaped (term and language names
+Pure: data in, SVG text out. Every label is escaped and stripped of control characters (term and language names
 come from watchlist files and feeds). Colours come from CSS classes
 (`series-0` … `series-7`) so the stylesheet can switch them for dark mode and
 the strict Content-Security-Policy needs no inline style.
@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from markupsafe import Markup, escape
+
+from web.format import plain
 
 WIDTH, HEIGHT = 640, 220
 LEFT, RIGHT, TOP, BOTTOM = 40, 12, 12, 28
@@ -64,14 +66,15 @@ def line_chart(title: str, days: Sequence[datetime], series: Mapping[str, Sequen
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'xmlns="http://www.w3.org/2000/svg" preserveAspectRatio="xMidYMid meet">',
-        f"<title>{escape(title)}</title>",
+        f"<title>{escape(plain(title))}</title>",
         *_axes(days, top),
     ]
     for k, (name, values) in enumerate(series.items()):
         points = " ".join(f"{_x(i, n):.1f},{_y(v, top):.1f}" for i, v in enumerate(values))
+        label = escape(plain(name))
         parts.append(
-            f'<polyline class="line series-{k % PALETTE}" data-series="{escape(name)}" '
-            f'points="{points}"><title>{escape(name)}: {sum(values)}</title></polyline>'
+            f'<polyline class="line series-{k % PALETTE}" data-series="{label}" '
+            f'points="{points}"><title>{label}: {sum(values)}</title></polyline>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - every label above went through escape()

@@ -153,7 +153,7 @@ async def login(request: web.Request) -> web.StreamResponse:
         samesite="Strict",
         secure=request.secure,
     )
-    return response
+    raise response
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -161,7 +161,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
         raise web.HTTPForbidden(text="cross-site request refused")
     response = web.HTTPSeeOther("/login")
     response.del_cookie(security.COOKIE, path="/")
-    return response
+    raise response
 
 
 def add_routes(app: web.Application) -> None:
