@@ -6,6 +6,10 @@ Invariants:
 - with a token configured, every page and API call is refused (401) unless the
   request carries the bearer token or the login cookie; only the login form,
   the stylesheet and the daemon's own probes are public;
+- the Referrer-Policy is `same-origin`: outlets a link points to learn nothing
+  of this site's URLs (links also carry rel=noreferrer), while the browser
+  still sends a real Origin on our own login POST (`no-referrer` makes it
+  `null`, which would void the Origin check);
 - no GET handler writes: the reader has no write method, and the one POST
   (login) changes nothing but the client's cookie.
 """
@@ -33,7 +37,7 @@ CSP = (
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin",
 }

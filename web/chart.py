@@ -50,8 +50,9 @@ def _axes(days: Sequence[datetime], top: int) -> list[str]:
         )
     n = len(days)
     for i in sorted({0, n // 2, n - 1}) if n else ():
+        anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
         out.append(
-            f'<text class="tick" x="{_x(i, n):.1f}" y="{HEIGHT - 8}" text-anchor="middle">'
+            f'<text class="tick" x="{_x(i, n):.1f}" y="{HEIGHT - 8}" text-anchor="{anchor}">'
             f"{days[i]:%m-%d}</text>"
         )
     return out
