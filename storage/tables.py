@@ -100,6 +100,7 @@ class ItemRow(Base):
     __table_args__ = (
         Index("ix_items_source_guid", "source_id", "guid"),
         Index("ix_items_fetched_at", "fetched_at"),
+        Index("ix_items_language", "language"),  # the web view's language filter list
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

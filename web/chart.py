@@ -1,9 +1,10 @@
 """A small server-side SVG line chart: counts per day, one line per series.
 
-Pure: data in, SVG text out. Every label is escaped and stripped of control characters (term and language names
-come from watchlist files and feeds). Colours come from CSS classes
-(`series-0` … `series-7`) so the stylesheet can switch them for dark mode and
-the strict Content-Security-Policy needs no inline style.
+Pure: data in, SVG text out. Every label is escaped and stripped of control
+characters (term and language names come from watchlist files and feeds).
+Colours come from CSS classes (`series-0` … `series-7`) so the stylesheet
+can switch them for dark mode and the strict Content-Security-Policy needs no
+inline style.
 """
 
 from __future__ import annotations
