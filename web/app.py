@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,11 +111,21 @@ def _auth(config: WebConfig) -> Any:
     return auth
 
 
+@web.middleware
+async def _server_timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """`Server-Timing: app;dur=…` (ms): the server time of each page, as the
+    browser's developer tools and bench/web.py read it."""
+    start = time.perf_counter()
+    response = await handler(request)
+    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+    return response
+
+
 def create_app(reader: WebReader, config: WebConfig) -> web.Application:
     """The web view as an aiohttp application. The daemon mounts it as the
     root of its HTTP server (adding /healthz and /metrics); `newswatch web`
     serves it alone."""
-    app = web.Application(middlewares=[_auth(config)], client_max_size=64 * 1024)
+    app = web.Application(middlewares=[_server_timing, _auth(config)], client_max_size=64 * 1024)
     app[pages.CONTEXT] = pages.Context(reader, config.clock, config.token, templates())
     app.on_response_prepare.append(_secure_headers)
     pages.add_routes(app)

@@ -1,4 +1,4 @@
-"""items: index on language (the web view lists the distinct languages)
+"""items: indexes for the web view (distinct languages; the trends join)
 
 Revision ID: 0003
 Revises: 0002
@@ -15,7 +15,9 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index("ix_items_language", "items", ["language"])
+    op.create_index("ix_items_id_published_language", "items", ["id", "published", "language"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_items_id_published_language", table_name="items")
     op.drop_index("ix_items_language", table_name="items")
