@@ -98,8 +98,10 @@ def _watchlists(conn: Any, now: datetime) -> None:
     ])  # fmt: skip
 
 
-def scenario(engine: Engine, now: datetime) -> Scenario:
-    """The hand-made world (ids fixed, so tests can name them)."""
+def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
+    """The hand-made world (ids fixed, so tests can name them). `history`
+    adds that many older matched items over the last four weeks (for
+    screenshots whose trend lines have a shape)."""
     error = "fetch failed: HTTP 503 Service Unavailable"
     stories = [
         ("pantsir_en", 1, "Pantsir batteries moved near Pyongyang", "en", "Pantsir", "Pantsir", 1),
@@ -138,7 +140,25 @@ def scenario(engine: Engine, now: datetime) -> Scenario:
              "status": "pending", "attempts": 2, "next_attempt_at": now + timedelta(minutes=7),
              "last_error": "smtp: connection refused", "created_at": now},
         ])  # fmt: skip
+        if history:
+            _history(conn, now, history)
     return Scenario(now, titles, "broken", error)
+
+
+def _history(conn: Any, now: datetime, n: int) -> None:
+    rng = random.Random(3)
+    spread = [("Pantsir", "en", 3), ("Pantsir", "ko", 2), ("Pantsir", "ru", 2), ("SAM", "en", 2),
+              ("BRICS", "en", 3), ("BRICS", "ko", 2), ("BRICS", "zh", 1)]  # fmt: skip
+    items, matches = [], []
+    for k in range(n):
+        term, lang, _ = rng.choices(spread, weights=[w for *_, w in spread])[0]
+        days = 28 * (1 - rng.random() ** 1.6)  # more mentions lately
+        at = now - timedelta(days=days + 1, hours=rng.randrange(24))
+        i = 1000 + k
+        items.append(_item(i, 1 + k % 4, f"Earlier report {k} on {term}", lang, at))
+        matches.append(_match(i, i, 2 if term == "BRICS" else 1, [term], "…", term, at))
+    conn.execute(insert(ItemRow), items)
+    conn.execute(insert(MatchRow), matches)
 
 
 def bulk(engine: Engine, now: datetime, *, items: int, matches: int, sources: int = 200) -> None:
