@@ -8,7 +8,9 @@ daemon mounts), `--rounds` times after one warm-up. The server time is the
 page's own `Server-Timing` header (handler and database, without the client),
 median and worst round in ms; the round trip is what the client saw. The
 baseline in the same run is the static stylesheet (no database): `ratio` is
-page/baseline. The machine's load average is printed: on a shared machine
+page/baseline. `cpu` is the CPU time of this process per request (server,
+client, and on SQLite the database itself): what the page costs without
+contention. The machine's load average is printed: on a shared machine
 every figure scales with it.
 The target is ≤ 200 ms per page. Stories are not stored yet, so the 5,000
 stories of issue #13 are not generated (the query that will list them is
@@ -55,23 +57,31 @@ PAGES = [
     "/sources",
     "/alerts",
     "/api/matches",
+    "/api/matches?limit=1000",
     "/api/matches?term=SAM&limit=100",
 ]
 
 
-def _time(url: str, rounds: int) -> tuple[float, float, float]:
+def _time(url: str, rounds: int) -> tuple[float, float, float, float]:
     """Server time (the page's Server-Timing header) median and worst, and
-    the client's round trip median, in ms."""
+    the client's round trip and the CPU time this process spent (server,
+    client and, on SQLite, the database), medians, in ms."""
     fetch(url)  # warm-up (template compile, plan caches)
-    server, client = [], []
+    server, client, cpu = [], [], []
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         reply = fetch(url)
         client.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
         assert reply.status == 200, (url, reply.status, reply.body[:200])
         timing = reply.headers.get("Server-Timing", "app;dur=0")
         server.append(float(timing.split("dur=")[1]))
-    return statistics.median(server), max(server), statistics.median(client)
+    return (
+        statistics.median(server),
+        max(server),
+        statistics.median(client),
+        statistics.median(cpu),
+    )
 
 
 def run(backend: str, url: str, items: int, matches: int, rounds: int) -> list[str]:
@@ -87,14 +97,16 @@ def run(backend: str, url: str, items: int, matches: int, rounds: int) -> list[s
         create_app(SqlWebReader(session_factory(engine)), WebConfig(clock=lambda: NOW))
     ).start()
     lines = [f"\n{backend}: {items:,} items, {matches:,} matches (loaded in {load:.0f} s)"]
-    lines.append(f"{'page':44} {'server ms':>10} {'worst':>7} {'ratio':>6} {'round trip':>11}")
+    head = f"{'page':44} {'server ms':>10} {'worst':>7} {'ratio':>6} {'round trip':>11} {'cpu':>6}"
+    lines.append(head)
     try:
         base = None
         for page in PAGES:
-            med, worst, trip = _time(served.url + page.format(item=item), rounds)
+            med, worst, trip, cpu = _time(served.url + page.format(item=item), rounds)
             base = base or max(med, 0.1)
             flag = "" if med <= 200 else "  OVER 200 ms"
-            lines.append(f"{page:44} {med:10.1f} {worst:7.1f} {med / base:6.0f} {trip:11.1f}{flag}")
+            figures = f"{med:10.1f} {worst:7.1f} {med / base:6.0f} {trip:11.1f} {cpu:6.1f}"
+            lines.append(f"{page:44} {figures}{flag}")
     finally:
         served.stop()
         engine.dispose()

@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import Select, Text, cast, func, literal, select, text
+from sqlalchemy import Date, Select, Text, cast, func, literal, select, text
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from alerts.models import StoredMatch
@@ -37,6 +37,7 @@ from storage.tables import ItemRow, MatchRow, RuleRow, SourceRow, WatchlistRow
 MAX_GROUPS = 100
 MAX_MATCHES_SCANNED = 500
 API_LIMIT = 1000
+API_DEFAULT = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,10 +340,11 @@ def filter_choices(session: Session) -> FilterChoices:
 
 
 def _day(session: Session) -> Any:
-    """The UTC day of an item's publication as text 'YYYY-MM-DD', per dialect."""
+    """The UTC day of an item's publication: a date (Postgres) or the text
+    'YYYY-MM-DD' (SQLite stores naive UTC text)."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", ItemRow.published), "YYYY-MM-DD")
-    return func.substr(ItemRow.published, 1, 10)  # stored as naive UTC text
+        return cast(func.timezone("UTC", ItemRow.published), Date)
+    return func.substr(ItemRow.published, 1, 10)
 
 
 def trends(
@@ -371,7 +373,7 @@ def trends(
     counts: Counter[tuple[str, str, int]] = Counter()
     first = start.date()
     for raw, on, language, n in session.execute(stmt):
-        offset = (date.fromisoformat(on) - first).days
+        offset = ((on if isinstance(on, date) else date.fromisoformat(on)) - first).days
         for term in dict.fromkeys(_terms(raw)):
             counts[(term, language or "?", offset)] += int(n)
     return _series(counts, start, days)

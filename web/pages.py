@@ -19,7 +19,15 @@ from alerts.render import match_object
 from storage.views import MatchFilter, MatchGroup, WebReader
 from web import security
 from web.chart import line_chart
-from web.params import TREND_DAYS, BadParameter, limit, match_filter, trend_days
+from web.params import (
+    TREND_DAYS,
+    BadParameter,
+    limit,
+    match_filter,
+    number,
+    text_field,
+    trend_days,
+)
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,8 @@ async def index(request: web.Request) -> web.Response:
 
 
 async def item_page(request: web.Request) -> web.Response:
-    raw = request.match_info["key"]
-    group = (
-        await asyncio.to_thread(_reader(request).story_page, int(raw)) if raw.isdigit() else None
-    )
+    key = number(request.match_info["key"])
+    group = None if key is None else await asyncio.to_thread(_reader(request).story_page, key)
     if group is None:
         return render(request, "missing.html", status=404, message="No such story.")
     return render(request, "story.html", group=group)
@@ -85,9 +91,9 @@ async def item_page(request: web.Request) -> web.Response:
 async def trends(request: web.Request) -> web.Response:
     try:
         days = trend_days(request.query)
+        watchlist = text_field(request.query, "watchlist")
     except BadParameter as e:
         return render(request, "missing.html", status=400, message=str(e))
-    watchlist = request.query.get("watchlist", "").strip()[:200] or None
     reader = _reader(request)
     choices = await asyncio.to_thread(reader.filter_choices)
     series = await asyncio.to_thread(reader.trends, _now(request), days, watchlist)

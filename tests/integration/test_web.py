@@ -81,6 +81,7 @@ def test_index_lists_groups_newest_first_and_filters(site: ServedApp, world: Sce
         "source=tass": ({"pantsir_ru"}),
         "term=Pantsir&language=ru": ({"pantsir_ru"}),
         "since=3h": ({"pantsir_en", "pantsir_ko", "pantsir_ru"}),
+        "since=0001-01-01": set(t),
     }
     for query, expected in cases.items():
         body = fetch(f"{site.url}/?{query}").body
@@ -94,6 +95,19 @@ def test_bad_filter_is_a_400_with_one_line(site: ServedApp) -> None:
     r = fetch(site.url + "/api/matches?since=yesterday")
     assert r.status == 400 and "since" in json.loads(r.body)["error"]
     assert fetch(site.url + "/api/matches?limit=0").status == 400
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/items/%C2%B2", "/?since=999999d",
+     "/items/99999999999999999999999", "/items/-1", "/items/1.0", "/?term=%00",
+     "/?source=a%1Bb", "/?watchlist=" + "x" * 201, "/api/matches?limit=%C2%B2",
+     "/api/matches?term=%00", "/api/matches?limit=99999999999999999999", "/trends?watchlist=%00",
+     "/trends?days=%C2%B3%C2%B0", "/?since=99999999d"],
+)  # fmt: skip
+def test_hostile_parameters_are_4xx_never_500(site: ServedApp, path: str) -> None:
+    r = fetch(site.url + path)
+    assert 400 <= r.status < 500, (path, r.status, r.body[:300])
 
 
 def test_story_page_shows_outlet_language_snippet_and_link(
