@@ -128,6 +128,7 @@ def create_app(reader: WebReader, config: WebConfig) -> web.Application:
     app = web.Application(middlewares=[_server_timing, _auth(config)], client_max_size=64 * 1024)
     app[pages.CONTEXT] = pages.Context(reader, config.clock, config.token, templates())
     app.on_response_prepare.append(_secure_headers)
+    app.on_cleanup.append(pages.close_threads)
     pages.add_routes(app)
     app.router.add_static("/static", HERE / "static", append_version=False)
     return app

@@ -1,16 +1,21 @@
 """Handlers of the web view's pages and APIs.
 
 Every database call runs in a worker thread (the driver is synchronous), so
-the daemon's event loop keeps polling while a page is read.
+the daemon's event loop keeps polling while a page is read. The threads are
+the web view's own (`READ_THREADS`), not the loop's default executor: a burst
+of page views on a slow database cannot starve the /healthz probe, which
+runs there.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import jinja2
 from aiohttp import web
@@ -29,15 +34,31 @@ from web.params import (
     trend_days,
 )
 
+READ_THREADS = 4
+T = TypeVar("T")
+
 
 @dataclass(frozen=True)
 class Context:
-    """What the handlers share: the reader, the clock, the token, the templates."""
+    """What the handlers share: the reader, the clock, the token, the templates,
+    and the threads that read."""
 
     reader: WebReader
     clock: Callable[[], datetime]
     token: str | None
     templates: jinja2.Environment
+    threads: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(READ_THREADS, thread_name_prefix="web-read")
+    )
+
+
+async def _read(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    pool = request.app[CONTEXT].threads
+    return await asyncio.get_running_loop().run_in_executor(pool, partial(fn, *args))
+
+
+async def close_threads(app: web.Application) -> None:
+    app[CONTEXT].threads.shutdown(wait=False, cancel_futures=True)
 
 
 CONTEXT = web.AppKey("newswatch_web", Context)
@@ -69,20 +90,20 @@ def _now(request: web.Request) -> datetime:
 
 async def index(request: web.Request) -> web.Response:
     reader = _reader(request)
-    choices = await asyncio.to_thread(reader.filter_choices)
+    choices = await _read(request, reader.filter_choices)
     try:
         f = match_filter(request.query, _now(request))
     except BadParameter as e:
         return render(request, "index.html", status=400, groups=[], choices=choices,
                       q=request.query, error=str(e))  # fmt: skip
-    groups = await asyncio.to_thread(reader.match_groups, f)
+    groups = await _read(request, reader.match_groups, f)
     return render(request, "index.html", groups=groups, choices=choices, q=request.query,
                   error=None)  # fmt: skip
 
 
 async def item_page(request: web.Request) -> web.Response:
     key = number(request.match_info["key"])
-    group = None if key is None else await asyncio.to_thread(_reader(request).story_page, key)
+    group = None if key is None else await _read(request, _reader(request).story_page, key)
     if group is None:
         return render(request, "missing.html", status=404, message="No such story.")
     return render(request, "story.html", group=group)
@@ -95,8 +116,8 @@ async def trends(request: web.Request) -> web.Response:
     except BadParameter as e:
         return render(request, "missing.html", status=400, message=str(e))
     reader = _reader(request)
-    choices = await asyncio.to_thread(reader.filter_choices)
-    series = await asyncio.to_thread(reader.trends, _now(request), days, watchlist)
+    choices = await _read(request, reader.filter_choices)
+    series = await _read(request, reader.trends, _now(request), days, watchlist)
     charts = [
         (s, line_chart(f"{s.term}: mentions per day, by language", s.days, s.by_language))
         for s in series[:MAX_TREND_TERMS]
@@ -107,14 +128,14 @@ async def trends(request: web.Request) -> web.Response:
 
 
 async def sources(request: web.Request) -> web.Response:
-    health = await asyncio.to_thread(_reader(request).source_health)
+    health = await _read(request, _reader(request).source_health)
     return render(request, "sources.html", sources=health, failing=sum(s.failing for s in health))
 
 
 async def alerts(request: web.Request) -> web.Response:
     reader = _reader(request)
-    failed = await asyncio.to_thread(reader.alerts, "failed", ALERTS_SHOWN)
-    pending = await asyncio.to_thread(reader.alerts, "pending", ALERTS_SHOWN)
+    failed = await _read(request, reader.alerts, "failed", ALERTS_SHOWN)
+    pending = await _read(request, reader.alerts, "pending", ALERTS_SHOWN)
     return render(request, "alerts.html", failed=failed, pending=pending, shown=ALERTS_SHOWN)
 
 
@@ -125,7 +146,7 @@ async def api_matches(request: web.Request) -> web.Response:
         n = limit(request.query)
     except BadParameter as e:
         return web.json_response({"error": str(e)}, status=400)
-    found = await asyncio.to_thread(_reader(request).matches, f, n)
+    found = await _read(request, _reader(request).matches, f, n)
     return web.json_response([match_object(m) for m in found])
 
 

@@ -7,6 +7,7 @@ import asyncio
 import json
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from newswatch.webapp import build_web_app
 from scheduler.health import DatabaseProbe, HealthServer
 from scheduler.metrics import Metrics
 from storage.tables import Base
-from storage.views import SqlWebReader
+from storage.views import MatchFilter, MatchGroup, SqlWebReader
 from tests.conftest import Database
 from tests.support.daemon import free_port
 from tests.support.env import clean_env
@@ -295,3 +296,47 @@ def test_newswatch_web_command(db: Database, world: Scenario, tmp_path: Path) ->
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+class BlockedReader(SqlWebReader):
+    """The real reader, held at the start of each list read until released: a
+    database that has stopped answering, for as long as the test wants."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.factory)
+        self.release = threading.Event()
+
+    def match_groups(self, f: MatchFilter) -> list[MatchGroup]:
+        self.release.wait(30)
+        return super().match_groups(f)
+
+
+def test_slow_pages_do_not_starve_the_health_probe(db: Database, world: Scenario) -> None:
+    reader = BlockedReader(db)
+
+    async def scenario_() -> tuple[int, list[int]]:
+        health = HealthServer(
+            "127.0.0.1", 0, probe=DatabaseProbe(db.engine), scheduler_running=lambda: True,
+            metrics=Metrics(), web_app=create_app(reader, WebConfig()),
+        )  # fmt: skip
+        port = await health.start()
+        base = f"http://127.0.0.1:{port}"
+        loop = asyncio.get_running_loop()
+        clients = ThreadPoolExecutor(16)  # not the server loop's default executor
+        try:
+            pages = [loop.run_in_executor(clients, fetch, base + "/") for _ in range(12)]
+            await asyncio.sleep(0.5)  # every page is now waiting on the database
+            probe = await asyncio.wait_for(
+                loop.run_in_executor(clients, fetch, base + "/healthz"), 10
+            )
+            reader.release.set()
+            return probe.status, [(await p).status for p in pages]
+        finally:
+            reader.release.set()
+            await health.stop()
+            clients.shutdown()
+
+    with ThreadPoolExecutor(1) as pool:
+        probe, pages = pool.submit(asyncio.run, scenario_()).result(60)
+    assert probe == 200
+    assert pages == [200] * 12
