@@ -367,9 +367,8 @@ def trends(
         .group_by(terms, day, ItemRow.language)
     )
     if watchlist:
-        stmt = stmt.join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id).where(
-            WatchlistRow.name == watchlist
-        )
+        wanted = select(WatchlistRow.id).where(WatchlistRow.name == watchlist)
+        stmt = stmt.where(MatchRow.watchlist_id.in_(wanted.scalar_subquery()))
     counts: Counter[tuple[str, str, int]] = Counter()
     first = start.date()
     for raw, on, language, n in session.execute(stmt):

@@ -340,3 +340,27 @@ def test_slow_pages_do_not_starve_the_health_probe(db: Database, world: Scenario
         probe, pages = pool.submit(asyncio.run, scenario_()).result(60)
     assert probe == 200
     assert pages == [200] * 12
+
+
+def test_alert_listing_limit_keeps_the_newest(db: Database, world: Scenario) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    from storage.outbox import list_alerts
+    from storage.tables import OutboxRow
+
+    with db.engine.begin() as conn:
+        conn.execute(insert(OutboxRow), [
+            {"match_id": m, "item_id": m, "watchlist_id": 1, "recipient_id": 1, "status": status,
+             "attempts": 1, "next_attempt_at": NOW, "last_error": f"e{m}",
+             "created_at": NOW + timedelta(minutes=m)}
+            for m, status in [(3, "failed"), (100, "failed"), (101, "sent"), (102, "failed")]
+        ])  # fmt: skip
+    with db.factory() as s:
+        failed = list_alerts(s, status="failed", limit=2)
+        anything = list_alerts(s, limit=3)
+        every = list_alerts(s)
+    assert [a.last_error for a in failed] == ["e102", "e100"]
+    assert [a.last_error for a in anything] == ["e102", "e101", "e100"]
+    assert len(every) == 6 and every[:3] == anything
