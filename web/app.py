@@ -16,6 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from storage import StorageError
 from storage.views import WebReader
 from web import format as fmt
 from web import pages, security
 
+log = logging.getLogger("newswatch.web")
 HERE = Path(__file__).parent
 CSP = (
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
@@ -121,11 +124,27 @@ async def _server_timing(request: web.Request, handler: Handler) -> web.StreamRe
     return response
 
 
+@web.middleware
+async def _database_down(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A database outage is a 503 with one plain line; the detail (which may
+    name the host) goes to the log only."""
+    try:
+        return await handler(request)
+    except StorageError as e:
+        log.warning("web_read status=failed path=%s error=%r", request.path, str(e))
+        message = "the database is not answering; try again shortly"
+        if request.path.startswith("/api/"):
+            return web.json_response({"error": message}, status=503)
+        return pages.render(request, "missing.html", status=503, message=message.capitalize())
+
+
 def create_app(reader: WebReader, config: WebConfig) -> web.Application:
     """The web view as an aiohttp application. The daemon mounts it as the
     root of its HTTP server (adding /healthz and /metrics); `newswatch web`
     serves it alone."""
-    app = web.Application(middlewares=[_server_timing, _auth(config)], client_max_size=64 * 1024)
+    app = web.Application(
+        middlewares=[_server_timing, _auth(config), _database_down], client_max_size=64 * 1024
+    )
     app[pages.CONTEXT] = pages.Context(reader, config.clock, config.token, templates())
     app.on_response_prepare.append(_secure_headers)
     app.on_cleanup.append(pages.close_threads)

@@ -364,3 +364,21 @@ def test_alert_listing_limit_keeps_the_newest(db: Database, world: Scenario) -> 
     assert [a.last_error for a in failed] == ["e102", "e100"]
     assert [a.last_error for a in anything] == ["e102", "e101", "e100"]
     assert len(every) == 6 and every[:3] == anything
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/items/1", "/trends", "/sources", "/alerts", "/api/matches"]
+)
+def test_database_down_is_a_503_without_details(path: str) -> None:
+    from storage.db import make_engine, session_factory
+
+    url = f"postgresql+psycopg://postgres:hunter2@127.0.0.1:{free_port()}/gone"
+    engine = make_engine(url)
+    served = ServedApp(create_app(SqlWebReader(session_factory(engine)), WebConfig())).start()
+    try:
+        r = fetch(served.url + path)
+    finally:
+        served.stop()
+        engine.dispose()
+    assert r.status == 503 and "not answering" in r.body
+    assert "hunter2" not in r.body and "127.0.0.1" not in r.body.replace(served.url, "")
