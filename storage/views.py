@@ -7,8 +7,9 @@ never leave this module.
 
 Grouping: the matches page shows *groups* of matched items. Until stories are
 stored, a group is one item (`MatchGroup.key` is the item id); once items
-carry a story id, only `_group_key` and `story_page` change (see
-docs/notes/web.md), the dataclasses and the templates stay as they are.
+carry a story id, only the `group_key` column of `_LIST_COLUMNS` and the key
+condition of `story_page` change (see docs/notes/web.md), the dataclasses
+and the templates stay as they are.
 
 Every list is bounded (`limit`), so a page costs the same with 10 or 100,000
 items.
