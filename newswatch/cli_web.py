@@ -41,7 +41,11 @@ def web(
         print("newswatch: error: no newswatch schema: run `newswatch init` first", file=sys.stderr)
         raise typer.Exit(1)
     print(f"newswatch web view on http://{bind}:{chosen}/ (Ctrl-C to stop)", flush=True)
-    aioweb.run_app(webapp, host=bind, port=chosen, print=None, access_log=None)
+    try:
+        aioweb.run_app(webapp, host=bind, port=chosen, print=None, access_log=None)
+    except OSError as e:  # the address is taken, or not ours
+        print(f"newswatch: error: cannot listen on {bind}:{chosen}: {e.strerror}", file=sys.stderr)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import sys
 import threading
@@ -278,6 +279,15 @@ def test_newswatch_web_command(db: Database, world: Scenario, tmp_path: Path) ->
     )  # fmt: skip
     assert refused.returncode == 1
     assert refused.stderr.strip().count("\n") == 0 and "NEWSWATCH_WEB_TOKEN" in refused.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = subprocess.run(
+            [NEWSWATCH, "web", "--port", str(taken.getsockname()[1])],
+            env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert busy.returncode == 1 and busy.stderr.count("\n") == 1, busy.stderr
+    assert "cannot listen on 127.0.0.1" in busy.stderr
     port = free_port()
     proc = subprocess.Popen(
         [NEWSWATCH, "web", "--port", str(port)], env=env,
