@@ -252,7 +252,7 @@ def test_the_daemon_http_server_mounts_the_view_beside_its_probes(
         finally:
             await health.stop()
 
-    # A thread of its own: Playwright's sync API keeps a loop running in this one.
+    # A thread of its own: safe whatever event loop this thread may have.
     with ThreadPoolExecutor(1) as pool:
         assert pool.submit(asyncio.run, scenario_()).result(60) == (200, 200, 401, 200)
 
