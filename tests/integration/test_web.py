@@ -392,3 +392,41 @@ def test_database_down_is_a_503_without_details(path: str) -> None:
         engine.dispose()
     assert r.status == 503 and "not answering" in r.body
     assert "hunter2" not in r.body and "127.0.0.1" not in r.body.replace(served.url, "")
+
+
+def test_newswatch_run_serves_the_view_beside_its_probes(
+    db: Database, world: Scenario, tmp_path: Path
+) -> None:
+    from tests.support.daemon import Daemon, daemon_env
+
+    d = Daemon(daemon_env(db.url, free_port(), NEWSWATCH_WEB_TOKEN=TOKEN), tmp_path / "log")
+    try:
+        d.start().wait_healthy()
+        assert d.get("/")[0] == 401  # the token is asked for
+        r = fetch(f"http://127.0.0.1:{d.port}/", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.status == 200 and world.titles["pantsir_en"] in r.body
+        assert d.get("/metrics")[0] == 200
+        code, _ = d.stop()
+        assert code == 0
+    finally:
+        d.kill()
+    assert TOKEN not in d.log()
+
+
+def test_the_daemon_leaves_the_view_out_on_a_public_address_without_token(db: Database) -> None:
+    """No socket is opened here: only the wiring's decision is checked."""
+    from newswatch.app import App
+    from newswatch.config import load_settings
+    from newswatch.webapp import daemon_web_app
+
+    def built(**env: str) -> object:
+        app = App.build(load_settings(env={"NEWSWATCH_DATABASE_URL": db.url, **env}))
+        try:
+            return daemon_web_app(app)
+        finally:
+            app.close()
+
+    assert built(NEWSWATCH_HTTP_HOST="0.0.0.0") is None
+    assert built(NEWSWATCH_HTTP_HOST="10.1.2.3") is None
+    assert built(NEWSWATCH_HTTP_HOST="0.0.0.0", NEWSWATCH_WEB_TOKEN=TOKEN) is not None
+    assert built() is not None  # 127.0.0.1 by default
