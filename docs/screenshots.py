@@ -2,7 +2,7 @@
 docs/web-trends.png, from the tests' hand-made data plus four weeks of
 generated history, in Debian's Chromium.
 
-    .venv/bin/python bench/web_screenshots.py [--out docs]
+    .venv/bin/python docs/screenshots.py [--out docs]
 """
 
 from __future__ import annotations
