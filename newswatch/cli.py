@@ -69,11 +69,12 @@ def _register() -> None:
         cli_matching,
         cli_sources,
         cli_watchlists,
+        cli_web,
     )
 
     app.add_typer(cli_sources.app, name="source", help="Manage sources.")
     app.add_typer(cli_watchlists.app, name="watchlist", help="Manage watchlists.")
-    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts):
+    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web):
         module.register(app)
 
 

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     user_agent: str | None = None
     http_port: int | None = Field(None, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    # The web view's access token: required to serve it on a non-loopback address.
+    web_token: SecretStr | None = None
     log_format: Literal["text", "json"] = "text"
     # Which variables a watchlist's `${NAME}` may read: comma-separated names
     # and PREFIX* patterns; empty: any name outside NEWSWATCH_* (never readable).

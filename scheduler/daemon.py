@@ -51,6 +51,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from crawler.workers import default_workers, parse_pool
 from newswatch.app import App
+from newswatch.webapp import daemon_web_app
 from scheduler import SchedulerError, lock
 from scheduler.health import DatabaseProbe, HealthServer
 from scheduler.jobs import DatabaseState, Deliverer, Poller, guarded, prune, refresh_backlog
@@ -190,6 +191,7 @@ def _health(
         scheduler_running=lambda: scheduler.state == STATE_RUNNING,
         metrics=metrics,
         on_database=lambda up: db.ok() if up else None,
+        web_app=daemon_web_app(app),
     )
 
 

@@ -95,6 +95,31 @@ class BoundedServer(web.Server):
         return len(self._live)
 
 
+class BoundedAppRunner(web.AppRunner):
+    """An AppRunner whose server is a BoundedServer: the web view's routes and
+    the probes share one connection cap and one set of timeouts."""
+
+    def __init__(self, app: web.Application, *, max_connections: int, **kwargs: Any) -> None:
+        super().__init__(app, **kwargs)
+        self.max_connections = max_connections
+        self.bounded: BoundedServer | None = None
+
+    async def _make_server(self) -> web.Server:
+        # What AppRunner._make_server does (aiohttp 3.9–3.14), with our server class.
+        app = self.app
+        app._set_loop(asyncio.get_running_loop())
+        app.on_startup.freeze()
+        await app.startup()
+        app.freeze()
+        self.bounded = BoundedServer(
+            app._handle,
+            request_factory=app._make_request,
+            max_connections=self.max_connections,
+            **self._kwargs,
+        )
+        return self.bounded
+
+
 class HealthServer:
     def __init__(
         self,
@@ -107,6 +132,7 @@ class HealthServer:
         on_database: Callable[[bool], None] | None = None,
         max_connections: int = MAX_CONNECTIONS,
         idle_timeout: float = IDLE_TIMEOUT,
+        web_app: web.Application | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -116,22 +142,27 @@ class HealthServer:
         self.on_database = on_database
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
+        self.web_app = web_app  # the web view, mounted at the root beside the probes
         self.server: BoundedServer | None = None
-        self._runner: web.ServerRunner | None = None
+        self._runner: BoundedAppRunner | None = None
 
     async def start(self) -> int:
         """Bind and serve; return the port actually bound (useful when port is 0)."""
-        self.server = BoundedServer(
-            self._route,
+        app = self.web_app if self.web_app is not None else web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = BoundedAppRunner(
+            app,
             max_connections=self.max_connections,
             keepalive_timeout=self.idle_timeout,
             max_line_size=MAX_HEADER_LINE,
             max_field_size=MAX_HEADER_LINE,
             max_headers=MAX_HEADERS,
             access_log=None,
+            handle_signals=False,
         )
-        self._runner = web.ServerRunner(self.server, handle_signals=False)
         await self._runner.setup()
+        self.server = self._runner.bounded
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
         server = site._server
@@ -144,15 +175,6 @@ class HealthServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-
-    async def _route(self, request: web.BaseRequest) -> web.StreamResponse:
-        if request.method not in ("GET", "HEAD"):
-            return web.Response(status=405, headers={"Allow": "GET, HEAD"})
-        if request.path == "/healthz":
-            return await self._healthz(request)
-        if request.path == "/metrics":
-            return await self._metrics(request)
-        return web.Response(status=404, text="not found")
 
     async def _healthz(self, _request: web.BaseRequest) -> web.Response:
         running = self.scheduler_running()

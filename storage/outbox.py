@@ -440,7 +440,12 @@ def list_alerts(
     if status is not None:
         stmt = stmt.where(OutboxRow.status == status)
     if limit is not None:
-        stmt = stmt.limit(limit)
+        # The newest `limit` rows first, then the joins: Postgres otherwise
+        # joins every row of the status before keeping the newest.
+        newest = select(OutboxRow.id).order_by(OutboxRow.created_at.desc(), OutboxRow.id.desc())
+        if status is not None:
+            newest = newest.where(OutboxRow.status == status)
+        stmt = stmt.where(OutboxRow.id.in_(newest.limit(limit).scalar_subquery()))
     return [
         AlertListing(
             id=o.id,

@@ -100,6 +100,9 @@ class ItemRow(Base):
     __table_args__ = (
         Index("ix_items_source_guid", "source_id", "guid"),
         Index("ix_items_fetched_at", "fetched_at"),
+        Index("ix_items_language", "language"),  # the web view's language filter list
+        # Covers the trends join (matches -> items by id): no heap or table row read.
+        Index("ix_items_id_published_language", "id", "published", "language"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -1,0 +1,199 @@
+"""Data for the web view's tests and bench, written straight into the tables.
+
+`scenario` is a small, hand-made world a person can check on screen: three
+languages, a failing source, failed and pending alerts, and hostile feed
+text. `bulk` makes the large generated one the bench measures.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from storage.tables import (
+    ItemRow,
+    MatchRow,
+    OutboxRow,
+    RecipientRow,
+    RuleRow,
+    SourceRow,
+    WatchlistRow,
+)
+
+SLACK_SECRET = "https://hooks.slack.com/services/T0SECRET/B0SECRET/xoxsecrettoken1234"
+
+HOSTILE_TITLES = [
+    "<script>window.__pwned = 1; alert(1)</script> Pantsir convoy",
+    '<img src=x onerror="window.__pwned=2"> Pantsir strike',
+    'Pantsir "><svg onload=alert(3)> parade',
+    "Pantsir \u202egnirts desrever\u202c at the border",
+    'Pantsir <a href="javascript:alert(4)">click</a> report',
+]
+HOSTILE_URLS = [
+    "javascript:alert(5)//pantsir",
+    "data:text/html,<script>alert(6)</script>",
+    'https://evil.example/x"onmouseover="alert(7)',
+]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    now: datetime
+    titles: dict[str, str]  # what a person looks for -> the title on screen
+    failing_source: str
+    failing_error: str
+
+
+def _source(i: int, name: str, now: datetime, error: str | None = None) -> dict[str, Any]:
+    return {
+        "id": i, "name": name, "url": f"https://{name}.example/feed", "kind": "feed",
+        "every_seconds": 900, "enabled": True, "next_poll_at": now + timedelta(minutes=i),
+        "last_polled_at": now - timedelta(minutes=5),
+        "last_success_at": None if error else now - timedelta(minutes=5),
+        "last_error": error, "consecutive_failures": 3 if error else 0,
+        "created_at": now - timedelta(days=60),
+    }  # fmt: skip
+
+
+def _item(i: int, source_id: int, title: str, lang: str, published: datetime,
+          url: str | None = None, body: str = "") -> dict[str, Any]:  # fmt: skip
+    return {
+        "id": i, "source_id": source_id, "url": url or f"https://news{source_id}.example/a/{i}",
+        "guid": f"g{i}", "title": title, "summary": body, "body": body, "published": published,
+        "fetched_at": published, "language": lang, "content_hash": f"{i:064x}",
+    }  # fmt: skip
+
+
+def _match(i: int, item_id: int, wl: int, terms: list[str], snippet: str, spelling: str,
+           at: datetime) -> dict[str, Any]:  # fmt: skip
+    start = max(snippet.find(spelling), 0)
+    hit = {"rule": terms[0], "spelling": spelling, "field": "title", "start": start,
+           "end": start + len(spelling)}  # fmt: skip
+    return {"id": i, "item_id": item_id, "watchlist_id": wl, "terms": terms, "hits": [hit],
+            "snippets": [snippet], "matched_at": at}  # fmt: skip
+
+
+def _watchlists(conn: Any, now: datetime) -> None:
+    conn.execute(insert(WatchlistRow), [
+        {"id": 1, "name": "air-defence", "digest": "none", "languages": [], "exclude": [],
+         "examples": {}, "created_at": now, "updated_at": now},
+        {"id": 2, "name": "brics", "digest": "none", "languages": [], "exclude": [],
+         "examples": {}, "created_at": now, "updated_at": now},
+    ])  # fmt: skip
+    conn.execute(insert(RuleRow), [
+        {"watchlist_id": 1, "position": 0, "kind": "term", "text": "Pantsir",
+         "aliases": ["판치르", "Панцирь"]},
+        {"watchlist_id": 1, "position": 1, "kind": "term", "text": "SAM", "aliases": []},
+        {"watchlist_id": 2, "position": 0, "kind": "term", "text": "BRICS", "aliases": ["브릭스"]},
+    ])  # fmt: skip
+    conn.execute(insert(RecipientRow), [
+        {"id": 1, "watchlist_id": 1, "position": 0, "channel": "slack", "target": SLACK_SECRET,
+         "secret": None, "active": True},
+        {"id": 2, "watchlist_id": 1, "position": 1, "channel": "email",
+         "target": "analyst@example.org", "secret": None, "active": True},
+    ])  # fmt: skip
+
+
+def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
+    """The hand-made world (ids fixed, so tests can name them). `history`
+    adds that many older matched items over the last four weeks (for
+    screenshots whose trend lines have a shape)."""
+    error = "fetch failed: HTTP 503 Service Unavailable"
+    stories = [
+        ("pantsir_en", 1, "Pantsir batteries moved near Pyongyang", "en", "Pantsir", "Pantsir", 1),
+        ("pantsir_ko", 2, "판치르 방공체계 평양 인근 배치", "ko", "Pantsir", "판치르", 1),
+        ("pantsir_ru", 3, "Панцирь замечен у Пхеньяна", "ru", "Pantsir", "Панцирь", 1),
+        ("sam_en", 1, "New SAM site photographed", "en", "SAM", "SAM", 1),
+        ("brics_ko", 2, "브릭스 정상회의 카잔에서 개막", "ko", "BRICS", "브릭스", 2),
+        ("brics_en", 4, "BRICS summit opens in Kazan", "en", "BRICS", "BRICS", 2),
+    ]
+    items, matches, titles = [], [], {}
+    for k, (key, src, title, lang, term, spelling, wl) in enumerate(stories, start=1):
+        at = now - timedelta(hours=k)
+        items.append(_item(k, src, title, lang, at - timedelta(days=k % 3)))
+        matches.append(_match(k, k, wl, [term], f"… {title} …", spelling, at))
+        titles[key] = title
+    for j, title in enumerate(HOSTILE_TITLES + ["Pantsir link"] * len(HOSTILE_URLS), start=100):
+        url = (
+            HOSTILE_URLS[j - 100 - len(HOSTILE_TITLES)] if j - 100 >= len(HOSTILE_TITLES) else None
+        )
+        at = now - timedelta(days=2, minutes=j)
+        items.append(_item(j, 4, title, "en", at, url=url))
+        matches.append(_match(j, j, 1, ["Pantsir"], f"… {title} …", "Pantsir", at))
+    with engine.begin() as conn:
+        conn.execute(insert(SourceRow), [
+            _source(1, "isw", now), _source(2, "yonhap", now), _source(3, "tass", now),
+            _source(4, "wire", now), _source(5, "broken", now, error),
+        ])  # fmt: skip
+        _watchlists(conn, now)
+        conn.execute(insert(ItemRow), items)
+        conn.execute(insert(MatchRow), matches)
+        conn.execute(insert(OutboxRow), [
+            {"match_id": 1, "item_id": 1, "watchlist_id": 1, "recipient_id": 1, "status": "failed",
+             "attempts": 8, "next_attempt_at": now, "last_error": "slack: HTTP 404 no_service",
+             "created_at": now},
+            {"match_id": 2, "item_id": 2, "watchlist_id": 1, "recipient_id": 2,
+             "status": "pending", "attempts": 2, "next_attempt_at": now + timedelta(minutes=7),
+             "last_error": "smtp: connection refused", "created_at": now},
+        ])  # fmt: skip
+        if history:
+            _history(conn, now, history)
+    return Scenario(now, titles, "broken", error)
+
+
+def _history(conn: Any, now: datetime, n: int) -> None:
+    rng = random.Random(3)
+    spread = [("Pantsir", "en", 3), ("Pantsir", "ko", 2), ("Pantsir", "ru", 2), ("SAM", "en", 2),
+              ("BRICS", "en", 3), ("BRICS", "ko", 2), ("BRICS", "zh", 1)]  # fmt: skip
+    items, matches = [], []
+    for k in range(n):
+        term, lang, _ = rng.choices(spread, weights=[w for *_, w in spread])[0]
+        days = 28 * (1 - rng.random() ** 1.6)  # more mentions lately
+        at = now - timedelta(days=days + 1, hours=rng.randrange(24))
+        i = 1000 + k
+        items.append(_item(i, 1 + k % 4, f"Earlier report {k} on {term}", lang, at))
+        matches.append(_match(i, i, 2 if term == "BRICS" else 1, [term], "…", term, at))
+    conn.execute(insert(ItemRow), items)
+    conn.execute(insert(MatchRow), matches)
+
+
+def bulk(engine: Engine, now: datetime, *, items: int, matches: int, sources: int = 200) -> None:
+    """A large world: `items` items over 90 days from `sources` sources (a
+    tenth failing), `matches` of them matched, a few thousand alerts."""
+    rng = random.Random(7)
+    langs, terms = ["en", "ko", "zh", "ru", "fr"], ["Pantsir", "SAM", "BRICS", "S-400", "Kazan"]
+    with engine.begin() as conn:
+        conn.execute(insert(SourceRow), [
+            _source(i, f"source-{i:03d}", now, "HTTP 500" if i % 10 == 0 else None)
+            for i in range(1, sources + 1)
+        ])  # fmt: skip
+        _watchlists(conn, now)
+        batch: list[dict[str, Any]] = []
+        for i in range(1, items + 1):
+            published = now - timedelta(seconds=rng.randrange(90 * 86400))
+            batch.append(_item(i, rng.randrange(1, sources + 1), f"Headline {i} about events",
+                               rng.choice(langs), published, body="x" * 200))  # fmt: skip
+            if len(batch) == 5000:
+                conn.execute(insert(ItemRow), batch)
+                batch = []
+        if batch:
+            conn.execute(insert(ItemRow), batch)
+        matched = rng.sample(range(1, items + 1), matches)
+        rows = [
+            _match(n, item_id, 1 + n % 2, [rng.choice(terms)], "… a snippet with Pantsir …",
+                   "Pantsir", now - timedelta(seconds=rng.randrange(90 * 86400)))
+            for n, item_id in enumerate(matched, start=1)
+        ]  # fmt: skip
+        for k in range(0, len(rows), 5000):
+            conn.execute(insert(MatchRow), rows[k : k + 5000])
+        conn.execute(insert(OutboxRow), [
+            {"match_id": n, "item_id": r["item_id"], "watchlist_id": r["watchlist_id"],
+             "recipient_id": 1 + n % 2, "status": ("failed", "pending", "sent")[n % 3],
+             "attempts": n % 8, "next_attempt_at": now, "last_error": "HTTP 500",
+             "created_at": r["matched_at"]}
+            for n, r in enumerate(rows[: min(len(rows), 6000)], start=1) if r["watchlist_id"] == 1
+        ])  # fmt: skip

@@ -1,0 +1,78 @@
+"""Jinja filters: feed text in, safe HTML out.
+
+Feed text is hostile. Autoescape covers markup; these filters cover the rest:
+bidirectional controls (an RTL override in a title must not reorder the page
+around it), links (only http(s) becomes an href) and highlighted snippets.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from markupsafe import Markup, escape
+
+from alerts.render import highlight_html, safe_link
+
+# Bidi embeddings, overrides and isolates, plus other invisible format characters.
+_BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(text: str | None) -> str:
+    """Feed text with bidi and control characters made visible as U+FFFD."""
+    if not text:
+        return ""
+    return _CONTROL.sub("\ufffd", _BIDI.sub("\ufffd", unicodedata.normalize("NFC", text)))
+
+
+def feed_text(text: str | None) -> Markup:
+    """Escaped feed text in a <bdi>, so its direction cannot leak out."""
+    return Markup("<bdi>{}</bdi>").format(plain(text))
+
+
+def link(url: str | None, label: str | None = None) -> Markup:
+    """An <a> for http(s) URLs only; anything else (javascript:, data:) as text."""
+    shown = feed_text(label if label is not None else url)
+    href = safe_link(url or "")
+    if href is None:
+        return shown
+    return Markup('<a href="{}" rel="noopener noreferrer nofollow" target="_blank">{}</a>').format(
+        href, shown
+    )
+
+
+def snippet(text: str, highlights: Sequence[str]) -> Markup:
+    """The snippet escaped, each found spelling in <mark>."""
+    return Markup("<bdi>{}</bdi>").format(
+        Markup(highlight_html(plain(text), [plain(h) for h in highlights]))  # noqa: S704 - escaped
+    )
+
+
+def when(dt: datetime | None) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if dt else "–"
+
+
+def duration(seconds: int | None) -> str:
+    if not seconds:
+        return "–"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def mask_target(channel: str, target: str) -> str:
+    """A recipient as the page may show it: email addresses and `${NAME}`
+    references as written; Slack and webhook URLs (secrets: the token is in
+    the path) reduced to scheme and host."""
+    if channel == "email" or target.startswith("${"):
+        return target
+    m = re.match(r"^([a-zA-Z][a-zA-Z0-9+.-]*)://([^/?#@]*@)?([^/?#:]+)", target)
+    return f"{m.group(1)}://{m.group(3)}/…" if m else "***"
+
+
+def text_escape(value: object) -> Markup:
+    return escape(str(value))
