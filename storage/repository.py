@@ -29,7 +29,11 @@ from storage.watchlists import ActiveWatchlist
 
 
 def _one_line(error: BaseException) -> str:
-    return " ".join(str(getattr(error, "orig", None) or error).split())[:300]
+    """The driver's first line, never the statement or its parameters (they
+    may hold a webhook secret or a whole article)."""
+    text = str(getattr(error, "orig", None) or error).split("[SQL:")[0].strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return " ".join(first.split())[:300]
 
 
 class SqlTransaction:

@@ -7,6 +7,7 @@ fails on one of them: that is what lets fast use-case tests run on the fake.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 
 import pytest
@@ -314,3 +315,24 @@ def test_waiting_recipients_are_noted_and_skipped(store: Store) -> None:
             now=T0, owner="d", lease=LEASE, limit=10, exclude_recipients=blocked
         )
     assert [b.recipient.target for b in got] == ["https://hook/2"]
+
+
+def test_refused_data_is_a_storage_error_of_one_line_without_values(store: Store) -> None:
+    """A row the database refuses surfaces as a StorageError of one line that
+    holds none of the row's values (PostgreSQL's DETAIL repeats the whole
+    failing row: a webhook secret or a whole article). The fake has no column
+    constraints, which no use-case relies on."""
+    if isinstance(store, MemoryStore):
+        pytest.skip("the fake has no column constraints")
+    secret = "hunter2-webhook-secret"
+    bad = replace(item(1), title=None, summary=secret)  # type: ignore[arg-type]
+    with pytest.raises(StorageError) as caught, store.transaction() as tx:
+        src = tx.add_source(
+            name="s", url="https://x.example", kind="feed", every_seconds=60, links_css=None, now=T0
+        )
+        tx.store_items(src.id, [bad], T0)
+    message = str(caught.value)
+    assert "title" in message
+    assert "\n" not in message and secret not in message and "INSERT" not in message
+    with store.transaction() as tx:
+        assert tx.source_names() == set()
