@@ -9,8 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from alerts.models import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
 from crawler.models import Item, PollOutcome
@@ -297,7 +300,9 @@ def test_a_digest_is_claimed_whole_when_due(store: Store) -> None:
     assert len(got[0].alerts) == 2
     with store.transaction() as tx:
         assert tx.claim_due_alerts(now=due, owner="e", lease=LEASE, limit=10) == []
-        assert tx.mark_sent(got[0].ids, owner="d", now=due) == 2
+        assert tx.release_alerts(got[0].ids[:1], owner="d") == 1  # half the digest free again
+        assert tx.claim_due_alerts(now=due, owner="e", lease=LEASE, limit=10) == []  # whole or none
+        assert tx.mark_sent(got[0].ids, owner="d", now=due) == 1
 
 
 def test_waiting_recipients_are_noted_and_skipped(store: Store) -> None:
@@ -336,3 +341,104 @@ def test_refused_data_is_a_storage_error_of_one_line_without_values(store: Store
     assert "\n" not in message and secret not in message and "INSERT" not in message
     with store.transaction() as tx:
         assert tx.source_names() == set()
+
+
+# ------------------------------------------------- the fake against the database, differentially
+
+OUTCOMES = ("sent", "retry", "failed", "release", "keep")
+
+
+@st.composite
+def delivery_scripts(draw: st.DrawFn) -> tuple[int, list[tuple[int, str, int]], list[Any]]:
+    """Matches (item, watchlist, minute) and claim steps (minute, limit, owner, outcomes)."""
+    n_items = draw(st.integers(1, 5))
+    matches = draw(
+        st.lists(
+            st.tuples(st.integers(0, n_items - 1), st.sampled_from(["w", "h"]), st.integers(0, 60)),
+            min_size=1,
+            max_size=8,
+        )
+    )
+    steps = draw(
+        st.lists(
+            st.tuples(
+                st.integers(0, 120),
+                st.integers(1, 4),
+                st.sampled_from(["d1", "d2"]),
+                st.lists(st.sampled_from(OUTCOMES), min_size=4, max_size=4),
+            ),
+            min_size=2,
+            max_size=8,
+        )
+    )
+    return n_items, matches, sorted(steps)
+
+
+def play(store: Store, script: tuple[int, list[tuple[int, str, int]], list[Any]]) -> list[Any]:
+    """Run a script; return everything observable (ids replaced by URLs and targets)."""
+    n_items, found, steps = script
+    ids = sorted(setup_items(store, n_items).values())
+    with store.transaction() as tx:
+        tx.save_watchlists(
+            [
+                watchlist("w", "https://hook/1", "https://hook/2"),
+                watchlist("h", "https://hook/3", digest="hourly"),
+            ],
+            T0,
+        )
+    seen: list[Any] = []
+    for n, name, minute in found:
+        with store.transaction() as tx:
+            active = tx.get_watchlist(name)
+            at = T0 + timedelta(minutes=minute)
+            seen.append(tx.record_matches(ids[n], [(active, match(name))], at, daily_at=time(8)))
+    for minute, limit, owner, outcomes in steps:
+        now = T0 + timedelta(minutes=minute)
+        with store.transaction() as tx:
+            got = tx.claim_due_alerts(now=now, owner=owner, lease=LEASE, limit=limit)
+            seen.append(
+                [
+                    (
+                        b.watchlist,
+                        b.recipient.target,
+                        b.digest_period,
+                        b.attempts,
+                        tuple(a.match.item_url for a in b.alerts),
+                    )
+                    for b in got
+                ]
+            )
+            for batch, outcome in zip(got, outcomes * 3, strict=False):
+                if outcome == "sent":
+                    seen.append(tx.mark_sent(batch.ids, owner=owner, now=now))
+                elif outcome == "retry":
+                    later = now + timedelta(minutes=7)
+                    seen.append(
+                        tx.schedule_retry(
+                            batch.ids, owner=owner, error="503", next_attempt_at=later
+                        )
+                    )
+                elif outcome == "failed":
+                    seen.append(tx.mark_failed(batch.ids, owner=owner, error="404"))
+                elif outcome == "release":
+                    seen.append(tx.release_alerts(batch.ids, owner=owner))
+        with store.transaction() as tx:
+            seen.append(tx.backlog(now=now))
+    return seen
+
+
+@pytest.fixture(scope="module")
+def sql_stores(_databases: dict[str, Database]) -> dict[str, Database]:
+    return _databases
+
+
+@pytest.mark.slow  # ~0.3 s per example on two databases; the scenarios above run in the fast suite
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=delivery_scripts())
+def test_the_fake_claims_and_settles_alerts_like_the_databases(
+    sql_stores: dict[str, Database], script: tuple[int, list[tuple[int, str, int]], list[Any]]
+) -> None:
+    expected = play(MemoryStore(), script)
+    for backend, database in sql_stores.items():
+        _empty(database)
+        assert play(SqlStore(database.engine, database.factory), script) == expected, backend
