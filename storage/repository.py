@@ -208,6 +208,12 @@ class SqlTransaction:
         watchlists.remove_watchlist(self._s, name, now)
 
 
+# The session type of the CLI's admin queries (listings, import, export in
+# storage/*.py take one and return records); the root names it through here,
+# never importing SQLAlchemy itself.
+AdminSession = Session
+
+
 class SqlStore:
     """The real store. Built by the composition root from an engine."""
 
@@ -226,6 +232,13 @@ class SqlStore:
             raise DataRefused(_one_line(e)) from e
         except SQLAlchemyError as e:
             raise DataRefused(_one_line(e)) from e
+
+    @contextmanager
+    def session(self) -> Iterator[AdminSession]:
+        """One unit of work for the CLI's admin queries, outside the protocol:
+        the use-cases never get a session."""
+        with transaction(self.sessions) as session:
+            yield session
 
     def items_since(
         self, since: datetime | None, *, batch: int = items.BATCH

@@ -21,7 +21,7 @@ from storage import StorageError
 from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
-from storage.sources import SourceExists
+from storage.sources import SourceExists, add_source
 from storage.watchlists import WatchlistNotFound
 from tests.conftest import BACKENDS, Database, _empty
 
@@ -341,6 +341,35 @@ def test_refused_data_is_a_storage_error_of_one_line_without_values(store: Store
     assert "\n" not in message and secret not in message and "INSERT" not in message
     with store.transaction() as tx:
         assert tx.source_names() == set()
+
+
+def test_admin_queries_share_the_store(db: Database) -> None:
+    """The CLI's admin queries run on `SqlStore.session()`; what they write the
+    use-cases see, and a failed admin command writes nothing."""
+    store = SqlStore(db.engine, db.factory)
+    with store.session() as s:
+        add_source(
+            s,
+            name="a",
+            url="https://a.example/f",
+            kind=None,
+            every_seconds=60,
+            links_css=None,
+            now=T0,
+        )
+    with pytest.raises(RuntimeError), store.session() as s:
+        add_source(
+            s,
+            name="b",
+            url="https://b.example/f",
+            kind=None,
+            every_seconds=60,
+            links_css=None,
+            now=T0,
+        )
+        raise RuntimeError("the command failed after writing")
+    with store.transaction() as tx:
+        assert tx.source_names() == {"a"}
 
 
 # ------------------------------------------------- the fake against the database, differentially
