@@ -40,6 +40,7 @@ MOVES: dict[str, str] = {
     "crawler/fastfeed.py": "crawler/feeds_lxml.py",
     "crawler/bodies.py": "crawler/http_bodies.py",
     "crawler/workers.py": "crawler/parse_pool.py",
+    "crawler/pages.py": "crawler/listings.py",
 }
 NEW_PACKAGES = {
     "alerts/matching/__init__.py": '"""Matching: watchlists compiled into one automaton '
