@@ -1,0 +1,572 @@
+"""`MemoryStore`: an in-memory `storage.protocol.Store` for fast use-case tests.
+
+It keeps the same rows as the database (sources, page links, items,
+watchlists and recipients, matches, outbox) in dicts and applies the same
+rules as the SQL in storage/*.py: identity by unique key, leases, the order
+in which alerts are claimed, whole digests, owner-guarded outcomes.
+tests/unit/test_store_contract.py runs one set of scenarios against this
+and against `SqlStore` on SQLite and PostgreSQL, so the two cannot drift.
+
+A transaction works on a deep copy of the tables and replaces them only
+when its block ends without an exception: all or nothing, like the
+database. It is single-threaded (no lock waits, no SKIP LOCKED): concurrency
+between replicas stays proven by the PostgreSQL suites.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from alerts.models import Query, Recipient, Rule, StoredMatch, Term, Watchlist, WatchlistMatch
+from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
+from storage.matches import digest_period
+from storage.outbox import STATUSES, BacklogCounts, ClaimedAlert, ClaimedBatch, RecipientRef
+from storage.protocol import Store
+from storage.sources import SourceExists
+from storage.watchlists import ActiveWatchlist, WatchlistNotFound
+
+
+@dataclass
+class _SourceRow:
+    record: Source  # everything but the lease
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+
+@dataclass
+class _ItemRow:
+    id: int
+    source_id: int
+    item: Item
+    fetched_at: datetime
+
+
+@dataclass
+class _RecipientRow:
+    id: int
+    watchlist_id: int
+    recipient: Recipient
+    position: int
+    active: bool = True
+
+
+@dataclass
+class _WatchlistRow:
+    id: int
+    watchlist: Watchlist  # its `notify` is rebuilt from the active recipients
+    created_at: datetime
+    updated_at: datetime
+    removed_at: datetime | None = None
+
+
+@dataclass
+class _MatchRow:
+    id: int
+    item_id: int
+    watchlist_id: int
+    terms: list[str]
+    hits: list[dict[str, Any]]
+    snippets: list[str]
+    matched_at: datetime
+
+
+@dataclass
+class _OutboxRow:
+    id: int
+    match_id: int
+    item_id: int
+    watchlist_id: int
+    recipient_id: int
+    next_attempt_at: datetime
+    created_at: datetime
+    digest_period: str | None
+    status: str = "pending"
+    attempts: int = 0
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass
+class _Tables:
+    sources: dict[int, _SourceRow] = field(default_factory=dict)
+    page_links: dict[tuple[int, str], datetime] = field(default_factory=dict)
+    items: dict[int, _ItemRow] = field(default_factory=dict)
+    item_ids: dict[str, int] = field(default_factory=dict)  # unique: canonical URL
+    watchlists: dict[int, _WatchlistRow] = field(default_factory=dict)
+    recipients: dict[int, _RecipientRow] = field(default_factory=dict)
+    matches: dict[int, _MatchRow] = field(default_factory=dict)
+    match_ids: dict[tuple[int, int], int] = field(default_factory=dict)  # (item, watchlist)
+    outbox: dict[int, _OutboxRow] = field(default_factory=dict)
+    outbox_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (item, wl, recipient)
+    last_id: dict[str, int] = field(default_factory=dict)
+
+    def next_id(self, table: str) -> int:
+        self.last_id[table] = self.last_id.get(table, 0) + 1
+        return self.last_id[table]
+
+
+def _lease_free(lease_until: datetime | None, now: datetime) -> bool:
+    return lease_until is None or lease_until < now
+
+
+class MemoryTransaction:
+    """The protocol's operations on one copy of the tables."""
+
+    def __init__(self, tables: _Tables) -> None:
+        self._t = tables
+
+    # -- sources
+    def source_names(self) -> set[str]:
+        return {r.record.name for r in self._t.sources.values()}
+
+    def claim_due_sources(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        names: Sequence[str] | None = None,
+        due_only: bool = True,
+    ) -> list[Source]:
+        def takeable(r: _SourceRow) -> bool:
+            s = r.record
+            due = s.next_poll_at is None or s.next_poll_at <= now
+            named = not names or s.name in names
+            return s.enabled and _lease_free(r.lease_until, now) and named and (due or not due_only)
+
+        def order(r: _SourceRow) -> tuple[bool, datetime | None, int]:
+            at = r.record.next_poll_at
+            return (at is not None, at, r.record.id)  # NULL first, as SQLite sorts it
+
+        rows = sorted(filter(takeable, self._t.sources.values()), key=order)[:limit]
+        for r in rows:
+            r.lease_owner, r.lease_until = owner, now + lease
+        return [r.record for r in rows]
+
+    def release_lease(self, source_id: int, owner: str) -> None:
+        row = self._t.sources.get(source_id)
+        if row is not None and row.lease_owner == owner:
+            row.lease_owner = row.lease_until = None
+
+    def record_poll(
+        self,
+        outcome: PollOutcome,
+        *,
+        now: datetime,
+        next_poll_at: datetime,
+        interval: int | None = None,
+    ) -> None:
+        row = self._t.sources.get(outcome.source_id)
+        if row is None:
+            return
+        s = replace(
+            row.record,
+            last_polled_at=now,
+            next_poll_at=next_poll_at,
+            current_interval_seconds=interval,
+        )
+        if outcome.status == "failed":
+            s = replace(
+                s, last_error=outcome.error, consecutive_failures=s.consecutive_failures + 1
+            )
+        else:
+            s = replace(s, last_success_at=now, last_error=None, consecutive_failures=0)
+            if outcome.status == "ok":
+                s = replace(
+                    s,
+                    etag=outcome.etag,
+                    last_modified=outcome.last_modified,
+                    body_hash=outcome.body_hash,
+                )
+            if outcome.detected_kind is not None:
+                s = replace(s, kind=outcome.detected_kind)
+        row.record, row.lease_owner, row.lease_until = s, None, None
+
+    def seen_links(self, source_id: int) -> frozenset[str]:
+        return frozenset(url for sid, url in self._t.page_links if sid == source_id)
+
+    def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None:
+        for url in links:
+            self._t.page_links.setdefault((source_id, url), now)
+
+    # -- items
+    def store_items(
+        self, source_id: int, items: Sequence[Item], fetched_at: datetime
+    ) -> dict[str, int]:
+        new: dict[str, int] = {}
+        for it in {it.url: it for it in items}.values():
+            if it.url in self._t.item_ids:
+                continue
+            item_id = self._t.next_id("items")
+            self._t.items[item_id] = _ItemRow(item_id, source_id, it, fetched_at)
+            self._t.item_ids[it.url] = new[it.url] = item_id
+        return new
+
+    def prune_items(self, *, before: datetime) -> int:
+        matched = {m.item_id for m in self._t.matches.values()}
+        gone = [r for r in self._t.items.values() if r.fetched_at < before and r.id not in matched]
+        for r in gone:
+            del self._t.items[r.id]
+            del self._t.item_ids[r.item.url]
+        return len(gone)
+
+    # -- watchlists and matches
+    def _active(self, row: _WatchlistRow) -> ActiveWatchlist:
+        recipients = sorted(
+            (r for r in self._t.recipients.values() if r.watchlist_id == row.id and r.active),
+            key=lambda r: r.position,
+        )
+        pairs = tuple((r.id, r.recipient) for r in recipients)
+        wl = replace(row.watchlist, notify=tuple(rec for _, rec in pairs))
+        return ActiveWatchlist(row.id, wl, pairs)
+
+    def active_watchlists(self, names: Sequence[str] | None = None) -> list[ActiveWatchlist]:
+        rows = [
+            r
+            for r in self._t.watchlists.values()
+            if r.removed_at is None and (names is None or r.watchlist.name in names)
+        ]
+        return [self._active(r) for r in sorted(rows, key=lambda r: r.watchlist.name)]
+
+    def get_watchlist(self, name: str) -> ActiveWatchlist:
+        found = self.active_watchlists([name])
+        if not found:
+            raise WatchlistNotFound(f"no watchlist named {name!r}")
+        return found[0]
+
+    def watchlists_version(self) -> tuple[object, ...]:
+        rows = self._t.watchlists.values()
+        removed = [r.removed_at for r in rows if r.removed_at is not None]
+        return (
+            len(rows),
+            max((r.updated_at for r in rows), default=None),
+            max(removed, default=None),
+        )
+
+    def record_matches(
+        self,
+        item_id: int,
+        found: Sequence[tuple[ActiveWatchlist, WatchlistMatch]],
+        now: datetime,
+        *,
+        daily_at: time = time(0, 0),
+    ) -> int:
+        new = 0
+        for active, match in found:
+            if (item_id, active.id) in self._t.match_ids:
+                continue  # already matched before: its outbox rows exist too
+            match_id = self._t.next_id("matches")
+            self._t.matches[match_id] = _MatchRow(
+                match_id,
+                item_id,
+                active.id,
+                list(match.terms),
+                [asdict(h) for h in match.hits[:50]],
+                list(match.snippets),
+                now,
+            )
+            self._t.match_ids[(item_id, active.id)] = match_id
+            new += 1
+            period, due = digest_period(active.watchlist.digest, now, daily_at)
+            for rid, _ in active.recipient_ids:
+                key = (item_id, active.id, rid)
+                if key in self._t.outbox_keys:
+                    continue
+                oid = self._t.next_id("outbox")
+                self._t.outbox[oid] = _OutboxRow(
+                    oid, match_id, item_id, active.id, rid, due, now, period
+                )
+                self._t.outbox_keys.add(key)
+        return new
+
+    def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        wanted = set(item_ids)
+        return sum(
+            1
+            for m in self._t.matches.values()
+            if m.watchlist_id == watchlist_id and m.item_id in wanted
+        )
+
+    def count_alerts(self, watchlist_id: int) -> int:
+        return sum(1 for o in self._t.outbox.values() if o.watchlist_id == watchlist_id)
+
+    # -- delivery
+    def _ref(self, rid: int) -> RecipientRef:
+        r = self._t.recipients[rid]
+        rec = r.recipient
+        return RecipientRef(r.id, r.watchlist_id, rec.channel, rec.target, rec.secret)
+
+    def pending_recipients(self) -> list[RecipientRef]:
+        owed = {o.recipient_id for o in self._t.outbox.values() if o.status == "pending"}
+        return [self._ref(rid) for rid in sorted(owed)]
+
+    def note_waiting(self, recipient_ids: Collection[int], error: str) -> int:
+        mine = [
+            o
+            for o in self._t.outbox.values()
+            if o.status == "pending" and o.recipient_id in set(recipient_ids)
+        ]
+        for o in mine:
+            o.last_error = error
+        return len(mine)
+
+    def claim_due_alerts(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        exclude_recipients: Collection[int] = (),
+    ) -> list[ClaimedBatch]:
+        excluded = set(exclude_recipients)
+        due = [
+            o
+            for o in self._t.outbox.values()
+            if o.status == "pending" and o.next_attempt_at <= now and o.recipient_id not in excluded
+        ]
+        singles = [
+            o
+            for o in due
+            if o.digest_period is None
+            and _lease_free(o.lease_until, now)
+            and not self._waits_behind(o, now)
+        ]
+        for o in sorted(singles, key=lambda o: (o.created_at, o.id))[:limit]:
+            o.lease_owner, o.lease_until = owner, now + lease
+        self._claim_digests(due, now, owner, lease, limit // 10 + 1)
+        mine = [
+            o for o in self._t.outbox.values() if o.lease_owner == owner and o.status == "pending"
+        ]
+        return self._batches(sorted(mine, key=lambda o: (o.created_at, o.id)))
+
+    def _waits_behind(self, row: _OutboxRow, now: datetime) -> bool:
+        """See storage.outbox._waits_behind: an earlier single alert to the same
+        recipient, pending and not takeable now, holds this one back."""
+        return any(
+            e.recipient_id == row.recipient_id
+            and e.status == "pending"
+            and e.digest_period is None
+            and (e.created_at, e.id) < (row.created_at, row.id)
+            and (e.next_attempt_at > now or (e.lease_until is not None and e.lease_until >= now))
+            for e in self._t.outbox.values()
+        )
+
+    def _claim_digests(
+        self, due: list[_OutboxRow], now: datetime, owner: str, lease: timedelta, groups: int
+    ) -> None:
+        by_key: dict[tuple[int, int, str], list[_OutboxRow]] = {}
+        for o in due:
+            if o.digest_period is not None:
+                by_key.setdefault((o.watchlist_id, o.recipient_id, o.digest_period), []).append(o)
+        free_keys = [
+            k for k, rows in by_key.items() if any(_lease_free(o.lease_until, now) for o in rows)
+        ]
+        free_keys.sort(key=lambda k: min(o.created_at for o in by_key[k]))
+        for key in free_keys[:groups]:
+            rows = by_key[key]
+            if all(_lease_free(o.lease_until, now) for o in rows):  # the whole digest or nothing
+                for o in rows:
+                    o.lease_owner, o.lease_until = owner, now + lease
+
+    def _batches(self, rows: list[_OutboxRow]) -> list[ClaimedBatch]:
+        batches: dict[tuple[Any, ...], ClaimedBatch] = {}
+        for o in rows:
+            m = self._t.matches[o.match_id]
+            wl_name = self._t.watchlists[o.watchlist_id].watchlist.name
+            alert = ClaimedAlert(o.id, o.attempts, self._stored_match(m, wl_name), _spellings(m))
+            key = (
+                (o.id,)
+                if o.digest_period is None
+                else (o.watchlist_id, o.recipient_id, o.digest_period)
+            )
+            batch = batches.get(key)
+            if batch is None:
+                ref = self._ref(o.recipient_id)
+                batches[key] = ClaimedBatch(ref, o.watchlist_id, wl_name, o.digest_period, (alert,))
+            else:
+                batches[key] = replace(batch, alerts=(*batch.alerts, alert))
+        return list(batches.values())
+
+    def _stored_match(self, m: _MatchRow, watchlist: str) -> StoredMatch:
+        row = self._t.items[m.item_id]
+        return StoredMatch(
+            id=m.id,
+            watchlist=watchlist,
+            terms=tuple(m.terms),
+            snippets=tuple(m.snippets),
+            matched_at=m.matched_at,
+            item_id=row.id,
+            item_url=row.item.url,
+            item_title=row.item.title,
+            source_name=self._t.sources[row.source_id].record.name,
+            published=row.item.published,
+            language=row.item.language,
+        )
+
+    def _finish(self, ids: Sequence[int], owner: str, **values: Any) -> int:
+        """Apply an outcome to rows this owner still holds; how many it held."""
+        held = [
+            o
+            for i in dict.fromkeys(ids)
+            if (o := self._t.outbox.get(i)) is not None
+            and o.lease_owner == owner
+            and o.status == "pending"
+        ]
+        for o in held:
+            o.lease_owner = o.lease_until = None
+            for name, value in values.items():
+                setattr(o, name, value(o) if callable(value) else value)
+        return len(held)
+
+    def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
+        return self._finish(
+            ids, owner, status="sent", sent_at=now, last_error=None, attempts=_plus_one
+        )
+
+    def schedule_retry(
+        self, ids: Sequence[int], *, owner: str, error: str, next_attempt_at: datetime
+    ) -> int:
+        return self._finish(
+            ids, owner, attempts=_plus_one, next_attempt_at=next_attempt_at, last_error=error
+        )
+
+    def mark_failed(self, ids: Sequence[int], *, owner: str, error: str) -> int:
+        return self._finish(ids, owner, status="failed", attempts=_plus_one, last_error=error)
+
+    def release_alerts(self, ids: Sequence[int], *, owner: str) -> int:
+        return self._finish(ids, owner)
+
+    def backlog(self, *, now: datetime) -> BacklogCounts:
+        counts = dict.fromkeys(STATUSES, 0)
+        for o in self._t.outbox.values():
+            counts[o.status] += 1
+        due = sum(
+            1 for o in self._t.outbox.values() if o.status == "pending" and o.next_attempt_at <= now
+        )
+        return BacklogCounts(counts["pending"], due, counts["sent"], counts["failed"])
+
+    # -- administration
+    def add_source(
+        self,
+        *,
+        name: str,
+        url: str,
+        kind: SourceKind | None,
+        every_seconds: int,
+        links_css: str | None,
+        now: datetime,
+    ) -> Source:
+        if name in self.source_names():
+            raise SourceExists(f"a source named {name!r} already exists")
+        sid = self._t.next_id("sources")
+        record = Source(
+            id=sid,
+            name=name,
+            url=url,
+            kind=kind,
+            every_seconds=every_seconds,
+            links_css=links_css,
+            next_poll_at=now,
+        )
+        self._t.sources[sid] = _SourceRow(record)
+        return record
+
+    def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:
+        by_name = {r.watchlist.name: r for r in self._t.watchlists.values()}
+        for wl in watchlists:
+            row = by_name.get(wl.name)
+            if row is None:
+                row = _WatchlistRow(self._t.next_id("watchlists"), wl, now, now)
+                self._t.watchlists[row.id] = by_name[wl.name] = row
+            row.watchlist = replace(wl, rules=tuple(_stored_rule(r) for r in wl.rules))
+            row.updated_at, row.removed_at = now, None
+            self._sync_recipients(row.id, wl.notify)
+
+    def _sync_recipients(self, watchlist_id: int, notify: Sequence[Recipient]) -> None:
+        existing = {
+            (r.recipient.channel, r.recipient.target): r
+            for r in self._t.recipients.values()
+            if r.watchlist_id == watchlist_id
+        }
+        for r in existing.values():
+            r.active = False
+        for pos, rec in enumerate(notify):
+            row = existing.get((rec.channel, rec.target))
+            if row is None:
+                row = _RecipientRow(self._t.next_id("recipients"), watchlist_id, rec, pos)
+                self._t.recipients[row.id] = existing[(rec.channel, rec.target)] = row
+            row.recipient, row.position, row.active = rec, pos, True
+
+    def remove_watchlist(self, name: str, now: datetime) -> None:
+        for row in self._t.watchlists.values():
+            if row.watchlist.name == name and row.removed_at is None:
+                row.removed_at = now
+                return
+        raise WatchlistNotFound(f"no watchlist named {name!r}")
+
+
+def _plus_one(row: _OutboxRow) -> int:
+    return row.attempts + 1
+
+
+def _spellings(m: _MatchRow) -> tuple[str, ...]:
+    spellings = (h.get("spelling") for h in m.hits if isinstance(h, dict))
+    return tuple(dict.fromkeys(s for s in spellings if isinstance(s, str) and s))
+
+
+def _stored_rule(rule: Rule) -> Rule:
+    """A rule as the database gives it back (aliases as a tuple)."""
+    if isinstance(rule, Query):
+        return Query(rule.query, rule.case_sensitive)
+    return Term(rule.term, tuple(rule.aliases), rule.case_sensitive)
+
+
+class MemoryStore:
+    """The fake store: one process, no database, same answers."""
+
+    def __init__(self) -> None:
+        self._tables = _Tables()
+
+    @contextmanager
+    def transaction(self) -> Iterator[MemoryTransaction]:
+        work = copy.deepcopy(self._tables)
+        yield MemoryTransaction(work)
+        self._tables = work  # reached only when the block raised nothing: commit
+
+    def items_since(
+        self, since: datetime | None, *, batch: int = 500
+    ) -> Iterator[list[StoredItem]]:
+        last_id = 0
+        while True:
+            t = self._tables
+            rows = sorted(
+                (
+                    r
+                    for r in t.items.values()
+                    if r.id > last_id and (since is None or r.fetched_at >= since)
+                ),
+                key=lambda r: r.id,
+            )[:batch]
+            if not rows:
+                return
+            yield [
+                StoredItem(
+                    r.id, r.source_id, t.sources[r.source_id].record.name, r.item, r.fetched_at
+                )
+                for r in rows
+            ]
+            last_id = rows[-1].id
+
+
+def as_store(store: MemoryStore) -> Store:
+    """mypy proves here that MemoryStore implements the protocol."""
+    return store

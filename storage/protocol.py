@@ -1,0 +1,198 @@
+"""What the use-cases (crawl, deliver, backfill, housekeeping) need from storage.
+
+A `typing.Protocol`, so that the use-cases depend on this and not on
+SQLAlchemy: `storage.repository.SqlStore` is the real thing (SQLite and
+PostgreSQL), `storage.memory.MemoryStore` an in-memory fake for fast
+use-case tests. tests/unit/test_store_contract.py runs the same scenarios
+against both, so the fake cannot drift from the database.
+
+Invariants every implementation keeps:
+- `transaction()` is one unit of work: everything written inside it is
+  committed together when the block ends, or nothing is (any exception rolls
+  it back). The crawl relies on this: a source's items, matches, outbox rows
+  and fetch state are written in ONE transaction.
+- records that cross this boundary are frozen dataclasses (the existing
+  records of crawler.models, alerts.models, storage.outbox and
+  storage.watchlists); no ORM row and no SQLAlchemy error ever leaves it.
+- errors are `StorageError`s: `DatabaseUnavailable` when the database cannot
+  be reached (an outage: retry later), `DataRefused` when it refused this
+  data (a constraint, a value the driver cannot encode: skip that source).
+- identity lives in the store: items by canonical URL, matches by (item,
+  watchlist), alerts by (item, watchlist, recipient); writing any of them
+  twice creates nothing twice, and the return values say what was new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime, time, timedelta
+from typing import Protocol
+
+from alerts.models import Watchlist, WatchlistMatch
+from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
+from storage import StorageError
+from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
+from storage.watchlists import ActiveWatchlist
+
+__all__ = [
+    "ActiveWatchlist",
+    "BacklogCounts",
+    "ClaimedBatch",
+    "DataRefused",
+    "RecipientRef",
+    "Store",
+    "StoreTransaction",
+]
+
+
+class DataRefused(StorageError):
+    """The database refused this data (the rest of the work is fine)."""
+
+
+class StoreTransaction(Protocol):
+    """The operations of one unit of work (see `Store.transaction`)."""
+
+    # -- sources: claiming, fetch state, page links (the crawl use-case)
+    def source_names(self) -> set[str]: ...
+
+    def claim_due_sources(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        names: Sequence[str] | None = None,
+        due_only: bool = True,
+    ) -> list[Source]:
+        """Lease up to `limit` enabled sources whose lease is free (and that
+        are due, when `due_only`), the earliest next poll first."""
+        ...
+
+    def release_lease(self, source_id: int, owner: str) -> None:
+        """Clear the lease if `owner` still holds it; else change nothing."""
+        ...
+
+    def record_poll(
+        self,
+        outcome: PollOutcome,
+        *,
+        now: datetime,
+        next_poll_at: datetime,
+        interval: int | None = None,
+    ) -> None:
+        """Write a poll's result into the source's fetch state and clear its lease."""
+        ...
+
+    def seen_links(self, source_id: int) -> frozenset[str]: ...
+
+    def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None: ...
+
+    # -- items
+    def store_items(
+        self, source_id: int, items: Sequence[Item], fetched_at: datetime
+    ) -> dict[str, int]:
+        """Insert the items new by canonical URL; {url: id} of the new ones only."""
+        ...
+
+    def prune_items(self, *, before: datetime) -> int:
+        """Delete unmatched items fetched before `before`; how many went."""
+        ...
+
+    # -- watchlists, matches and the outbox rows they owe
+    def active_watchlists(self, names: Sequence[str] | None = None) -> list[ActiveWatchlist]: ...
+
+    def get_watchlist(self, name: str) -> ActiveWatchlist:
+        """Raises WatchlistNotFound (a StorageError)."""
+        ...
+
+    def watchlists_version(self) -> tuple[object, ...]:
+        """Changes whenever a watchlist is saved or removed (recompile then)."""
+        ...
+
+    def record_matches(
+        self,
+        item_id: int,
+        found: Sequence[tuple[ActiveWatchlist, WatchlistMatch]],
+        now: datetime,
+        *,
+        daily_at: time = time(0, 0),
+    ) -> int:
+        """Store one item's matches and one pending outbox row per active
+        recipient (due at the end of its digest period); how many matches were new."""
+        ...
+
+    def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        """How many of these items already match this watchlist (backfill --dry-run)."""
+        ...
+
+    def count_alerts(self, watchlist_id: int) -> int:
+        """Outbox rows of a watchlist, whatever their status (backfill's report)."""
+        ...
+
+    # -- delivery (the deliver use-case)
+    def pending_recipients(self) -> list[RecipientRef]: ...
+
+    def note_waiting(self, recipient_ids: Collection[int], error: str) -> int: ...
+
+    def claim_due_alerts(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        exclude_recipients: Collection[int] = (),
+    ) -> list[ClaimedBatch]:
+        """Lease due alerts to `owner`: up to `limit` single alerts (oldest
+        first, none overtaking an earlier one of its recipient that is
+        backing off or leased), and whole digests only."""
+        ...
+
+    def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int: ...
+
+    def schedule_retry(
+        self, ids: Sequence[int], *, owner: str, error: str, next_attempt_at: datetime
+    ) -> int: ...
+
+    def mark_failed(self, ids: Sequence[int], *, owner: str, error: str) -> int: ...
+
+    def release_alerts(self, ids: Sequence[int], *, owner: str) -> int:
+        """Give claimed alerts back untouched; how many this owner held."""
+        ...
+
+    def backlog(self, *, now: datetime) -> BacklogCounts: ...
+
+    # -- administration (the CLI, and test set-up)
+    def add_source(
+        self,
+        *,
+        name: str,
+        url: str,
+        kind: SourceKind | None,
+        every_seconds: int,
+        links_css: str | None,
+        now: datetime,
+    ) -> Source: ...
+
+    def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:
+        """Create or replace each watchlist, matched by name (ids stay stable)."""
+        ...
+
+    def remove_watchlist(self, name: str, now: datetime) -> None: ...
+
+
+class Store(Protocol):
+    """Where the use-cases keep their state."""
+
+    def transaction(self) -> AbstractContextManager[StoreTransaction]:
+        """One unit of work: commit when the block ends, roll back on any exception."""
+        ...
+
+    def items_since(
+        self, since: datetime | None, *, batch: int = 500
+    ) -> Iterator[list[StoredItem]]:
+        """Stored items oldest first, in batches (keyset pagination: a backfill
+        over millions of items never holds them all)."""
+        ...

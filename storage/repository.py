@@ -1,0 +1,252 @@
+"""`SqlStore`: the `storage.protocol.Store` over SQLAlchemy (SQLite and PostgreSQL).
+
+It delegates to the query modules (storage.sources, items, matches, outbox,
+watchlists) that already hold the SQL; what it adds is the boundary: a
+session never leaves this module, and SQLAlchemy errors are translated into
+`StorageError`s on the way out (`DatabaseUnavailable` for an unreachable
+database or a dropped connection, `DataRefused` for data the database
+refused), so the use-cases catch only errors of ours.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, time, timedelta
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.models import Watchlist, WatchlistMatch
+from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
+from storage import items, matches, outbox, sources, watchlists
+from storage.db import DatabaseUnavailable, session_factory, transaction
+from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
+from storage.protocol import DataRefused, Store
+from storage.tables import MatchRow, OutboxRow, WatchlistRow
+from storage.watchlists import ActiveWatchlist
+
+
+def _one_line(error: BaseException) -> str:
+    """The driver's first line, never the statement or its parameters (they
+    may hold a webhook secret or a whole article)."""
+    text = str(getattr(error, "orig", None) or error).split("[SQL:")[0].strip()
+    first = text.splitlines()[0] if text else type(error).__name__
+    return " ".join(first.split())[:300]
+
+
+class SqlTransaction:
+    """The protocol's operations on one session (see storage.protocol.StoreTransaction)."""
+
+    def __init__(self, session: Session) -> None:
+        self._s = session
+
+    # -- sources
+    def source_names(self) -> set[str]:
+        return sources.source_names(self._s)
+
+    def claim_due_sources(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        names: Sequence[str] | None = None,
+        due_only: bool = True,
+    ) -> list[Source]:
+        return sources.claim_due_sources(
+            self._s,
+            now=now,
+            owner=owner,
+            lease=lease,
+            limit=limit,
+            names=names,
+            due_only=due_only,
+        )
+
+    def release_lease(self, source_id: int, owner: str) -> None:
+        sources.release_lease(self._s, source_id, owner)
+
+    def record_poll(
+        self,
+        outcome: PollOutcome,
+        *,
+        now: datetime,
+        next_poll_at: datetime,
+        interval: int | None = None,
+    ) -> None:
+        sources.record_poll(self._s, outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+
+    def seen_links(self, source_id: int) -> frozenset[str]:
+        return sources.seen_links(self._s, source_id)
+
+    def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None:
+        sources.add_seen_links(self._s, source_id, links, now)
+
+    # -- items
+    def store_items(
+        self, source_id: int, new: Sequence[Item], fetched_at: datetime
+    ) -> dict[str, int]:
+        return items.store_items(self._s, source_id, new, fetched_at)
+
+    def prune_items(self, *, before: datetime) -> int:
+        return items.prune_items(self._s, before=before)
+
+    # -- watchlists and matches
+    def active_watchlists(self, names: Sequence[str] | None = None) -> list[ActiveWatchlist]:
+        return watchlists.active_watchlists(self._s, names)
+
+    def get_watchlist(self, name: str) -> ActiveWatchlist:
+        return watchlists.get_watchlist(self._s, name)
+
+    def watchlists_version(self) -> tuple[object, ...]:
+        w = WatchlistRow
+        row = self._s.execute(
+            select(func.count(), func.max(w.updated_at), func.max(w.removed_at))
+        ).one()
+        return tuple(row)
+
+    def record_matches(
+        self,
+        item_id: int,
+        found: Sequence[tuple[ActiveWatchlist, WatchlistMatch]],
+        now: datetime,
+        *,
+        daily_at: time = time(0, 0),
+    ) -> int:
+        return matches.record_matches(self._s, item_id, found, now, daily_at=daily_at)
+
+    def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        if not item_ids:
+            return 0
+        stmt = (
+            select(func.count())
+            .select_from(MatchRow)
+            .where(MatchRow.watchlist_id == watchlist_id, MatchRow.item_id.in_(list(item_ids)))
+        )
+        return int(self._s.scalar(stmt) or 0)
+
+    def count_alerts(self, watchlist_id: int) -> int:
+        stmt = (
+            select(func.count())
+            .select_from(OutboxRow)
+            .where(OutboxRow.watchlist_id == watchlist_id)
+        )
+        return int(self._s.scalar(stmt) or 0)
+
+    # -- delivery
+    def pending_recipients(self) -> list[RecipientRef]:
+        return outbox.pending_recipients(self._s)
+
+    def note_waiting(self, recipient_ids: Collection[int], error: str) -> int:
+        return outbox.note_waiting(self._s, recipient_ids, error)
+
+    def claim_due_alerts(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int,
+        exclude_recipients: Collection[int] = (),
+    ) -> list[ClaimedBatch]:
+        return outbox.claim_due(
+            self._s,
+            now=now,
+            owner=owner,
+            lease=lease,
+            limit=limit,
+            exclude_recipients=exclude_recipients,
+        )
+
+    def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
+        return outbox.mark_sent(self._s, ids, owner=owner, now=now)
+
+    def schedule_retry(
+        self, ids: Sequence[int], *, owner: str, error: str, next_attempt_at: datetime
+    ) -> int:
+        return outbox.schedule_retry(
+            self._s, ids, owner=owner, error=error, next_attempt_at=next_attempt_at
+        )
+
+    def mark_failed(self, ids: Sequence[int], *, owner: str, error: str) -> int:
+        return outbox.mark_failed(self._s, ids, owner=owner, error=error)
+
+    def release_alerts(self, ids: Sequence[int], *, owner: str) -> int:
+        return outbox.release(self._s, ids, owner=owner)
+
+    def backlog(self, *, now: datetime) -> BacklogCounts:
+        return outbox.backlog(self._s, now=now)
+
+    # -- administration
+    def add_source(
+        self,
+        *,
+        name: str,
+        url: str,
+        kind: SourceKind | None,
+        every_seconds: int,
+        links_css: str | None,
+        now: datetime,
+    ) -> Source:
+        return sources.add_source(
+            self._s,
+            name=name,
+            url=url,
+            kind=kind,
+            every_seconds=every_seconds,
+            links_css=links_css,
+            now=now,
+        )
+
+    def save_watchlists(self, new: Sequence[Watchlist], now: datetime) -> None:
+        watchlists.save_watchlists(self._s, new, now)
+
+    def remove_watchlist(self, name: str, now: datetime) -> None:
+        watchlists.remove_watchlist(self._s, name, now)
+
+
+# The session type of the CLI's admin queries (listings, import, export in
+# storage/*.py take one and return records); the root names it through here,
+# never importing SQLAlchemy itself.
+AdminSession = Session
+
+
+class SqlStore:
+    """The real store. Built by the composition root from an engine."""
+
+    def __init__(self, engine: Engine, sessions: sessionmaker[Session] | None = None) -> None:
+        self.engine = engine
+        self.sessions = sessions or session_factory(engine)
+
+    @contextmanager
+    def transaction(self) -> Iterator[SqlTransaction]:
+        try:
+            with transaction(self.sessions) as session:
+                yield SqlTransaction(session)
+        except DBAPIError as e:
+            if e.connection_invalidated:
+                raise DatabaseUnavailable(f"database unavailable: {_one_line(e)}") from e
+            raise DataRefused(_one_line(e)) from e
+        except SQLAlchemyError as e:
+            raise DataRefused(_one_line(e)) from e
+
+    @contextmanager
+    def session(self) -> Iterator[AdminSession]:
+        """One unit of work for the CLI's admin queries, outside the protocol:
+        the use-cases never get a session."""
+        with transaction(self.sessions) as session:
+            yield session
+
+    def items_since(
+        self, since: datetime | None, *, batch: int = items.BATCH
+    ) -> Iterator[list[StoredItem]]:
+        with self.sessions() as reader:
+            yield from items.iter_items_since(reader, since, batch=batch)
+
+
+def as_store(store: SqlStore) -> Store:
+    """mypy proves here that SqlStore implements the protocol."""
+    return store
