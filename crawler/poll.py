@@ -85,6 +85,7 @@ async def poll_source(
             executor=executor,
             slot_wait=slot_wait,
             on_fetched=on_fetched,
+            seen_versions=seen_versions,
         )
     except Exception as e:
         return crashed(source, e)
@@ -112,6 +113,7 @@ async def _poll(
     executor: Executor | None,
     slot_wait: float | None,
     on_fetched: Callable[[], None] | None,
+    seen_versions: Mapping[str, datetime | None],
 ) -> PollOutcome:
     try:
         result = await client.get(

@@ -112,7 +112,7 @@ class BoundedAppRunner(web.AppRunner):
         await app.startup()
         app.freeze()
         self.bounded = BoundedServer(
-            app._handle,
+            app._handle,  # type: ignore[arg-type]  # aiohttp passes it a Request
             request_factory=app._make_request,
             max_connections=self.max_connections,
             **self._kwargs,
