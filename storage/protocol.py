@@ -31,7 +31,7 @@ from typing import Protocol
 
 from alerts.models import Watchlist, WatchlistMatch
 from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
-from storage import StorageError
+from storage.db import DatabaseRefused
 from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
 from storage.watchlists import ActiveWatchlist
 
@@ -46,8 +46,9 @@ __all__ = [
 ]
 
 
-class DataRefused(StorageError):
-    """The database refused this data (the rest of the work is fine)."""
+# The database refused this data (the rest of the work is fine): one class
+# with storage.db's, so the use-cases catch one error whatever raised it.
+DataRefused = DatabaseRefused
 
 
 class StoreTransaction(Protocol):

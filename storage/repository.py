@@ -15,25 +15,17 @@ from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.models import Watchlist, WatchlistMatch
 from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage import items, matches, outbox, sources, watchlists
-from storage.db import DatabaseUnavailable, session_factory, transaction
+from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
-from storage.protocol import DataRefused, Store
+from storage.protocol import Store
 from storage.tables import MatchRow, OutboxRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
-
-
-def _one_line(error: BaseException) -> str:
-    """The driver's first line, never the statement or its parameters (they
-    may hold a webhook secret or a whole article)."""
-    text = str(getattr(error, "orig", None) or error).split("[SQL:")[0].strip()
-    first = text.splitlines()[0] if text else type(error).__name__
-    return " ".join(first.split())[:300]
 
 
 class SqlTransaction:
@@ -226,12 +218,8 @@ class SqlStore:
         try:
             with transaction(self.sessions) as session:
                 yield SqlTransaction(session)
-        except DBAPIError as e:
-            if e.connection_invalidated:
-                raise DatabaseUnavailable(f"database unavailable: {_one_line(e)}") from e
-            raise DataRefused(_one_line(e)) from e
-        except SQLAlchemyError as e:
-            raise DataRefused(_one_line(e)) from e
+        except SQLAlchemyError as e:  # storage.db.transaction translated the statement errors
+            raise database_error(e) from None
 
     @contextmanager
     def session(self) -> Iterator[AdminSession]:

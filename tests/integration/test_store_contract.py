@@ -330,14 +330,14 @@ def test_refused_data_is_a_storage_error_of_one_line_without_values(store: Store
     if isinstance(store, MemoryStore):
         pytest.skip("the fake has no column constraints")
     secret = "hunter2-webhook-secret"
-    bad = replace(item(1), title=None, summary=secret)  # type: ignore[arg-type]
+    bad = replace(item(1), text=None, summary=secret)  # type: ignore[arg-type]
     with pytest.raises(StorageError) as caught, store.transaction() as tx:
         src = tx.add_source(
             name="s", url="https://x.example", kind="feed", every_seconds=60, links_css=None, now=T0
         )
         tx.store_items(src.id, [bad], T0)
     message = str(caught.value)
-    assert "title" in message
+    assert "body" in message
     assert "\n" not in message and secret not in message and "INSERT" not in message
     with store.transaction() as tx:
         assert tx.source_names() == set()
