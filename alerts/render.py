@@ -24,7 +24,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Any
 
-from alerts.models import StoredMatch
+from alerts.alert_records import StoredMatch
 
 SUBJECT_CHARS = 200
 SLACK_SECTION_CHARS = 3000

@@ -5,7 +5,7 @@ RSS 1.0 and JSON Feed in en/ru/ko/zh, ~100 KB each, every one with an ETag)
 are served by aiohttp.web in a separate process on 127.0.0.1, so the server
 never competes for the crawler's GIL (it still shares the machine's cores).
 
-    (a) first crawl   newswatch.pipeline.crawl into a fresh database
+    (a) first crawl   scheduler.crawl.crawl into a fresh database
     (b) second crawl  the same again: every feed answers 304
     (c) baseline      urllib fetch → feedparser.parse (defaults) → one INSERT
                       and one commit per item into a separate SQLite file
@@ -118,10 +118,10 @@ def run_crawls(
 ) -> None:
     import logging
 
-    from alerts.watchlists import parse_watchlists
+    from alerts.watchlist_files import parse_watchlists
     from newswatch.app import App
     from newswatch.config import Settings
-    from newswatch.pipeline import crawl
+    from scheduler.crawl import crawl
     from storage.db import upgrade
     from storage.sources import add_source
     from storage.watchlists import save_watchlists
@@ -197,7 +197,7 @@ def _summary(report: Any) -> str:
 
 def _workers(feeds: int) -> int:
     """Parse workers the crawl started (0 when it parses in-process)."""
-    from crawler.workers import MIN_SOURCES_FOR_POOL, default_workers
+    from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
 
     return default_workers() if feeds >= MIN_SOURCES_FOR_POOL else 0
 

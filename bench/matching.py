@@ -34,10 +34,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from alerts.backends import HYPERSCAN_AVAILABLE
-from alerts.matching import compile_watchlists
-from alerts.models import Document, Term, Watchlist
-from alerts.textmatch import FieldText
+from alerts.alert_records import Document, Term, Watchlist
+from alerts.matching.backends import HYPERSCAN_AVAILABLE
+from alerts.matching.engine import compile_watchlists
+from alerts.matching.text_keys import FieldText
 
 Result = tuple[float, float, int, bool]  # MB/s, items/s, matches, whole corpus covered
 

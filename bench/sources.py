@@ -155,8 +155,8 @@ def sitemap_bench() -> None:
 
 async def feed_poll(url: str) -> float:
     from crawler.addresses import AddressPolicy
+    from crawler.crawl_records import Source
     from crawler.fetch import FetchPolicy, HttpClient
-    from crawler.models import Source
     from crawler.poll import poll_source
 
     policy = FetchPolicy(
@@ -174,8 +174,8 @@ async def feed_poll(url: str) -> float:
 
 async def spider_poll(url: str) -> float:
     from crawler.addresses import AddressPolicy
+    from crawler.crawl_records import Source
     from crawler.fetch import FetchPolicy
-    from crawler.models import Source
     from crawler.spiders import SpiderLimits, poll_spider
 
     policy = FetchPolicy(

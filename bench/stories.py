@@ -42,9 +42,9 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from alerts.alert_records import Document
 from alerts.embedding import Encoder, HashingEncoder, Usem3Encoder, char_ngrams, embed_items
-from alerts.matching import compile_watchlists
-from alerts.models import Document
+from alerts.matching.engine import compile_watchlists
 from alerts.stories import (
     DEFAULT_WINDOW,
     StoryIndex,
@@ -53,7 +53,7 @@ from alerts.stories import (
     params_for,
     story_text,
 )
-from alerts.watchlists import parse_watchlists
+from alerts.watchlist_files import parse_watchlists
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "bench" / "data"

@@ -37,7 +37,7 @@ from storage.db import make_engine, session_factory, upgrade
 from storage.views import SqlWebReader
 from tests.support.webdata import bulk
 from tests.support.webserver import ServedApp, fetch
-from web.app import WebConfig, create_app
+from web.server import WebConfig, create_app
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 PG_ADMIN = os.environ.get(

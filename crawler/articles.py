@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import trafilatura
 
+from crawler.crawl_records import Item
 from crawler.entries import sane_date
-from crawler.models import Item
 from crawler.normalize import collapse_whitespace, content_hash, detect_language
 
 log = logging.getLogger(__name__)

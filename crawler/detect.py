@@ -16,11 +16,11 @@ from parsel import Selector
 
 from crawler import CrawlError
 from crawler.charsets import narrow_head
+from crawler.crawl_records import SourceKind
 from crawler.feeds import is_json_feed, parse_feed
 from crawler.fetch import HttpClient
-from crawler.models import SourceKind
+from crawler.listings import decode_html
 from crawler.normalize import join_url
-from crawler.pages import decode_html
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
-from crawler.models import Item
+from crawler.crawl_records import Item
 from crawler.normalize import (
     canonical_url,
     collapse_whitespace,

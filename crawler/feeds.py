@@ -23,11 +23,11 @@ from typing import Any
 import feedparser
 
 from crawler import CrawlError
-from crawler.bodies import content_type_charset
 from crawler.charsets import decode_document, xml_declared_encoding
+from crawler.crawl_records import Item
 from crawler.entries import EntryFields, build_item
-from crawler.fastfeed import read_feed
-from crawler.models import Item
+from crawler.feeds_lxml import read_feed
+from crawler.http_bodies import content_type_charset
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def parse_feed(
 
 
 def _feedparser(data: bytes) -> tuple[Any, Any]:
-    """(feed, entries) from feedparser, for what crawler.fastfeed does not copy exactly."""
+    """(feed, entries) from feedparser, for what crawler.feeds_lxml does not copy exactly."""
     parsed = feedparser.parse(
         io.BytesIO(data),
         response_headers={"content-type": "application/xml; charset=utf-8"},

@@ -35,13 +35,6 @@ from yarl import URL
 
 from crawler import CrawlError
 from crawler.addresses import AddressPolicy
-from crawler.bodies import (
-    ACCEPT_ENCODING,
-    BadEncoding,
-    BodyDecoder,
-    parse_max_age,
-    parse_retry_after,
-)
 from crawler.guard import (
     GuardedResolver,
     InvalidURL,
@@ -51,6 +44,13 @@ from crawler.guard import (
     check_url,
     guarded_socket_factory,
     redact,
+)
+from crawler.http_bodies import (
+    ACCEPT_ENCODING,
+    BadEncoding,
+    BodyDecoder,
+    parse_max_age,
+    parse_retry_after,
 )
 
 if TYPE_CHECKING:

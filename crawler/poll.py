@@ -39,11 +39,11 @@ from datetime import datetime
 from types import MappingProxyType
 
 from crawler import CrawlError
+from crawler.crawl_records import Item, PollOutcome, SeenVersion, Source, SourceKind
 from crawler.detect import sniff_kind
 from crawler.feeds import ParsedFeed, parse_feed
 from crawler.fetch import FetchResult, HttpClient, HTTPStatusError, SlotUnavailable
-from crawler.models import Item, PollOutcome, SeenVersion, Source, SourceKind
-from crawler.pages import crawl_listing
+from crawler.listings import crawl_listing
 from crawler.robots import RobotsCache
 from crawler.sitemaps import crawl_sitemap
 from crawler.spiders import SpiderLimits, poll_spider

@@ -48,13 +48,13 @@ from protego import Protego
 
 from crawler import CrawlError
 from crawler.articles import extract_article
+from crawler.crawl_records import Item, SeenVersion
 from crawler.entries import sane_date
 from crawler.fetch import FetchResult, HttpClient
 from crawler.guard import parse_url
 from crawler.links import same_site
-from crawler.models import Item, SeenVersion
+from crawler.listings import HTML_ACCEPT, decode_html
 from crawler.normalize import canonical_url, content_hash, one_line
-from crawler.pages import HTML_ACCEPT, decode_html
 from crawler.robots import RobotsCache, robots_for
 
 log = logging.getLogger(__name__)

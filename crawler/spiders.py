@@ -41,10 +41,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from crawler import CrawlError
+from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.entries import sane_date
 from crawler.fetch import FetchPolicy
 from crawler.guard import parse_url
-from crawler.models import Item, PollOutcome, Source
 from crawler.normalize import (
     canonical_url,
     collapse_whitespace,

@@ -22,7 +22,7 @@ from storage.views import SqlWebReader
 from tests.integration.test_web_browser import ARGS, CHROMIUM
 from tests.support.webdata import scenario
 from tests.support.webserver import ServedApp
-from web.app import WebConfig, create_app
+from web.server import WebConfig, create_app
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 

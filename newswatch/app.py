@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.pacing import Pacer
-from alerts.watchlists import reference_env
+from alerts.watchlist_files import reference_env
 from newswatch.config import Settings
 from storage.db import make_engine, session_factory, transaction
 from storage.leases import OwnerLock, owner_id
@@ -37,7 +37,7 @@ class App:
     sessions: sessionmaker[Session]
     clock: Callable[[], datetime] = utcnow
     # What `${NAME}` in a watchlist may read: the environment without
-    # NEWSWATCH_* and outside NEWSWATCH_WATCHLIST_ENV (alerts.watchlists).
+    # NEWSWATCH_* and outside NEWSWATCH_WATCHLIST_ENV (alerts.watchlist_files).
     env: Mapping[str, str] = field(default_factory=lambda: reference_env(os.environ, ""))
     # Alerts a channel accepted whose "sent" mark could not be written (the
     # database was down): (outbox ids, lease token, sent at). Delivery writes

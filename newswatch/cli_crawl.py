@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from crawler.models import PollOutcome, Source
+from crawler.crawl_records import PollOutcome, Source
 from newswatch import cli_common
 from newswatch.cli_common import echo, get_app, one_line, printable
 
@@ -31,9 +31,9 @@ def crawl(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every poll.")] = False,
 ) -> None:
     """Poll every enabled source now, store new items, match them, deliver the alerts, exit."""
-    from alerts.outbox import deliver_all, pending_summary
     from newswatch.logs import setup_logging
-    from newswatch.pipeline import crawl as run_crawl
+    from scheduler.crawl import crawl as run_crawl
+    from scheduler.deliver import deliver_all, pending_summary
 
     a = get_app(ctx)
     setup_logging(a.settings.log_format, verbose=verbose, quiet=not verbose)

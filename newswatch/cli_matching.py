@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from alerts.models import Document, WatchlistMatch
+from alerts.alert_records import Document, WatchlistMatch
 from newswatch.cli_common import (
     UsageProblem,
     echo,
@@ -49,7 +49,7 @@ def _highlight(text: str, spans: list[tuple[int, int]], tty: bool) -> str:
 
 
 def print_match(m: WatchlistMatch, text: str, tty: bool) -> None:
-    from alerts.matching import normalize_text
+    from alerts.matching.engine import normalize_text
 
     norm = normalize_text(text)
     echo(f"{m.watchlist}: matched {', '.join(m.terms)}")
@@ -71,8 +71,8 @@ def match(
     text: Annotated[str | None, typer.Argument(help="Text to test, or - for stdin.")] = None,
 ) -> None:
     """Which terms of a watchlist match TEXT (stdin with -)."""
-    from alerts.matching import compile_watchlists
-    from newswatch.pipeline import ONE_SHOT_BACKEND
+    from alerts.matching.engine import compile_watchlists
+    from scheduler.crawl import ONE_SHOT_BACKEND
 
     if text is None or text == "-":
         text = sys.stdin.read()
@@ -127,7 +127,7 @@ def backfill(
     ] = False,
 ) -> None:
     """Match stored items against a watchlist now and record new matches (and their alerts)."""
-    from newswatch.backfill import backfill as run
+    from scheduler.backfill import backfill as run
 
     a = get_app(ctx)
     delta = _since(since)

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from alerts.models import Query, Recipient, Watchlist
-from alerts.watchlists import (
+from alerts.alert_records import Query, Recipient, Watchlist
+from alerts.watchlist_files import (
     REF_RE,
     WatchlistFileError,
     dump_watchlists,
@@ -144,7 +144,7 @@ def remove(ctx: typer.Context, name: str) -> None:
 @app.command("test")
 def test(file: Path) -> None:
     """Run the examples in FILE against its watchlists (no database needed)."""
-    from alerts.matching import run_examples
+    from alerts.matching.engine import run_examples
 
     watchlists = read_watchlist_file(file)
     failures = run_examples(watchlists)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from crawler.models import MAX_EVERY_SECONDS, MIN_EVERY_SECONDS
+from crawler.crawl_records import MAX_EVERY_SECONDS, MIN_EVERY_SECONDS
 
 _PART = re.compile(r"([0-9]+)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -26,12 +26,12 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
-from crawler.models import Item, PollOutcome, Source
+from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.spiders import to_item
 
 if TYPE_CHECKING:
     from newswatch.app import App
-    from newswatch.pipeline import CompiledWatchlists
+    from scheduler.crawl import CompiledWatchlists
 
 DEFAULT_BATCH = 50
 
@@ -70,7 +70,7 @@ class NewswatchPipeline:
     def open_spider(self, spider: Any = None) -> None:
         from newswatch.app import App
         from newswatch.config import load_settings
-        from newswatch.pipeline import ONE_SHOT_BACKEND, load_watchlists
+        from scheduler.crawl import ONE_SHOT_BACKEND, load_watchlists
         from storage import sources as source_repo
 
         settings = load_settings()  # the environment and NEWSWATCH_CONFIG, as the CLI reads them
@@ -115,7 +115,7 @@ class NewswatchPipeline:
 
     def flush(self) -> None:
         """Save the pending items as one poll of the source, in one transaction."""
-        from newswatch.pipeline import save_outcome
+        from scheduler.crawl import save_outcome
 
         if not self.pending:
             return

@@ -14,8 +14,8 @@ from aiohttp import web as aioweb
 from newswatch.app import App
 from storage.views import SqlWebReader
 from web import WebError
-from web.app import WebConfig, create_app
 from web.security import check_bind
+from web.server import WebConfig, create_app
 
 log = logging.getLogger("newswatch.web")
 

@@ -49,7 +49,7 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from crawler.workers import default_workers, parse_pool
+from crawler.parse_pool import default_workers, parse_pool
 from newswatch.app import App
 from newswatch.webapp import daemon_web_app
 from scheduler import SchedulerError, lock

@@ -21,7 +21,7 @@ host with 200 feeds is served at its politeness rate, oldest due first,
 while other hosts' sources take the remaining poll slots. A poll that still
 cannot start its request within `slot_wait` (e.g. many sources redirect to
 one host) is deferred: its lease is handed back and it is due again within
-seconds, without counting as a failure (newswatch.pipeline.deferred_poll_at).
+seconds, without counting as a failure (scheduler.crawl.deferred_poll_at).
 """
 
 from __future__ import annotations
@@ -40,13 +40,12 @@ from typing import Any
 from sqlalchemy import func, select
 
 from alerts import AlertError
-from alerts.outbox import DeliveryReport, deliver_due
 from crawler import CrawlError
+from crawler.crawl_records import Source
 from crawler.fetch import HttpClient, host_key
-from crawler.models import Source
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.pipeline import (
+from scheduler.crawl import (
     CompiledWatchlists,
     CrawlReport,
     claim,
@@ -55,6 +54,7 @@ from newswatch.pipeline import (
     load_watchlists,
     poll_and_save,
 )
+from scheduler.deliver import DeliveryReport, deliver_due
 from scheduler.metrics import Metrics
 from storage import StorageError
 from storage import outbox as outbox_repo

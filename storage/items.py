@@ -10,7 +10,7 @@ from sqlalchemy import Insert, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crawler.models import Item, StoredItem
+from crawler.crawl_records import Item, StoredItem
 from storage.tables import Base, ItemRow, MatchRow, SourceRow
 
 BATCH = 500

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.models import Digest, StoredMatch, WatchlistMatch
+from alerts.alert_records import Digest, StoredMatch, WatchlistMatch
 from storage.items import insert_ignore
 from storage.tables import ItemRow, MatchRow, OutboxRow, SourceRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist

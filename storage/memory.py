@@ -22,8 +22,16 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from alerts.models import Query, Recipient, Rule, StoredMatch, Term, Watchlist, WatchlistMatch
-from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
+from alerts.alert_records import (
+    Query,
+    Recipient,
+    Rule,
+    StoredMatch,
+    Term,
+    Watchlist,
+    WatchlistMatch,
+)
+from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage.matches import digest_period
 from storage.outbox import STATUSES, BacklogCounts, ClaimedAlert, ClaimedBatch, RecipientRef
 from storage.protocol import Store

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
-from alerts.models import StoredMatch
+from alerts.alert_records import StoredMatch
 from storage.leases import dead_tokens, liveness
 from storage.matches import stored_match
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow

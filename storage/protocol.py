@@ -12,7 +12,7 @@ Invariants every implementation keeps:
   it back). The crawl relies on this: a source's items, matches, outbox rows
   and fetch state are written in ONE transaction.
 - records that cross this boundary are frozen dataclasses (the existing
-  records of crawler.models, alerts.models, storage.outbox and
+  records of crawler.crawl_records, alerts.alert_records, storage.outbox and
   storage.watchlists); no ORM row and no SQLAlchemy error ever leaves it.
 - errors are `StorageError`s: `DatabaseUnavailable` when the database cannot
   be reached (an outage: retry later), `DataRefused` when it refused this
@@ -29,8 +29,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from typing import Protocol
 
-from alerts.models import Watchlist, WatchlistMatch
-from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
+from alerts.alert_records import Watchlist, WatchlistMatch
+from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage.db import DatabaseRefused
 from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
 from storage.watchlists import ActiveWatchlist

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.models import Watchlist, WatchlistMatch
-from crawler.models import Item, PollOutcome, Source, SourceKind, StoredItem
+from alerts.alert_records import Watchlist, WatchlistMatch
+from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage import items, matches, outbox, sources, watchlists
 from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef

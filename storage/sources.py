@@ -1,4 +1,4 @@
-"""Source queries: rows in, `crawler.models.Source` records out."""
+"""Source queries: rows in, `crawler.crawl_records.Source` records out."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crawler.models import PollOutcome, Source, SourceKind
+from crawler.crawl_records import PollOutcome, Source, SourceKind
 from storage import StorageError
 from storage.leases import dead_tokens, liveness
 from storage.tables import ItemRow, PageLinkRow, SourceRow

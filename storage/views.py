@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from sqlalchemy import Date, Select, Text, cast, func, literal, select, text
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
-from alerts.models import StoredMatch
+from alerts.alert_records import StoredMatch
 from storage.db import transaction
 from storage.matches import stored_match
 from storage.outbox import AlertListing, list_alerts

@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from alerts.models import Query, Recipient, Rule, Term, Watchlist
+from alerts.alert_records import Query, Recipient, Rule, Term, Watchlist
 from storage import StorageError
 from storage.tables import RecipientRow, RuleRow, WatchlistRow
 
@@ -155,7 +155,7 @@ def get_watchlist(session: Session, name: str) -> ActiveWatchlist:
 
 def remove_watchlist(session: Session, name: str, now: datetime) -> None:
     """Soft removal: the watchlist stops matching; its matches and alerts stay."""
-    name = unicodedata.normalize("NFC", name)  # names are stored in NFC (alerts.watchlists)
+    name = unicodedata.normalize("NFC", name)  # names are stored in NFC (alerts.watchlist_files)
     row = session.scalar(
         select(WatchlistRow).where(WatchlistRow.name == name, WatchlistRow.removed_at.is_(None))
     )

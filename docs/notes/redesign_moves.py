@@ -41,6 +41,7 @@ MOVES: dict[str, str] = {
     "crawler/bodies.py": "crawler/http_bodies.py",
     "crawler/workers.py": "crawler/parse_pool.py",
     "crawler/pages.py": "crawler/listings.py",
+    "web/app.py": "web/server.py",
 }
 NEW_PACKAGES = {
     "alerts/matching/__init__.py": '"""Matching: watchlists compiled into one automaton '

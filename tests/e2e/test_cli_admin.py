@@ -172,7 +172,7 @@ def test_watchlist_import_export_round_trip(cli: CLI, tmp_path: Path) -> None:
     again = write(tmp_path, "again.yaml", exported)
     assert cli("watchlist", "import", str(again)).code == 0
     assert cli("watchlist", "export").out == exported
-    from alerts.watchlists import parse_watchlists
+    from alerts.watchlist_files import parse_watchlists
 
     assert parse_watchlists(exported) == parse_watchlists(WATCHLISTS)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from alerts.models import Hit, Recipient, Term, Watchlist, WatchlistMatch
-from crawler.models import Item
+from alerts.alert_records import Hit, Recipient, Term, Watchlist, WatchlistMatch
+from crawler.crawl_records import Item
 from storage.db import make_engine, session_factory
 from storage.items import store_items
 from storage.matches import record_matches

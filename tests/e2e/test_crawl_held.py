@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import update
 
-from alerts.models import Recipient
+from alerts.alert_records import Recipient
 from storage.leases import OwnerId, machine_id, owner_id, parse_owner, process_start
 from storage.tables import OutboxRow, SourceRow
 from tests.conftest import Database

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from alerts.models import Hit, Recipient, WatchlistMatch
-from crawler.models import Item
+from alerts.alert_records import Hit, Recipient, WatchlistMatch
+from crawler.crawl_records import Item
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.tables import ItemRow, SourceRow

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select, update
 
-from alerts.watchlists import parse_watchlists
+from alerts.watchlist_files import parse_watchlists
 from storage.db import transaction
 from storage.sources import add_source
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow

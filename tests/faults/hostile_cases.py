@@ -872,7 +872,7 @@ CASES += [
         items=1,
     ),
     # An exception of a type no code knows, raised inside this source's poll
-    # (NEWSWATCH_RAISE_AT, see newswatch.faults): the stand-in for any payload
+    # (NEWSWATCH_RAISE_AT, see scheduler.crash_points): the stand-in for any payload
     # nobody foresaw. It must fail this source alone, with backoff.
     Case(
         "injected-bug",

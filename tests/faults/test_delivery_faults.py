@@ -81,7 +81,7 @@ def test_channels_fail_then_recover(db: Database) -> None:
                 f"      - email: analyst@example.org\n      - slack: {slack_url}\n"
                 f"      - webhook: {hook_url}\n"
             )
-            from alerts.watchlists import parse_watchlists
+            from alerts.watchlist_files import parse_watchlists
             from storage.sources import add_source
             from storage.watchlists import save_watchlists
 
@@ -169,7 +169,7 @@ class SlackStandIn:
 
 
 def _slack_setup(db: Database, c: Corpus, stand_in: SlackStandIn, items: int) -> None:
-    from alerts.watchlists import parse_watchlists
+    from alerts.watchlist_files import parse_watchlists
     from storage.sources import add_source
     from storage.watchlists import save_watchlists
 

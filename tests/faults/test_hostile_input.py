@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from alerts.watchlists import parse_watchlists
+from alerts.watchlist_files import parse_watchlists
 from newswatch.cli import main
 from storage.db import transaction
 from storage.sources import add_source

@@ -16,6 +16,7 @@ from typing import TypeVar
 import pytest
 
 from alerts import render
+from alerts.alert_records import StoredMatch
 from alerts.channels import (
     EmailChannel,
     PermanentFailure,
@@ -25,7 +26,6 @@ from alerts.channels import (
     WebhookChannel,
     verify,
 )
-from alerts.models import StoredMatch
 from crawler.addresses import AddressPolicy
 from crawler.fetch import FetchPolicy, HttpClient
 from tests.support.httpserver import LocalHTTPServer, Request, Response

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from alerts.models import Query, Term, Watchlist
-from alerts.watchlists import parse_watchlists
+from alerts.alert_records import Query, Term, Watchlist
+from alerts.watchlist_files import parse_watchlists
 from storage.db import transaction
 from storage.sources import add_source
 from storage.tables import ItemRow, MatchRow, SourceRow
@@ -137,7 +137,7 @@ def test_poisoned_source_under_the_daemon_is_polled_once_per_backoff(
 
 def _polls_allowed(elapsed: float, every: int) -> int:
     """Polls of a source failing since t=0 within `elapsed` seconds, with the
-    backoff of scheduler.policy (interval x 2^failures, jitter ±10%), plus one
+    backoff of scheduler.poll_policy (interval x 2^failures, jitter ±10%), plus one
     for timing slack. Polled on every tick instead, it would be ~2 per second."""
     polls, at, failures = 1, 0.0, 0
     while True:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from alerts.models import Hit, Recipient, WatchlistMatch
-from crawler.models import Item
+from alerts.alert_records import Hit, Recipient, WatchlistMatch
+from crawler.crawl_records import Item
 from newswatch.app import App
 from storage.items import MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, store_items
 from storage.matches import record_matches

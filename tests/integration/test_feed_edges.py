@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from crawler.models import PollOutcome
+from crawler.crawl_records import PollOutcome
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.pipeline import crawl
+from scheduler.crawl import crawl
 from storage import sources as source_repo
 from storage.tables import ItemRow
 from tests.conftest import Database

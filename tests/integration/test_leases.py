@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text, update
 
-from alerts.models import Recipient
+from alerts.alert_records import Recipient
 from storage import outbox as repo
 from storage.leases import OwnerId, lock_key, machine_id, owner_id, parse_owner, process_start
 from storage.sources import claim_due_sources, held_sources

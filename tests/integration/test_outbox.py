@@ -19,12 +19,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from alerts.models import Hit, Recipient, Term, Watchlist, WatchlistMatch
-from alerts.outbox import DeliveryReport, deliver_due
+from alerts.alert_records import Hit, Recipient, Term, Watchlist, WatchlistMatch
+from crawler.crawl_records import Item
 from crawler.fetch import FetchPolicy, HttpClient
-from crawler.models import Item
 from newswatch.app import App
 from newswatch.config import Settings
+from scheduler.deliver import DeliveryReport, deliver_due
 from storage import outbox as repo
 from storage.items import store_items
 from storage.matches import record_matches

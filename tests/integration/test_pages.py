@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from crawler.addresses import AddressPolicy
+from crawler.crawl_records import Source
 from crawler.detect import detect_kind
 from crawler.fetch import FetchPolicy, HttpClient
-from crawler.models import Source
 from crawler.poll import poll_source
 from tests.support.httpserver import LocalHTTPServer
 

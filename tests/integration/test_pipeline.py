@@ -6,10 +6,10 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
-from crawler.models import Item, PollOutcome
+from crawler.crawl_records import Item, PollOutcome
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.pipeline import CompiledWatchlists, save_outcomes
+from scheduler.crawl import CompiledWatchlists, save_outcomes
 from storage import sources as source_repo
 from storage.items import count_items
 from tests.conftest import Database

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from alerts.models import Recipient
+from alerts.alert_records import Recipient
 from storage.tables import OutboxRow
 from tests.conftest import Database
 from tests.integration.test_outbox import Clock, add_items, deliver, make_app, setup

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from alerts.models import Recipient, Term, Watchlist
+from alerts.alert_records import Recipient, Term, Watchlist
 from storage.sources import add_source
 from storage.tables import ItemRow, MatchRow, OutboxRow
 from storage.watchlists import save_watchlists

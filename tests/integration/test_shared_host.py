@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from alerts.watchlists import parse_watchlists
+from alerts.watchlist_files import parse_watchlists
+from crawler.crawl_records import PollOutcome
 from crawler.fetch import host_key
-from crawler.models import PollOutcome
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.pipeline import (
+from scheduler.crawl import (
     CompiledWatchlists,
     CrawlReport,
     claim,

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from crawler.addresses import AddressPolicy
+from crawler.crawl_records import PollOutcome, Source
 from crawler.fetch import FetchPolicy, HttpClient
-from crawler.models import PollOutcome, Source
 from crawler.poll import poll_source
 from crawler.sitemaps import SitemapCrawl, crawl_sitemap
 from tests.support.canary import Canary

@@ -17,15 +17,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from alerts.models import Recipient, Term, Watchlist
+from alerts.alert_records import Recipient, Term, Watchlist
 from crawler.addresses import AddressPolicy
+from crawler.crawl_records import PollOutcome, Source
 from crawler.fetch import FetchPolicy, HttpClient
-from crawler.models import PollOutcome, Source
 from crawler.poll import poll_source
 from crawler.spiders import SpiderLimits
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.pipeline import load_watchlists, save_outcome
+from scheduler.crawl import load_watchlists, save_outcome
 from storage.sources import add_source
 from storage.tables import ItemRow, MatchRow, OutboxRow
 from storage.watchlists import save_watchlists

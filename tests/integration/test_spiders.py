@@ -18,8 +18,8 @@ from urllib.parse import quote
 import pytest
 
 from crawler.addresses import AddressPolicy
+from crawler.crawl_records import PollOutcome, Source
 from crawler.fetch import FetchPolicy, HttpClient
-from crawler.models import PollOutcome, Source
 from crawler.poll import poll_source
 from crawler.spiders import SpiderLimits, poll_spider
 from tests.support.canary import Canary

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from alerts.models import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
-from crawler.models import Item, PollOutcome
+from alerts.alert_records import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
+from crawler.crawl_records import Item, PollOutcome
 from storage import sources as src_repo
 from storage.items import get_items, iter_items_since, prune_items, store_items
 from storage.matches import digest_period, list_matches, record_matches

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.models import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
-from crawler.models import Item, PollOutcome
+from alerts.alert_records import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
+from crawler.crawl_records import Item, PollOutcome
 from storage import StorageError
 from storage.memory import MemoryStore
 from storage.protocol import Store

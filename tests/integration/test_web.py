@@ -28,7 +28,7 @@ from tests.support.daemon import free_port
 from tests.support.env import clean_env
 from tests.support.webdata import SLACK_SECRET, Scenario, scenario
 from tests.support.webserver import ServedApp, fetch
-from web.app import CSP, WebConfig, create_app
+from web.server import CSP, WebConfig, create_app
 
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 TOKEN = "t0ken-for-the-web-view-4242"

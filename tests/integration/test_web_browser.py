@@ -18,7 +18,7 @@ from storage.views import SqlWebReader
 from tests.conftest import Database
 from tests.support.webdata import HOSTILE_TITLES, Scenario, scenario
 from tests.support.webserver import ServedApp
-from web.app import WebConfig, create_app
+from web.server import WebConfig, create_app
 
 pytestmark = pytest.mark.browser
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from alerts.watchlists import parse_watchlists
+from alerts.watchlist_files import parse_watchlists
 from storage.db import make_engine, session_factory, transaction
 from storage.sources import add_source
 from storage.watchlists import save_watchlists

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts import render
-from alerts.models import StoredMatch
+from alerts.alert_records import StoredMatch
 from storage.items import MAX_TITLE_CHARS, cap
 
 NOW = datetime(2026, 11, 22, 2, 10, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""crawler.fastfeed gives EXACTLY the Items feedparser gives, or steps aside.
+"""crawler.feeds_lxml gives EXACTLY the Items feedparser gives, or steps aside.
 
 Each feed is parsed twice by `parse_feed`: once as shipped (fast path when
 it applies) and once with the fast path switched off (feedparser). The two
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 import crawler.feeds
-from crawler.fastfeed import read_feed
 from crawler.feeds import ParsedFeed, parse_feed
+from crawler.feeds_lxml import read_feed
 from tests.support.feedgen import feed_bytes
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "feeds"

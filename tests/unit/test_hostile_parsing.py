@@ -17,15 +17,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crawler.bodies import MAX_MAX_AGE, parse_max_age, parse_retry_after
+from crawler.crawl_records import MAX_EVERY_SECONDS, MIN_EVERY_SECONDS, PollOutcome, Source
 from crawler.detect import advertised_feed
 from crawler.entries import FUTURE_TOLERANCE, sane_date
 from crawler.feeds import parse_feed
+from crawler.http_bodies import MAX_MAX_AGE, parse_max_age, parse_retry_after
 from crawler.links import extract_links, find_next_page
-from crawler.models import MAX_EVERY_SECONDS, MIN_EVERY_SECONDS, PollOutcome, Source
 from crawler.normalize import join_url
 from newswatch.durations import parse_duration, parse_interval
-from scheduler.policy import PollPolicy, next_interval, next_poll_at
+from scheduler.poll_policy import PollPolicy, next_interval, next_poll_at
 
 settings.register_profile("hostile", max_examples=150, deadline=None)
 settings.load_profile("hostile")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from alerts.matching import (
+from alerts.alert_records import Document, Hit, Query, Term, Watchlist
+from alerts.matching.engine import (
     ExampleFailure,
     UnknownWatchlistError,
     compile_watchlists,
@@ -12,8 +13,7 @@ from alerts.matching import (
     normalize_text,
     run_examples,
 )
-from alerts.models import Document, Hit, Query, Term, Watchlist
-from alerts.query import QuerySyntaxError
+from alerts.matching.query_parser import QuerySyntaxError
 from tests.unit.test_matching_backends import matching_backend  # noqa: F401 (autouse)
 
 AIR = Watchlist(

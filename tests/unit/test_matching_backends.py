@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import alerts.matching as matching
+import alerts.matching.engine as matching
 from alerts import AlertError
-from alerts.backends import HYPERSCAN_AVAILABLE
-from alerts.matching import compile_watchlists
-from alerts.models import Document, Query, Term, Watchlist
-from alerts.textmatch import WHITESPACE, collapse_spaces
+from alerts.alert_records import Document, Query, Term, Watchlist
+from alerts.matching.backends import HYPERSCAN_AVAILABLE
+from alerts.matching.engine import compile_watchlists
+from alerts.matching.text_keys import WHITESPACE, collapse_spaces
 
 needs_hyperscan = pytest.mark.skipif(not HYPERSCAN_AVAILABLE, reason="hyperscan not installed")
 BACKENDS = [pytest.param("hyperscan", marks=needs_hyperscan), "aho"]
@@ -50,9 +50,9 @@ def test_without_hyperscan_auto_falls_back_and_asking_for_it_is_an_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """As on a platform with no Hyperscan wheel (simulated: the flag the import sets)."""
-    import alerts.backends
+    import alerts.matching.backends
 
-    monkeypatch.setattr(alerts.backends, "HYPERSCAN_AVAILABLE", False)
+    monkeypatch.setattr(alerts.matching.backends, "HYPERSCAN_AVAILABLE", False)
     wl = [Watchlist("w", (Term("x"),))]
     assert compile_watchlists(wl, backend="auto").backend == "aho"
     with pytest.raises(AlertError, match="not installed"):

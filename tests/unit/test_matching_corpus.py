@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from alerts.matching import compile_watchlists
-from alerts.models import Document, Query, Rule, Term, Watchlist
+from alerts.alert_records import Document, Query, Rule, Term, Watchlist
+from alerts.matching.engine import compile_watchlists
 from tests.unit.test_matching_backends import matching_backend  # noqa: F401 (autouse)
 
 CORPUS = sorted((Path(__file__).parent.parent / "fixtures" / "corpus").glob("*.yaml"))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.matching import compile_watchlists, normalize_text
-from alerts.models import Document, Term, Watchlist
+from alerts.alert_records import Document, Term, Watchlist
+from alerts.matching.engine import compile_watchlists, normalize_text
 from tests.unit.test_matching_backends import matching_backend  # noqa: F401 (autouse)
 
 settings.register_profile("matching", max_examples=60, deadline=None)

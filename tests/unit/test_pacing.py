@@ -46,7 +46,7 @@ def test_sends_never_closer_than_the_interval(gaps: list[float], interval: float
 def test_429_and_503_with_retry_after_are_rate_limits_not_failures() -> None:
     """Only a peer that says when to come back paces us; the rest keep their class."""
     from alerts.channels import PermanentFailure, RateLimited, TemporaryFailure, classify_status
-    from alerts.outbox import MAX_RETRY_AFTER, MIN_RETRY_AFTER, pacing_wait
+    from scheduler.deliver import MAX_RETRY_AFTER, MIN_RETRY_AFTER, pacing_wait
 
     for status in (429, 503):
         with pytest.raises(RateLimited) as limited:

@@ -1,4 +1,4 @@
-"""scheduler.policy: adaptive intervals, backoff, server lower bounds, jitter. Pure."""
+"""scheduler.poll_policy: adaptive intervals, backoff, server lower bounds, jitter. Pure."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crawler.models import PollOutcome, Source
-from scheduler.policy import PollPolicy, next_interval, next_poll_at
+from crawler.crawl_records import PollOutcome, Source
+from scheduler.poll_policy import PollPolicy, next_interval, next_poll_at
 
 POLICY = PollPolicy(min_interval=300, max_interval=86_400)
 

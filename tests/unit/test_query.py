@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from alerts import AlertError
-from alerts.query import (
+from alerts.matching.query_parser import (
     And,
     Atom,
     Near,

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts import AlertError
-from alerts.watchlists import (
+from alerts.watchlist_files import (
     WatchlistFileError,
     parse_watchlists,
     ref_problem,

@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from alerts import render
-from alerts.models import StoredMatch
+from alerts.alert_records import StoredMatch
 from alerts.render import AlertMatch
 
 NOW = datetime(2026, 11, 22, 2, 10, tzinfo=UTC)

@@ -11,8 +11,8 @@ from scrapy import Request
 from scrapy.exceptions import IgnoreRequest
 
 from crawler.addresses import AddressPolicy
+from crawler.crawl_records import Item, Source
 from crawler.fetch import FetchPolicy
-from crawler.models import Item, Source
 from crawler.spider_runner import AddressGuardMiddleware, GuardedResolver, scrapy_settings
 from crawler.spiders import SpiderLimits, SpiderRun, child_env, outcome_of, runner_config, to_item
 

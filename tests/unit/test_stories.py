@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts.alert_records import Document
 from alerts.embedding import HashingEncoder, Usem3Encoder, embed_items, load_encoder
-from alerts.matching import compile_watchlists
-from alerts.models import Document
+from alerts.matching.engine import compile_watchlists
 from alerts.stories import (
     PARAMS,
     Candidate,
@@ -27,7 +27,7 @@ from alerts.stories import (
     quantities,
     story_text,
 )
-from alerts.watchlists import parse_watchlists
+from alerts.watchlist_files import parse_watchlists
 
 T0 = datetime(2026, 11, 3, 22, 0, tzinfo=UTC)
 PLAIN = StoryParams(threshold=0.75, concept_weight=0.25)

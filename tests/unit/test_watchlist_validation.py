@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts import AlertError
-from alerts.matching import check_rule, compile_watchlists
-from alerts.models import Document, Query, Term, Watchlist
-from alerts.watchlists import (
+from alerts.alert_records import Document, Query, Term, Watchlist
+from alerts.matching.engine import check_rule, compile_watchlists
+from alerts.watchlist_files import (
     MAX_ALIASES_PER_TERM,
     MAX_SPELLINGS_PER_WATCHLIST,
     WatchlistFileError,

@@ -1,4 +1,4 @@
-"""crawler.workers and poll's executor fallback: parsing goes on when workers cannot."""
+"""crawler.parse_pool and poll's executor fallback: parsing goes on when workers cannot."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-import crawler.workers
+import crawler.parse_pool
 from crawler.fetch import FetchResult
+from crawler.parse_pool import parse_pool
 from crawler.poll import _parse
-from crawler.workers import parse_pool
 
 FEEDS = Path(__file__).parent.parent / "fixtures" / "feeds"
 NOW = datetime(2025, 7, 10, tzinfo=UTC)
@@ -29,16 +29,16 @@ def test_no_pool_when_processes_cannot_start(monkeypatch: pytest.MonkeyPatch) ->
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise OSError("no processes here")
 
-    monkeypatch.setattr(crawler.workers, "ProcessPoolExecutor", refuse)
+    monkeypatch.setattr(crawler.parse_pool, "ProcessPoolExecutor", refuse)
     with parse_pool(2) as pool:
         assert pool is None
 
 
 def test_default_workers_leave_a_core_to_the_main_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(crawler.workers.os, "cpu_count", lambda: 8)
-    assert crawler.workers.default_workers() == 7
-    monkeypatch.setattr(crawler.workers.os, "cpu_count", lambda: 1)
-    assert crawler.workers.default_workers() == 1
+    monkeypatch.setattr(crawler.parse_pool.os, "cpu_count", lambda: 8)
+    assert crawler.parse_pool.default_workers() == 7
+    monkeypatch.setattr(crawler.parse_pool.os, "cpu_count", lambda: 1)
+    assert crawler.parse_pool.default_workers() == 1
 
 
 class BrokenPool(Executor):

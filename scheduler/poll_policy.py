@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from crawler.models import MAX_EVERY_SECONDS, PollOutcome, Source
+from crawler.crawl_records import MAX_EVERY_SECONDS, PollOutcome, Source
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,11 @@ from datetime import datetime
 
 from crawler import CrawlError
 from crawler.articles import extract_article
-from crawler.bodies import content_type_charset
 from crawler.charsets import decode_document, html_declared_encoding
+from crawler.crawl_records import Item
 from crawler.fetch import FetchResult, HttpClient
+from crawler.http_bodies import content_type_charset
 from crawler.links import extract_links, find_next_page
-from crawler.models import Item
 from crawler.normalize import canonical_url
 from crawler.robots import RobotsCache, robots_for
 

@@ -1,7 +1,7 @@
-"""The two candidate finders behind `alerts.matching`: Hyperscan, and pyahocorasick.
+"""The two candidate finders behind `alerts.matching.engine`: Hyperscan, and pyahocorasick.
 
 Both take the same input, the UTF-8 bytes of a field's lower-cased search key
-(see `alerts.textmatch.FieldText`), and return the same thing: *candidates*,
+(see `alerts.matching.text_keys.FieldText`), and return the same thing: *candidates*,
 `(end, targets)` pairs where `end` is the byte offset just after an
 occurrence of a spelling's key and `targets` every spelling with that key.
 The Matcher confirms each candidate with the full boundary rules in Python,
@@ -34,7 +34,7 @@ from typing import Any, Literal, Protocol
 import ahocorasick
 
 from alerts import AlertError
-from alerts.textmatch import (
+from alerts.matching.text_keys import (
     blocks_boundary,
     fold_case,
     is_latin_or_digit,

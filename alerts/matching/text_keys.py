@@ -1,6 +1,6 @@
 """Text preparation for matching: normalisation, search keys, offsets, boundaries.
 
-Pure helpers used by `alerts.matching`. The idea: matching runs over a *search
+Pure helpers used by `alerts.matching.engine`. The idea: matching runs over a *search
 key* derived from the normalised text, in which
 
 - every whitespace character and hyphen becomes a space and runs of them
@@ -25,7 +25,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cache
 
-from alerts.models import Field
+from alerts.alert_records import Field
 
 # Hangul (jamo, compatibility jamo, syllables), Han (radicals, ideographs and
 # extensions, iteration marks) and Kana. Characters of these scripts match
@@ -247,7 +247,7 @@ class FieldText:
     """One field: normalised text, its search keys, and lazy offset helpers.
 
     Candidates are found in `data`, the UTF-8 bytes of the lower-cased key
-    (bytes keep both automata small and fast, see `alerts.backends`); byte
+    (bytes keep both automata small and fast, see `alerts.matching.backends`); byte
     offsets become key offsets only for candidates, incrementally from the
     last one converted, and key offsets become text offsets only for hits.
     """

@@ -1,7 +1,7 @@
 """Evaluating a parsed query against the occurrences of its words and phrases.
 
 Pure. An occurrence is (field index, first word, last word), word indices
-coming from `alerts.textmatch.WordIndex`, so NEAR/n never spans two fields.
+coming from `alerts.matching.text_keys.WordIndex`, so NEAR/n never spans two fields.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 
-from alerts.query import And, Atom, Near, Not, Or, QueryNode
+from alerts.matching.query_parser import And, Atom, Near, Not, Or, QueryNode
 
 Occurrence = tuple[int, int, int]  # field index, first word, last word
 

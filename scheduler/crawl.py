@@ -23,15 +23,15 @@ from datetime import datetime, timedelta
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from alerts.backends import BackendName
-from alerts.matching import Matcher, compile_watchlists
-from alerts.models import Document
-from crawler.models import Item, PollOutcome, Source
-from crawler.workers import MIN_SOURCES_FOR_POOL, default_workers, parse_pool
+from alerts.alert_records import Document
+from alerts.matching.backends import BackendName
+from alerts.matching.engine import Matcher, compile_watchlists
+from crawler.crawl_records import Item, PollOutcome, Source
+from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers, parse_pool
 from newswatch.app import App
 from newswatch.config import Settings
-from newswatch.faults import crash_point, raise_point
-from scheduler.policy import PollPolicy, next_interval, next_poll_at
+from scheduler.crash_points import crash_point, raise_point
+from scheduler.poll_policy import PollPolicy, next_interval, next_poll_at
 from storage import sources as source_repo
 from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.items import store_items
@@ -283,7 +283,7 @@ async def poll_and_save(
     deferred (crawler.fetch.SlotUnavailable); None: every poll waits its turn.
     `on_fetched(source)` is called when a source's own request is over.
 
-    Feeds are parsed in `executor` when given (see crawler.workers), else in
+    Feeds are parsed in `executor` when given (see crawler.parse_pool), else in
     the event loop. At most POLLS_PER_FETCH_SLOT x `concurrency` polls are
     in flight, so fetched bodies waiting for a parser cannot pile up in
     memory when fetching outpaces parsing.
@@ -391,7 +391,7 @@ async def crawl(
     """Poll every enabled source (or the named ones) now, whatever their schedule.
 
     `parse_workers`: processes that parse feeds; None means
-    crawler.workers.default_workers() when there are at least
+    crawler.parse_pool.default_workers() when there are at least
     MIN_SOURCES_FOR_POOL sources (fewer are parsed in-process: starting
     workers would cost more than it saves), 0 means always in-process.
     Leases are released at the end only for sources whose poll was not

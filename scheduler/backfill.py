@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from newswatch.app import App
-from newswatch.pipeline import CompiledWatchlists, document
+from scheduler.crawl import CompiledWatchlists, document
 from storage.items import iter_items_since
 from storage.matches import record_matches
 from storage.tables import MatchRow, OutboxRow

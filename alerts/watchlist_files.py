@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import yaml
 
 from alerts import AlertError
-from alerts.matching import check_phrase, check_rule
-from alerts.models import Channel, Digest, Query, Recipient, Rule, Term, Watchlist
-from alerts.query import QuerySyntaxError
+from alerts.alert_records import Channel, Digest, Query, Recipient, Rule, Term, Watchlist
+from alerts.matching.engine import check_phrase, check_rule
+from alerts.matching.query_parser import QuerySyntaxError
 from alerts.yamlfiles import YamlProblem, line_of, load_yaml
 
 T = TypeVar("T")

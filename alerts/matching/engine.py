@@ -2,8 +2,8 @@
 
 Every spelling of every watchlist (term, alias, query word or phrase,
 exclusion) goes into ONE automaton built over search keys (see
-`alerts.textmatch`): Hyperscan when it is installed, else pyahocorasick (see
-`alerts.backends`; both give the same results). Matching a field is one pass
+`alerts.matching.text_keys`): Hyperscan when it is installed, else pyahocorasick (see
+`alerts.matching.backends`; both give the same results). Matching a field is one pass
 of the automaton over its lower-cased key, reporting every occurrence, nested
 ones included, and only those candidates are checked for word boundaries,
 capitals and endings. The cost therefore grows with the text and the number
@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from alerts import AlertError
-from alerts.backends import (
+from alerts.alert_records import Document, Field, Hit, Query, Term, Watchlist, WatchlistMatch
+from alerts.matching.backends import (
     LEFT,
     PLURAL,
     RIGHT,
@@ -47,10 +48,15 @@ from alerts.backends import (
     make_backend,
     spelling_key,
 )
-from alerts.models import Document, Field, Hit, Query, Term, Watchlist, WatchlistMatch
-from alerts.query import QueryNode, QuerySyntaxError, parse_query, positive_atoms, query_atoms
-from alerts.queryeval import Occurrence, holds
-from alerts.textmatch import FieldText, blocks_boundary, normalize_text, snippet
+from alerts.matching.query_eval import Occurrence, holds
+from alerts.matching.query_parser import (
+    QueryNode,
+    QuerySyntaxError,
+    parse_query,
+    positive_atoms,
+    query_atoms,
+)
+from alerts.matching.text_keys import FieldText, blocks_boundary, normalize_text, snippet
 
 __all__ = [
     "DEFAULT_BACKEND",
@@ -242,7 +248,7 @@ def _primary(language: str) -> str:
 class Matcher:
     """Compiled watchlists. Immutable and safe to share between threads.
 
-    (Hyperscan's scratch space is per thread, see `alerts.backends`.)
+    (Hyperscan's scratch space is per thread, see `alerts.matching.backends`.)
     """
 
     def __init__(

@@ -49,8 +49,8 @@ from alerts.channels import (
     scrub,
 )
 from alerts.pacing import Pacer
-from alerts.watchlists import resolve_refs
-from newswatch.faults import crash_point
+from alerts.watchlist_files import resolve_refs
+from scheduler.crash_points import crash_point
 from storage import StorageError
 from storage import outbox as repo
 from storage.outbox import ClaimedBatch, RecipientRef
