@@ -25,16 +25,16 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
 from alerts import AlertError
-from crawler import CrawlError
-from crawler.addresses import AddressPolicy, is_public
-from newswatch.config import mask_secret
+from alerts.secrets import mask_secret, scrub
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,19 @@ class PostResponse(Protocol):
     def retry_after(self) -> float | None: ...
 
 
+class PostFailed(AlertError):
+    """The port's one error: the request did not get an answer. `permanent`:
+    trying again cannot help (an address or scheme the client refuses)."""
+
+    def __init__(self, message: str, *, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
 class Poster(Protocol):
-    """The one HTTP client (`crawler.fetch.HttpClient`): SSRF guard, timeouts, size caps.
-    It raises CrawlError subclasses on network failures."""
+    """The port to the one HTTP client (SSRF guard, timeouts, size caps), bound
+    by the root (scheduler.http_poster.HttpPoster). Raises `PostFailed` when
+    no answer came."""
 
     async def post(self, url: str, *, body: bytes, headers: Mapping[str, str]) -> PostResponse: ...
 
@@ -110,37 +120,14 @@ def classify_status(status: int, retry_after: float | None, what: str) -> None:
     raise TemporaryFailure(f"{what} answered HTTP {status}", retry_after)  # pragma: no cover
 
 
-def _crawl_failure(e: CrawlError, url: str) -> DeliveryError:
-    """Network errors are temporary; a URL the SSRF policy or scheme check refuses is not."""
-    names = {cls.__name__ for cls in type(e).__mro__}
-    message = scrub(str(e), url)
-    if names & {"RefusedAddress", "UnsupportedScheme", "InvalidURL"}:
-        return PermanentFailure(message)
-    return TemporaryFailure(message)
-
-
-def scrub(text: str, *secrets: str | None) -> str:
-    """`text` with every secret (and a URL's path and query) replaced by its mask."""
-    out = text
-    for secret in secrets:
-        if not secret or len(secret) < 4:
-            continue
-        out = out.replace(secret, mask_secret(secret))
-        if "://" in secret:
-            parts = urlsplit(secret)
-            for piece in (parts.path, parts.query, unquote(parts.path)):
-                if len(piece) > 1:
-                    out = out.replace(piece, "/…")
-    return out
-
-
 async def _post(
     poster: Poster, url: str, body: bytes, headers: Mapping[str, str], what: str
 ) -> PostResponse:
     try:
         result = await poster.post(url, body=body, headers=headers)
-    except CrawlError as e:
-        raise _crawl_failure(e, url) from e
+    except PostFailed as e:
+        message = scrub(str(e), url)
+        raise (PermanentFailure(message) if e.permanent else TemporaryFailure(message)) from e
     classify_status(result.status, result.retry_after, what)
     return result
 
@@ -157,7 +144,9 @@ class SlackChannel:
     """
 
     poster: Poster
-    policy: AddressPolicy
+    # Whether a non-public address may be posted to (NEWSWATCH_ALLOW_PRIVATE_ADDRESSES),
+    # given by the root: alerts knows nothing of the crawler's address policy.
+    permits_private: Callable[[IPAddress], bool]
 
     async def send(self, url: str, body: bytes) -> None:
         await self.check_url(url)
@@ -191,9 +180,7 @@ class SlackChannel:
             except OSError:
                 return False
             addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
-        return bool(addresses) and all(
-            not is_public(ip) and self.policy.permits(ip) for ip in addresses
-        )
+        return bool(addresses) and all(self.permits_private(ip) for ip in addresses)
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:

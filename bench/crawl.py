@@ -119,7 +119,7 @@ def run_crawls(
     import logging
 
     from alerts.watchlist_files import parse_watchlists
-    from newswatch.app import App
+    from newswatch.app import build_app
     from newswatch.config import Settings
     from scheduler.crawl import crawl
     from storage.db import upgrade
@@ -134,9 +134,9 @@ def run_crawls(
         concurrency=64,
     )
     logging.basicConfig(level=logging.ERROR)  # failures are counted in the summary
-    app = App.build(settings)
-    upgrade(app.engine)
-    with app.transaction() as s:
+    app = build_app(settings)
+    upgrade(app.store.engine)
+    with app.session() as s:
         for n in range(feeds):
             add_source(
                 s,
@@ -153,7 +153,7 @@ def run_crawls(
         cpu_before = _cpu()
         started = time.perf_counter()
         profiler = _profiler(profile if label == "first" else None)
-        report = asyncio.run(crawl(app, parse_workers=workers))
+        report = asyncio.run(crawl(app.crawl_context(), parse_workers=workers))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(str(profile))

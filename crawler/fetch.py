@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 from yarl import URL
@@ -52,9 +52,6 @@ from crawler.http_bodies import (
     parse_max_age,
     parse_retry_after,
 )
-
-if TYPE_CHECKING:
-    from newswatch.config import Settings
 
 __all__ = [
     "FetchError",
@@ -129,18 +126,6 @@ class FetchPolicy:
     per_host_concurrency: int = 2
     per_host_delay: float = 1.0
     concurrency: int = 16
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FetchPolicy:
-        return cls(
-            timeout=settings.fetch_timeout,
-            max_bytes=settings.max_response_bytes,
-            user_agent=settings.effective_user_agent,
-            address_policy=settings.address_policy,
-            per_host_concurrency=settings.per_host_concurrency,
-            per_host_delay=settings.per_host_delay,
-            concurrency=settings.concurrency,
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,7 +57,7 @@ def init(ctx: typer.Context) -> None:
     from storage.db import redact_url, upgrade
 
     a = get_app(ctx)
-    upgrade(a.engine)
+    upgrade(a.store.engine)
     print(f"schema ready at {redact_url(a.settings.database_url)}")
 
 
@@ -127,13 +127,9 @@ def _describe(e: Exception) -> str:
     """One line for an unexpected error; a database error (raised outside
     `storage.db.transaction`) by the driver's first line only, since
     SQLAlchemy's own text holds the statement and the driver's DETAIL."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from storage.db import storage_error
 
-    if isinstance(e, SQLAlchemyError):
-        from storage.db import database_error
-
-        return _one_line(database_error(e))
-    return _one_line(e)
+    return _one_line(storage_error(e))
 
 
 def _one_line(e: object) -> str:

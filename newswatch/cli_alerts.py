@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from alerts.secrets import mask_secret
 from newswatch.cli_common import (
     UsageProblem,
     echo,
@@ -19,7 +20,6 @@ from newswatch.cli_common import (
     print_jsonl,
     print_table,
 )
-from newswatch.config import mask_secret
 from storage import outbox as repo
 from storage.outbox import STATUSES, AlertListing
 
@@ -61,7 +61,7 @@ def alerts(
     if status is not None and status not in STATUSES:
         raise UsageProblem("--status must be pending, sent or failed")
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         rows = repo.list_alerts(s, status=status)
     if json:
         print_jsonl(_json(r) for r in rows)
@@ -99,7 +99,7 @@ def alerts(
 def retry(ctx: typer.Context) -> None:
     """Put failed alerts back to pending, due now, with a fresh series of attempts."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         n = repo.retry_failed(s, now=a.now())
     echo(f"{n} failed alert{'s' if n != 1 else ''} put back to pending")
 

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import typer
 
-from newswatch.app import App
+from newswatch.app import App, build_app
 from newswatch.config import Settings, load_settings
 from newswatch.logs import dumps
 
@@ -26,7 +26,7 @@ def get_app(ctx: typer.Context) -> App:
     state: dict[str, Any] = ctx.ensure_object(dict)
     if "app" not in state:
         settings: Settings = state.get("settings") or load_settings(state.get("config"))
-        state["app"] = App.build(settings)
+        state["app"] = build_app(settings)
         ctx.call_on_close(state["app"].close)
     app: App = state["app"]
     return app

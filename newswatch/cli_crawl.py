@@ -45,7 +45,7 @@ def crawl(
         report = asyncio.run(
             stop.guard(
                 run_crawl(
-                    a,
+                    a.crawl_context(),
                     names=source or None,
                     on_start=progress.start if progress else None,
                     on_done=progress.advance if progress else None,
@@ -58,8 +58,9 @@ def crawl(
             echo(f"newswatch: source {name} failed: {one_line(error)}", file=sys.stderr)
         _say_held_sources(a, source)
         grace = a.settings.crawl_grace
-        delivered = _summary(asyncio.run(stop.guard(deliver_all(a, grace=grace))))
-        _say_left(pending_summary(a), grace)
+        delivery = a.delivery_context()
+        delivered = _summary(asyncio.run(stop.guard(deliver_all(delivery, grace=grace))))
+        _say_left(pending_summary(delivery), grace)
     except Terminated:
         if progress:
             progress.stop()
@@ -128,7 +129,7 @@ def _say_held_sources(a: App, names: list[str] | None) -> None:
     """Sources this crawl skipped because another live process holds their lease."""
     from storage.sources import held_sources
 
-    with a.transaction() as s:
+    with a.session() as s:
         held = held_sources(s, now=a.now(), owner=a.owner, names=names)
     if held.count:
         print(

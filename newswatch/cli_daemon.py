@@ -14,6 +14,7 @@ def run(ctx: typer.Context) -> None:
     """The daemon: poll sources on schedule, deliver alerts, send digests, prune, until
     SIGTERM/SIGINT. With NEWSWATCH_HTTP_PORT, serves /healthz and /metrics."""
     from newswatch.logs import setup_logging
+    from newswatch.webapp import daemon_web_app
     from scheduler import SchedulerError
     from scheduler.daemon import run_daemon
 
@@ -22,7 +23,7 @@ def run(ctx: typer.Context) -> None:
     # Skipped and coalesced ticks are by design (see scheduler.daemon): log only errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     try:
-        code = run_daemon(a)
+        code = run_daemon(a.daemon_context(web_app=lambda: daemon_web_app(a)))
     except SchedulerError as e:
         echo(f"newswatch: error: {' '.join(str(e).split())}", file=sys.stderr)
         raise typer.Exit(1) from None

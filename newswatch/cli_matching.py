@@ -72,12 +72,12 @@ def match(
 ) -> None:
     """Which terms of a watchlist match TEXT (stdin with -)."""
     from alerts.matching.engine import compile_watchlists
-    from scheduler.crawl import ONE_SHOT_BACKEND
+    from scheduler.compiled_watchlists import ONE_SHOT_BACKEND
 
     if text is None or text == "-":
         text = sys.stdin.read()
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         wl = get_watchlist(s, watchlist).watchlist
     found = compile_watchlists([wl], ONE_SHOT_BACKEND).match(Document(title="", body=text))
     if not found:
@@ -95,7 +95,7 @@ def matches(
     """Stored matches, newest first."""
     a = get_app(ctx)
     delta = _since(since)
-    with a.transaction() as s:
+    with a.session() as s:
         if watchlist is not None:
             get_watchlist(s, watchlist)
         found = list_matches(s, watchlist=watchlist, since=a.now() - delta if delta else None)
@@ -132,7 +132,7 @@ def backfill(
     a = get_app(ctx)
     delta = _since(since)
     assert delta is not None
-    report = run(a, watchlist, since=a.now() - delta, dry_run=dry_run)
+    report = run(a.backfill_context(), watchlist, since=a.now() - delta, dry_run=dry_run)
     verb = "would match" if dry_run else "matched"
     echo(
         f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "

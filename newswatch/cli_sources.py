@@ -59,7 +59,7 @@ def add(
     note = ""
     if kind is None:
         kind, url, note = _detect(a, url)
-    with a.transaction() as s:
+    with a.session() as s:
         src = repo.add_source(
             s,
             name=name,
@@ -108,7 +108,7 @@ def list_(
 ) -> None:
     """Sources with their state: last success, last error, items stored."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         sources = repo.list_sources(s)
     if json:
         print_jsonl(
@@ -151,7 +151,7 @@ def list_(
 def remove(ctx: typer.Context, name: str) -> None:
     """Remove a source and the items it stored that no match refers to."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         repo.remove_source(s, name)
     echo(f"removed {name}")
 
@@ -179,7 +179,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
     specs = _read_specs(file)
     a = get_app(ctx)
     added = updated = 0
-    with a.transaction() as s:
+    with a.session() as s:
         for spec in specs:
             if repo.update_source(
                 s,
@@ -213,7 +213,7 @@ def export(
     if format not in ("opml", "yaml"):
         raise UsageProblem("--format must be opml or yaml")
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         specs = [
             SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css)
             for x in repo.list_sources(s)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from alerts.alert_records import Query, Recipient, Watchlist
+from alerts.secrets import mask_secret
 from alerts.watchlist_files import (
     REF_RE,
     WatchlistFileError,
@@ -17,7 +18,6 @@ from alerts.watchlist_files import (
     reference_allowed,
 )
 from newswatch.cli_common import UsageProblem, echo, get_app, print_jsonl, print_table
-from newswatch.config import mask_secret
 from storage import watchlists as repo
 
 app = typer.Typer(no_args_is_help=True)
@@ -56,7 +56,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
     watchlists = read_watchlist_file(file)
     a = get_app(ctx)
     check_references(file, watchlists, a.settings.watchlist_env)
-    with a.transaction() as s:
+    with a.session() as s:
         repo.save_watchlists(s, watchlists, a.now())
     echo(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")
 
@@ -67,7 +67,7 @@ def list_(
 ) -> None:
     """Watchlists with their number of rules and recipients."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         found = [x.watchlist for x in repo.active_watchlists(s)]
     if json:
         print_jsonl(
@@ -118,7 +118,7 @@ def masked(w: Watchlist) -> Watchlist:
 def show(ctx: typer.Context, name: str) -> None:
     """One watchlist as YAML, secrets masked."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         w = repo.get_watchlist(s, name).watchlist
     sys.stdout.write(dump_watchlists([masked(w)]))
 
@@ -127,7 +127,7 @@ def show(ctx: typer.Context, name: str) -> None:
 def export(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = None) -> None:
     """Watchlists as YAML, as imported (`${NAME}` references kept)."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         found = [repo.get_watchlist(s, name)] if name else repo.active_watchlists(s)
     sys.stdout.write(dump_watchlists([x.watchlist for x in found]))
 
@@ -136,7 +136,7 @@ def export(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = N
 def remove(ctx: typer.Context, name: str) -> None:
     """Stop matching NAME; its matches and alerts are kept."""
     a = get_app(ctx)
-    with a.transaction() as s:
+    with a.session() as s:
         repo.remove_watchlist(s, name, a.now())
     echo(f"removed {name}")
 

@@ -37,7 +37,7 @@ def web(
     except WebError as e:
         print(f"newswatch: error: {e}", file=sys.stderr)
         raise typer.Exit(1) from None
-    if not schema_ready(a.engine):
+    if not schema_ready(a.store.engine):
         print("newswatch: error: no newswatch schema: run `newswatch init` first", file=sys.stderr)
         raise typer.Exit(1)
     print(f"newswatch web view on http://{bind}:{chosen}/ (Ctrl-C to stop)", flush=True)

@@ -148,35 +148,3 @@ def load_settings(
     except AddressPolicyError as e:
         raise ConfigError(str(e)) from e
     return settings
-
-
-SHOWN_TAIL = 4  # characters of a long secret shown, to tell secrets apart
-SHORT_SECRET = 16  # a secret this long or shorter shows none of itself
-
-
-def mask_secret(value: str | None) -> str:
-    """Show enough of a secret to recognise it, never the whole of it.
-
-    Invariant: the last SHOWN_TAIL characters of a secret (of a URL: of its
-    path, where webhook tokens live) are shown only when it is longer than
-    SHORT_SECRET characters; a shorter one shows none, since 4 of 8 or 12
-    characters is too large a share of it. A URL's query is never shown."""
-    if not value:
-        return ""
-    if "://" in value:
-        from urllib.parse import urlsplit
-
-        try:
-            parts = urlsplit(value)
-        except ValueError:
-            return "***"
-        host = parts.hostname or ""
-        scheme = parts.scheme
-        if parts.path and len(parts.path) > 1:
-            return f"{scheme}://{host}/…{_tail(parts.path)}"
-        return f"{scheme}://{host}"
-    return _tail(value)
-
-
-def _tail(secret: str) -> str:
-    return "***" + secret[-SHOWN_TAIL:] if len(secret) > SHORT_SECRET else "***"

@@ -31,7 +31,7 @@ from crawler.spiders import to_item
 
 if TYPE_CHECKING:
     from newswatch.app import App
-    from scheduler.crawl import CompiledWatchlists
+    from scheduler.compiled_watchlists import CompiledWatchlists
 
 DEFAULT_BATCH = 50
 
@@ -68,24 +68,24 @@ class NewswatchPipeline:
         )
 
     def open_spider(self, spider: Any = None) -> None:
-        from newswatch.app import App
+        from newswatch.app import build_app
         from newswatch.config import load_settings
-        from scheduler.crawl import ONE_SHOT_BACKEND, load_watchlists
+        from scheduler.compiled_watchlists import ONE_SHOT_BACKEND, load_watchlists
         from storage import sources as source_repo
 
         settings = load_settings()  # the environment and NEWSWATCH_CONFIG, as the CLI reads them
         if self.database_url:
             settings = settings.model_copy(update={"database_url": self.database_url})
-        self._app = App.build(settings)
+        self._app = build_app(settings)
         try:
-            with self._app.transaction() as s:
+            with self._app.session() as s:
                 self._source = source_repo.get_source(s, self.source_name)
         except source_repo.SourceNotFound as e:
             self._app.close()
             raise NewswatchPipelineError(
                 f"no newswatch source named {self.source_name!r}: add it with newswatch source add"
             ) from e
-        self._compiled = load_watchlists(self._app, ONE_SHOT_BACKEND)
+        self._compiled = load_watchlists(self._app.store, ONE_SHOT_BACKEND)
 
     def process_item(self, item: Any, spider: Any = None) -> Any:
         from itemadapter import ItemAdapter
@@ -122,7 +122,7 @@ class NewswatchPipeline:
         app, source, compiled = self._require_app(), self._source, self._compiled
         assert source is not None and compiled is not None
         outcome = PollOutcome(source.id, "ok", items=tuple(self.pending.values()))
-        new_items, _ = save_outcome(app, source, outcome, compiled, self._rng)
+        new_items, _ = save_outcome(app.crawl_context(), source, outcome, compiled, self._rng)
         self.saved += new_items
         self.pending.clear()
 

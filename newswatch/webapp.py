@@ -26,7 +26,9 @@ def build_web_app(app: App, host: str) -> aioweb.Application:
     secret = app.settings.web_token
     token = secret.get_secret_value() if secret is not None else None
     check_bind(host, token)
-    return create_app(SqlWebReader(app.sessions), WebConfig(token=token or None, clock=app.now))
+    return create_app(
+        SqlWebReader(app.store.sessions), WebConfig(token=token or None, clock=app.now)
+    )
 
 
 def daemon_web_app(app: App) -> aioweb.Application | None:

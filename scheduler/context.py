@@ -4,9 +4,6 @@
 these, from Settings and the environment; the use-cases (scheduler/crawl.py,
 deliver.py, backfill.py, the daemon's jobs) read only what is here. Tests
 build them directly, with `storage.memory.MemoryStore` and a fixed clock.
-
-Written ahead of the redesign (docs/notes/redesign-plan.md §3): nothing uses
-it yet.
 """
 
 from __future__ import annotations
@@ -18,16 +15,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
+from aiohttp import web
+
 from alerts.channels import Poster, SlackChannel, WebhookChannel
+from alerts.pacing import Pacer
 from crawler.fetch import HttpClient
+from scheduler.crash_points import CrashPoints
 from storage.protocol import Store
 
 Clock = Callable[[], datetime]  # aware UTC
-CrashHook = Callable[[str], None]  # scheduler.crash_points: SIGKILL at a named point in tests
 
 
-def no_crash(_point: str) -> None:
-    """The crash hook of every run that is not a fault-injection test."""
+def no_lock() -> None:
+    """The owner-lock hook of a store that needs none (SQLite, the fake)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,9 @@ class CrawlLimits:
     lease: timedelta  # a claim on a source; a poll must end well before it lapses
     daily_digest_at: time  # UTC: when daily digests are due
     parse_workers: int | None  # None: decided by the number of sources
+    per_host: int = 2  # requests at once per host (the daemon's claim quota)
+    per_host_delay: float = 1.0  # seconds between request starts to one host
+    slot_wait: float | None = None  # daemon: how long a poll waits for a request slot
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,10 @@ class CrawlContext:
     http: Callable[[], HttpClient]  # opens a client (one-shot runs); the daemon shares one
     pool: Callable[[int | None], AbstractContextManager[Executor | None]]  # feed parsers
     limits: CrawlLimits
-    crash: CrashHook = no_crash
+    crash: CrashPoints = field(default_factory=CrashPoints)
+    # Called before claiming leases: on Postgres, takes the lock that proves
+    # this process alive to other claimers (storage.leases.OwnerLock).
+    hold_owner_lock: Callable[[], None] = no_lock
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +62,8 @@ class DeliveryLimits:
     max_attempts: int
     lease: timedelta = timedelta(minutes=10)
     parallel_recipients: int = 8
+    slack_per_second: float = 1.0  # sends per second to one Slack webhook URL
+    webhook_per_second: float = 0.0  # to one JSON webhook URL (0: unpaced)
 
 
 @dataclass(frozen=True)
@@ -64,8 +72,6 @@ class Channels:
 
     slack: SlackChannel
     webhook: WebhookChannel
-    smtp_url: str | None  # the secret value; None: email recipients wait
-    mail_from: str
 
 
 @dataclass
@@ -84,10 +90,16 @@ class DeliveryContext:
     clock: Clock
     owner: str
     channels: Callable[[Poster], Channels]
+    http: Callable[[], HttpClient]  # opens a client (one-shot runs); the daemon shares one
     env: Mapping[str, str]  # resolves ${NAME} in targets and secrets
     limits: DeliveryLimits
+    smtp_url: str | None  # the secret value; None: email recipients wait
+    mail_from: str
     unrecorded: UnrecordedSends = field(default_factory=UnrecordedSends)
-    crash: CrashHook = no_crash
+    # Send slots per webhook URL, kept across delivery passes (alerts.pacing).
+    pacer: Pacer = field(default_factory=Pacer)
+    crash: CrashPoints = field(default_factory=CrashPoints)
+    hold_owner_lock: Callable[[], None] = no_lock
 
 
 @dataclass(frozen=True)
@@ -117,3 +129,4 @@ class DaemonContext:
     sqlite_lock: Path | None  # the lock file of a SQLite database; None on PostgreSQL
     check_database: Callable[[], None]  # raises DatabaseUnavailable
     schema_ready: Callable[[], bool]
+    web_app: Callable[[], web.Application | None] = lambda: None  # the web view, or none

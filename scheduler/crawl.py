@@ -18,25 +18,27 @@ import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session
-
-from alerts.alert_records import Document
-from alerts.matching.backends import BackendName
-from alerts.matching.engine import Matcher, compile_watchlists
-from crawler.crawl_records import Item, PollOutcome, Source
-from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers, parse_pool
-from newswatch.app import App
-from newswatch.config import Settings
-from scheduler.crash_points import crash_point, raise_point
-from scheduler.poll_policy import PollPolicy, next_interval, next_poll_at
-from storage import sources as source_repo
+from crawler.crawl_records import PollOutcome, Source
+from crawler.fetch import HttpClient
+from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
+from scheduler.compiled_watchlists import (
+    ONE_SHOT_BACKEND,
+    CompiledWatchlists,
+    document,
+    load_watchlists,
+)
+from scheduler.context import CrawlContext
+from scheduler.poll_policy import (
+    PollPolicy,
+    deferred_poll_at,
+    next_interval,
+    next_poll_at,
+)
 from storage.db import DatabaseRefused, DatabaseUnavailable
-from storage.items import store_items
-from storage.matches import record_matches
-from storage.watchlists import ActiveWatchlist, active_watchlists
+from storage.protocol import StoreTransaction
+from storage.sources import HostQuota, SourceNotFound, normalize_name
 
 log = logging.getLogger("newswatch.crawl")
 
@@ -61,66 +63,24 @@ class CrawlReport:
         return self.polled + self.not_modified + len(self.failed) + self.deferred
 
 
-@dataclass(frozen=True)
-class CompiledWatchlists:
-    matcher: Matcher
-    by_name: dict[str, ActiveWatchlist]
-
-    @classmethod
-    def build(
-        cls,
-        actives: Sequence[ActiveWatchlist],
-        backend: BackendName | None = None,
-        *,
-        skip_invalid: bool = True,
-    ) -> CompiledWatchlists:
-        """Compile the active watchlists; one that cannot compile is skipped
-        with an error naming it, and the others match (never stop the crawl).
-        With `skip_invalid=False` it raises InvalidWatchlistError instead."""
-        matcher = compile_watchlists(
-            [a.watchlist for a in actives], backend, skip_invalid=skip_invalid
-        )
-        for name, reason in matcher.skipped:
-            log.error("watchlist_skipped status=invalid watchlist=%s error=%r", name, reason)
-        return cls(matcher, {a.watchlist.name: a for a in actives})
-
-
-def document(item: Item) -> Document:
-    return Document(title=item.title, summary=item.summary, body=item.text, language=item.language)
-
-
-# For one-shot commands. Hyperscan scans faster but compiles slowly (~1 s for
-# 200 terms with aliases, ~5 s for 1,000; pyahocorasick: 4 and 16 ms), and a
-# crawl matches a few MB of new text, which pyahocorasick does in well under
-# a second at that size. The daemon compiles once per watchlist change and
-# keeps the default (Hyperscan where available). Results are identical.
-ONE_SHOT_BACKEND: BackendName = "aho"
-
-
-def load_watchlists(app: App, backend: BackendName | None = None) -> CompiledWatchlists:
-    with app.transaction() as s:
-        return CompiledWatchlists.build(active_watchlists(s), backend)
-
-
-def poll_policy(app: App) -> PollPolicy:
-    return PollPolicy(
-        min_interval=app.settings.min_interval, max_interval=app.settings.max_interval
-    )
+def poll_policy(ctx: CrawlContext) -> PollPolicy:
+    return PollPolicy(min_interval=ctx.limits.min_interval, max_interval=ctx.limits.max_interval)
 
 
 def save_outcome(
-    app: App,
+    ctx: CrawlContext,
     source: Source,
     outcome: PollOutcome,
     compiled: CompiledWatchlists,
     rng: random.Random,
 ) -> tuple[int, int]:
-    """Persist one poll (see the module docstring); return (new items, new matches)."""
-    return save_outcomes(app, [(source, outcome)], compiled, rng)[0]
+    """Persist one poll (see the module docstring); return (new items, new matches).
+    The entry point of the Scrapy item pipeline (newswatch/scrapy.py)."""
+    return save_outcomes(ctx, [(source, outcome)], compiled, rng)[0]
 
 
 def save_outcomes(
-    app: App,
+    ctx: CrawlContext,
     polls: Sequence[tuple[Source, PollOutcome]],
     compiled: CompiledWatchlists,
     rng: random.Random,
@@ -132,18 +92,20 @@ def save_outcomes(
     invariant holds; one commit per batch instead of per source is what
     makes a 1,000-feed crawl cheap on the database.
     """
-    now = app.now()
+    now = ctx.clock()
     try:
-        with app.transaction() as s:
-            counts = [_save_one(app, s, src, outcome, compiled, rng, now) for src, outcome in polls]
-            crash_point("after_store")
+        with ctx.store.transaction() as tx:
+            counts = [
+                _save_one(ctx, tx, src, outcome, compiled, rng, now) for src, outcome in polls
+            ]
+            ctx.crash.crash("after_store")
     except Exception as e:
         if is_outage(e):
             raise  # an outage: nothing was saved, every source is polled again later
         if len(polls) > 1:  # find the source that failed; save the others
-            return [save_outcomes(app, [poll], compiled, rng)[0] for poll in polls]
-        return [_refused(app, polls[0], e, compiled, rng)]
-    crash_point("after_commit")
+            return [save_outcomes(ctx, [poll], compiled, rng)[0] for poll in polls]
+        return [_refused(ctx, polls[0], e, compiled, rng)]
+    ctx.crash.crash("after_commit")
     return counts
 
 
@@ -151,18 +113,17 @@ def save_outcomes(
 # fine): constraint and data errors, text a driver cannot encode. Anything
 # else raised while saving one source (matching its items, say) is a bug,
 # but it too fails that source alone, logged at critical.
-UNSTORABLE = (SQLAlchemyError, DatabaseRefused, UnicodeError, ValueError)
+UNSTORABLE = (DatabaseRefused, UnicodeError, ValueError)
 
 
 def is_outage(error: BaseException) -> bool:
-    """True for errors that mean "the database cannot be reached", not "a query is wrong"."""
-    if isinstance(error, DatabaseUnavailable):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+    """True for errors that mean "the database cannot be reached", not "a query is wrong"
+    (the store translates a dropped connection into DatabaseUnavailable)."""
+    return isinstance(error, DatabaseUnavailable)
 
 
 def _refused(
-    app: App,
+    ctx: CrawlContext,
     poll: tuple[Source, PollOutcome],
     error: BaseException,
     compiled: CompiledWatchlists,
@@ -180,13 +141,13 @@ def _refused(
             "save_crashed status=bug source=%s error=%r", source.name, reason, exc_info=error
         )
     failed = PollOutcome(source.id, "failed", error=f"could not store items: {reason}")
-    with app.transaction() as s:
-        return _save_one(app, s, source, failed, compiled, rng, app.now())
+    with ctx.store.transaction() as tx:
+        return _save_one(ctx, tx, source, failed, compiled, rng, ctx.clock())
 
 
 def _save_one(
-    app: App,
-    s: Session,
+    ctx: CrawlContext,
+    tx: StoreTransaction,
     source: Source,
     outcome: PollOutcome,
     compiled: CompiledWatchlists,
@@ -194,69 +155,53 @@ def _save_one(
     now: datetime,
 ) -> tuple[int, int]:
     if outcome.status == "deferred":
-        when = deferred_poll_at(now, app.settings, rng)
-        source_repo.defer_poll(s, source.id, app.owner, next_poll_at=when)
+        limits = ctx.limits
+        when = deferred_poll_at(now, limits.per_host_delay, limits.per_host, rng)
+        tx.defer_poll(source.id, ctx.owner, next_poll_at=when)
         return 0, 0
     new_matches = 0
-    new = store_items(s, source.id, outcome.items, now) if outcome.items else {}
+    new = tx.store_items(source.id, outcome.items, now) if outcome.items else {}
     by_url = {it.url: it for it in outcome.items}
     for url, item_id in new.items():
         found = compiled.matcher.match(document(by_url[url]))
         pairs = [(compiled.by_name[m.watchlist], m) for m in found]
         if pairs:
-            new_matches += record_matches(
-                s, item_id, pairs, now, daily_at=app.settings.daily_digest_time
+            new_matches += tx.record_matches(
+                item_id, pairs, now, daily_at=ctx.limits.daily_digest_at
             )
     interval = next_interval(
-        source, outcome, len(new), poll_policy(app), source.current_interval_seconds
+        source, outcome, len(new), poll_policy(ctx), source.current_interval_seconds
     )
-    source_repo.record_poll(
-        s,
+    tx.record_poll(
         outcome,
         now=now,
         interval=interval,
-        next_poll_at=next_poll_at(interval, now, poll_policy(app), rng),
+        next_poll_at=next_poll_at(interval, now, poll_policy(ctx), rng),
     )
     if outcome.seen_links:
-        source_repo.add_seen_links(s, source.id, outcome.seen_links, now)
+        tx.add_seen_links(source.id, outcome.seen_links, now)
     return len(new), new_matches
 
 
-def deferred_poll_at(now: datetime, settings: Settings, rng: random.Random) -> datetime:
-    """When a deferred source (no request slot in time) is due again: soon,
-    after about the time its host needs to start `per_host_concurrency`
-    requests, spread by a random factor of 1 to 2 so that the sources a busy
-    host deferred together do not all come back at the same tick."""
-    base = max(1.0, settings.per_host_delay * settings.per_host_concurrency)
-    return now + timedelta(seconds=base * rng.uniform(1.0, 2.0))
-
-
-def lease_duration(settings: Settings) -> timedelta:
-    """How long a claim on a source lasts; a poll must end well before it does."""
-    return timedelta(seconds=max(300.0, settings.fetch_timeout * 10))
-
-
 def claim(
-    app: App,
+    ctx: CrawlContext,
     *,
     names: Sequence[str] | None,
     due_only: bool,
     limit: int,
-    hosts: source_repo.HostQuota | None = None,
+    hosts: HostQuota | None = None,
 ) -> list[Source]:
-    lease = lease_duration(app.settings)
-    with app.transaction() as s:
+    with ctx.store.transaction() as tx:
         if names:
-            names = [source_repo.normalize_name(n) for n in names]
-            known = source_repo.source_names(s)
+            names = [normalize_name(n) for n in names]
+            known = tx.source_names()
             missing = [n for n in names if n not in known]
             if missing:
-                raise source_repo.SourceNotFound(f"no source named {missing[0]!r}")
-        return source_repo.claim_due_sources(
-            s,
-            now=app.now(),
-            owner=app.owner,
-            lease=lease,
+                raise SourceNotFound(f"no source named {missing[0]!r}")
+        return tx.claim_due_sources(
+            now=ctx.clock(),
+            owner=ctx.owner,
+            lease=ctx.limits.lease,
             limit=limit,
             names=names,
             due_only=due_only,
@@ -265,8 +210,8 @@ def claim(
 
 
 async def poll_and_save(
-    app: App,
-    client: object,
+    ctx: CrawlContext,
+    client: HttpClient,
     sources: Sequence[Source],
     compiled: CompiledWatchlists,
     report: CrawlReport,
@@ -291,25 +236,25 @@ async def poll_and_save(
     from crawler.poll import crashed, poll_source
 
     rng = random.Random()
-    in_flight = asyncio.Semaphore(POLLS_PER_FETCH_SLOT * app.settings.concurrency)
+    in_flight = asyncio.Semaphore(POLLS_PER_FETCH_SLOT * ctx.limits.concurrency)
 
     async def one(src: Source) -> tuple[Source, PollOutcome]:
         async with in_flight:
             try:
                 seen: frozenset[str] = frozenset()
                 if src.kind != "feed":
-                    with app.transaction() as s:
-                        seen = source_repo.seen_links(s, src.id)
+                    with ctx.store.transaction() as tx:
+                        seen = tx.seen_links(src.id)
                 outcome = await poll_source(
                     src,
-                    client,  # type: ignore[arg-type]
-                    now=app.now(),
+                    client,
+                    now=ctx.clock(),
                     seen_links=seen,
                     executor=executor,
                     slot_wait=slot_wait,
                     on_fetched=None if on_fetched is None else functools.partial(on_fetched, src),
                 )
-                raise_point("poll", src.name)
+                ctx.crash.raise_at("poll", src.name)
             except Exception as e:
                 if is_outage(e):
                     raise
@@ -332,8 +277,8 @@ async def poll_and_save(
             batch = await _next_batch(done, min(remaining, SAVE_BATCH))
             remaining -= len(batch)
             for _ in batch:
-                crash_point("after_fetch")
-            counts = save_outcomes(app, batch, compiled, rng)
+                ctx.crash.crash("after_fetch")
+            counts = save_outcomes(ctx, batch, compiled, rng)
             for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
                 _report(report, src, outcome, new_items, new_matches)
                 if on_done is not None:
@@ -381,7 +326,7 @@ def _report(
 
 
 async def crawl(
-    app: App,
+    ctx: CrawlContext,
     *,
     names: Sequence[str] | None = None,
     on_start: Callable[[int], None] | None = None,
@@ -407,34 +352,34 @@ async def crawl(
             on_done(src, outcome)
 
     try:  # everything after the claim, so that a failure hands the leases back
-        sources = claim(app, names=names, due_only=False, limit=100_000)
-        raise_point("crawl", "after_claim")
+        sources = claim(ctx, names=names, due_only=False, limit=100_000)
+        ctx.crash.raise_at("crawl", "after_claim")
         if on_start is not None:
             on_start(len(sources))
         if not sources:
             return report
-        compiled = load_watchlists(app, ONE_SHOT_BACKEND)
+        compiled = load_watchlists(ctx.store, ONE_SHOT_BACKEND)
         if parse_workers is None:
-            parse_workers = app.settings.parse_workers
+            parse_workers = ctx.limits.parse_workers
         if parse_workers is None:
             parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
-        async with app.http_client() as client:
-            with parse_pool(parse_workers) as executor:
-                await poll_and_save(app, client, sources, compiled, report, done, executor=executor)
+        async with ctx.http() as client:
+            with ctx.pool(parse_workers) as executor:
+                await poll_and_save(ctx, client, sources, compiled, report, done, executor=executor)
     finally:
         unsaved = [src for src in sources if src.id not in saved]
         if unsaved:
-            _release_leases(app, unsaved)
+            _release_leases(ctx, unsaved)
     return report
 
 
-def _release_leases(app: App, sources: Sequence[Source]) -> None:
+def _release_leases(ctx: CrawlContext, sources: Sequence[Source]) -> None:
     """Hand back the leases of sources not saved, best effort: this runs while
     an error or a SIGTERM unwinds, maybe on a connection it interrupted, and
     must not replace that exit with its own. A lease not handed back expires."""
     try:
-        with app.transaction() as s:
+        with ctx.store.transaction() as tx:
             for src in sources:
-                source_repo.release_lease(s, src.id, app.owner)
+                tx.release_lease(src.id, ctx.owner)
     except Exception as e:
         log.warning("lease_release status=failed sources=%d error=%r", len(sources), str(e))

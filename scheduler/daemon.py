@@ -49,14 +49,14 @@ from apscheduler.schedulers.base import STATE_RUNNING
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from crawler.parse_pool import default_workers, parse_pool
-from newswatch.app import App
-from newswatch.webapp import daemon_web_app
+from crawler.parse_pool import default_workers
 from scheduler import SchedulerError, lock
+from scheduler.context import DaemonContext
 from scheduler.health import DatabaseProbe, HealthServer
+from scheduler.http_poster import HttpPoster
 from scheduler.jobs import DatabaseState, Deliverer, Poller, guarded, prune, refresh_backlog
 from scheduler.metrics import Metrics
-from storage.db import DatabaseUnavailable, check_connection, redact_url, schema_ready
+from storage.db import DatabaseUnavailable
 
 log = logging.getLogger("newswatch.daemon")
 
@@ -116,15 +116,15 @@ class Parts:
     health: HealthServer | None
 
 
-def run_daemon(app: App) -> int:
+def run_daemon(ctx: DaemonContext) -> int:
     """Run until signalled; return the exit status. Raises SchedulerError when
     another daemon holds the SQLite database."""
-    held = lock.acquire(app.settings.database_url)
+    held = lock.acquire(ctx.sqlite_lock)
     stopper = Stopper()
     stopper.install()
     try:
-        _check_schema(app)
-        asyncio.run(_serve(app, stopper))
+        _check_schema(ctx)
+        asyncio.run(_serve(ctx, stopper))
     finally:
         if held is not None:
             held.release()
@@ -132,76 +132,78 @@ def run_daemon(app: App) -> int:
     return 0
 
 
-def _check_schema(app: App) -> None:
+def _check_schema(ctx: DaemonContext) -> None:
     """A missing schema is a setup mistake (exit); an unreachable database is an
     outage (keep running, the jobs reconnect)."""
     try:
-        check_connection(app.engine)
+        ctx.check_database()
     except DatabaseUnavailable as e:
         log.warning("database_unavailable status=down error=%r", str(e))
         return
-    if not schema_ready(app.engine):
-        raise SchedulerError(
-            f"no newswatch schema in {redact_url(app.settings.database_url)}: "
-            "run `newswatch init` first"
-        )
+    if not ctx.schema_ready():
+        raise SchedulerError(f"no newswatch schema in {ctx.database}: run `newswatch init` first")
 
 
-async def _serve(app: App, stopper: Stopper) -> None:
+async def _serve(ctx: DaemonContext, stopper: Stopper) -> None:
     stop = asyncio.Event()
     stopper.attach(asyncio.get_running_loop(), stop)
     metrics = Metrics()
     db = DatabaseState(metrics)
-    workers = app.settings.parse_workers
-    with parse_pool(default_workers() if workers is None else workers) as executor:
-        await _run(app, stop, metrics, db, executor)
+    workers = ctx.crawl.limits.parse_workers
+    with ctx.crawl.pool(default_workers() if workers is None else workers) as executor:
+        await _run(ctx, stop, metrics, db, executor)
 
 
 async def _run(
-    app: App, stop: asyncio.Event, metrics: Metrics, db: DatabaseState, executor: Executor | None
+    ctx: DaemonContext,
+    stop: asyncio.Event,
+    metrics: Metrics,
+    db: DatabaseState,
+    executor: Executor | None,
 ) -> None:
-    async with app.http_client() as client:
-        poller = Poller(app, client, db, metrics, executor)
-        deliverer = Deliverer(app, client, db, metrics)
+    async with ctx.crawl.http() as client:
+        poller = Poller(ctx.crawl, client, db, metrics, executor)
+        deliverer = Deliverer(ctx.delivery, HttpPoster(client), db, metrics)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        parts = Parts(scheduler, poller, deliverer, _health(app, scheduler, db, metrics))
-        _add_jobs(app, parts, db, metrics)
+        parts = Parts(scheduler, poller, deliverer, _health(ctx, scheduler, db, metrics))
+        _add_jobs(ctx, parts, db, metrics)
         if parts.health is not None:
             await parts.health.start()
         scheduler.start()
         log.warning(
             "daemon_started status=running owner=%s database=%s tick=%gs",
-            app.owner,
-            redact_url(app.settings.database_url),
-            app.settings.poll_tick,
+            ctx.crawl.owner,
+            ctx.database,
+            ctx.poll_tick,
         )
         await stop.wait()
         await _shutdown(parts)
 
 
 def _health(
-    app: App, scheduler: AsyncIOScheduler, db: DatabaseState, metrics: Metrics
+    ctx: DaemonContext, scheduler: AsyncIOScheduler, db: DatabaseState, metrics: Metrics
 ) -> HealthServer | None:
-    if app.settings.http_port is None:
+    if ctx.health is None:
         return None
+    host, port = ctx.health
     return HealthServer(
-        app.settings.http_host,
-        app.settings.http_port,
-        probe=DatabaseProbe(app.engine),
+        host,
+        port,
+        probe=DatabaseProbe(ctx.check_database),
         scheduler_running=lambda: scheduler.state == STATE_RUNNING,
         metrics=metrics,
         on_database=lambda up: db.ok() if up else None,
-        web_app=daemon_web_app(app),
+        web_app=ctx.web_app(),
     )
 
 
-def _add_jobs(app: App, parts: Parts, db: DatabaseState, metrics: Metrics) -> None:
-    s, settings = parts.scheduler, app.settings
+def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metrics) -> None:
+    s = parts.scheduler
     now = datetime.now(UTC)
     common = {"max_instances": 1, "coalesce": True}
     s.add_job(
         parts.poller.tick,
-        IntervalTrigger(seconds=settings.poll_tick),
+        IntervalTrigger(seconds=ctx.poll_tick),
         id="poll",
         next_run_time=now,
         misfire_grace_time=None,
@@ -209,14 +211,14 @@ def _add_jobs(app: App, parts: Parts, db: DatabaseState, metrics: Metrics) -> No
     )
     s.add_job(
         parts.deliverer.run,
-        IntervalTrigger(seconds=settings.deliver_every),
+        IntervalTrigger(seconds=ctx.deliver_every),
         id="deliver",
         next_run_time=now,
         misfire_grace_time=None,
         **common,
     )
     parts.poller.on_matches.append(lambda: _wake(s, "deliver"))
-    hour, minute = _clock(settings.daily_digest_at)
+    hour, minute = ctx.daily_digest_at.hour, ctx.daily_digest_at.minute
     for job_id, trigger in (
         ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),
         ("digest-daily", CronTrigger(hour=hour, minute=minute, second=5, timezone=UTC)),
@@ -225,11 +227,11 @@ def _add_jobs(app: App, parts: Parts, db: DatabaseState, metrics: Metrics) -> No
 
     async def housekeeping() -> None:
         with guarded("prune", db, metrics):
-            await asyncio.to_thread(prune, app)
+            await asyncio.to_thread(prune, ctx.housekeeping)
 
     async def backlog() -> None:
         with guarded("backlog", db, metrics):
-            await asyncio.to_thread(refresh_backlog, app, metrics)
+            await asyncio.to_thread(refresh_backlog, ctx.housekeeping, metrics)
 
     s.add_job(housekeeping, IntervalTrigger(seconds=PRUNE_EVERY), id="prune", **common)
     s.add_job(
@@ -242,18 +244,6 @@ def _wake(s: AsyncIOScheduler, job_id: str) -> None:
     job = s.get_job(job_id)
     if job is not None and s.running:
         job.modify(next_run_time=datetime.now(UTC))
-
-
-def _clock(text: str) -> tuple[int, int]:
-    try:
-        hour, minute = (int(x) for x in text.strip().split(":"))
-        if not (0 <= hour < 24 and 0 <= minute < 60):
-            raise ValueError
-    except ValueError:
-        raise SchedulerError(
-            f"NEWSWATCH_DAILY_DIGEST_AT: {text!r} is not a time of day like 08:00"
-        ) from None
-    return hour, minute
 
 
 async def _shutdown(parts: Parts) -> None:

@@ -33,7 +33,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
 
 from alerts import AlertError, render
 from alerts.channels import (
@@ -42,37 +41,43 @@ from alerts.channels import (
     PermanentFailure,
     Poster,
     RateLimited,
-    SlackChannel,
     SmtpTarget,
     TemporaryFailure,
-    WebhookChannel,
-    scrub,
 )
 from alerts.pacing import Pacer
+from alerts.secrets import scrub
 from alerts.watchlist_files import resolve_refs
-from scheduler.crash_points import crash_point
+from scheduler.context import DeliveryContext
+from scheduler.delivery_policy import (
+    MAX_RETRY_AFTER,
+    MIN_RETRY_AFTER,
+    SMTP_NOT_SET,
+    backoff_delay,
+    blocked_recipients,
+    pacing_wait,
+)
+from scheduler.http_poster import HttpPoster
 from storage import StorageError
-from storage import outbox as repo
-from storage.outbox import ClaimedBatch, RecipientRef
+from storage.outbox import ClaimedBatch, PendingSummary
+from storage.protocol import StoreTransaction
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from newswatch.app import App
+__all__ = [
+    "MAX_RETRY_AFTER",
+    "MIN_RETRY_AFTER",
+    "DeliveryReport",
+    "backoff_delay",
+    "deliver_all",
+    "deliver_due",
+    "pacing_wait",
+    "pending_summary",
+]
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=10)
-BASE_DELAY = 30.0
-MAX_DELAY = 6 * 3600.0
-MAX_RETRY_AFTER = 24 * 3600.0
-MIN_RETRY_AFTER = 1.0  # "Retry-After: 0" must not become a tight loop
 WAIT_IN_PASS = 5.0  # a Retry-After up to this is slept through, holding the lease
 WAITS_PER_BATCH = 10  # rate limits slept through per alert before rescheduling it
 PASS_BUDGET = LEASE.total_seconds() / 2  # no waiting past this in a pass: the lease must hold
-JITTER = 0.2
-PARALLEL_RECIPIENTS = 8
-SMTP_NOT_SET = "NEWSWATCH_SMTP_URL is not set"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,80 +106,59 @@ class DeliveryReport:
         return self.sent + self.retried + self.failed
 
 
-def backoff_delay(attempts: int, retry_after: float | None, rng: random.Random) -> float:
-    """Seconds before the next try after `attempts` failed ones:
-    30 s · 2^(attempts-1), capped at 6 h, ±20 %; never less than Retry-After."""
-    base = min(BASE_DELAY * 2.0 ** max(attempts - 1, 0), MAX_DELAY)
-    delay = base * rng.uniform(1 - JITTER, 1 + JITTER)
-    if retry_after is not None and retry_after > 0:
-        delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
-    return delay
+def smtp_problem(smtp_url: str | None) -> str | None:
+    """Why email cannot be sent with this configuration, or None."""
+    if smtp_url is None:
+        return SMTP_NOT_SET
+    try:
+        SmtpTarget.parse(smtp_url)
+    except PermanentFailure as e:
+        return str(e)
+    return None
 
 
-def pacing_wait(retry_after: float) -> float:
-    """Seconds to wait for a peer that asked for `retry_after`: exactly that,
-    bounded to [MIN_RETRY_AFTER, MAX_RETRY_AFTER]."""
-    return min(max(retry_after, MIN_RETRY_AFTER), MAX_RETRY_AFTER)
+def _blocked(ctx: DeliveryContext, tx: StoreTransaction) -> dict[int, str]:
+    return blocked_recipients(tx.pending_recipients(), smtp_problem(ctx.smtp_url), ctx.env)
 
 
-def blocked_recipients(app: App, recipients: Sequence[RecipientRef]) -> dict[int, str]:
-    """Recipients this process cannot deliver to for want of configuration, and why."""
-    smtp_problem: str | None = None
-    if app.settings.smtp_url is None:
-        smtp_problem = SMTP_NOT_SET
-    else:
-        try:
-            SmtpTarget.parse(app.settings.smtp_url.get_secret_value())
-        except PermanentFailure as e:
-            smtp_problem = str(e)
-    blocked: dict[int, str] = {}
-    for r in recipients:
-        try:
-            resolve_refs(r.target, app.env)
-            if r.secret:
-                resolve_refs(r.secret, app.env)
-        except AlertError as e:
-            blocked[r.id] = str(e)
-            continue
-        if r.channel == "email" and smtp_problem:
-            blocked[r.id] = smtp_problem
-    return blocked
-
-
-def _claim_token(app: App) -> str:
+def _claim_token(ctx: DeliveryContext) -> str:
     """Unique per claim, so two delivery runs in one process never share rows."""
-    return f"{app.owner[:90]}/{uuid.uuid4().hex[:8]}"
+    return f"{ctx.owner[:90]}/{uuid.uuid4().hex[:8]}"
 
 
 async def deliver_due(
-    app: App, poster: Poster, *, limit: int = 200, rng: random.Random | None = None
+    ctx: DeliveryContext, poster: Poster, *, limit: int = 200, rng: random.Random | None = None
 ) -> DeliveryReport:
     """One delivery pass: everything due now (up to `limit` alerts), oldest match first;
     recipients in parallel, each recipient's alerts in order."""
-    app.hold_owner_lock()  # before claiming: proves this process alive (Postgres)
-    now = app.now()
-    record_unrecorded_sends(app)
-    with app.transaction() as s:
-        blocked = blocked_recipients(app, repo.pending_recipients(s))
+    ctx.hold_owner_lock()  # before claiming: proves this process alive (Postgres)
+    now = ctx.clock()
+    record_unrecorded_sends(ctx)
+    with ctx.store.transaction() as tx:
+        blocked = _blocked(ctx, tx)
     waiting = 0
     if blocked:
-        with app.transaction() as s:
+        with ctx.store.transaction() as tx:
             for reason in set(blocked.values()):
                 ids = [rid for rid, why in blocked.items() if why == reason]
-                waiting += repo.note_waiting(s, ids, reason)
+                waiting += tx.note_waiting(ids, reason)
         log.info("alerts_waiting status=waiting count=%d", waiting)
-    token = _claim_token(app)
-    with app.transaction() as s:
-        batches = repo.claim_due(
-            s, now=now, owner=token, lease=LEASE, limit=limit, exclude_recipients=blocked.keys()
+    token = _claim_token(ctx)
+    with ctx.store.transaction() as tx:
+        batches = tx.claim_due_alerts(
+            now=now,
+            owner=token,
+            lease=ctx.limits.lease,
+            limit=limit,
+            exclude_recipients=blocked.keys(),
         )
     if not batches:
         return DeliveryReport(waiting=waiting)
-    sender = _Sender(app, poster, token, rng or random.Random())
+    sender = _Sender(ctx, poster, token, rng or random.Random())
     by_recipient: dict[int, list[ClaimedBatch]] = {}
     for b in batches:
         by_recipient.setdefault(b.recipient.id, []).append(b)
-    gate = asyncio.Semaphore(PARALLEL_RECIPIENTS)
+    gate = asyncio.Semaphore(ctx.limits.parallel_recipients)
 
     async def run(queue: list[ClaimedBatch]) -> DeliveryReport:
         total, n = DeliveryReport(), -1
@@ -197,77 +181,75 @@ async def deliver_due(
     return report
 
 
-def record_unrecorded_sends(app: App) -> None:
+def record_unrecorded_sends(ctx: DeliveryContext) -> None:
     """Write the "sent" marks an outage kept from being written. The rows are
     still leased to the token that sent them, so no other deliverer has taken
     them meanwhile; a mark whose lease was lost changes nothing."""
-    while app.unrecorded_sends:
-        ids, token, sent_at = app.unrecorded_sends[0]
-        with app.transaction() as s:  # DatabaseUnavailable: still down, keep them
-            repo.mark_sent(s, list(ids), owner=token, now=sent_at)
-        app.unrecorded_sends.pop(0)
+    pending = ctx.unrecorded.pending
+    while pending:
+        ids, token, sent_at = pending[0]
+        with ctx.store.transaction() as tx:  # DatabaseUnavailable: still down, keep them
+            tx.mark_sent(list(ids), owner=token, now=sent_at)
+        pending.pop(0)
         log.info("alert_recorded status=sent ids=%s", list(ids))
 
 
 async def deliver_all(
-    app: App, *, limit: int = 200, max_passes: int = 100, grace: float = 0.0
+    ctx: DeliveryContext, *, limit: int = 200, max_passes: int = 100, grace: float = 0.0
 ) -> DeliveryReport:
-    """Deliver everything due now, for one-shot commands (`crawl`): opens the app's
+    """Deliver everything due now, for one-shot commands (`crawl`): opens an
     HttpClient itself and repeats passes until nothing due is left; then, while
     an alert falls due within `grace` seconds of the start (a Retry-After, a
     backoff, a digest period's end), sleeps until it does and delivers again."""
-    deadline = app.now() + timedelta(seconds=grace)
-    async with app.http_client() as client:
+    deadline = ctx.clock() + timedelta(seconds=grace)
+    async with ctx.http() as client:
+        poster = HttpPoster(client)
         report = DeliveryReport()
         for _ in range(max_passes):
-            step = await deliver_due(app, client, limit=limit)
+            step = await deliver_due(ctx, poster, limit=limit)
             report += step
             if step.handled:
                 continue
-            later = next_due(app)
+            later = next_due(ctx)
             if later is None or later > deadline:
                 break
-            await asyncio.sleep(max((later - app.now()).total_seconds(), 0.05))
+            await asyncio.sleep(max((later - ctx.clock()).total_seconds(), 0.05))
         return report
 
 
-def next_due(app: App) -> datetime | None:
+def next_due(ctx: DeliveryContext) -> datetime | None:
     """When the next alert this process could send falls due (None: none pending)."""
-    with app.transaction() as s:
-        blocked = blocked_recipients(app, repo.pending_recipients(s))
-        return repo.next_due_after(s, now=app.now(), exclude_recipients=blocked.keys())
+    with ctx.store.transaction() as tx:
+        blocked = _blocked(ctx, tx)
+        return tx.next_due_after(now=ctx.clock(), exclude_recipients=blocked.keys())
 
 
-def pending_summary(app: App) -> repo.PendingSummary:
+def pending_summary(ctx: DeliveryContext) -> PendingSummary:
     """What is left after a run: alerts still pending and alerts another live
     process holds (their leases are not this process's)."""
-    with app.transaction() as s:
-        return repo.pending_summary(s, now=app.now(), owner_prefix=app.owner[:90] + "/")
-
-
-def deliver_pending(
-    app: App, *, limit: int = 200, max_passes: int = 100, grace: float = 0.0
-) -> DeliveryReport:
-    return asyncio.run(deliver_all(app, limit=limit, max_passes=max_passes, grace=grace))
+    with ctx.store.transaction() as tx:
+        return tx.pending_summary(now=ctx.clock(), owner_prefix=ctx.owner[:90] + "/")
 
 
 class _Sender:
-    def __init__(self, app: App, poster: Poster, token: str, rng: random.Random) -> None:
-        self.app = app
+    def __init__(
+        self, ctx: DeliveryContext, poster: Poster, token: str, rng: random.Random
+    ) -> None:
+        self.ctx = ctx
         self.token = token
         self.rng = rng
-        settings = app.settings
-        self.mail_from = settings.effective_mail_from
-        self.smtp_url = settings.smtp_url.get_secret_value() if settings.smtp_url else None
-        self.slack = SlackChannel(poster, settings.address_policy)
-        self.webhook = WebhookChannel(poster)
+        self.mail_from = ctx.mail_from
+        self.smtp_url = ctx.smtp_url
+        channels = ctx.channels(poster)
+        self.slack = channels.slack
+        self.webhook = channels.webhook
         self.deadline = time.monotonic() + PASS_BUDGET  # waits in this pass end by then
 
     def release(self, batches: list[ClaimedBatch]) -> None:
         ids = [i for b in batches for i in b.ids]
         if ids:
-            with self.app.transaction() as s:
-                repo.release(s, ids, owner=self.token)
+            with self.ctx.store.transaction() as tx:
+                tx.release_alerts(ids, owner=self.token)
 
     async def deliver(self, batch: ClaimedBatch) -> DeliveryReport:
         """One alert, or one digest as `render.digest_parts` splits it: each
@@ -294,8 +276,8 @@ class _Sender:
         r = batch.recipient
         secrets: list[str | None] = [self.smtp_url]
         try:
-            target = resolve_refs(r.target, self.app.env)
-            secret = resolve_refs(r.secret, self.app.env) if r.secret else None
+            target = resolve_refs(r.target, self.ctx.env)
+            secret = resolve_refs(r.secret, self.ctx.env) if r.secret else None
             secrets += [target, secret]
             paced = await self._send_paced(batch, target, secret, part)
         except DeliveryError as e:
@@ -308,7 +290,7 @@ class _Sender:
             return self._record_failure(batch, failure, secrets)
         if paced is not None:
             return self._record_paced(batch, paced, secrets)
-        crash_point("after_send")
+        self.ctx.crash.crash("after_send")
         return self._record(batch, "sent", None, self._mark_sent)
 
     async def _send_paced(
@@ -320,10 +302,10 @@ class _Sender:
         key, interval = self._pace(batch.recipient.channel, target)
         for _ in range(WAITS_PER_BATCH + 1):
             if key is not None:
-                ahead = self.app.pacer.wait_for(key)
+                ahead = self.ctx.pacer.wait_for(key)
                 if ahead > WAIT_IN_PASS or not self._may_wait(ahead + interval):
                     return RateLimited("paced: no send slot in this delivery pass", ahead)
-                await asyncio.sleep(self.app.pacer.reserve(key, interval))
+                await asyncio.sleep(self.ctx.pacer.reserve(key, interval))
             try:
                 await self._send(batch, target, secret, part)
                 return None
@@ -331,7 +313,7 @@ class _Sender:
                 wait = pacing_wait(e.retry_after)
                 if key is None or wait > WAIT_IN_PASS or not self._may_wait(wait):
                     return RateLimited(str(e), wait)
-                self.app.pacer.hold(key, wait)  # for every recipient posting to this URL
+                self.ctx.pacer.hold(key, wait)  # for every recipient posting to this URL
                 log.info(
                     "alert_paced status=waiting recipient=%d wait=%gs", batch.recipient.id, wait
                 )
@@ -340,8 +322,8 @@ class _Sender:
     def _pace(self, channel: str, target: str) -> tuple[str | None, float]:
         """The pacing key and the interval between sends for a destination."""
         per_second = {
-            "slack": self.app.settings.slack_per_second,
-            "webhook": self.app.settings.webhook_per_second,
+            "slack": self.ctx.limits.slack_per_second,
+            "webhook": self.ctx.limits.webhook_per_second,
         }.get(channel, 0.0)
         if channel not in ("slack", "webhook"):
             return None, 0.0
@@ -364,13 +346,13 @@ class _Sender:
         elif channel == "webhook":
             body = self._webhook(batch, part)
             await self.webhook.send(
-                target, body, secret=secret, timestamp=self.app.now().timestamp()
+                target, body, secret=secret, timestamp=self.ctx.clock().timestamp()
             )
         else:
             raise PermanentFailure(f"unknown channel {channel!r}")
 
     def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
-        now, r = self.app.now(), batch.recipient
+        now, r = self.ctx.clock(), batch.recipient
         alerts = [render.AlertMatch(a.match, a.highlights) for a in batch.alerts]
         if batch.digest_period is None:
             ids = (alerts[0].match.item_id, batch.watchlist_id, r.id)
@@ -406,21 +388,21 @@ class _Sender:
     ) -> DeliveryReport:
         error = scrub(" ".join(str(e).split()) or type(e).__name__, *secrets)[:500]
         attempts = batch.attempts + 1
-        if isinstance(e, PermanentFailure) or attempts >= self.app.settings.max_attempts:
+        if isinstance(e, PermanentFailure) or attempts >= self.ctx.limits.max_attempts:
             return self._record(
                 batch,
                 "failed",
                 error,
-                lambda s, ids: repo.mark_failed(s, ids, owner=self.token, error=error),
+                lambda tx, ids: tx.mark_failed(ids, owner=self.token, error=error),
             )
         delay = backoff_delay(attempts, e.retry_after, self.rng)
-        due = self.app.now() + timedelta(seconds=delay)
+        due = self.ctx.clock() + timedelta(seconds=delay)
         return self._record(
             batch,
             "retried",
             error,
-            lambda s, ids: repo.schedule_retry(
-                s, ids, owner=self.token, error=error, next_attempt_at=due
+            lambda tx, ids: tx.schedule_retry(
+                ids, owner=self.token, error=error, next_attempt_at=due
             ),
         )
 
@@ -429,23 +411,23 @@ class _Sender:
     ) -> DeliveryReport:
         """Reschedule at the peer's Retry-After, no attempt counted (pacing is not failure)."""
         note = scrub(" ".join(str(limit).split()), *secrets)[:500]
-        due = self.app.now() + timedelta(seconds=pacing_wait(limit.retry_after))
+        due = self.ctx.clock() + timedelta(seconds=pacing_wait(limit.retry_after))
         return self._record(
             batch,
             "paced",
             note,
-            lambda s, ids: repo.postpone(s, ids, owner=self.token, note=note, next_attempt_at=due),
+            lambda tx, ids: tx.postpone(ids, owner=self.token, note=note, next_attempt_at=due),
         )
 
-    def _mark_sent(self, s: Session, ids: list[int]) -> int:
-        return repo.mark_sent(s, ids, owner=self.token, now=self.app.now())
+    def _mark_sent(self, tx: StoreTransaction, ids: list[int]) -> int:
+        return tx.mark_sent(ids, owner=self.token, now=self.ctx.clock())
 
     def _record(
         self,
         batch: ClaimedBatch,
         outcome: str,
         error: str | None,
-        mark: Callable[[Session, list[int]], int],
+        mark: Callable[[StoreTransaction, list[int]], int],
     ) -> DeliveryReport:
         r = batch.recipient
         log.log(
@@ -460,12 +442,12 @@ class _Sender:
             error,
         )
         try:
-            with self.app.transaction() as s:
-                held = mark(s, batch.ids)
+            with self.ctx.store.transaction() as tx:
+                held = mark(tx, batch.ids)
         except StorageError as e:
             log.error("alert_unrecorded status=%s ids=%s error=%s", outcome, batch.ids, e)
             if outcome == "sent":
-                self.app.unrecorded_sends.append((tuple(batch.ids), self.token, self.app.now()))
+                self.ctx.unrecorded.pending.append((tuple(batch.ids), self.token, self.ctx.clock()))
             return DeliveryReport(errors=(f"could not record {outcome} alerts: {e}",))
         if held != len(batch.ids):
             log.warning("alert_lease_lost status=%s ids=%s held=%d", outcome, batch.ids, held)

@@ -27,10 +27,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Engine
 
 from scheduler.metrics import CONTENT_TYPE, Metrics
-from storage.db import check_connection
 
 log = logging.getLogger("newswatch.daemon")
 
@@ -44,8 +42,8 @@ MAX_HEADERS = 32
 class DatabaseProbe:
     """Single-flight `SELECT 1`: callers that arrive during a probe await the same one."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, check: Callable[[], None]) -> None:
+        self.check_connection = check  # raises when the database does not answer
         self._running: asyncio.Future[bool] | None = None
 
     async def check(self) -> bool:
@@ -58,7 +56,7 @@ class DatabaseProbe:
 
     def _probe(self) -> bool:
         try:
-            check_connection(self.engine)
+            self.check_connection()
         except Exception:  # any failure means "not healthy"; the jobs log the outage
             return False
         return True

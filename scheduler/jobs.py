@@ -21,7 +21,7 @@ host with 200 feeds is served at its politeness rate, oldest due first,
 while other hosts' sources take the remaining poll slots. A poll that still
 cannot start its request within `slot_wait` (e.g. many sources redirect to
 one host) is deferred: its lease is handed back and it is due again within
-seconds, without counting as a failure (scheduler.crawl.deferred_poll_at).
+seconds, without counting as a failure (scheduler.poll_policy.deferred_poll_at).
 """
 
 from __future__ import annotations
@@ -34,51 +34,26 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
-
 from alerts import AlertError
+from alerts.channels import Poster
 from crawler import CrawlError
 from crawler.crawl_records import Source
 from crawler.fetch import HttpClient, host_key
-from newswatch.app import App
-from newswatch.config import Settings
-from scheduler.crawl import (
-    CompiledWatchlists,
-    CrawlReport,
-    claim,
-    is_outage,
-    lease_duration,
-    load_watchlists,
-    poll_and_save,
-)
+from scheduler.compiled_watchlists import CompiledWatchlists, WatchlistCache
+from scheduler.context import CrawlContext, DeliveryContext, HousekeepingContext
+from scheduler.crawl import CrawlReport, claim, is_outage, poll_and_save
 from scheduler.deliver import DeliveryReport, deliver_due
 from scheduler.metrics import Metrics
 from storage import StorageError
-from storage import outbox as outbox_repo
-from storage import sources as source_repo
-from storage.items import prune_items
 from storage.sources import HostQuota
-from storage.tables import WatchlistRow
 
 log = logging.getLogger("newswatch.daemon")
 
 EXPECTED = (StorageError, AlertError, CrawlError)
 DELIVERY_LIMIT = 200
 MAX_DELIVERY_PASSES = 20
-
-
-def slot_wait(settings: Settings) -> float:
-    """How long a daemon poll waits for a request slot before it is deferred.
-
-    Twice what a host needs to start the requests it allows at once (the
-    claim never takes more of its sources than that), and at least two poll
-    ticks: a poll waits out ordinary spacing, never a queue.
-    """
-    start_all = settings.per_host_delay * settings.per_host_concurrency
-    return 2 * max(start_all, settings.poll_tick)
 
 
 class DatabaseState:
@@ -119,61 +94,35 @@ def guarded(job: str, db: DatabaseState, metrics: Metrics) -> Iterator[None]:
             log.critical("job_crashed job=%s status=bug error=%r", job, repr(e), exc_info=True)
 
 
-class WatchlistCache:
-    """Compiled watchlists, recompiled only when a watchlist was imported or removed.
-
-    Compiling is the expensive part (one automaton over every term); the
-    version check is one aggregate query, cheap enough to run on every tick
-    that has sources to poll, so an imported watchlist applies to the next poll.
-    """
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self.version: tuple[Any, ...] | None = None
-        self.compiled: CompiledWatchlists | None = None
-
-    def get(self) -> CompiledWatchlists:
-        with self.app.transaction() as s:
-            w = WatchlistRow
-            row = s.execute(
-                select(func.count(), func.max(w.updated_at), func.max(w.removed_at))
-            ).one()
-        version = tuple(row)
-        if self.compiled is None or version != self.version:
-            self.compiled = load_watchlists(self.app)
-            self.version = version
-        return self.compiled
-
-
 class Poller:
     """The poll job: claims due sources and polls each in a task of its own."""
 
     def __init__(
         self,
-        app: App,
+        ctx: CrawlContext,
         client: HttpClient,
         db: DatabaseState,
         metrics: Metrics,
         executor: Executor | None = None,
     ) -> None:
-        self.app = app
+        self.ctx = ctx
         self.client = client
         self.db = db
         self.metrics = metrics
         # Feeds are parsed here, off the event loop: a big feed parsed in the
         # loop would stall every other fetch (and trip their timeouts).
         self.executor = executor
-        self.slots = app.settings.concurrency
-        self.per_host = app.settings.per_host_concurrency
-        self.slot_wait = slot_wait(app.settings)
+        self.slots = ctx.limits.concurrency
+        self.per_host = ctx.limits.per_host
+        self.slot_wait = ctx.limits.slot_wait
         self.hosts: Counter[str] = Counter()  # polls still fetching, by host
         self.fetching: dict[int, str] = {}  # those polls: source id -> host
-        lease = lease_duration(app.settings).total_seconds()
+        lease = ctx.limits.lease.total_seconds()
         # Finish (or give up) well before the lease lapses and another replica may claim it.
         self.deadline = max(1.0, min(lease * 0.8, lease - 30.0))
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.unreleased: set[int] = set()  # our leases on sources whose poll did not save
-        self.watchlists = WatchlistCache(app)
+        self.watchlists = WatchlistCache(ctx.store)
         self.accepting = True
         self.on_matches: list[Callable[[], None]] = []
         self.current: asyncio.Task[Any] | None = None  # the running tick, for shutdown
@@ -225,7 +174,7 @@ class Poller:
     def _claim(
         self, limit: int, hosts: HostQuota
     ) -> tuple[list[Source], CompiledWatchlists | None]:
-        sources = claim(self.app, names=None, due_only=True, limit=limit, hosts=hosts)
+        sources = claim(self.ctx, names=None, due_only=True, limit=limit, hosts=hosts)
         if not sources:
             return [], None
         try:
@@ -245,7 +194,7 @@ class Poller:
                 try:
                     async with asyncio.timeout(self.deadline):
                         await poll_and_save(
-                            self.app,
+                            self.ctx,
                             self.client,
                             [src],
                             compiled,
@@ -293,9 +242,9 @@ class Poller:
         """Hand back the leases of polls that did not save, so the sources are
         polled again at once rather than when the lease expires."""
         ids = sorted(self.unreleased)
-        with self.app.transaction() as s:
+        with self.ctx.store.transaction() as tx:
             for sid in ids:
-                source_repo.release_lease(s, sid, self.app.owner)
+                tx.release_lease(sid, self.ctx.owner)
         self.unreleased.difference_update(ids)
         log.info("leases_released status=ok sources=%d", len(ids))
 
@@ -303,9 +252,11 @@ class Poller:
 class Deliverer:
     """The delivery job: one pass at a time per process, repeated while a pass is full."""
 
-    def __init__(self, app: App, client: HttpClient, db: DatabaseState, metrics: Metrics) -> None:
-        self.app = app
-        self.client = client
+    def __init__(
+        self, ctx: DeliveryContext, poster: Poster, db: DatabaseState, metrics: Metrics
+    ) -> None:
+        self.ctx = ctx
+        self.poster = poster
         self.db = db
         self.metrics = metrics
         self.lock = asyncio.Lock()
@@ -313,7 +264,7 @@ class Deliverer:
         self.current: asyncio.Task[Any] | None = None  # the running pass, for shutdown
         # Before the poller's first claim: the lock that proves this process
         # alive to other replicas on Postgres (storage.leases).
-        app.hold_owner_lock()
+        ctx.hold_owner_lock()
 
     async def run(self, reason: str = "interval") -> None:
         if not self.accepting:
@@ -328,7 +279,7 @@ class Deliverer:
     async def _passes(self, reason: str) -> None:
         with guarded("deliver", self.db, self.metrics):
             for _ in range(MAX_DELIVERY_PASSES):
-                report = await deliver_due(self.app, self.client, limit=DELIVERY_LIMIT)
+                report = await deliver_due(self.ctx, self.poster, limit=DELIVERY_LIMIT)
                 self.db.ok()
                 self._count(report, reason)
                 if report.handled < DELIVERY_LIMIT or not self.accepting:
@@ -349,17 +300,17 @@ class Deliverer:
             )
 
 
-def prune(app: App) -> int:
+def prune(ctx: HousekeepingContext) -> int:
     """Delete unmatched items older than the retention; matched ones stay with their alerts."""
-    before = app.now() - timedelta(days=app.settings.retention_days)
-    with app.transaction() as s:
-        n = prune_items(s, before=before)
+    before = ctx.clock() - ctx.retention
+    with ctx.store.transaction() as tx:
+        n = tx.prune_items(before=before)
     log.info("pruned status=ok items=%d before=%s", n, before.isoformat())
     return n
 
 
-def refresh_backlog(app: App, metrics: Metrics) -> None:
-    with app.transaction() as s:
-        counts = outbox_repo.backlog(s, now=app.now())
+def refresh_backlog(ctx: HousekeepingContext, metrics: Metrics) -> None:
+    with ctx.store.transaction() as tx:
+        counts = tx.backlog(now=ctx.clock())
     for status in ("pending", "due", "sent", "failed"):
         metrics.backlog.labels(status).set(getattr(counts, status))

@@ -14,8 +14,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-
 from scheduler import DaemonAlreadyRunning
 
 
@@ -30,20 +28,19 @@ class DaemonLock:
             self.fd = None
 
 
-def lock_path(database_url: str) -> Path | None:
-    """`<db file>.daemon.lock` for a SQLite file, None for anything else."""
-    url = make_url(database_url)
-    if url.get_backend_name() != "sqlite":
+def lock_path(database: Path | None) -> Path | None:
+    """`<db file>.daemon.lock` for a SQLite file (storage.db.sqlite_file), None
+    for anything else."""
+    if database is None:
         return None
-    if not url.database or url.database == ":memory:":
-        return None
-    db = Path(url.database).expanduser().resolve()
+    db = database.expanduser().resolve()
     return db.with_name(db.name + ".daemon.lock")
 
 
-def acquire(database_url: str) -> DaemonLock | None:
-    """Take the lock or raise DaemonAlreadyRunning; None when no lock is needed."""
-    path = lock_path(database_url)
+def acquire(database: Path | None) -> DaemonLock | None:
+    """Take the lock or raise DaemonAlreadyRunning; None when no lock is needed
+    (`database`: the SQLite file, None on PostgreSQL or in memory)."""
+    path = lock_path(database)
     if path is None:
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

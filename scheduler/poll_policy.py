@@ -64,3 +64,29 @@ def next_interval(
 def next_poll_at(interval: int, now: datetime, policy: PollPolicy, rng: random.Random) -> datetime:
     spread = interval * policy.jitter
     return now + timedelta(seconds=interval + rng.uniform(-spread, spread))
+
+
+def lease_duration(fetch_timeout: float) -> timedelta:
+    """How long a claim on a source lasts; a poll must end well before it does."""
+    return timedelta(seconds=max(300.0, fetch_timeout * 10))
+
+
+def deferred_poll_at(
+    now: datetime, per_host_delay: float, per_host: int, rng: random.Random
+) -> datetime:
+    """When a deferred source (no request slot in time) is due again: soon,
+    after about the time its host needs to start `per_host` requests, spread
+    by a random factor of 1 to 2 so that the sources a busy host deferred
+    together do not all come back at the same tick."""
+    base = max(1.0, per_host_delay * per_host)
+    return now + timedelta(seconds=base * rng.uniform(1.0, 2.0))
+
+
+def slot_wait(per_host_delay: float, per_host: int, poll_tick: float) -> float:
+    """How long a daemon poll waits for a request slot before it is deferred.
+
+    Twice what a host needs to start the requests it allows at once (the
+    claim never takes more of its sources than that), and at least two poll
+    ticks: a poll waits out ordinary spacing, never a queue.
+    """
+    return 2 * max(per_host_delay * per_host, poll_tick)

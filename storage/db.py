@@ -46,6 +46,14 @@ def redact_url(url: str) -> str:
         return "<invalid database URL>"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite database URL; None for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     try:
         parsed = make_url(url)
@@ -109,6 +117,12 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def storage_error(e: Exception) -> Exception:
+    """`database_error(e)` for a SQLAlchemy error, `e` itself for anything else:
+    the CLI describes errors without knowing SQLAlchemy."""
+    return database_error(e) if isinstance(e, _SAError) else e
 
 
 def database_error(e: _SAError) -> StorageError:

@@ -33,9 +33,16 @@ from alerts.alert_records import (
 )
 from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage.matches import digest_period
-from storage.outbox import STATUSES, BacklogCounts, ClaimedAlert, ClaimedBatch, RecipientRef
+from storage.outbox import (
+    STATUSES,
+    BacklogCounts,
+    ClaimedAlert,
+    ClaimedBatch,
+    PendingSummary,
+    RecipientRef,
+)
 from storage.protocol import Store
-from storage.sources import SourceExists
+from storage.sources import HostQuota, SourceExists, pick_per_host
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
 
 
@@ -143,6 +150,7 @@ class MemoryTransaction:
         limit: int,
         names: Sequence[str] | None = None,
         due_only: bool = True,
+        hosts: HostQuota | None = None,
     ) -> list[Source]:
         def takeable(r: _SourceRow) -> bool:
             s = r.record
@@ -154,7 +162,11 @@ class MemoryTransaction:
             at = r.record.next_poll_at
             return (at is not None, at, r.record.id)  # NULL first, as SQLite sorts it
 
-        rows = sorted(filter(takeable, self._t.sources.values()), key=order)[:limit]
+        rows = sorted(filter(takeable, self._t.sources.values()), key=order)
+        if hosts is not None:
+            picked = set(pick_per_host(((r.record.id, r.record.url) for r in rows), hosts, limit))
+            rows = [r for r in rows if r.record.id in picked]
+        rows = rows[:limit]
         for r in rows:
             r.lease_owner, r.lease_until = owner, now + lease
         return [r.record for r in rows]
@@ -163,6 +175,12 @@ class MemoryTransaction:
         row = self._t.sources.get(source_id)
         if row is not None and row.lease_owner == owner:
             row.lease_owner = row.lease_until = None
+
+    def defer_poll(self, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
+        row = self._t.sources.get(source_id)
+        if row is not None and row.lease_owner == owner:
+            row.lease_owner = row.lease_until = None
+            row.record = replace(row.record, next_poll_at=next_poll_at)
 
     def record_poll(
         self,
@@ -452,6 +470,43 @@ class MemoryTransaction:
 
     def release_alerts(self, ids: Sequence[int], *, owner: str) -> int:
         return self._finish(ids, owner)
+
+    def postpone(
+        self, ids: Sequence[int], *, owner: str, note: str, next_attempt_at: datetime
+    ) -> int:
+        return self._finish(ids, owner, next_attempt_at=next_attempt_at, last_error=note)
+
+    def next_due_after(
+        self, *, now: datetime, exclude_recipients: Collection[int] = ()
+    ) -> datetime | None:
+        times = [
+            o.next_attempt_at
+            for o in self._t.outbox.values()
+            if o.status == "pending"
+            and o.next_attempt_at > now
+            and _lease_free(o.lease_until, now)
+            and o.recipient_id not in exclude_recipients
+        ]
+        return min(times, default=None)
+
+    def pending_summary(self, *, now: datetime, owner_prefix: str) -> PendingSummary:
+        def held(o: _OutboxRow) -> bool:
+            return (
+                o.lease_owner is not None
+                and o.lease_until is not None
+                and o.lease_until >= now
+                and not o.lease_owner.startswith(owner_prefix)
+            )
+
+        pending = [o for o in self._t.outbox.values() if o.status == "pending"]
+        mine = [o for o in pending if not held(o)]
+        theirs = [o for o in pending if held(o)]
+        return PendingSummary(
+            len(mine),
+            min((o.next_attempt_at for o in mine), default=None),
+            len(theirs),
+            max((o.lease_until for o in theirs if o.lease_until is not None), default=None),
+        )
 
     def backlog(self, *, now: datetime) -> BacklogCounts:
         counts = dict.fromkeys(STATUSES, 0)

@@ -32,7 +32,8 @@ from typing import Protocol
 from alerts.alert_records import Watchlist, WatchlistMatch
 from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage.db import DatabaseRefused
-from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
+from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
+from storage.sources import HostQuota
 from storage.watchlists import ActiveWatchlist
 
 __all__ = [
@@ -66,9 +67,16 @@ class StoreTransaction(Protocol):
         limit: int,
         names: Sequence[str] | None = None,
         due_only: bool = True,
+        hosts: HostQuota | None = None,
     ) -> list[Source]:
         """Lease up to `limit` enabled sources whose lease is free (and that
-        are due, when `due_only`), the earliest next poll first."""
+        are due, when `due_only`), the earliest next poll first; with `hosts`,
+        no host beyond its quota (storage.sources.pick_per_host)."""
+        ...
+
+    def defer_poll(self, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
+        """Hand back `owner`'s lease on a source not tried (no request slot in
+        time) and set its next poll; nothing else changes (no poll happened)."""
         ...
 
     def release_lease(self, source_id: int, owner: str) -> None:
@@ -161,6 +169,23 @@ class StoreTransaction(Protocol):
 
     def release_alerts(self, ids: Sequence[int], *, owner: str) -> int:
         """Give claimed alerts back untouched; how many this owner held."""
+        ...
+
+    def postpone(
+        self, ids: Sequence[int], *, owner: str, note: str, next_attempt_at: datetime
+    ) -> int:
+        """The peer asked us to wait (Retry-After): due again then, no attempt counted."""
+        ...
+
+    def next_due_after(
+        self, *, now: datetime, exclude_recipients: Collection[int] = ()
+    ) -> datetime | None:
+        """The earliest time after `now` a pending alert not held by a deliverer falls due."""
+        ...
+
+    def pending_summary(self, *, now: datetime, owner_prefix: str) -> PendingSummary:
+        """Pending alerts after a run: those another process holds (lease
+        tokens not starting with `owner_prefix`) and the rest."""
         ...
 
     def backlog(self, *, now: datetime) -> BacklogCounts: ...

@@ -10,7 +10,7 @@ refused), so the use-cases catch only errors of ours.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 
@@ -22,8 +22,9 @@ from alerts.alert_records import Watchlist, WatchlistMatch
 from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
 from storage import items, matches, outbox, sources, watchlists
 from storage.db import database_error, session_factory, transaction
-from storage.outbox import BacklogCounts, ClaimedBatch, RecipientRef
+from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
+from storage.sources import HostQuota
 from storage.tables import MatchRow, OutboxRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
 
@@ -47,6 +48,7 @@ class SqlTransaction:
         limit: int,
         names: Sequence[str] | None = None,
         due_only: bool = True,
+        hosts: HostQuota | None = None,
     ) -> list[Source]:
         return sources.claim_due_sources(
             self._s,
@@ -56,7 +58,11 @@ class SqlTransaction:
             limit=limit,
             names=names,
             due_only=due_only,
+            hosts=hosts,
         )
+
+    def defer_poll(self, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
+        sources.defer_poll(self._s, source_id, owner, next_poll_at=next_poll_at)
 
     def release_lease(self, source_id: int, owner: str) -> None:
         sources.release_lease(self._s, source_id, owner)
@@ -169,6 +175,21 @@ class SqlTransaction:
     def release_alerts(self, ids: Sequence[int], *, owner: str) -> int:
         return outbox.release(self._s, ids, owner=owner)
 
+    def postpone(
+        self, ids: Sequence[int], *, owner: str, note: str, next_attempt_at: datetime
+    ) -> int:
+        return outbox.postpone(
+            self._s, ids, owner=owner, note=note, next_attempt_at=next_attempt_at
+        )
+
+    def next_due_after(
+        self, *, now: datetime, exclude_recipients: Collection[int] = ()
+    ) -> datetime | None:
+        return outbox.next_due_after(self._s, now=now, exclude_recipients=exclude_recipients)
+
+    def pending_summary(self, *, now: datetime, owner_prefix: str) -> PendingSummary:
+        return outbox.pending_summary(self._s, now=now, owner_prefix=owner_prefix)
+
     def backlog(self, *, now: datetime) -> BacklogCounts:
         return outbox.backlog(self._s, now=now)
 
@@ -209,12 +230,23 @@ AdminSession = Session
 class SqlStore:
     """The real store. Built by the composition root from an engine."""
 
-    def __init__(self, engine: Engine, sessions: sessionmaker[Session] | None = None) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        sessions: sessionmaker[Session] | None = None,
+        *,
+        before_transaction: Callable[[], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.sessions = sessions or session_factory(engine)
+        # The root's hook run before every unit of work: a claiming process
+        # keeps its owner lock there (storage.leases.OwnerLock.keep).
+        self.before_transaction = before_transaction
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
+        if self.before_transaction is not None:
+            self.before_transaction()
         try:
             with transaction(self.sessions) as session:
                 yield SqlTransaction(session)
@@ -225,6 +257,8 @@ class SqlStore:
     def session(self) -> Iterator[AdminSession]:
         """One unit of work for the CLI's admin queries, outside the protocol:
         the use-cases never get a session."""
+        if self.before_transaction is not None:
+            self.before_transaction()
         with transaction(self.sessions) as session:
             yield session
 

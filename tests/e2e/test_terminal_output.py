@@ -61,7 +61,7 @@ def _populate(db: Database) -> None:
         for i, title in enumerate(TITLES)
     ]
     hit = Hit(rule="SAM", spelling="SAM", field="body", start=4, end=7)
-    with app.transaction() as s:
+    with app.session() as s:
         store_items(s, sid, items, clock())
         [active] = active_watchlists(s)
         for item_id in s.scalars(select(ItemRow.id)):

@@ -28,6 +28,7 @@ from alerts.channels import (
 )
 from crawler.addresses import AddressPolicy
 from crawler.fetch import FetchPolicy, HttpClient
+from scheduler.http_poster import HttpPoster, permits_private
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 from tests.support.smtpserver import smtp_server
 
@@ -50,10 +51,12 @@ M = StoredMatch(
 )
 
 
-def run(factory: Callable[[HttpClient], Awaitable[T]], policy: AddressPolicy = LOCAL) -> T:
+def run(factory: Callable[[HttpPoster], Awaitable[T]], policy: AddressPolicy = LOCAL) -> T:
+    """`factory` gets the channels' port over a real HttpClient, as the root binds it."""
+
     async def main() -> T:
         async with HttpClient(FetchPolicy(timeout=5, address_policy=policy)) as client:
-            return await factory(client)
+            return await factory(HttpPoster(client))
 
     return asyncio.run(main())
 
@@ -144,31 +147,31 @@ def test_slack_429_then_ok_and_404(http_server: LocalHTTPServer) -> None:
     url = http_server.route("/services/T/B/secretpart", hook)
     body = render.slack_body(render.slack_payload(M))
     with pytest.raises(TemporaryFailure) as e:
-        run(lambda c: SlackChannel(c, LOCAL).send(url, body))
+        run(lambda c: SlackChannel(c, permits_private(LOCAL)).send(url, body))
     assert e.value.retry_after == 1
     assert "secretpart" not in str(e.value)
-    run(lambda c: SlackChannel(c, LOCAL).send(url, body))
+    run(lambda c: SlackChannel(c, permits_private(LOCAL)).send(url, body))
     assert json.loads(calls[1].body)["blocks"]
     revoked = http_server.serve("/services/T/B/revoked", "no_service", "text/plain", 404)
     with pytest.raises(PermanentFailure, match="404"):
-        run(lambda c: SlackChannel(c, LOCAL).send(revoked, body))
+        run(lambda c: SlackChannel(c, permits_private(LOCAL)).send(revoked, body))
 
 
 def test_slack_url_rule(http_server: LocalHTTPServer) -> None:
     url = http_server.serve("/hook", "ok", "text/plain")
-    ch = SlackChannel(None, AddressPolicy.parse("false"))  # type: ignore[arg-type]
+    ch = SlackChannel(None, permits_private(AddressPolicy.parse("false")))  # type: ignore[arg-type]
     with pytest.raises(PermanentFailure, match=r"hooks\.slack\.com"):
         asyncio.run(ch.check_url(url))  # loopback not permitted by the policy
     with pytest.raises(PermanentFailure):
         asyncio.run(ch.check_url("http://hooks.slack.com/services/x"))  # not https
     with pytest.raises(PermanentFailure):
         asyncio.run(
-            SlackChannel(None, LOCAL).check_url(  # type: ignore[arg-type]
+            SlackChannel(None, permits_private(LOCAL)).check_url(  # type: ignore[arg-type]
                 "https://example.org/services/x"
             )
         )  # public but not Slack
     asyncio.run(ch.check_url("https://hooks.slack.com/services/T/B/X"))
-    asyncio.run(SlackChannel(None, LOCAL).check_url(url))  # type: ignore[arg-type]
+    asyncio.run(SlackChannel(None, permits_private(LOCAL)).check_url(url))  # type: ignore[arg-type]
     assert http_server.requests == []
 
 

@@ -52,7 +52,7 @@ def add_big_items(app: App, sid: int, n: int) -> None:
     ]
     hit = Hit(rule="SAM", spelling="SAM", field="body", start=4, end=7)
     snippets = tuple(f"… {FILLERS[k % len(FILLERS)][:400]} SAM …" for k in range(3))
-    with app.transaction() as s:
+    with app.session() as s:
         store_items(s, sid, items, app.now())
         [active] = active_watchlists(s)
         for item_id in s.scalars(select(ItemRow.id)):
@@ -111,7 +111,7 @@ def test_large_digest_goes_in_parts(db: Database, http_server: LocalHTTPServer) 
         add_big_items(app, sid, N)
         clock.at = T0.replace(hour=3, minute=0, second=1)
         report = deliver(app, limit=10_000)
-    with app.transaction() as s:
+    with app.session() as s:
         rows = list(s.scalars(select(OutboxRow)))
         titles = list(s.scalars(select(ItemRow.title)))
         summaries = list(s.scalars(select(ItemRow.summary)))

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import select
 
 from crawler.crawl_records import PollOutcome
-from newswatch.app import App
+from newswatch.app import build_app
 from newswatch.config import Settings
 from scheduler.crawl import crawl
 from storage import sources as source_repo
+from storage.repository import SqlStore
 from storage.tables import ItemRow
 from tests.conftest import Database
 from tests.support.httpserver import LocalHTTPServer
@@ -39,8 +40,8 @@ def test_edge_case_feeds_are_crawled_and_stored(
     db: Database, http_server: LocalHTTPServer, content_type: str
 ) -> None:
     settings = Settings(database_url=db.url, allow_private_addresses="127.0.0.1", per_host_delay=0)
-    app = App(settings=settings, engine=db.engine, sessions=db.factory, env={})
-    with app.transaction() as s:
+    app = build_app(settings, env={}, store=SqlStore(db.engine, db.factory))
+    with app.session() as s:
         for name in EDGE_CASES:
             url = http_server.serve(f"/{name}", (FIXTURES / name).read_bytes(), content_type)
             source_repo.add_source(
@@ -48,12 +49,16 @@ def test_edge_case_feeds_are_crawled_and_stored(
             )
     got: dict[str, list[str]] = {}
     report = asyncio.run(
-        crawl(app, parse_workers=0, on_done=lambda src, o: got.update({src.name: _titles(o)}))
+        crawl(
+            app.crawl_context(),
+            parse_workers=0,
+            on_done=lambda src, o: got.update({src.name: _titles(o)}),
+        )
     )
     assert report.failed == [] and report.polled == len(EDGE_CASES)
     expected = {name: [i["title"] for i in _expected(name)] for name in EDGE_CASES}
     assert got == expected
-    with app.transaction() as s:
+    with app.session() as s:
         stored = set(s.scalars(select(ItemRow.url)))
     assert stored == {i["url"] for name in EDGE_CASES for i in _expected(name)}
 

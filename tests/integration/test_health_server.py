@@ -16,6 +16,7 @@ import pytest
 
 from scheduler.health import DatabaseProbe, HealthServer
 from scheduler.metrics import Metrics
+from storage.db import check_connection
 from tests.conftest import Database
 
 
@@ -25,7 +26,7 @@ def serving(db: Database, **kw: float) -> Iterator[tuple[HealthServer, int]]:
     server = HealthServer(
         "127.0.0.1",
         0,
-        probe=DatabaseProbe(db.engine),
+        probe=DatabaseProbe(lambda: check_connection(db.engine)),
         scheduler_running=lambda: True,
         metrics=Metrics(),
         **kw,  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ import pytest
 from alerts import render
 from alerts.channels import PermanentFailure, SlackChannel, WebhookChannel
 from crawler.addresses import AddressPolicy
+from scheduler.http_poster import permits_private
 from tests.integration.test_channels import M, _signature_ok, run
 from tests.support.httpserver import Request
 
@@ -77,9 +78,12 @@ def test_slack_to_ipv6_literal(host: str, v6_receiver: tuple[int, list[Request]]
     port, seen = v6_receiver
     url = f"http://{host}:{port}/services/T/B/X"
     body = b'{"text": "hi"}'
-    run(lambda c: SlackChannel(c, PERMIT).send(url, body), policy=PERMIT)
+    run(lambda c: SlackChannel(c, permits_private(PERMIT)).send(url, body), policy=PERMIT)
     assert [r.body for r in seen] == [body]
     for policy in DENY:
         with pytest.raises(PermanentFailure):
-            run(lambda c, p=policy: SlackChannel(c, p).send(url, body), policy=policy)
+            run(
+                lambda c, p=policy: SlackChannel(c, permits_private(p)).send(url, body),
+                policy=policy,
+            )
     assert len(seen) == 1

@@ -94,10 +94,12 @@ def test_postgres_owner_on_another_host_lives_as_long_as_its_lock(pg_db: Databas
 
 
 def test_an_app_on_postgres_holds_its_owner_lock_until_closed(pg_db: Database) -> None:
-    from newswatch.app import App
+    from newswatch.app import build_app
+    from storage.repository import SqlStore
 
     app = make_app(pg_db, Clock(datetime.now(UTC)))
-    app = App(app.settings, pg_db.engine, pg_db.factory, clock=app.clock)  # a real owner id
+    # a real owner id
+    app = build_app(app.settings, clock=app.clock, store=SqlStore(pg_db.engine, pg_db.factory))
     key = lock_key(parse_owner(app.owner))  # type: ignore[arg-type]
 
     def held() -> bool:
@@ -111,12 +113,12 @@ def test_an_app_on_postgres_holds_its_owner_lock_until_closed(pg_db: Database) -
             )
             return bool(rows.scalar())
 
-    with app.transaction():
+    with app.session():
         pass
     assert not held()  # a command that claims nothing holds no lock
     app.hold_owner_lock()
     assert held()
-    with app.transaction():
+    with app.session():
         pass
     assert held()
     assert app.owner_lock is not None

@@ -22,12 +22,14 @@ from sqlalchemy import select
 from alerts.alert_records import Hit, Recipient, Term, Watchlist, WatchlistMatch
 from crawler.crawl_records import Item
 from crawler.fetch import FetchPolicy, HttpClient
-from newswatch.app import App
+from newswatch.app import App, build_app
 from newswatch.config import Settings
 from scheduler.deliver import DeliveryReport, deliver_due
+from scheduler.http_poster import HttpPoster
 from storage import outbox as repo
 from storage.items import store_items
 from storage.matches import record_matches
+from storage.repository import SqlStore
 from storage.sources import add_source
 from storage.tables import ItemRow, OutboxRow
 from storage.watchlists import active_watchlists, save_watchlists
@@ -67,27 +69,22 @@ def make_app(
         max_attempts=max_attempts,
         **tuning,
     )
-    return App(
-        settings=settings,
-        engine=db.engine,
-        sessions=db.factory,
-        clock=clock,
-        env=env or {},
-        owner=owner,
-    )
+    app = build_app(settings, clock=clock, env=env or {}, store=SqlStore(db.engine, db.factory))
+    app.owner = owner
+    return app
 
 
 def deliver(app: App, limit: int = 200) -> DeliveryReport:
     async def main() -> DeliveryReport:
         policy = FetchPolicy(timeout=5, address_policy=app.settings.address_policy)
         async with HttpClient(policy) as client:
-            return await deliver_due(app, client, limit=limit)
+            return await deliver_due(app.delivery_context(), HttpPoster(client), limit=limit)
 
     return asyncio.run(main())
 
 
 def setup(app: App, notify: Sequence[Recipient], *, digest: str = "none") -> int:
-    with app.transaction() as s:
+    with app.session() as s:
         src = add_source(
             s,
             name="isw",
@@ -119,7 +116,7 @@ def add_items(
     published: datetime | None = None,
 ) -> None:
     """Store n items that match, and record their matches (as the crawl does)."""
-    with app.transaction() as s:
+    with app.session() as s:
         if source is not None:
             source_id = add_source(
                 s,
@@ -158,7 +155,7 @@ def add_items(
 
 
 def rows(app: App) -> list[OutboxRow]:
-    with app.transaction() as s:
+    with app.session() as s:
         return list(s.scalars(select(OutboxRow).order_by(OutboxRow.id)))
 
 
@@ -277,7 +274,7 @@ def test_retries_back_off_then_fail_and_retry_command(
     assert (r.status, r.attempts) == ("failed", 3)
     clock.advance(hours=7)
     assert deliver(app).handled == 0 and len(http_server.requests) == 3
-    with app.transaction() as s:
+    with app.session() as s:
         assert repo.retry_failed(s, now=clock.at) == 1
         assert repo.backlog(s, now=clock.at) == repo.BacklogCounts(1, 1, 0, 0)
     [r] = rows(app)
@@ -510,7 +507,7 @@ def test_database_outage_between_send_and_mark_repeats_nothing(
     would have expired, the alert is not sent again."""
     from sqlalchemy.engine import make_url
 
-    from storage.db import make_engine, session_factory
+    from storage.db import make_engine
     from tests.support.tcpproxy import TcpProxy
 
     target = make_url(pg_db.url)
@@ -520,7 +517,7 @@ def test_database_outage_between_send_and_mark_repeats_nothing(
     try:
         clock = Clock()
         app = make_app(pg_db, clock)
-        app.engine, app.sessions = engine, session_factory(engine)
+        app.store = SqlStore(engine, before_transaction=app.store.before_transaction)
         seen: list[str] = []
 
         def receiver(req: Request) -> Response:
@@ -533,12 +530,12 @@ def test_database_outage_between_send_and_mark_repeats_nothing(
         add_items(app, sid, 1)
         first = deliver(app)
         assert first.sent == 0 and "could not record sent" in first.errors[0]
-        assert len(app.unrecorded_sends) == 1
+        assert len(app.unrecorded.pending) == 1
         proxy.restore()
         clock.advance(minutes=30)  # past the lease: without the remembered mark, a resend
         second = deliver(app)
         assert len(seen) == 1, "the alert was sent twice"
-        assert second.handled == 0 and app.unrecorded_sends == []
+        assert second.handled == 0 and app.unrecorded.pending == []
         assert [(r.status, r.sent_at) for r in rows(make_app(pg_db, clock))] == [("sent", T0)]
     finally:
         engine.dispose()

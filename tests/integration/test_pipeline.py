@@ -7,11 +7,12 @@ import random
 from datetime import UTC, datetime
 
 from crawler.crawl_records import Item, PollOutcome
-from newswatch.app import App
+from newswatch.app import build_app
 from newswatch.config import Settings
 from scheduler.crawl import CompiledWatchlists, save_outcomes
 from storage import sources as source_repo
 from storage.items import count_items
+from storage.repository import SqlStore
 from tests.conftest import Database
 
 NOW = datetime(2026, 11, 22, 2, 10, tzinfo=UTC)
@@ -31,14 +32,13 @@ def item(url: str, title: str) -> Item:
 
 
 def test_a_refused_source_fails_alone_and_the_batch_is_saved(db: Database) -> None:
-    app = App(
-        settings=Settings(database_url=db.url),
-        engine=db.engine,
-        sessions=db.factory,
+    app = build_app(
+        Settings(database_url=db.url),
         clock=lambda: NOW,
         env={},
+        store=SqlStore(db.engine, db.factory),
     )
-    with app.transaction() as s:
+    with app.session() as s:
         good = source_repo.add_source(
             s,
             name="good",
@@ -70,9 +70,11 @@ def test_a_refused_source_fails_alone_and_the_batch_is_saved(db: Database) -> No
             ),
         ),
     ]
-    counts = save_outcomes(app, polls, CompiledWatchlists.build([]), random.Random(1))
+    counts = save_outcomes(
+        app.crawl_context(), polls, CompiledWatchlists.build([]), random.Random(1)
+    )
     assert counts == [(1, 0), (0, 0)]
-    with app.transaction() as s:
+    with app.session() as s:
         assert count_items(s) == 1
         rows = {x.name: x for x in source_repo.list_sources(s)}
     assert rows["good"].etag == '"g1"' and rows["good"].last_error is None

@@ -44,7 +44,7 @@ def test_delivery_refuses_forbidden_references(
     report = deliver(app)
     assert report.sent == 0
     assert http_server.requests == []
-    with app.transaction() as s:
+    with app.session() as s:
         rows = list(s.scalars(select(OutboxRow)))
     assert rows and all(row.status != "sent" for row in rows)
     assert all(PASSWORD not in (row.last_error or "") for row in rows)

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from alerts.watchlist_files import parse_watchlists
 from crawler.crawl_records import PollOutcome
 from crawler.fetch import host_key
-from newswatch.app import App
+from newswatch.app import App, build_app
 from newswatch.config import Settings
 from scheduler.crawl import (
     CompiledWatchlists,
@@ -37,6 +37,7 @@ from scheduler.crawl import (
     save_outcomes,
 )
 from storage import sources as source_repo
+from storage.repository import SqlStore
 from storage.tables import ItemRow, MatchRow, SourceRow
 from storage.watchlists import save_watchlists
 from tests.conftest import Database
@@ -99,7 +100,7 @@ def assert_polite(starts: list[float]) -> None:
 
 
 def add_sources(app: App, urls: list[str], every: int) -> None:
-    with app.transaction() as s:
+    with app.session() as s:
         save_watchlists(s, parse_watchlists(WATCHLIST), app.now())
         for i, url in enumerate(urls):
             source_repo.add_source(
@@ -115,7 +116,7 @@ def add_sources(app: App, urls: list[str], every: int) -> None:
 
 def make_app(db: Database, **settings: object) -> App:
     config = Settings(database_url=db.url, allow_private_addresses="127.0.0.1", **settings)  # type: ignore[arg-type]
-    return App(settings=config, engine=db.engine, sessions=db.factory, env={})
+    return build_app(config, env={}, store=SqlStore(db.engine, db.factory))
 
 
 @pytest.mark.slow
@@ -128,11 +129,11 @@ def test_crawl_of_60_feeds_on_one_host_polls_all_and_matches_every_item(
     assert (app.settings.per_host_concurrency, app.settings.per_host_delay) == (2, 1.0)
     add_sources(app, [http_server.url(p) for p in host.paths], every=900)
 
-    report = asyncio.run(crawl(app, parse_workers=0))
+    report = asyncio.run(crawl(app.crawl_context(), parse_workers=0))
 
     assert report.failed == [] and report.polled == FEEDS and report.deferred == 0
     assert report.new_items == 2 * FEEDS
-    with app.transaction() as s:
+    with app.session() as s:
         matched = set(s.scalars(select(ItemRow.url).join(MatchRow)))
         failing = s.scalar(select(SourceRow.id).where(SourceRow.consecutive_failures > 0))
     relevant = host.relevant()
@@ -166,7 +167,7 @@ def test_daemon_polls_each_of_60_feeds_on_one_host_within_its_interval(
     other = Host(other_server, 1, prefix="/other")
     app = make_app(db)
     add_sources(app, [http_server.url(p) for p in host.paths], every=every)
-    with app.transaction() as s:
+    with app.session() as s:
         source_repo.add_source(
             s,
             name="other",
@@ -209,7 +210,7 @@ def test_daemon_polls_each_of_60_feeds_on_one_host_within_its_interval(
 
 def _due_sources(app: App, urls: list[str]) -> list[int]:
     ids = []
-    with app.transaction() as s:
+    with app.session() as s:
         for i, url in enumerate(urls):
             src = source_repo.add_source(
                 s,
@@ -232,13 +233,21 @@ def test_claim_takes_no_more_of_a_host_than_its_free_slots(db: Database) -> None
     urls += [f"https://B.example/{i}" for i in range(3)] + ["https://c.example/feed"]
     ids = _due_sources(app, urls)
     quota = source_repo.HostQuota(host_key, 2, {"a.example": 1})
-    first = claim(app, names=None, due_only=True, limit=16, hosts=quota)
+    first = claim(app.crawl_context(), names=None, due_only=True, limit=16, hosts=quota)
     assert [s.id for s in first] == [ids[0], ids[10], ids[11], ids[13]]
-    again = claim(app, names=None, due_only=True, limit=16, hosts=quota)
+    again = claim(app.crawl_context(), names=None, due_only=True, limit=16, hosts=quota)
     assert [s.id for s in again] == [ids[1], ids[12]]  # leased ones are not taken twice
-    few = claim(app, names=None, due_only=True, limit=1, hosts=source_repo.HostQuota(host_key, 2))
+    few = claim(
+        app.crawl_context(),
+        names=None,
+        due_only=True,
+        limit=1,
+        hosts=source_repo.HostQuota(host_key, 2),
+    )
     assert [s.id for s in few] == [ids[2]]
-    everything = claim(app, names=None, due_only=True, limit=100)  # no quota: as before
+    everything = claim(
+        app.crawl_context(), names=None, due_only=True, limit=100
+    )  # no quota: as before
     assert [s.id for s in everything] == ids[3:10]
 
 
@@ -248,14 +257,14 @@ def test_deferred_poll_hands_back_the_lease_and_is_due_soon(db: Database) -> Non
     app = make_app(db)
     app.clock = lambda: NOW
     ids = _due_sources(app, ["https://a.example/1", "https://a.example/2"])
-    with app.transaction() as s:
+    with app.session() as s:
         s.get(SourceRow, ids[1]).consecutive_failures = 3  # type: ignore[union-attr]
-    claimed = claim(app, names=None, due_only=True, limit=10)
+    claimed = claim(app.crawl_context(), names=None, due_only=True, limit=10)
     before = {src.id: src for src in claimed}
     polls = [(src, PollOutcome(src.id, "deferred")) for src in claimed]
     compiled = CompiledWatchlists.build([])
-    assert save_outcomes(app, polls, compiled, random.Random(1)) == [(0, 0), (0, 0)]
-    with app.transaction() as s:
+    assert save_outcomes(app.crawl_context(), polls, compiled, random.Random(1)) == [(0, 0), (0, 0)]
+    with app.session() as s:
         rows = {r.id: r for r in s.scalars(select(SourceRow))}
     for sid, row in rows.items():
         assert row.lease_owner is None and row.lease_until is None
@@ -263,7 +272,7 @@ def test_deferred_poll_hands_back_the_lease_and_is_due_soon(db: Database) -> Non
         assert row.last_polled_at is None and row.last_error is None
         assert row.consecutive_failures == before[sid].consecutive_failures
         assert row.current_interval_seconds is None
-    assert claim(app, names=None, due_only=True, limit=10) == []  # not due at once
+    assert claim(app.crawl_context(), names=None, due_only=True, limit=10) == []  # not due at once
 
 
 def _utc(value: datetime | None) -> datetime:
@@ -281,17 +290,17 @@ def test_poll_without_a_slot_in_time_is_deferred_and_sends_nothing(
     http_server.route(slow.paths[0], lambda req: (time.sleep(1.5), slow.handle(req))[1])
     app = make_app(db, per_host_concurrency=1)
     add_sources(app, [http_server.url(slow.paths[0]), http_server.url(quick.paths[0])], 900)
-    sources = claim(app, names=None, due_only=True, limit=10)
+    sources = claim(app.crawl_context(), names=None, due_only=True, limit=10)
     report = CrawlReport()
     outcomes: dict[str, str] = {}
 
     async def go() -> None:
         async with app.http_client() as client:
             await poll_and_save(
-                app,
+                app.crawl_context(),
                 client,
                 sources,
-                load_watchlists(app),
+                load_watchlists(app.store),
                 report,
                 lambda src, outcome: outcomes.update({src.url: outcome.status}),
                 slot_wait=0.3,
@@ -301,7 +310,7 @@ def test_poll_without_a_slot_in_time_is_deferred_and_sends_nothing(
     assert outcomes == {sources[0].url: "ok", sources[1].url: "deferred"}
     assert (report.polled, report.deferred, report.failed) == (1, 1, [])
     assert quick.all_starts() == []
-    with app.transaction() as s:
+    with app.session() as s:
         deferred = s.get(SourceRow, sources[1].id)
         assert deferred is not None
         assert deferred.consecutive_failures == 0 and deferred.last_error is None

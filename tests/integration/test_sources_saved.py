@@ -23,9 +23,11 @@ from crawler.crawl_records import PollOutcome, Source
 from crawler.fetch import FetchPolicy, HttpClient
 from crawler.poll import poll_source
 from crawler.spiders import SpiderLimits
-from newswatch.app import App
+from newswatch.app import App, build_app
 from newswatch.config import Settings
-from scheduler.crawl import load_watchlists, save_outcome
+from scheduler.compiled_watchlists import load_watchlists
+from scheduler.crawl import save_outcome
+from storage.repository import SqlStore
 from storage.sources import add_source
 from storage.tables import ItemRow, MatchRow, OutboxRow
 from storage.watchlists import save_watchlists
@@ -62,11 +64,16 @@ def site() -> Iterator[LocalHTTPServer]:
 
 
 def app_for(db: Database) -> App:
-    return App(Settings(database_url=db.url), db.engine, db.factory, clock=lambda: NOW, env={})
+    return build_app(
+        Settings(database_url=db.url),
+        clock=lambda: NOW,
+        env={},
+        store=SqlStore(db.engine, db.factory),
+    )
 
 
 def add(app: App, name: str, kind: str, url: str, spider: str | None = None) -> Source:
-    with app.transaction() as s:
+    with app.session() as s:
         source = add_source(
             s,
             name=name,
@@ -113,7 +120,8 @@ def counts(db: Database) -> tuple[int, int, int]:
 
 
 def save(app: App, source: Source, outcome: PollOutcome) -> tuple[int, int]:
-    return save_outcome(app, source, outcome, load_watchlists(app, "aho"), random.Random(1))
+    ctx = app.crawl_context()
+    return save_outcome(ctx, source, outcome, load_watchlists(app.store, "aho"), random.Random(1))
 
 
 def test_sitemap_polled_twice_stores_and_alerts_once(db: Database, site: LocalHTTPServer) -> None:

@@ -21,6 +21,7 @@ from sqlalchemy import text
 from newswatch.webapp import build_web_app
 from scheduler.health import DatabaseProbe, HealthServer
 from scheduler.metrics import Metrics
+from storage.db import check_connection
 from storage.tables import Base
 from storage.views import MatchFilter, MatchGroup, SqlWebReader
 from tests.conftest import Database
@@ -234,7 +235,7 @@ def test_the_daemon_http_server_mounts_the_view_beside_its_probes(
         health = HealthServer(
             "127.0.0.1",
             0,
-            probe=DatabaseProbe(db.engine),
+            probe=DatabaseProbe(lambda: check_connection(db.engine)),
             scheduler_running=lambda: True,
             metrics=Metrics(),
             web_app=create_app(SqlWebReader(db.factory), WebConfig(token=TOKEN)),
@@ -258,11 +259,11 @@ def test_the_daemon_http_server_mounts_the_view_beside_its_probes(
 
 
 def test_build_web_app_refuses_a_public_bind_without_token(db: Database) -> None:
-    from newswatch.app import App
+    from newswatch.app import build_app
     from newswatch.config import load_settings
     from web import WebError
 
-    app = App.build(load_settings(env={"NEWSWATCH_DATABASE_URL": db.url}))
+    app = build_app(load_settings(env={"NEWSWATCH_DATABASE_URL": db.url}))
     try:
         with pytest.raises(WebError, match="NEWSWATCH_WEB_TOKEN"):
             build_web_app(app, "0.0.0.0")
@@ -326,7 +327,8 @@ def test_slow_pages_do_not_starve_the_health_probe(db: Database, world: Scenario
 
     async def scenario_() -> tuple[int, list[int]]:
         health = HealthServer(
-            "127.0.0.1", 0, probe=DatabaseProbe(db.engine), scheduler_running=lambda: True,
+            "127.0.0.1", 0, probe=DatabaseProbe(lambda: check_connection(db.engine)),
+            scheduler_running=lambda: True,
             metrics=Metrics(), web_app=create_app(reader, WebConfig()),
         )  # fmt: skip
         port = await health.start()
@@ -415,12 +417,12 @@ def test_newswatch_run_serves_the_view_beside_its_probes(
 
 def test_the_daemon_leaves_the_view_out_on_a_public_address_without_token(db: Database) -> None:
     """No socket is opened here: only the wiring's decision is checked."""
-    from newswatch.app import App
+    from newswatch.app import build_app
     from newswatch.config import load_settings
     from newswatch.webapp import daemon_web_app
 
     def built(**env: str) -> object:
-        app = App.build(load_settings(env={"NEWSWATCH_DATABASE_URL": db.url, **env}))
+        app = build_app(load_settings(env={"NEWSWATCH_DATABASE_URL": db.url, **env}))
         try:
             return daemon_web_app(app)
         finally:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from alerts.secrets import mask_secret
 from crawler.addresses import AddressPolicy
-from newswatch.config import ConfigError, load_settings, mask_secret
+from newswatch.config import ConfigError, load_settings
 
 
 def test_defaults() -> None:

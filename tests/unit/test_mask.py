@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from newswatch.config import SHORT_SECRET, mask_secret
+from alerts.secrets import SHORT_SECRET, mask_secret
 
 # Printable, no ":" or "/" so that a plain secret is never mistaken for a URL.
 CHARS = st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters=":/?#")
