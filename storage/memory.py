@@ -31,8 +31,8 @@ from alerts.alert_records import (
     Watchlist,
     WatchlistMatch,
 )
+from alerts.digests import digest_period
 from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
-from storage.matches import digest_period
 from storage.outbox import (
     STATUSES,
     BacklogCounts,

@@ -414,11 +414,6 @@ def pending_summary(session: Session, *, now: datetime, owner_prefix: str) -> Pe
     return PendingSummary(int(rest or 0), first, int(held or 0), until)
 
 
-def defer(session: Session, ids: Sequence[int], *, owner: str, error: str) -> int:
-    """Give rows back unsent, without counting an attempt (configuration missing)."""
-    return _finish(session, ids, owner, last_error=error)
-
-
 def list_alerts(
     session: Session, *, status: str | None = None, limit: int | None = None
 ) -> list[AlertListing]:

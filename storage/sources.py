@@ -106,10 +106,6 @@ def source_names(session: Session) -> set[str]:
     return set(session.scalars(select(SourceRow.name)))
 
 
-def source_urls(session: Session) -> set[str]:
-    return set(session.scalars(select(SourceRow.url)))
-
-
 def list_sources(session: Session, *, enabled_only: bool = False) -> list[Source]:
     counts = (
         select(ItemRow.source_id, func.count().label("n")).group_by(ItemRow.source_id).subquery()
@@ -137,10 +133,6 @@ def remove_source(session: Session, name: str) -> None:
     result = session.execute(delete(SourceRow).where(SourceRow.name == name))
     if result.rowcount == 0:  # type: ignore[attr-defined]
         raise SourceNotFound(f"no source named {name!r}")
-
-
-def set_kind(session: Session, source_id: int, kind: SourceKind) -> None:
-    session.execute(update(SourceRow).where(SourceRow.id == source_id).values(kind=kind))
 
 
 def record_poll(

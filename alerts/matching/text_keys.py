@@ -85,10 +85,6 @@ def has_cjk(s: str) -> bool:
 
 
 @cache
-def is_cjk(ch: str) -> bool:
-    return _CJK_RE.match(ch) is not None
-
-
 @cache
 def blocks_boundary(ch: str) -> bool:
     """True if `ch` continues a Latin/Cyrillic/Greek word (so no word boundary).

@@ -9,10 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.alert_records import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
+from alerts.digests import digest_period
 from crawler.crawl_records import Item, PollOutcome
 from storage import sources as src_repo
 from storage.items import get_items, iter_items_since, prune_items, store_items
-from storage.matches import digest_period, list_matches, record_matches
+from storage.matches import list_matches, record_matches
 from storage.tables import MatchRow, OutboxRow
 from storage.watchlists import active_watchlists, get_watchlist, remove_watchlist, save_watchlists
 from tests.conftest import Database
