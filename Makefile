@@ -1,11 +1,12 @@
 # One command to set up and run the main job on SQLite:   make run
-# One command to set up and run the tests:                 make test
+# One command to set up and run the tests:                 make test-all (what CI runs)
+# The fast loop (<= 5 min on 2 cores):                     make test
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 PYTHON ?= python3
 
-.PHONY: install run test lint check format bench clean
+.PHONY: install run test test-all lint check format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +28,18 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The suite runs every database test on SQLite and on PostgreSQL
 # (NEWSWATCH_TEST_POSTGRES, default postgres@127.0.0.1:5432; a throwaway
 # database per run). NEWSWATCH_TEST_BACKENDS=sqlite runs SQLite only.
+#
+# The fast suite (<= 5 min on 2 cores): everything but `faults` and `slow`.
 test: lint
+	$(PY) -m pytest -n 2 -q -m "not faults and not slow"
+
+# Everything, as CI runs it (.ci/run): faults and slow included.
+test-all: lint
 	$(PY) -m pytest -n 2 -q
 
 format: install

@@ -114,3 +114,17 @@ def http_server() -> Iterator[LocalHTTPServer]:
     server = LocalHTTPServer().start()
     yield server
     server.stop()
+
+
+# Single parameter cases that are `slow` (the daemon's end-to-end smoke test
+# keeps its SQLite case in the fast suite; the PostgreSQL twin runs in
+# `make test-all`).
+SLOW_CASES = frozenset(
+    {"tests/integration/test_daemon.py::test_new_item_becomes_alert_and_sigterm_exits_0[postgres]"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid in SLOW_CASES:
+            item.add_marker(pytest.mark.slow)

@@ -94,6 +94,7 @@ def test_new_item_becomes_alert_and_sigterm_exits_0(
     assert {"daemon_started", "polled", "shutdown"} <= {x["event"] for x in lines}
 
 
+@pytest.mark.slow  # ~12 s and ~4 s of subprocess daemons: make test-all
 def test_second_daemon_on_one_sqlite_file_exits_with_one_line(
     tmp_path: Path, daemons: list[Daemon]
 ) -> None:
@@ -230,6 +231,7 @@ def test_hung_source_delays_no_other_and_shutdown_abandons_it(
     assert d.events("shutdown") and "status=abandoned" in d.log()
 
 
+@pytest.mark.slow  # ~12 s and ~4 s of subprocess daemons: make test-all
 def test_second_signal_exits_at_once(
     tmp_path: Path, http_server: LocalHTTPServer, daemons: list[Daemon]
 ) -> None:
