@@ -471,3 +471,53 @@ def test_the_fake_claims_and_settles_alerts_like_the_databases(
     for backend, database in sql_stores.items():
         _empty(database)
         assert play(SqlStore(database.engine, database.factory), script) == expected, backend
+
+
+def test_postponed_alerts_count_no_attempt_and_say_when_next_due(store: Store) -> None:
+    """The calls the fix branches added: postpone (a peer's Retry-After),
+    next_due_after and pending_summary (what a one-shot run leaves)."""
+    _three_alerts_to_one_recipient(store)
+    now = T0 + timedelta(minutes=1)
+    later = now + timedelta(minutes=7)
+    with store.transaction() as tx:
+        [batch] = tx.claim_due_alerts(now=now, owner="me/1", lease=LEASE, limit=1)
+        assert tx.postpone(batch.ids, owner="other/1", note="x", next_attempt_at=later) == 0
+        assert tx.postpone(batch.ids, owner="me/1", note="paced", next_attempt_at=later) == 1
+        assert tx.next_due_after(now=now) == later
+        assert tx.next_due_after(now=now, exclude_recipients=[batch.recipient.id]) is None
+        left = tx.pending_summary(now=now, owner_prefix="me/")
+    assert (left.pending, left.held, left.held_until) == (3, 0, None)
+    assert left.next_due == T0 + timedelta(seconds=1)  # the second alert; the first waits
+    with store.transaction() as tx:
+        [again] = tx.claim_due_alerts(now=later, owner="other/2", lease=LEASE, limit=1)
+        assert again.ids == batch.ids and again.attempts == 0  # pacing is not an attempt
+        theirs = tx.pending_summary(now=later, owner_prefix="me/")
+    assert (theirs.pending, theirs.held, theirs.held_until) == (2, 1, later + LEASE)
+
+
+def test_deferred_polls_and_host_quotas(store: Store) -> None:
+    """defer_poll hands back only the owner's lease and moves the next poll;
+    a claim with a HostQuota takes no more of one host than it allows."""
+    from storage.sources import HostQuota
+
+    with store.transaction() as tx:
+        for n, host in enumerate(["a", "a", "a", "b"]):
+            tx.add_source(
+                name=f"s{n}",
+                url=f"https://{host}.example/{n}",
+                kind="feed",
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            )
+    quota = HostQuota(lambda url: url.split("/")[2], 2, {"a.example": 1})
+    with store.transaction() as tx:
+        got = tx.claim_due_sources(now=T0, owner="me", lease=LEASE, limit=10, hosts=quota)
+    assert [s.name for s in got] == ["s0", "s3"]
+    soon = T0 + timedelta(seconds=5)
+    with store.transaction() as tx:
+        tx.defer_poll(got[0].id, "someone-else", next_poll_at=soon)  # not theirs: no change
+        tx.defer_poll(got[1].id, "me", next_poll_at=soon)
+        assert tx.claim_due_sources(now=T0, owner="x", lease=LEASE, limit=10, names=["s3"]) == []
+        [back] = tx.claim_due_sources(now=soon, owner="x", lease=LEASE, limit=10, names=["s3"])
+    assert back.next_poll_at == soon and back.consecutive_failures == 0
