@@ -1,5 +1,5 @@
 """kill -9 of `newswatch crawl` at every step between fetch and "alert marked
-sent", deterministic (NEWSWATCH_CRASH_AT, see newswatch/faults.py) and at
+sent", deterministic (NEWSWATCH_CRASH_AT, see scheduler/crash_points.py) and at
 random moments, on SQLite and PostgreSQL.
 
 Each round publishes new items and runs a crawl that is killed. Nothing waits
