@@ -64,6 +64,7 @@ def init(ctx: typer.Context) -> None:
 def _register() -> None:
     from newswatch import (
         cli_alerts,
+        cli_check,
         cli_crawl,
         cli_daemon,
         cli_matching,
@@ -74,7 +75,7 @@ def _register() -> None:
 
     app.add_typer(cli_sources.app, name="source", help="Manage sources.")
     app.add_typer(cli_watchlists.app, name="watchlist", help="Manage watchlists.")
-    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web):
+    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web, cli_check):
         module.register(app)
 
 

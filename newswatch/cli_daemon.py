@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from newswatch.cli_check import startup_checks
 from newswatch.cli_common import echo, get_app
 
 
@@ -18,6 +19,7 @@ def run(ctx: typer.Context) -> None:
     from scheduler.daemon import run_daemon
 
     a = get_app(ctx)
+    startup_checks(ctx)
     setup_logging(a.settings.log_format, verbose=True)
     # Skipped and coalesced ticks are by design (see scheduler.daemon): log only errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)

@@ -1,0 +1,59 @@
+"""`newswatch check`: configuration, database, SMTP, recipients and
+watchlists, one line each; exit 1 when any check fails. `run` calls
+`startup_checks` to print the same lines before it starts."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from newswatch.checks import Verdict, run_all
+from newswatch.cli_common import echo, get_app
+from newswatch.config import ConfigError, load_settings
+
+
+def check(ctx: typer.Context) -> None:
+    """Check the configuration, the database, SMTP (no mail sent), recipients and
+    watchlists; one line each, exit 1 if any fails."""
+    state = ctx.ensure_object(dict)
+    try:
+        state.setdefault("settings", load_settings(state.get("config")))
+    except ConfigError as e:
+        echo(f"FAIL configuration: {' '.join(str(e).split())}")
+        raise typer.Exit(1) from None
+    verdicts, _ = _verdicts(ctx, smtp_timeout=10.0)
+    for v in verdicts:
+        echo(v.line())
+    if any(v.status == "fail" for v in verdicts):
+        raise typer.Exit(1)
+
+
+def _verdicts(ctx: typer.Context, *, smtp_timeout: float) -> tuple[list[Verdict], bool]:
+    from storage.watchlists import active_watchlists
+
+    a = get_app(ctx)
+
+    def stored() -> list[object]:
+        with a.transaction() as s:
+            return [x.watchlist for x in active_watchlists(s)]
+
+    return run_all(a.settings, os.environ, a.engine, stored, a.env, smtp_timeout=smtp_timeout)
+
+
+def startup_checks(ctx: typer.Context) -> None:
+    """What `run` says before it starts: every warning and failure on stderr.
+    The daemon still starts (a missing schema stops it there, as before)."""
+    verdicts, _ = _verdicts(ctx, smtp_timeout=5.0)
+    for v in verdicts:
+        if v.status != "ok":
+            echo(
+                f"newswatch: {'warning' if v.status == 'warn' else 'check failed'}: "
+                f"{v.check}: {v.message}",
+                file=sys.stderr,
+            )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
