@@ -73,7 +73,7 @@ def parse_every(text: str) -> int:
     numbers as seconds through `parse_interval`.
     """
     s = text.strip()
-    if s.isascii() and s.isdigit() and len(s) < 12:
+    if s.isascii() and s.isdigit() and len(s) <= 40:
         fits = [
             f"{s}{unit}"
             for unit in ("s", "m", "h")

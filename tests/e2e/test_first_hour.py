@@ -1,0 +1,278 @@
+"""Issue #17, the first hour of a new analyst: intervals that mean what they
+say, exit codes cron can see, settings checked up front, the archive
+searchable. Each case of the issue through the CLI, on both databases."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import CLI
+from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.smtpserver import smtp_server
+
+PRIVATE = {"NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.1", "NEWSWATCH_PER_HOST_DELAY": "0"}
+
+RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>t</title><link>{base}/</link>
+<item><title>Pantsir near Pyongyang</title><link>{base}/a/1</link><guid>1</guid>
+  <description>North Korea fielded the Pantsir system.</description></item>
+<item><title>판치르 배치</title><link>{base}/a/2</link><guid>2</guid>
+  <description>북한이 지대공 미사일 판치르를 배치했다.</description></item>
+<item><title>Weather</title><link>{base}/a/3</link><guid>3</guid>
+  <description>Rain in Seoul, nothing else.</description></item>
+</channel></rss>"""
+
+
+def rows(cli: CLI, *args: str) -> list[dict[str, object]]:
+    r = cli(*args, "--json")
+    assert r.code == 0, r.err
+    return [json.loads(x) for x in r.out.splitlines()]
+
+
+def sources(cli: CLI) -> dict[str, dict[str, object]]:
+    return {str(x["name"]): x for x in rows(cli, "source", "list")}
+
+
+# -- 3. intervals ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bare", ["15", "90", "1", "0", "99999999999999"])
+def test_every_without_unit_is_refused_with_a_suggestion(cli: CLI, bare: str) -> None:
+    r = cli("source", "add", "https://example.org/feed", "--kind", "feed", "--every", bare)
+    assert r.code == 2
+    assert f"--every {bare}: give a unit" in r.err and len(r.err.splitlines()) == 1
+    assert sources(cli) == {}
+
+
+def test_every_with_unit_is_kept_and_shown_with_its_reason(cli: CLI) -> None:
+    for name, every in (("a", "15m"), ("b", "1m"), ("c", "90s"), ("d", "1h30m")):
+        r = cli("source", "add", f"https://example.org/{name}", "--kind", "feed", "--name", name,
+                "--every", every)  # fmt: skip
+        assert r.code == 0, r.err
+    got = sources(cli)
+    assert {k: v["every"] for k, v in got.items()} == {"a": "15m", "b": "1m", "c": "1m30s",
+                                                       "d": "1h30m"}  # fmt: skip
+    assert {v["interval"] for v in got.values()} == {"15m", "1m", "1m30s", "1h30m"}
+    assert {v["interval_reason"] for v in got.values()} == {"as set"}
+    table = cli("source", "list").out
+    assert "in force" in table and "why" in table and "next poll" in table
+
+
+def test_edit_every_reschedules_and_renames(cli: CLI) -> None:
+    cli("source", "add", "https://example.org/f", "--kind", "feed", "--name", "f", "--every", "1d")
+    before = datetime.now(UTC)
+    r = cli("source", "edit", "f", "--every", "10m", "--name", "g", "--links", "a.story")
+    assert r.code == 0, r.err
+    got = sources(cli)
+    assert list(got) == ["g"]
+    g = got["g"]
+    assert g["every"] == "10m" and g["links"] == "a.story" and g["interval"] == "10m"
+    next_poll = datetime.fromisoformat(str(g["next_poll"]))
+    assert next_poll <= before + timedelta(minutes=10, seconds=5)
+    # a longer interval never pushes an already due poll further away
+    assert cli("source", "edit", "g", "--every", "2d").code == 0
+    assert datetime.fromisoformat(str(sources(cli)["g"]["next_poll"])) == next_poll
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("nope", "--every", "5m"), "no source named 'nope'"),
+        (("f",), "nothing to change"),
+        (("f", "--every", "5"), "give a unit"),
+        (("f", "--every", "10s"), "must be between"),
+        (("f", "--name", "taken"), "already exists"),
+        (("f", "--links", "a[["), "selector"),
+    ],
+)
+def test_edit_refuses_bad_input_and_changes_nothing(
+    cli: CLI, args: tuple[str, ...], message: str
+) -> None:
+    cli("source", "add", "https://example.org/f", "--kind", "feed", "--name", "f", "--every", "1h")
+    cli("source", "add", "https://example.org/t", "--kind", "feed", "--name", "taken")
+    before = sources(cli)
+    r = cli("source", "edit", *args)
+    assert r.code != 0 and message in r.err, r.err
+    assert sources(cli) == before
+
+
+def test_disable_and_enable(cli: CLI, http_server: LocalHTTPServer) -> None:
+    url = http_server.route("/f.xml", lambda req: (200, {"Content-Type": "application/rss+xml"},
+                                                   RSS.format(base="http://x").encode()))  # fmt: skip
+    cli("source", "add", url, "--kind", "feed", "--name", "f")
+    assert cli("source", "disable", "f").code == 0
+    f = sources(cli)["f"]
+    assert f["enabled"] is False and f["interval_reason"] == "disabled"
+    r = cli("crawl", env=PRIVATE)
+    assert "crawled 0 sources" in r.out and http_server.hits("/f.xml") == []
+    assert cli("source", "enable", "f").code == 0
+    assert sources(cli)["f"]["enabled"] is True
+    r = cli("crawl", env=PRIVATE)
+    assert r.code == 0 and "1 polled" in r.out, r.out + r.err
+    assert cli("source", "disable", "missing").code == 1
+
+
+def test_backoff_is_the_reason_after_failures(cli: CLI, http_server: LocalHTTPServer) -> None:
+    cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
+    cli("crawl", env=PRIVATE)
+    cli("crawl", env=PRIVATE)
+    assert sources(cli)["gone"]["interval_reason"] == "backoff after 2 failures"
+
+
+# -- 4. exit codes of crawl --------------------------------------------------------
+
+
+def test_crawl_exits_3_when_every_source_failed(cli: CLI, http_server: LocalHTTPServer) -> None:
+    for name in ("a", "b"):
+        cli("source", "add", http_server.url(f"/{name}.xml"), "--kind", "feed", "--name", name)
+    r = cli("crawl", env=PRIVATE)
+    assert r.code == 3, r.out + r.err
+    assert "2 failed" in r.out and "all 2 polled sources failed" in r.err
+
+
+def test_crawl_exits_0_when_some_sources_failed(cli: CLI, http_server: LocalHTTPServer) -> None:
+    base = http_server.url("").rstrip("/")
+    ok = http_server.route("/ok.xml", lambda req: (200, {"Content-Type": "application/rss+xml"},
+                                                   RSS.format(base=base).encode()))  # fmt: skip
+    cli("source", "add", ok, "--kind", "feed", "--name", "ok")
+    cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
+    r = cli("crawl", env=PRIVATE)
+    assert r.code == 0 and "1 failed" in r.out, r.out + r.err
+
+
+def test_crawl_exits_0_with_no_sources_and_1_for_a_missing_one(cli: CLI) -> None:
+    assert cli("crawl").code == 0
+    r = cli("crawl", "--source", "missing")
+    assert r.code == 1 and "no source named 'missing'" in r.err
+
+
+# -- 5. settings checked up front ------------------------------------------------------
+
+
+def test_check_passes_on_a_good_setup(cli: CLI, tmp_path: Path) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text(
+        "watchlists:\n  - name: w\n    terms: [Pantsir]\n"
+        "    notify:\n      - email: a@example.org\n      - slack: ${HOOK}\n",
+        encoding="utf-8",
+    )
+    assert cli("watchlist", "import", str(wl)).code == 0
+    with smtp_server() as (handler, url):
+        r = cli("check", env={"NEWSWATCH_SMTP_URL": url, "HOOK": "https://hooks.slack.com/T/B/x"})
+        assert handler.messages == []  # no mail sent
+    assert r.code == 0, r.out + r.err
+    lines = r.out.splitlines()
+    assert [line.split()[0] for line in lines] == ["OK"] * 5, r.out
+    assert [line.split()[1] for line in lines] == [
+        "configuration:", "database:", "smtp:", "recipients:", "watchlists:"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("target", "env", "message"),
+    [
+        ("${UNSET_HOOK}", {}, "UNSET_HOOK is not set"),
+        ("${HOOK}", {"HOOK": "https://evil.example.net/hook"}, "refused"),
+        ("https://attacker.example.com/services/x", {}, "refused"),
+    ],
+)
+def test_check_fails_on_a_recipient_delivery_would_refuse(
+    cli: CLI, tmp_path: Path, target: str, env: dict[str, str], message: str
+) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text(
+        f"watchlists:\n  - name: w\n    terms: [x]\n    notify:\n      - slack: {target}\n",
+        encoding="utf-8",
+    )
+    assert cli("watchlist", "import", str(wl)).code == 0
+    r = cli("check", env=env)
+    assert r.code == 1
+    failed = [line for line in r.out.splitlines() if line.startswith("FAIL")]
+    assert len(failed) == 1 and failed[0].startswith("FAIL recipients: w: slack:")
+    assert message in failed[0]
+    assert "evil.example.net/hook" not in r.out  # a URL is shown masked
+
+
+def test_check_smtp_unreachable_and_password_never_shown(cli: CLI) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    r = cli("check", env={"NEWSWATCH_SMTP_URL": f"smtp://u:hunter2pass@127.0.0.1:{port}"})
+    assert r.code == 1
+    assert any(x.startswith("FAIL smtp:") for x in r.out.splitlines()), r.out
+    assert "hunter2pass" not in r.out + r.err
+
+
+@pytest.mark.parametrize(
+    ("name", "suggestion"),
+    [
+        ("NEWSWATCH_SMPT_URL", "NEWSWATCH_SMTP_URL"),
+        ("NEWSWATCH_DATABASE_ULR", "NEWSWATCH_DATABASE_URL"),
+        ("NEWSWATCH_FETCH_TIMOUT", "NEWSWATCH_FETCH_TIMEOUT"),
+    ],
+)
+def test_mistyped_variable_is_warned_with_did_you_mean(
+    cli: CLI, name: str, suggestion: str
+) -> None:
+    r = cli("check", env={name: "x"})
+    assert r.code == 0, r.out  # a warning, not a failure
+    assert f"WARN configuration: unknown variable {name} is ignored; did you mean {suggestion}?" in (
+        r.out
+    )
+
+
+def test_unknown_variable_without_a_close_name(cli: CLI) -> None:
+    r = cli("check", env={"NEWSWATCH_ZZZ_QQQ": "x"})
+    assert "unknown variable NEWSWATCH_ZZZ_QQQ is ignored" in r.out and "did you mean" not in r.out
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("nw.db", "not a database URL (a file? sqlite:///nw.db)"),
+        ("", "not a database URL"),
+        ("mysql://u:secretpw@h/db", "unsupported database 'mysql'"),
+        ("://nothing", "not a database URL"),
+    ],
+)
+def test_bad_database_url_says_what_a_valid_one_looks_like(
+    cli: CLI, value: str, message: str
+) -> None:
+    r = cli("source", "list", env={"NEWSWATCH_DATABASE_URL": value})
+    assert r.code == 1 and message in r.err, r.err
+    assert "postgresql+psycopg://user@host/db" in r.err and "secretpw" not in r.err
+    assert len(r.err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "value", ["smtp://", "http://mail.example.org", "smtp://host:notaport", "mail.example.org"]
+)
+def test_bad_smtp_url_fails_at_start_not_at_delivery(cli: CLI, value: str) -> None:
+    r = cli("source", "list", env={"NEWSWATCH_SMTP_URL": value})
+    assert r.code == 1 and r.err.startswith("newswatch: error: NEWSWATCH_SMTP_URL:"), r.err
+
+
+def test_postgres_scheme_is_accepted_as_postgresql() -> None:
+    from newswatch.config import load_settings
+
+    for scheme in ("postgres", "postgresql", "POSTGRES"):
+        s = load_settings(env={"NEWSWATCH_DATABASE_URL": f"{scheme}://u@h/db"})
+        assert s.database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_uninitialised_database_says_run_init(tmp_path: Path) -> None:
+    from tests.e2e.conftest import run_subprocess
+
+    env = {"NEWSWATCH_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    for args in (["source", "list"], ["matches"], ["crawl"]):
+        r = run_subprocess(args, env)
+        assert r.code == 1 and "run `newswatch init`" in r.err, (args, r.err)
+        assert "no such table" not in r.err
+    r = run_subprocess(["check"], env)
+    assert r.code == 1 and "FAIL database:" in r.out and "run `newswatch init`" in r.out
