@@ -68,6 +68,7 @@ def _register() -> None:
         cli_crawl,
         cli_daemon,
         cli_matching,
+        cli_search,
         cli_sources,
         cli_watchlists,
         cli_web,
@@ -75,7 +76,7 @@ def _register() -> None:
 
     app.add_typer(cli_sources.app, name="source", help="Manage sources.")
     app.add_typer(cli_watchlists.app, name="watchlist", help="Manage watchlists.")
-    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web, cli_check):
+    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web, cli_check, cli_search):
         module.register(app)
 
 

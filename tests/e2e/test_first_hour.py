@@ -276,3 +276,84 @@ def test_uninitialised_database_says_run_init(tmp_path: Path) -> None:
         assert "no such table" not in r.err
     r = run_subprocess(["check"], env)
     assert r.code == 1 and "FAIL database:" in r.out and "run `newswatch init`" in r.out
+
+
+# -- 9. search and show --------------------------------------------------------------
+
+SEARCH_RSS = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>t</title><link>{base}/</link>
+<item><title>Pantsir near Pyongyang</title><link>{base}/s/1</link><guid>1</guid>
+  <description>North Korea fielded the Pantsir system near the capital.</description></item>
+<item><title>판치르 배치</title><link>{base}/s/2</link><guid>2</guid>
+  <description>북한이 지대공 미사일 판치르를 평양 인근에 배치했다.</description></item>
+<item><title>俄罗斯向伊朗运送地对空导弹</title><link>{base}/s/3</link><guid>3</guid>
+  <description>莫斯科向伊朗运送了地对空导弹。</description></item>
+<item><title>Samuel Green on the same sample</title><link>{base}/s/4</link><guid>4</guid>
+  <description>Nothing to see: Samsung, SAMPLE, same. Pantsirnaya is not here.</description></item>
+<item><title>Панцирь черепахи</title><link>{base}/s/5</link><guid>5</guid>
+  <description>Панцирь защищает черепаху.</description></item>
+</channel></rss>"""
+
+
+def stored(cli: CLI, http_server: LocalHTTPServer) -> str:
+    base = http_server.url("").rstrip("/")
+    body = SEARCH_RSS.format(base=base).encode()
+    url = http_server.route("/s.xml", lambda req: (200, {"Content-Type": "application/rss+xml"},
+                                                   body))  # fmt: skip
+    assert cli("source", "add", url, "--kind", "feed", "--name", "s").code == 0
+    r = cli("crawl", env=PRIVATE)
+    assert r.code == 0 and "5 new items" in r.out, r.out + r.err
+    return base
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("Pantsir", ["/s/1"]),  # word boundary: not "Pantsirnaya"
+        ("판치르", ["/s/2"]),  # Korean substring inside a word (particle attached)
+        ("地对空导弹", ["/s/3"]),  # Chinese without spaces
+        ('"North Korea" NEAR/5 Pantsir', ["/s/1"]),
+        ("Pantsir OR 판치르", ["/s/1", "/s/2"]),
+        ("Панцирь AND NOT черепах*", []),
+        ("SAM", []),  # capitals-only: case-sensitive, so not Samsung/SAMPLE/same
+        ("nothing-here-at-all", []),
+    ],
+)
+def test_search_uses_the_watchlist_rules(
+    cli: CLI, http_server: LocalHTTPServer, query: str, expected: list[str]
+) -> None:
+    base = stored(cli, http_server)
+    got = rows(cli, "search", query)
+    assert sorted(str(x["url"]).removeprefix(base) for x in got) == expected, got
+
+
+def test_search_filters_and_limit(cli: CLI, http_server: LocalHTTPServer) -> None:
+    stored(cli, http_server)
+    assert len(rows(cli, "search", "Pantsir OR 판치르 OR 地对空导弹", "--limit", "2")) == 2
+    assert rows(cli, "search", "Pantsir", "--source", "other") == []
+    assert len(rows(cli, "search", "Pantsir", "--source", "s", "--since", "1h")) == 1
+    assert len(rows(cli, "search", "판치르", "--language", "ko")) == 1
+    assert rows(cli, "search", "판치르", "--language", "en") == []
+
+
+@pytest.mark.parametrize("query", ["", "AND", '"unclosed', "(a OR b", "NEAR/5"])
+def test_search_refuses_a_bad_query_in_one_line(cli: CLI, query: str) -> None:
+    r = cli("search", query)
+    assert r.code == 2 and len(r.err.splitlines()) == 1, r.err
+
+
+def test_show_prints_text_and_matches(
+    cli: CLI, http_server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text("watchlists:\n  - name: air\n    terms: [Pantsir]\n", encoding="utf-8")
+    assert cli("watchlist", "import", str(wl)).code == 0
+    base = stored(cli, http_server)
+    item_id = str(rows(cli, "search", "Pantsir")[0]["id"])
+    for ref in (item_id, f"{base}/s/1"):
+        r = cli("show", ref)
+        assert r.code == 0, r.err
+        assert "Pantsir near Pyongyang" in r.out and "match:     air: Pantsir" in r.out
+        assert "fielded the Pantsir system" in r.out
+    r = cli("show", "999999")
+    assert r.code == 1 and "no stored item" in r.err
