@@ -79,7 +79,7 @@ def search(
         str | None, typer.Option(help="Only items in this language (en, ko…).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Most results shown.")] = 50,
-    json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines.", metavar="")] = False,
 ) -> None:
     """Stored items matching QUERY under the watchlist rules, newest first."""
     matcher = compile_query(query)

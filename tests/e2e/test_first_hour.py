@@ -222,8 +222,9 @@ def test_mistyped_variable_is_warned_with_did_you_mean(
 ) -> None:
     r = cli("check", env={name: "x"})
     assert r.code == 0, r.out  # a warning, not a failure
-    assert f"WARN configuration: unknown variable {name} is ignored; did you mean {suggestion}?" in (
-        r.out
+    assert (
+        f"WARN configuration: unknown variable {name} is ignored; did you mean {suggestion}?"
+        in (r.out)
     )
 
 
@@ -357,3 +358,20 @@ def test_show_prints_text_and_matches(
         assert "fielded the Pantsir system" in r.out
     r = cli("show", "999999")
     assert r.code == 1 and "no stored item" in r.err
+
+
+# -- 8. small things ---------------------------------------------------------------
+
+
+def test_help_shows_no_bool_metavar_for_flags(cli: CLI) -> None:
+    r = cli("--help")
+    assert r.code == 0
+    for flag in ("--debug", "--version"):
+        line = next(x for x in r.out.splitlines() if flag in x)
+        assert "<bool>" not in line, line
+
+
+@pytest.mark.parametrize("since", ["0", "0s", "0d", "0h0m"])
+def test_matches_since_zero_is_refused_not_everything(cli: CLI, since: str) -> None:
+    r = cli("matches", "--since", since)
+    assert r.code == 2 and "is zero" in r.err
