@@ -32,18 +32,52 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crawler.models import Item  # noqa: E402
-from newswatch.cli_search import compile_query, found_items  # noqa: E402
-from storage.db import make_engine, session_factory, transaction, upgrade  # noqa: E402
-from storage.items import store_items  # noqa: E402
-from storage.search import ItemFilter, iter_items_newest_first  # noqa: E402
-from storage.sources import add_source  # noqa: E402
+from crawler.models import Item
+from newswatch.cli_search import compile_query, found_items
+from storage.db import make_engine, session_factory, transaction, upgrade
+from storage.items import store_items
+from storage.search import ItemFilter, iter_items_newest_first
+from storage.sources import add_source
 
 WORDS = {
-    "en": "the army moved air defence systems toward the border said officials on monday".split(),
-    "ru": "армия перебросила системы противовоздушной обороны к границе заявили чиновники".split(),
-    "ko": "군은 방공 체계를 국경 쪽으로 이동했다고 관계자들이 월요일 밝혔다".split(),
-    "zh": "军队 将 防空 系统 移向 边境 官员 周一 表示".split(),
+    "en": [
+        "the",
+        "army",
+        "moved",
+        "air",
+        "defence",
+        "systems",
+        "toward",
+        "the",
+        "border",
+        "said",
+        "officials",
+        "on",
+        "monday",
+    ],
+    "ru": [
+        "армия",
+        "перебросила",
+        "системы",
+        "противовоздушной",
+        "обороны",
+        "к",
+        "границе",
+        "заявили",
+        "чиновники",
+    ],
+    "ko": [
+        "군은",
+        "방공",
+        "체계를",
+        "국경",
+        "쪽으로",
+        "이동했다고",
+        "관계자들이",
+        "월요일",
+        "밝혔다",
+    ],
+    "zh": ["军队", "将", "防空", "系统", "移向", "边境", "官员", "周一", "表示"],
 }
 RARE = "Pantsir"
 
@@ -102,8 +136,12 @@ def fts(url: str, path: Path, query: str, needle: str) -> tuple[int, float]:
 
     started = time.perf_counter()
     con = sqlite3.connect(path)
-    ids = [r[0] for r in con.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH ?",
-                                     (f'"{needle}"',))]  # fmt: skip
+    ids = [
+        r[0]
+        for r in con.execute(
+            "SELECT rowid FROM items_fts WHERE items_fts MATCH ?", (f'"{needle}"',)
+        )
+    ]
     con.close()
     matcher = compile_query(query)
     assert isinstance(matcher, Matcher)
@@ -126,8 +164,15 @@ def main() -> None:
         upgrade(engine)
         started = time.perf_counter()
         with transaction(session_factory(engine)) as s:
-            src = add_source(s, name="b", url="https://example.org/f", kind="feed",
-                             every_seconds=900, links_css=None, now=datetime.now(UTC))  # fmt: skip
+            src = add_source(
+                s,
+                name="b",
+                url="https://example.org/f",
+                kind="feed",
+                every_seconds=900,
+                links_css=None,
+                now=datetime.now(UTC),
+            )
         items = generate(args.items, random.Random(17))
         for start in range(0, len(items), 5_000):
             with transaction(session_factory(engine)) as s:
@@ -140,8 +185,10 @@ def main() -> None:
             n_scan, t_scan = scan(url, query)
             n_fts, t_fts = fts(url, path, query, needle)
             if n_scan != n_fts:  # trigrams: a needle under 3 characters finds nothing
-                print(f"query {query!r}: scan {n_scan:,} hits in {t_scan:.2f} s; "
-                      f"fts5 trigram finds {n_fts:,}: no prefilter for it")  # fmt: skip
+                print(
+                    f"query {query!r}: scan {n_scan:,} hits in {t_scan:.2f} s; "
+                    f"fts5 trigram finds {n_fts:,}: no prefilter for it"
+                )
                 continue
             print(
                 f"query {query!r}: {n_scan:,} hits | scan {t_scan:.2f} s "

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import CLI
-from tests.support.httpserver import LocalHTTPServer, Request, Response
+from tests.support.httpserver import LocalHTTPServer
 from tests.support.smtpserver import smtp_server
 
 PRIVATE = {"NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.1", "NEWSWATCH_PER_HOST_DELAY": "0"}
@@ -50,12 +50,25 @@ def test_every_without_unit_is_refused_with_a_suggestion(cli: CLI, bare: str) ->
 
 def test_every_with_unit_is_kept_and_shown_with_its_reason(cli: CLI) -> None:
     for name, every in (("a", "15m"), ("b", "1m"), ("c", "90s"), ("d", "1h30m")):
-        r = cli("source", "add", f"https://example.org/{name}", "--kind", "feed", "--name", name,
-                "--every", every)  # fmt: skip
+        r = cli(
+            "source",
+            "add",
+            f"https://example.org/{name}",
+            "--kind",
+            "feed",
+            "--name",
+            name,
+            "--every",
+            every,
+        )
         assert r.code == 0, r.err
     got = sources(cli)
-    assert {k: v["every"] for k, v in got.items()} == {"a": "15m", "b": "1m", "c": "1m30s",
-                                                       "d": "1h30m"}  # fmt: skip
+    assert {k: v["every"] for k, v in got.items()} == {
+        "a": "15m",
+        "b": "1m",
+        "c": "1m30s",
+        "d": "1h30m",
+    }
     assert {v["interval"] for v in got.values()} == {"15m", "1m", "1m30s", "1h30m"}
     assert {v["interval_reason"] for v in got.values()} == {"as set"}
     table = cli("source", "list").out
@@ -101,8 +114,10 @@ def test_edit_refuses_bad_input_and_changes_nothing(
 
 
 def test_disable_and_enable(cli: CLI, http_server: LocalHTTPServer) -> None:
-    url = http_server.route("/f.xml", lambda req: (200, {"Content-Type": "application/rss+xml"},
-                                                   RSS.format(base="http://x").encode()))  # fmt: skip
+    body = RSS.format(base="http://x").encode()
+    url = http_server.route(
+        "/f.xml", lambda req: (200, {"Content-Type": "application/rss+xml"}, body)
+    )
     cli("source", "add", url, "--kind", "feed", "--name", "f")
     assert cli("source", "disable", "f").code == 0
     f = sources(cli)["f"]
@@ -136,8 +151,10 @@ def test_crawl_exits_3_when_every_source_failed(cli: CLI, http_server: LocalHTTP
 
 def test_crawl_exits_0_when_some_sources_failed(cli: CLI, http_server: LocalHTTPServer) -> None:
     base = http_server.url("").rstrip("/")
-    ok = http_server.route("/ok.xml", lambda req: (200, {"Content-Type": "application/rss+xml"},
-                                                   RSS.format(base=base).encode()))  # fmt: skip
+    ok = http_server.route(
+        "/ok.xml",
+        lambda req: (200, {"Content-Type": "application/rss+xml"}, RSS.format(base=base).encode()),
+    )
     cli("source", "add", ok, "--kind", "feed", "--name", "ok")
     cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
     r = cli("crawl", env=PRIVATE)
@@ -168,8 +185,12 @@ def test_check_passes_on_a_good_setup(cli: CLI, tmp_path: Path) -> None:
     lines = r.out.splitlines()
     assert [line.split()[0] for line in lines] == ["OK"] * 5, r.out
     assert [line.split()[1] for line in lines] == [
-        "configuration:", "database:", "smtp:", "recipients:", "watchlists:"
-    ]  # fmt: skip
+        "configuration:",
+        "database:",
+        "smtp:",
+        "recipients:",
+        "watchlists:",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -299,8 +320,9 @@ SEARCH_RSS = """<?xml version="1.0" encoding="utf-8"?>
 def stored(cli: CLI, http_server: LocalHTTPServer) -> str:
     base = http_server.url("").rstrip("/")
     body = SEARCH_RSS.format(base=base).encode()
-    url = http_server.route("/s.xml", lambda req: (200, {"Content-Type": "application/rss+xml"},
-                                                   body))  # fmt: skip
+    url = http_server.route(
+        "/s.xml", lambda req: (200, {"Content-Type": "application/rss+xml"}, body)
+    )
     assert cli("source", "add", url, "--kind", "feed", "--name", "s").code == 0
     r = cli("crawl", env=PRIVATE)
     assert r.code == 0 and "5 new items" in r.out, r.out + r.err

@@ -61,11 +61,19 @@ SRC = Source(id=1, name="s", url="https://e.org/f", kind="feed", every_seconds=6
         ({"current_interval_seconds": 60}, 60, "as set"),
         ({"current_interval_seconds": 180}, 180, "adapted: quiet source"),
         ({"current_interval_seconds": 3600}, 3600, "server max-age / Retry-After"),
-        ({"consecutive_failures": 1, "current_interval_seconds": 120}, 120, "backoff after 1 failure"),
-        ({"consecutive_failures": 3, "current_interval_seconds": 480}, 480, "backoff after 3 failures"),
+        (
+            {"consecutive_failures": 1, "current_interval_seconds": 120},
+            120,
+            "backoff after 1 failure",
+        ),
+        (
+            {"consecutive_failures": 3, "current_interval_seconds": 480},
+            480,
+            "backoff after 3 failures",
+        ),
         ({"enabled": False}, None, "disabled"),
     ],
-)  # fmt: skip
+)
 def test_interval_in_force_and_why(
     changes: dict[str, object], seconds: int | None, reason: str
 ) -> None:
@@ -74,8 +82,14 @@ def test_interval_in_force_and_why(
 
 
 def test_unknown_variables_only_newswatch_ones() -> None:
-    env = {"NEWSWATCH_SMPT_URL": "x", "NEWSWATCH_SMTP_URL": "y", "HOME": "/", "PATH": "/bin",
-           "NEWSWATCH_TEST_BACKENDS": "sqlite", "NEWSWATCH_CONFIG": "c.toml"}  # fmt: skip
+    env = {
+        "NEWSWATCH_SMPT_URL": "x",
+        "NEWSWATCH_SMTP_URL": "y",
+        "HOME": "/",
+        "PATH": "/bin",
+        "NEWSWATCH_TEST_BACKENDS": "sqlite",
+        "NEWSWATCH_CONFIG": "c.toml",
+    }
     assert unknown_variables(env) == [
         "unknown variable NEWSWATCH_SMPT_URL is ignored; did you mean NEWSWATCH_SMTP_URL?"
     ]
@@ -99,7 +113,7 @@ def test_database_urls_accepted(url: str, expected: str) -> None:
     "url", ["nw.db", "", "   ", "mysql://u:pw@h/db", "oracle://x", "://x", "postgres:/h/db"]
 )
 def test_database_urls_refused_without_echoing_them(url: str) -> None:
-    with pytest.raises(ValueError, match="sqlite:///path/to/file.db") as e:
+    with pytest.raises(ValueError, match=r"sqlite:///path/to/file\.db") as e:
         normalize_database_url(url)
     assert "pw@" not in str(e.value)
 
