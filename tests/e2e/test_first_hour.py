@@ -397,3 +397,39 @@ def test_help_shows_no_bool_metavar_for_flags(cli: CLI) -> None:
 def test_matches_since_zero_is_refused_not_everything(cli: CLI, since: str) -> None:
     r = cli("matches", "--since", since)
     assert r.code == 2 and "is zero" in r.err
+
+
+# -- 6. duplicate terms ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("terms", "duplicate"),
+    [
+        (
+            "[SAM, {term: ЗРК, aliases: [SAM]}]",
+            "'SAM' of term 'ЗРК' duplicates 'SAM' of term 'SAM'",
+        ),
+        ("[Pantsir, pantsir]", "'pantsir' of term 'pantsir' duplicates"),
+        ("[{term: 판치르, aliases: [판치르]}]", "'판치르' of term '판치르' duplicates"),
+        ("[ＳＡＭ, SAM]", "'SAM' of term 'SAM' duplicates 'ＳＡＭ'"),
+    ],
+)
+def test_duplicate_terms_are_warned_and_still_imported(
+    cli: CLI, tmp_path: Path, terms: str, duplicate: str
+) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text(f"watchlists:\n  - name: w\n    terms: {terms}\n", encoding="utf-8")
+    for args in (("watchlist", "test", str(wl)), ("watchlist", "import", str(wl))):
+        r = cli(*args)
+        assert r.code == 0, r.err
+        assert "warning: w.yaml: watchlist 'w':" in r.err and duplicate in r.err, r.err
+
+
+@pytest.mark.parametrize(
+    "terms", ["[SAM, sam]", "[Pantsir, Pantsyr]", "[SAM, Sam]", "[Панцир*, Панцирь]"]
+)
+def test_distinct_spellings_are_not_warned(cli: CLI, tmp_path: Path, terms: str) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text(f"watchlists:\n  - name: w\n    terms: {terms}\n", encoding="utf-8")
+    r = cli("watchlist", "test", str(wl))
+    assert r.code == 0 and "warning" not in r.err, r.err

@@ -1,0 +1,37 @@
+"""Duplicate spellings in one watchlist: a warning, not an error. Pure.
+
+Two spellings are duplicates when the matcher cannot tell them apart: the
+same search key, case rule and boundary flags (`alerts.backends.spelling_key`),
+so `SAM` and `ＳＡＭ`, or `Pantsir` and `pantsir`, are one spelling. A match
+is then reported under whichever rule comes first, which is rarely what the
+author meant.
+"""
+
+from __future__ import annotations
+
+from alerts import AlertError
+from alerts.backends import spelling_key
+from alerts.models import Term, Watchlist
+
+
+def duplicate_spellings(wl: Watchlist) -> list[str]:
+    """One line per spelling that appears a second time in `wl`'s terms."""
+    seen: dict[tuple[str, str | None, int], str] = {}
+    out: list[str] = []
+    for rule in wl.rules:
+        if not isinstance(rule, Term):
+            continue
+        for spelling in (rule.term, *rule.aliases):
+            try:
+                key = spelling_key(spelling, rule.case_sensitive)
+            except AlertError:
+                continue  # the parser refuses it with its own message
+            where = f"{spelling!r} of term {rule.term!r}"
+            if key in seen:
+                out.append(
+                    f"watchlist {wl.name!r}: {where} duplicates {seen[key]}; "
+                    "its matches are reported under the first"
+                )
+            else:
+                seen[key] = where
+    return out
