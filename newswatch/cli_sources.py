@@ -31,7 +31,7 @@ from newswatch.sourcefiles import (
     dump_opml,
     dump_yaml,
     name_from_url,
-    parse_opml,
+    opml_sources,
     parse_yaml,
 )
 from storage import source_edits
@@ -65,6 +65,7 @@ def add(
     if kind is None:
         kind, url, note = _detect(a, url)
     with a.transaction() as s:
+        _warn_same_url(s, name, url)
         src = repo.add_source(
             s,
             name=name,
@@ -109,15 +110,20 @@ def _detect(a: object, url: str) -> tuple[str | None, str, str]:
 
 @app.command("list")
 def list_(
-    ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False
+    ctx: typer.Context,
+    tag: Annotated[str | None, typer.Option(help="Only sources with this tag (folder).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines.", metavar="")] = False,
 ) -> None:
-    """Sources with their state: interval in force and why, next poll, last error."""
+    """Sources with their state: interval in force and why, next poll, tags, last error."""
     a = get_app(ctx)
     with a.transaction() as s:
         sources = repo.list_sources(s)
+        tags = source_edits.tags_by_name(s)
+    if tag is not None:
+        sources = [x for x in sources if tag.strip().casefold() in _folded(tags.get(x.name, ()))]
     cap = a.settings.max_interval
     if json:
-        print_jsonl(_json_row(x, cap) for x in sources)
+        print_jsonl({**_json_row(x, cap), "tags": list(tags.get(x.name, ()))} for x in sources)
         return
     print_table(
         HEADERS,
@@ -133,6 +139,7 @@ def list_(
                 iso(x.last_success_at),
                 str(x.consecutive_failures),
                 one_line(x.last_error or "-", 60),
+                one_line(", ".join(tags.get(x.name, ())) or "-", 40),
                 x.url,
             ]
             for x in sources
@@ -142,8 +149,12 @@ def list_(
 
 HEADERS = [
     *("name", "kind", "every", "in force", "why", "next poll", "items", "last success"),
-    *("failures", "last error", "url"),
+    *("failures", "last error", "tags", "url"),
 ]
+
+
+def _folded(tags: tuple[str, ...]) -> set[str]:
+    return {t.casefold() for t in tags}
 
 
 def _duration(seconds: int | None) -> str:
@@ -170,6 +181,21 @@ def _json_row(x: Source, cap: int) -> dict[str, object]:
     }
 
 
+def _warn_same_url(session: object, name: str, url: str) -> None:
+    """One feed under two names is polled twice and alerts twice: say so."""
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    name = repo.normalize_name(name)
+    others = [n for n in source_edits.names_with_url(session, url) if n != name]
+    if others:
+        echo(
+            f"newswatch: warning: {url} is already a source as {others[0]!r}; "
+            f"adding it as {name!r} polls it twice",
+            file=sys.stderr,
+        )
+
+
 @app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
     """Remove a source and the items it stored that no match refers to."""
@@ -179,16 +205,16 @@ def remove(ctx: typer.Context, name: str) -> None:
     echo(f"removed {name}")
 
 
-def _read_specs(path: Path) -> list[SourceSpec]:
+def _read_specs(path: Path) -> tuple[list[SourceSpec], list[str]]:
     try:
         data = path.read_bytes()
     except OSError as e:
         raise UsageProblem(f"cannot read {path}: {e.strerror}") from e
     try:
         if path.suffix.lower() in (".opml", ".xml"):
-            return parse_opml(data)
+            return opml_sources(data)
         if path.suffix.lower() in (".yaml", ".yml"):
-            return parse_yaml(data.decode("utf-8"))
+            return parse_yaml(data.decode("utf-8")), []
     except UnicodeDecodeError as e:
         raise UsageProblem(f"{path}: not UTF-8 text") from e
     except SourceFileError as e:
@@ -199,11 +225,14 @@ def _read_specs(path: Path) -> list[SourceSpec]:
 @app.command("import")
 def import_(ctx: typer.Context, file: Path) -> None:
     """Add the sources of an OPML or YAML file; existing names are updated."""
-    specs = _read_specs(file)
+    specs, notes = _read_specs(file)
+    for note in notes:
+        echo(f"newswatch: warning: {file.name}: {note}", file=sys.stderr)
     a = get_app(ctx)
     added = updated = 0
     with a.transaction() as s:
         for spec in specs:
+            _warn_same_url(s, spec.name, spec.url)
             if repo.update_source(
                 s,
                 spec.name,
@@ -225,6 +254,8 @@ def import_(ctx: typer.Context, file: Path) -> None:
                     now=a.now(),
                 )
                 added += 1
+            if spec.tags:
+                source_edits.set_tags(s, spec.name, spec.tags)
     echo(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
 
 
@@ -238,8 +269,9 @@ def export(
         raise UsageProblem("--format must be opml or yaml")
     a = get_app(ctx)
     with a.transaction() as s:
+        tags = source_edits.tags_by_name(s)
         specs = [
-            SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css)
+            SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css, tags.get(x.name, ()))
             for x in repo.list_sources(s)
         ]
     sys.stdout.write(dump_opml(specs) if format == "opml" else dump_yaml(specs))

@@ -80,3 +80,23 @@ def edit_source(
 def reschedule(session: Session, name: str, every_seconds: int, now: datetime) -> None:
     """`every` of an existing source set again (import): reschedule if it changed."""
     set_every(_row(session, name), every_seconds, now)
+
+
+MAX_TAGS = 20
+MAX_TAG_CHARS = 200
+
+
+def set_tags(session: Session, name: str, tags: tuple[str, ...]) -> None:
+    """Replace a source's tags (an OPML import's folders)."""
+    _row(session, name).tags = list(tags[:MAX_TAGS])
+
+
+def tags_by_name(session: Session) -> dict[str, tuple[str, ...]]:
+    """Every source's tags by source name (`source list`)."""
+    rows = session.execute(select(SourceRow.name, SourceRow.tags))
+    return {n: tuple(str(t) for t in (tags or []) if isinstance(t, str)) for n, tags in rows}
+
+
+def names_with_url(session: Session, url: str) -> list[str]:
+    """Sources polling `url` already (one feed under two names polls it twice)."""
+    return list(session.scalars(select(SourceRow.name).where(SourceRow.url == url)))

@@ -433,3 +433,81 @@ def test_distinct_spellings_are_not_warned(cli: CLI, tmp_path: Path, terms: str)
     wl.write_text(f"watchlists:\n  - name: w\n    terms: {terms}\n", encoding="utf-8")
     r = cli("watchlist", "test", str(wl))
     assert r.code == 0 and "warning" not in r.err, r.err
+
+
+# -- 7. OPML from real readers -------------------------------------------------------
+
+FEEDLY = """<?xml version="1.0" encoding="UTF-8"?>
+<opml version="1.0"><head><title>Feedly export</title></head><body>
+  <outline text="Defence" title="Defence">
+    <outline type="rss" text="News" title="News" xmlUrl="https://a.example/rss" htmlUrl="https://a.example"/>
+    <outline text="Korea" title="Korea">
+      <outline type="rss" text="News" title="News" xmlUrl="https://b.example/rss"/>
+    </outline>
+  </outline>
+  <outline text="국방" title="국방">
+    <outline type="rss" text="News" title="News" xmlUrl="https://c.example/rss"/>
+    <outline type="rss" text="News (2)" title="News (2)" xmlUrl="https://d.example/rss"/>
+  </outline>
+  <outline type="rss" text="Loose" title="Loose" xmlUrl="https://e.example/rss"/>
+</body></opml>"""
+
+
+def test_feedly_export_with_same_titles_and_folders(cli: CLI, tmp_path: Path) -> None:
+    f = tmp_path / "feedly.opml"
+    f.write_text(FEEDLY, encoding="utf-8")
+    r = cli("source", "import", str(f))
+    assert r.code == 0, r.err
+    assert "5 added" in r.out
+    assert r.err.count("warning: feedly.opml: a second source named 'News'") == 2, r.err
+    got = sources(cli)
+    assert {n: (v["url"], v["tags"]) for n, v in got.items()} == {
+        "News": ("https://a.example/rss", ["Defence"]),
+        "News (3)": ("https://b.example/rss", ["Defence", "Korea"]),
+        "News (4)": ("https://c.example/rss", ["국방"]),
+        "News (2)": ("https://d.example/rss", ["국방"]),
+        "Loose": ("https://e.example/rss", []),
+    }
+    assert sorted(x["name"] for x in rows(cli, "source", "list", "--tag", "defence")) == [
+        "News",
+        "News (3)",
+    ]
+    assert [x["name"] for x in rows(cli, "source", "list", "--tag", "Korea")] == ["News (3)"]
+    assert rows(cli, "source", "list", "--tag", "nothing") == []
+    # the tags survive an export and a re-import, in both formats
+    for fmt in ("yaml", "opml"):
+        out = cli("source", "export", "--format", fmt).out
+        again = tmp_path / f"again.{fmt}"
+        again.write_text(out, encoding="utf-8")
+        r = cli("source", "import", str(again))
+        assert r.code == 0 and "5 updated" in r.out and "warning" not in r.err, r.out + r.err
+        assert {n: v["tags"] for n, v in sources(cli).items()} == {
+            n: v["tags"] for n, v in got.items()
+        }
+
+
+def test_a_url_under_a_second_name_is_warned(cli: CLI, tmp_path: Path) -> None:
+    assert cli("source", "add", "https://a.example/rss", "--kind", "feed", "--name", "a").code == 0
+    r = cli("source", "add", "https://a.example/rss", "--kind", "feed", "--name", "b")
+    assert r.code == 0 and "https://a.example/rss is already a source as 'a'" in r.err, r.err
+    f = tmp_path / "s.yaml"
+    f.write_text("sources:\n  - {name: c, url: 'https://a.example/rss'}\n", encoding="utf-8")
+    r = cli("source", "import", str(f))
+    assert r.code == 0 and "already a source as 'a'" in r.err
+    r = cli("source", "import", str(f))  # the same name again: an update, no warning
+    assert "polls it twice" in r.err  # c is new-named vs a and b, still a repeat of their URL
+
+
+def test_old_files_with_seconds_still_import(cli: CLI, tmp_path: Path) -> None:
+    f = tmp_path / "old.yaml"
+    f.write_text("sources:\n  - {name: o, url: 'https://o.example/rss', every: 900}\n", "utf-8")
+    assert cli("source", "import", str(f)).code == 0
+    assert sources(cli)["o"]["every"] == "15m"
+    g = tmp_path / "old.opml"
+    g.write_text(
+        '<opml version="2.0"><body><outline text="p" xmlUrl="https://p.example/rss" every="600"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    assert cli("source", "import", str(g)).code == 0
+    assert sources(cli)["p"]["every"] == "10m"
