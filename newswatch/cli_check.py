@@ -5,7 +5,6 @@ watchlists, one line each; exit 1 when any check fails. `run` calls
 from __future__ import annotations
 
 import os
-import sys
 
 import typer
 
@@ -43,16 +42,16 @@ def _verdicts(ctx: typer.Context, *, smtp_timeout: float) -> tuple[list[Verdict]
 
 
 def startup_checks(ctx: typer.Context) -> None:
-    """What `run` says before it starts: every warning and failure on stderr.
+    """What `run` logs before it starts (after logging is set up, so in the
+    configured format): one `startup_check` record per warning or failure.
     The daemon still starts (a missing schema stops it there, as before)."""
+    import logging
+
+    log = logging.getLogger("newswatch.check")
     verdicts, _ = _verdicts(ctx, smtp_timeout=5.0)
     for v in verdicts:
         if v.status != "ok":
-            echo(
-                f"newswatch: {'warning' if v.status == 'warn' else 'check failed'}: "
-                f"{v.check}: {v.message}",
-                file=sys.stderr,
-            )
+            log.warning("startup_check status=%s check=%s message=%r", v.status, v.check, v.message)
 
 
 def register(app: typer.Typer) -> None:

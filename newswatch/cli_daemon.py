@@ -19,8 +19,8 @@ def run(ctx: typer.Context) -> None:
     from scheduler.daemon import run_daemon
 
     a = get_app(ctx)
-    startup_checks(ctx)
     setup_logging(a.settings.log_format, verbose=True)
+    startup_checks(ctx)
     # Skipped and coalesced ticks are by design (see scheduler.daemon): log only errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     try:

@@ -511,3 +511,38 @@ def test_old_files_with_seconds_still_import(cli: CLI, tmp_path: Path) -> None:
     )
     assert cli("source", "import", str(g)).code == 0
     assert sources(cli)["p"]["every"] == "10m"
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_run_logs_the_checks_at_start_and_still_starts(
+    cli: CLI, log_format: str, tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.env import clean_env
+
+    url = os.environ["NEWSWATCH_DATABASE_URL"]  # set by the cli fixture
+    env = clean_env(NEWSWATCH_DATABASE_URL=url, NEWSWATCH_SMPT_URL="smtp://x",
+                    NEWSWATCH_LOG_FORMAT=log_format)  # fmt: skip
+    exe = str(Path(sys.executable).parent / "newswatch")
+    log = tmp_path / "log"
+    with log.open("w") as out:
+        p = subprocess.Popen([exe, "run"], env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while "daemon_started" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=20) == 0, log.read_text()
+    text = log.read_text()
+    assert "daemon_started" in text, text
+    found = [line for line in text.splitlines() if "startup_check" in line]
+    assert any("configuration" in x and "did you mean NEWSWATCH_SMTP_URL" in x for x in found)
+    assert any("smtp" in x and "NEWSWATCH_SMTP_URL is not set" in x for x in found), found
+    if log_format == "json":
+        import json
+
+        assert all(json.loads(x)["event"] == "startup_check" for x in found)
