@@ -21,9 +21,9 @@ def duplicate_spellings(wl: Watchlist) -> list[str]:
     for rule in wl.rules:
         if not isinstance(rule, Term):
             continue
-        for spelling in (rule.term, *rule.aliases):
+        for spelling, case in rule.spellings():
             try:
-                key = spelling_key(spelling, rule.case_sensitive)
+                key = spelling_key(spelling, case)
             except AlertError:
                 continue  # the parser refuses it with its own message
             where = f"{spelling!r} of term {rule.term!r}"

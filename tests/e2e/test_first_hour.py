@@ -546,3 +546,55 @@ def test_run_logs_the_checks_at_start_and_still_starts(
         import json
 
         assert all(json.loads(x)["event"] == "startup_check" for x in found)
+
+
+# -- 6. case_sensitive per alias --------------------------------------------------------
+
+PER_ALIAS = """\
+watchlists:
+  - name: w
+    terms:
+      - term: Pantsir
+        aliases:
+          - Pantsyr
+          - {alias: Панцирь, case_sensitive: true}
+          - 판치르
+    examples:
+      match: ["Панцирь прикрыл аэродром", "PANTSIR", "pantsyr"]
+      no_match: ["панцирь черепахи", "ПАНЦИРЬ"]
+"""
+
+
+def test_case_sensitive_per_alias_survives_storage_and_export(cli: CLI, tmp_path: Path) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text(PER_ALIAS, encoding="utf-8")
+    r = cli("watchlist", "test", str(wl))
+    assert r.code == 0 and "5 passed, 0 failed" in r.out, r.out + r.err
+    assert cli("watchlist", "import", str(wl)).code == 0  # runs the examples too
+    assert "no match" in cli("match", "-w", "w", "панцирь черепахи").out
+    assert "matched Pantsir" in cli("match", "-w", "w", "Панцирь прикрыл аэродром").out
+    exported = cli("watchlist", "export", "w").out
+    assert "alias: Панцирь" in exported and "case_sensitive: true" in exported, exported
+    again = tmp_path / "again.yaml"
+    again.write_text(exported, encoding="utf-8")
+    r = cli("watchlist", "test", str(again))
+    assert r.code == 0 and "5 passed" in r.out, r.out + r.err
+
+
+@pytest.mark.parametrize(
+    "aliases",
+    [
+        "[{alias: X, case_sensitive: maybe}]",
+        "[{case_sensitive: true}]",
+        "[{alias: X, case: true}]",
+        "[{alias: '', case_sensitive: true}]",
+    ],
+)
+def test_bad_alias_entries_are_refused(cli: CLI, tmp_path: Path, aliases: str) -> None:
+    wl = tmp_path / "w.yaml"
+    wl.write_text(
+        f"watchlists:\n  - name: w\n    terms:\n      - term: T\n        aliases: {aliases}\n",
+        encoding="utf-8",
+    )
+    r = cli("watchlist", "test", str(wl))
+    assert r.code == 2 and len(r.err.splitlines()) == 1 and "aliases" in r.err, r.err
