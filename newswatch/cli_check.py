@@ -29,7 +29,9 @@ def check(ctx: typer.Context) -> None:
         raise typer.Exit(1)
 
 
-def _verdicts(ctx: typer.Context, *, smtp_timeout: float) -> tuple[list[Verdict], bool]:
+def _verdicts(
+    ctx: typer.Context, *, smtp_timeout: float, database_check: bool = True
+) -> tuple[list[Verdict], bool]:
     from storage.watchlists import active_watchlists
 
     a = get_app(ctx)
@@ -44,11 +46,25 @@ def _verdicts(ctx: typer.Context, *, smtp_timeout: float) -> tuple[list[Verdict]
 def startup_checks(ctx: typer.Context) -> None:
     """What `run` logs before it starts (after logging is set up, so in the
     configured format): one `startup_check` record per warning or failure.
-    The daemon still starts (a missing schema stops it there, as before)."""
+    The daemon still starts. Nothing is logged when the daemon is about to
+    stop with its own one line (another daemon holds the SQLite file, the
+    schema is missing) or to log an outage (the database is unreachable)."""
     import logging
 
+    from scheduler import DaemonAlreadyRunning
+    from scheduler.lock import acquire
+
     log = logging.getLogger("newswatch.check")
-    verdicts, _ = _verdicts(ctx, smtp_timeout=5.0)
+    try:  # a second daemon on one SQLite file: the daemon's one line says it all
+        held = acquire(get_app(ctx).settings.database_url)
+    except DaemonAlreadyRunning:
+        return
+    else:
+        if held is not None:
+            held.release()
+    verdicts, ready = _verdicts(ctx, smtp_timeout=5.0, database_check=False)
+    if not ready:  # no schema (the daemon exits saying so) or an outage it logs itself
+        return
     for v in verdicts:
         if v.status != "ok":
             log.warning("startup_check status=%s check=%s message=%r", v.status, v.check, v.message)
