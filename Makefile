@@ -8,9 +8,15 @@ PYTHON ?= python3
 
 .PHONY: install run test test-all lint check format bench clean
 
-$(VENV)/.installed: pyproject.toml
+# `make run` needs only the package; the test tools (pytest, hypothesis, ruff,
+# mypy) come with `make install`/`make test`.
+$(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.base
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
@@ -18,7 +24,7 @@ install: $(VENV)/.installed
 
 # The main job on the embedded default (a SQLite file newswatch.db here):
 # create the schema, load the starter sources and watchlists, crawl once.
-run: install
+run: $(VENV)/.base
 	$(BIN)/newswatch init
 	$(BIN)/newswatch source import examples/sources.opml
 	$(BIN)/newswatch watchlist import examples/watchlists.yaml

@@ -22,10 +22,30 @@ class Term:
     term: str
     aliases: tuple[str, ...] = ()
     case_sensitive: bool | None = None  # None: capitals-only terms are case-sensitive
+    # Per-alias overrides of `case_sensitive`, parallel to `aliases` (None:
+    # the term's); empty when no alias has its own. Issue #17: `Панцирь`
+    # case-sensitive while `Pantsir` is not.
+    alias_case: tuple[bool | None, ...] = ()
 
     @property
     def label(self) -> str:
         return self.term
+
+    def spellings(self) -> tuple[tuple[str, bool | None], ...]:
+        """(spelling, case_sensitive) for the term and each alias."""
+        cases = self.alias_case + (None,) * (len(self.aliases) - len(self.alias_case))
+        pairs = zip(self.aliases, cases, strict=False)
+        own = [(a, self.case_sensitive if c is None else c) for a, c in pairs]
+        return ((self.term, self.case_sensitive), *own)
+
+    def alias_entries(self) -> list[str | dict[str, str | bool]]:
+        """`aliases` as the YAML file and the rules table hold them: text, or
+        `{alias, case_sensitive}` for an alias with its own case rule."""
+        cases = self.alias_case + (None,) * (len(self.aliases) - len(self.alias_case))
+        return [
+            a if c is None else {"alias": a, "case_sensitive": c}
+            for a, c in zip(self.aliases, cases, strict=False)
+        ]
 
 
 @dataclass(frozen=True, slots=True)

@@ -301,6 +301,20 @@ class EmailChannel:
                 f"SMTP {self.target.host}:{self.target.port}: {type(e).__name__}: {detail}"[:300]
             ) from e
 
+    def probe(self) -> None:
+        """Connect, EHLO, STARTTLS and log in as a send would, then QUIT: no
+        mail. DeliveryError (one line, no password) when any step fails."""
+        try:
+            with self._connect() as smtp:
+                smtp.noop()
+        except smtplib.SMTPAuthenticationError as e:
+            raise PermanentFailure(f"SMTP login refused ({e.smtp_code})") from e
+        except (smtplib.SMTPException, OSError) as e:
+            detail = scrub(" ".join(str(e).split()) or type(e).__name__, self.target.password)
+            raise TemporaryFailure(
+                f"SMTP {self.target.host}:{self.target.port}: {type(e).__name__}: {detail}"[:300]
+            ) from e
+
     def _connect(self) -> smtplib.SMTP:
         t = self.target
         context = self.tls_context or ssl.create_default_context()

@@ -302,6 +302,17 @@ def email_message(
     return msg
 
 
+def period_label(period: str) -> str:
+    """A digest period key as people read it: hourly `2026-11-30T01` →
+    `2026-11-30 01:00–02:00 UTC`, daily `2026-11-30` → `2026-11-30`. The key
+    itself (Message-IDs, the webhook's `digest` field) is unchanged. Pure."""
+    day, sep, hour = period.partition("T")
+    if not sep or not (hour.isascii() and hour.isdigit() and len(hour) == 2):
+        return period
+    h = int(hour)
+    return f"{day} {h:02d}:00–{(h + 1) % 24:02d}:00 UTC"
+
+
 def digest_email(
     watchlist: str,
     period: str,
@@ -321,7 +332,7 @@ def digest_email(
     groups = group_by_source([a.match for a in alerts])
     n = len(alerts)
     subject = (
-        f"[newswatch] {watchlist}: {n} new match{'es' if n != 1 else ''} ({period})"
+        f"[newswatch] {watchlist}: {n} new match{'es' if n != 1 else ''} ({period_label(period)})"
         + part_label(part)
     )
     extra = (min(by_match),) if part and part[1] > 1 else ()
@@ -332,9 +343,10 @@ def digest_email(
         msg_id=message_id(mail_from, "digest", ids[0], ids[1], period, *extra),
         date=date,
     )
-    text = [f"Digest of watchlist {watchlist} for {period}: {n} matches, newest first.", ""]
+    label = period_label(period)
+    text = [f"Digest of watchlist {watchlist} for {label}: {n} matches, newest first.", ""]
     parts = [
-        f"<p>Digest of watchlist <b>{html.escape(watchlist)}</b> for {html.escape(period)}: "
+        f"<p>Digest of watchlist <b>{html.escape(watchlist)}</b> for {html.escape(label)}: "
         f"{n} matches, newest first.</p>"
     ]
     for source, matches in groups:
@@ -415,7 +427,8 @@ def slack_digest_payload(
     groups = group_by_source(matches)
     n = len(matches)
     header = slack_fit(
-        f"newswatch digest: {watchlist} ({period}){part_label(part)}", SLACK_HEADER_CHARS
+        f"newswatch digest: {watchlist} ({period_label(period)}){part_label(part)}",
+        SLACK_HEADER_CHARS,
     )
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": header}}
@@ -433,7 +446,7 @@ def slack_digest_payload(
     if shown < n:
         blocks.append(_section(f"… and {n - shown} more matches not shown here."))
     text = (
-        f"newswatch digest: {slack_fit(watchlist, 200)}: {n} new matches ({period})"
+        f"newswatch digest: {slack_fit(watchlist, 200)}: {n} new matches ({period_label(period)})"
         + part_label(part)
     )
     return {

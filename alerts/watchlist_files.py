@@ -145,12 +145,36 @@ def _parse_rules(raw: Any, where: str, line: int) -> tuple[Rule, ...]:
             rules.append(_compiles(check_rule, Query(text, case_sensitive=case), here))
         else:
             _only_keys(item, {"term", "aliases", "case_sensitive"}, here)
-            aliases = _strings(item.get("aliases"), f"{here}: aliases", limit=MAX_TERM_CHARS)
+            aliases, alias_case = _aliases(item.get("aliases"), f"{here}: aliases")
             if len(aliases) > MAX_ALIASES_PER_TERM:
                 raise WatchlistFileError(f"{here}: more than {MAX_ALIASES_PER_TERM} aliases")
-            term = Term(_term_text(item["term"], here), aliases, case_sensitive=case)
+            term = Term(_term_text(item["term"], here), aliases, case, alias_case)
             rules.append(_compiles(check_rule, term, here))
     return tuple(rules)
+
+
+def _aliases(raw: Any, where: str) -> tuple[tuple[str, ...], tuple[bool | None, ...]]:
+    """`aliases:` entries: text, or `{alias: text, case_sensitive: bool}`;
+    the second tuple is empty unless some alias has its own case rule."""
+    if not isinstance(raw, list):
+        return _strings(raw, where, limit=MAX_TERM_CHARS), ()
+    texts: list[Any] = []
+    cases: list[bool | None] = []
+    for entry in raw:
+        if isinstance(entry, dict):
+            _only_keys(entry, {"alias", "case_sensitive"}, where)
+            case = entry.get("case_sensitive")
+            if "alias" not in entry or (case is not None and not isinstance(case, bool)):
+                raise WatchlistFileError(
+                    f"{where}: an alias is text or {{alias: text, case_sensitive: true|false}}"
+                )
+            texts.append(entry["alias"])
+            cases.append(case)
+        else:
+            texts.append(entry)
+            cases.append(None)
+    aliases = _strings(texts, where, limit=MAX_TERM_CHARS)
+    return aliases, tuple(cases) if any(c is not None for c in cases) else ()
 
 
 def _compiles(check: Callable[[T], None], value: T, where: str) -> T:
@@ -360,7 +384,7 @@ def _rule_to_yaml(rule: Rule) -> Any:
         return rule.term
     t: dict[str, Any] = {"term": rule.term}
     if rule.aliases:
-        t["aliases"] = list(rule.aliases)
+        t["aliases"] = rule.alias_entries()
     if rule.case_sensitive is not None:
         t["case_sensitive"] = rule.case_sensitive
     return t

@@ -19,6 +19,9 @@ from crawler.normalize import collapse_whitespace, content_hash, detect_language
 
 log = logging.getLogger(__name__)
 MIN_TEXT_CHARS = 40
+# htmldate's default output is the day only (`article:published_time`'s time
+# and offset were cut off): keep them. Otherwise trafilatura's own defaults.
+DATE_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
 def extract_article(html: str, url: str, *, fetched_at: datetime) -> Item | None:
@@ -32,6 +35,12 @@ def extract_article(html: str, url: str, *, fetched_at: datetime) -> Item | None
             include_comments=False,
             include_tables=True,
             deduplicate=False,
+            date_extraction_params={
+                "original_date": True,
+                "extensive_search": True,
+                "max_date": fetched_at.astimezone(UTC).strftime("%Y-%m-%d"),
+                "outputformat": DATE_FORMAT,
+            },
         )
     except Exception as e:  # trafilatura has no error hierarchy; hostile HTML must not crash a poll
         log.warning("extract status=failed url=%s error=%s", url, type(e).__name__)

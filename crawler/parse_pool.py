@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -38,6 +39,10 @@ def default_workers() -> int:
 
 
 def _warm_up() -> None:
+    # Ctrl-C reaches the whole process group: the parent stops the crawl and
+    # shuts the pool down; a worker's own KeyboardInterrupt traceback would
+    # only bury the one-line "interrupted".
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from crawler.feeds import parse_feed  # noqa: F401 - import cost paid once per worker
     from crawler.normalize import detect_language
 

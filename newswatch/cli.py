@@ -41,9 +41,12 @@ def root(
     config: Annotated[
         Path | None, typer.Option("--config", help="TOML configuration file (or NEWSWATCH_CONFIG).")
     ] = None,
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.", metavar="")] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version.", metavar=""
+        ),
     ] = False,
 ) -> None:
     state = ctx.ensure_object(dict)
@@ -64,9 +67,11 @@ def init(ctx: typer.Context) -> None:
 def _register() -> None:
     from newswatch import (
         cli_alerts,
+        cli_check,
         cli_crawl,
         cli_daemon,
         cli_matching,
+        cli_search,
         cli_sources,
         cli_watchlists,
         cli_web,
@@ -74,7 +79,7 @@ def _register() -> None:
 
     app.add_typer(cli_sources.app, name="source", help="Manage sources.")
     app.add_typer(cli_watchlists.app, name="watchlist", help="Manage watchlists.")
-    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web):
+    for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web, cli_check, cli_search):
         module.register(app)
 
 

@@ -85,11 +85,27 @@ def print_table(headers: list[str], rows: list[list[str]]) -> None:
         Console().print(table)
         return
     widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+        max(width(h), *(width(r[i]) for r in rows)) if rows else width(h)
+        for i, h in enumerate(headers)
     ]
-    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    print("  ".join(pad(h, w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for r in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+        print("  ".join(pad(c, w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def width(text: str) -> int:
+    """Terminal columns of `text`: East Asian wide and fullwidth characters
+    (Hangul, CJK ideographs, kana) take two, combining marks none. Pure."""
+    import unicodedata
+
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+        for c in text
+    )
+
+
+def pad(text: str, columns: int) -> str:
+    return text + " " * max(0, columns - width(text))
 
 
 def one_line(text: str, limit: int = 200) -> str:

@@ -75,6 +75,20 @@ def crawl(
         f"{report.not_modified} not modified, {len(report.failed)} failed; "
         f"{report.new_items} new items, {report.new_matches} new matches{delivered}"
     )
+    if all_failed(report.polled + report.not_modified + report.deferred, len(report.failed)):
+        echo(f"newswatch: error: all {len(report.failed)} polled sources failed", file=sys.stderr)
+        raise typer.Exit(EXIT_ALL_FAILED)
+
+
+# Exit status of `crawl` when every source it polled failed (README: exit codes).
+EXIT_ALL_FAILED = 3
+
+
+def all_failed(succeeded: int, failed: int) -> bool:
+    """An outage cron and monitoring must see: something was polled and
+    nothing succeeded. Some failures among successes are the normal life of
+    a crawler (exit 0); no source at all is not an outage either."""
+    return failed > 0 and succeeded == 0
 
 
 class Terminated(Exception):

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from newswatch.cli_check import startup_checks
 from newswatch.cli_common import echo, get_app
 
 
@@ -20,6 +21,7 @@ def run(ctx: typer.Context) -> None:
 
     a = get_app(ctx)
     setup_logging(a.settings.log_format, verbose=True)
+    startup_checks(ctx)
     # Skipped and coalesced ticks are by design (see scheduler.daemon): log only errors.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
     try:

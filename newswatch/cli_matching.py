@@ -108,7 +108,7 @@ def matches(
             [
                 iso(m.matched_at),
                 m.watchlist,
-                ", ".join(m.terms),
+                one_line(", ".join(m.terms), 40),  # a query rule's label is its whole text
                 m.source_name,
                 one_line(m.item_title, 70),
                 m.item_url,

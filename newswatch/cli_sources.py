@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from crawler.crawl_records import Source
 from newswatch.cli_common import (
     UsageProblem,
     echo,
@@ -18,7 +19,8 @@ from newswatch.cli_common import (
     print_jsonl,
     print_table,
 )
-from newswatch.durations import format_duration, parse_interval
+from newswatch.durations import format_duration, parse_every
+from newswatch.intervals import effective_interval
 from newswatch.sourcefiles import (
     SourceFileError,
     SourceSpec,
@@ -29,9 +31,10 @@ from newswatch.sourcefiles import (
     dump_opml,
     dump_yaml,
     name_from_url,
-    parse_opml,
+    opml_sources,
     parse_yaml,
 )
+from storage import source_edits
 from storage import sources as repo
 
 app = typer.Typer(no_args_is_help=True)
@@ -43,14 +46,16 @@ def add(
     url: str,
     name: Annotated[str | None, typer.Option(help="Name (default: from the URL).")] = None,
     kind: Annotated[str | None, typer.Option(help="feed or page (default: detected).")] = None,
-    every: Annotated[str, typer.Option(help="Polling interval, e.g. 15m, 1h.")] = "15m",
+    every: Annotated[
+        str, typer.Option(help="Polling interval with a unit, e.g. 90s, 15m, 1h.")
+    ] = "15m",
     links: Annotated[str | None, typer.Option(help="CSS selector for article links.")] = None,
 ) -> None:
     """Add a source (a feed, or an HTML page whose article links are followed)."""
     try:
         url = check_url(url)
         kind = check_kind(kind)
-        seconds = parse_interval(every)
+        seconds = parse_every(every)
         name = check_name(name or name_from_url(url))
         links = check_links(links)
     except (SourceFileError, ValueError) as e:
@@ -60,6 +65,7 @@ def add(
     if kind is None:
         kind, url, note = _detect(a, url)
     with a.session() as s:
+        _warn_same_url(s, name, url)
         src = repo.add_source(
             s,
             name=name,
@@ -104,47 +110,90 @@ def _detect(a: object, url: str) -> tuple[str | None, str, str]:
 
 @app.command("list")
 def list_(
-    ctx: typer.Context, json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False
+    ctx: typer.Context,
+    tag: Annotated[str | None, typer.Option(help="Only sources with this tag (folder).")] = None,
+    json: Annotated[bool, typer.Option("--json", help="JSON Lines.", metavar="")] = False,
 ) -> None:
-    """Sources with their state: last success, last error, items stored."""
+    """Sources with their state: interval in force and why, next poll, tags, last error."""
     a = get_app(ctx)
     with a.session() as s:
         sources = repo.list_sources(s)
+        tags = source_edits.tags_by_name(s)
+    if tag is not None:
+        sources = [x for x in sources if tag.strip().casefold() in _folded(tags.get(x.name, ()))]
+    cap = a.settings.max_interval
     if json:
-        print_jsonl(
-            {
-                "name": x.name,
-                "url": x.url,
-                "kind": x.kind,
-                "every": format_duration(x.every_seconds),
-                "links": x.links_css,
-                "enabled": x.enabled,
-                "last_success": x.last_success_at,
-                "last_polled": x.last_polled_at,
-                "next_poll": x.next_poll_at,
-                "last_error": x.last_error,
-                "consecutive_failures": x.consecutive_failures,
-                "items": x.items_count,
-            }
-            for x in sources
-        )
+        print_jsonl({**_json_row(x, cap), "tags": list(tags.get(x.name, ()))} for x in sources)
         return
     print_table(
-        ["name", "kind", "every", "items", "last success", "failures", "last error", "url"],
+        HEADERS,
         [
             [
                 x.name,
                 x.kind or "?",
                 format_duration(x.every_seconds),
+                _duration(effective_interval(x, max_interval=cap).seconds),
+                effective_interval(x, max_interval=cap).reason,
+                iso(x.next_poll_at) if x.enabled else "-",
                 str(x.items_count),
                 iso(x.last_success_at),
                 str(x.consecutive_failures),
                 one_line(x.last_error or "-", 60),
+                one_line(", ".join(tags.get(x.name, ())) or "-", 40),
                 x.url,
             ]
             for x in sources
         ],
     )
+
+
+HEADERS = [
+    *("name", "kind", "every", "in force", "why", "next poll", "items", "last success"),
+    *("failures", "last error", "tags", "url"),
+]
+
+
+def _folded(tags: tuple[str, ...]) -> set[str]:
+    return {t.casefold() for t in tags}
+
+
+def _duration(seconds: int | None) -> str:
+    return "-" if seconds is None else format_duration(seconds)
+
+
+def _json_row(x: Source, cap: int) -> dict[str, object]:
+    eff = effective_interval(x, max_interval=cap)
+    return {
+        "name": x.name,
+        "url": x.url,
+        "kind": x.kind,
+        "every": format_duration(x.every_seconds),
+        "interval": _duration(eff.seconds),
+        "interval_reason": eff.reason,
+        "links": x.links_css,
+        "enabled": x.enabled,
+        "last_success": x.last_success_at,
+        "last_polled": x.last_polled_at,
+        "next_poll": x.next_poll_at,
+        "last_error": x.last_error,
+        "consecutive_failures": x.consecutive_failures,
+        "items": x.items_count,
+    }
+
+
+def _warn_same_url(session: object, name: str, url: str) -> None:
+    """One feed under two names is polled twice and alerts twice: say so."""
+    from storage.repository import AdminSession
+
+    assert isinstance(session, AdminSession)
+    name = repo.normalize_name(name)
+    others = [n for n in source_edits.names_with_url(session, url) if n != name]
+    if others:
+        echo(
+            f"newswatch: warning: {url} is already a source as {others[0]!r}; "
+            f"adding it as {name!r} polls it twice",
+            file=sys.stderr,
+        )
 
 
 @app.command("remove")
@@ -156,16 +205,16 @@ def remove(ctx: typer.Context, name: str) -> None:
     echo(f"removed {name}")
 
 
-def _read_specs(path: Path) -> list[SourceSpec]:
+def _read_specs(path: Path) -> tuple[list[SourceSpec], list[str]]:
     try:
         data = path.read_bytes()
     except OSError as e:
         raise UsageProblem(f"cannot read {path}: {e.strerror}") from e
     try:
         if path.suffix.lower() in (".opml", ".xml"):
-            return parse_opml(data)
+            return opml_sources(data)
         if path.suffix.lower() in (".yaml", ".yml"):
-            return parse_yaml(data.decode("utf-8"))
+            return parse_yaml(data.decode("utf-8")), []
     except UnicodeDecodeError as e:
         raise UsageProblem(f"{path}: not UTF-8 text") from e
     except SourceFileError as e:
@@ -176,11 +225,14 @@ def _read_specs(path: Path) -> list[SourceSpec]:
 @app.command("import")
 def import_(ctx: typer.Context, file: Path) -> None:
     """Add the sources of an OPML or YAML file; existing names are updated."""
-    specs = _read_specs(file)
+    specs, notes = _read_specs(file)
+    for note in notes:
+        echo(f"newswatch: warning: {file.name}: {note}", file=sys.stderr)
     a = get_app(ctx)
     added = updated = 0
     with a.session() as s:
         for spec in specs:
+            _warn_same_url(s, spec.name, spec.url)
             if repo.update_source(
                 s,
                 spec.name,
@@ -189,6 +241,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
                 every_seconds=spec.every_seconds,
                 links_css=spec.links_css,
             ):
+                source_edits.reschedule(s, spec.name, spec.every_seconds, a.now())
                 updated += 1
             else:
                 repo.add_source(
@@ -201,6 +254,8 @@ def import_(ctx: typer.Context, file: Path) -> None:
                     now=a.now(),
                 )
                 added += 1
+            if spec.tags:
+                source_edits.set_tags(s, spec.name, spec.tags)
     echo(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
 
 
@@ -214,8 +269,62 @@ def export(
         raise UsageProblem("--format must be opml or yaml")
     a = get_app(ctx)
     with a.session() as s:
+        tags = source_edits.tags_by_name(s)
         specs = [
-            SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css)
+            SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css, tags.get(x.name, ()))
             for x in repo.list_sources(s)
         ]
     sys.stdout.write(dump_opml(specs) if format == "opml" else dump_yaml(specs))
+
+
+@app.command("edit")
+def edit(
+    ctx: typer.Context,
+    name: str,
+    every: Annotated[
+        str | None, typer.Option(help="New polling interval with a unit, e.g. 15m.")
+    ] = None,
+    new_name: Annotated[str | None, typer.Option("--name", help="New name.")] = None,
+    links: Annotated[
+        str | None, typer.Option(help="New CSS selector for article links ('' clears it).")
+    ] = None,
+) -> None:
+    """Change a source's interval, name or link selector; a new interval reschedules it."""
+    if every is None and new_name is None and links is None:
+        raise UsageProblem("nothing to change: give --every, --name or --links")
+    try:
+        seconds = parse_every(every) if every is not None else None
+        checked_name = check_name(new_name) if new_name is not None else None
+        checked_links = check_links(links) if links is not None else None
+    except (SourceFileError, ValueError) as e:
+        raise UsageProblem(str(e)) from e
+    a = get_app(ctx)
+    with a.session() as s:
+        if links is not None:
+            src = source_edits.edit_source(s, name, now=a.now(), links_css=checked_links)
+        src = source_edits.edit_source(
+            s, name, now=a.now(), every_seconds=seconds, new_name=checked_name
+        )
+    echo(
+        f"edited {src.name}: every {format_duration(src.every_seconds)}, "
+        f"next poll {iso(src.next_poll_at)} UTC"
+    )
+
+
+def _set_enabled(ctx: typer.Context, name: str, enabled: bool) -> None:
+    a = get_app(ctx)
+    with a.session() as s:
+        src = source_edits.edit_source(s, name, now=a.now(), enabled=enabled)
+    echo(f"{'enabled' if enabled else 'disabled'} {src.name}")
+
+
+@app.command("disable")
+def disable(ctx: typer.Context, name: str) -> None:
+    """Stop polling a source; its items and matches stay."""
+    _set_enabled(ctx, name, False)
+
+
+@app.command("enable")
+def enable(ctx: typer.Context, name: str) -> None:
+    """Poll a disabled source again, starting now."""
+    _set_enabled(ctx, name, True)

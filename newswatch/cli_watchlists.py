@@ -31,9 +31,15 @@ def read_watchlist_file(path: Path) -> list[Watchlist]:
     except UnicodeDecodeError as e:
         raise UsageProblem(f"{path}: not UTF-8 text") from e
     try:
-        return parse_watchlists(text)
+        watchlists = parse_watchlists(text)
     except WatchlistFileError as e:
         raise UsageProblem(f"{path}: {e}") from e
+    from alerts.duplicates import duplicate_spellings
+
+    for w in watchlists:
+        for warning in duplicate_spellings(w):
+            echo(f"newswatch: warning: {path.name}: {warning}", file=sys.stderr)
+    return watchlists
 
 
 def check_references(path: Path, watchlists: list[Watchlist], allow: str) -> None:

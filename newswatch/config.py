@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import socket
 import tomllib
+from collections.abc import Mapping
 from datetime import time as datetime_time
 from pathlib import Path
 from typing import Any, Literal
@@ -70,6 +71,20 @@ class Settings(BaseSettings):
         if isinstance(v, list):
             return ",".join(str(x) for x in v)
         return str(v)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str) -> str:
+        return normalize_database_url(v)
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None:
+            problem = smtp_url_problem(v.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+        return v
 
     @field_validator("daily_digest_at")
     @classmethod
@@ -144,7 +159,94 @@ def load_settings(
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err["loc"]) or "configuration"
-        raise ConfigError(f"NEWSWATCH_{loc.upper()}: {err['msg']}") from e
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"NEWSWATCH_{loc.upper()}: {msg}") from e
     except AddressPolicyError as e:
         raise ConfigError(str(e)) from e
     return settings
+
+
+_DATABASE_HELP = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+
+
+def normalize_database_url(url: str) -> str:
+    """A database URL as SQLAlchemy needs it, or ValueError saying what a valid
+    one looks like. `postgres://` and `postgresql://` (what Heroku, libpq and
+    most hosting panels print) mean PostgreSQL through psycopg 3, the one
+    driver installed. The message never repeats the value: it may hold a
+    password."""
+    scheme, sep, rest = url.strip().partition("://")
+    if not sep or not scheme or (not rest and scheme.lower() != "sqlite"):
+        hint = f" (a file? sqlite:///{url.strip()})" if _looks_like_path(url) else ""
+        raise ValueError(f"not a database URL{hint}: {_DATABASE_HELP}")
+    lower = scheme.lower()
+    if lower in ("postgres", "postgresql"):
+        return f"postgresql+psycopg://{rest}"
+    if lower.split("+")[0] not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database {scheme!r}: {_DATABASE_HELP}")
+    return url.strip()
+
+
+def _looks_like_path(text: str) -> bool:
+    t = text.strip()
+    return bool(t) and t.isprintable() and "@" not in t and ":" not in t and len(t) < 200
+
+
+def smtp_url_problem(url: str) -> str | None:
+    """What is wrong with an SMTP URL, in words without the URL (it holds a
+    password); None when it is well formed. Reachability is `check`'s."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "not an SMTP URL: use smtp://[user:pass@]host[:port] or smtps://…"
+    if parts.scheme not in ("smtp", "smtps"):
+        return "the scheme must be smtp:// (STARTTLS when offered) or smtps:// (TLS)"
+    if not parts.hostname:
+        return "no host: use smtp://[user:pass@]host[:port]"
+    if port == 0:
+        return "port 0 is not a port"
+    return None
+
+
+# NEWSWATCH_* variables read by something other than Settings.
+OTHER_VARIABLES = frozenset(
+    {
+        "NEWSWATCH_CONFIG",
+        "NEWSWATCH_CRASH_AT",
+        "NEWSWATCH_RAISE_AT",
+        "NEWSWATCH_FIRST_POLL_ALERTS",
+        "NEWSWATCH_STORY_WINDOW",
+        "NEWSWATCH_STORY_ENCODER",
+        "NEWSWATCH_SPIDER_RUN_SECONDS",
+        "NEWSWATCH_SPIDER_MAX_ITEMS",
+        "NEWSWATCH_ADDRESS_POLICY",
+    }
+)
+_OTHER_PREFIXES = ("NEWSWATCH_TEST_", "NEWSWATCH_BENCH_")
+
+
+def known_variables() -> frozenset[str]:
+    return frozenset(f"NEWSWATCH_{f.upper()}" for f in Settings.model_fields) | OTHER_VARIABLES
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One warning per NEWSWATCH_* variable nothing reads, with a "did you
+    mean" when one is close (`NEWSWATCH_SMPT_URL` → `NEWSWATCH_SMTP_URL`):
+    a mistyped setting must not be silently ignored. Pure."""
+    import difflib
+
+    known = known_variables()
+    out = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith("NEWSWATCH_") or upper in known:
+            continue
+        if upper.startswith(_OTHER_PREFIXES):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        out.append(f"unknown variable {name} is ignored{hint}")
+    return out

@@ -63,3 +63,22 @@ def format_duration(seconds: int) -> str:
         if n:
             out.append(f"{n}{unit}")
     return "".join(out)
+
+
+def parse_every(text: str) -> int:
+    """`--every` as typed on the command line: a duration WITH a unit.
+
+    A bare number is refused (`--every 15` used to mean 15 seconds, which
+    nobody who typed it meant); files written by older versions keep their
+    numbers as seconds through `parse_interval`.
+    """
+    s = text.strip()
+    if s.isascii() and s.isdigit() and len(s) <= 40:
+        fits = [
+            f"{s}{unit}"
+            for unit in ("s", "m", "h")
+            if MIN_EVERY_SECONDS <= int(s) * _UNITS[unit] <= MAX_EVERY_SECONDS
+        ]
+        hint = f", e.g. {' or '.join(fits[:2])}" if fits else " (s, m, h, d or w)"
+        raise ValueError(f"--every {s}: give a unit{hint}")
+    return parse_interval(s)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 import yaml
@@ -37,6 +37,7 @@ class SourceSpec:
     kind: str | None = None
     every_seconds: int = DEFAULT_EVERY
     links_css: str | None = None
+    tags: tuple[str, ...] = ()  # an OPML's folders, outermost first
 
 
 def check_url(url: str) -> str:
@@ -122,7 +123,7 @@ def check_links(links: str | None) -> str | None:
         raise SourceFileError(str(e)) from e
 
 
-def parse_opml(data: bytes) -> list[SourceSpec]:
+def _opml_specs(data: bytes) -> list[SourceSpec]:
     """Sources of an OPML file. libxml2 without entities, DTDs or the network,
     and with its depth (256) and amplification limits; a DOCTYPE with an
     internal subset (entity declarations) is refused outright."""
@@ -150,10 +151,63 @@ def parse_opml(data: bytes) -> list[SourceSpec]:
         kind = el.get("kind") or ("feed" if el.get("xmlUrl") else "page")
         name = el.get("title") or el.get("text")
         try:
-            specs.append(_spec(name, url, kind, el.get("every"), el.get("links")))
+            spec = _spec(name, url, kind, el.get("every"), el.get("links"))
+            specs.append(replace(spec, tags=_folders(el) or _category(el.get("category"))))
         except SourceFileError as e:
             raise SourceFileError(f"OPML line {el.sourceline}: {e}") from e
-    return _unique(specs)
+    return specs
+
+
+def parse_opml(data: bytes) -> list[SourceSpec]:
+    """Sources of an OPML file, names made unique (see `opml_sources`)."""
+    return opml_sources(data)[0]
+
+
+def opml_sources(data: bytes) -> tuple[list[SourceSpec], list[str]]:
+    """Sources of an OPML file and one note per renamed source. Readers
+    (Feedly, Inoreader) export two feeds of one title as they are; the
+    second becomes `Title (2)`, the third `Title (3)`, and so on."""
+    return unique_names(_opml_specs(data))
+
+
+def _folders(el: etree._Element) -> tuple[str, ...]:
+    """The titles of the folder outlines `el` sits in, outermost first."""
+    out = []
+    for parent in el.iterancestors("outline"):
+        title = (parent.get("title") or parent.get("text") or "").strip()
+        if title and not parent.get("xmlUrl"):
+            out.append(" ".join(title.split())[:200])
+    return tuple(reversed(out))
+
+
+def _path_part(tag: str) -> str:
+    return tag.replace("/", " ").replace(",", " ")
+
+
+def _category(value: str | None) -> tuple[str, ...]:
+    """The first path of an OPML 2.0 `category` ("/a/b,/c" → ("a", "b"))."""
+    first = (value or "").split(",")[0]
+    return tuple(" ".join(t.split())[:200] for t in first.split("/") if t.strip())
+
+
+def unique_names(specs: list[SourceSpec]) -> tuple[list[SourceSpec], list[str]]:
+    """`specs` with a repeated name suffixed ` (2)`, ` (3)`…; the notes say which."""
+    taken = {s.name for s in specs}
+    seen: set[str] = set()
+    out, notes = [], []
+    for spec in specs:
+        if spec.name not in seen:
+            seen.add(spec.name)
+            out.append(spec)
+            continue
+        n = 2
+        while f"{spec.name} ({n})" in taken or f"{spec.name} ({n})" in seen:
+            n += 1
+        new = f"{spec.name} ({n})"
+        seen.add(new)
+        out.append(replace(spec, name=new))
+        notes.append(f"a second source named {spec.name!r} ({spec.url}) was renamed {new!r}")
+    return out, notes
 
 
 def parse_yaml(text: str) -> list[SourceSpec]:
@@ -174,7 +228,7 @@ def parse_yaml(text: str) -> list[SourceSpec]:
         where = f"line {line_of(entry, line_of(entries, 1))}: source {i}"
         if not isinstance(entry, dict) or "url" not in entry:
             raise SourceFileError(f"{where}: needs at least a 'url'")
-        unknown = set(entry) - {"name", "url", "kind", "every", "links"}
+        unknown = set(entry) - {"name", "url", "kind", "every", "links", "tags"}
         if unknown:
             raise SourceFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         try:
@@ -187,6 +241,7 @@ def parse_yaml(text: str) -> list[SourceSpec]:
                     _text(entry, "links"),
                 )
             )
+            specs[-1] = replace(specs[-1], tags=_tags(entry.get("tags")))
         except SourceFileError as e:
             raise SourceFileError(f"{where}: {e}") from e
     return _unique(specs)
@@ -197,6 +252,14 @@ def _text(entry: dict[str, object], key: str) -> str | None:
     if value is None or isinstance(value, str):
         return value
     raise SourceFileError(f"{key} must be text, not {_kind_of(value)}")
+
+
+def _tags(value: object) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(t, str) and t.strip() for t in value):
+        raise SourceFileError("tags must be a list of text")
+    return tuple(" ".join(t.split())[:200] for t in value)
 
 
 def _every(value: object) -> str | int | None:
@@ -231,7 +294,7 @@ def dump_yaml(specs: list[SourceSpec]) -> str:
         row["every"] = format_duration(s.every_seconds)
         if s.links_css:
             row["links"] = s.links_css
-        rows.append(row)
+        rows.append({**row, "tags": list(s.tags)} if s.tags else row)
     return yaml.safe_dump({"sources": rows}, allow_unicode=True, sort_keys=False)
 
 
@@ -251,6 +314,8 @@ def dump_opml(specs: list[SourceSpec], title: str = "newswatch sources") -> str:
         attrs["every"] = format_duration(s.every_seconds)
         if s.links_css:
             attrs["links"] = s.links_css
+        if s.tags:  # OPML 2.0's category: comma-separated, slash-delimited paths
+            attrs["category"] = "/" + "/".join(_path_part(t) for t in s.tags)
         etree.SubElement(body, "outline", attrs)
     data: bytes = etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")
     return data.decode()

@@ -29,6 +29,10 @@ from storage import StorageError
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
+# The engine type, for the root's checks: they name it without importing SQLAlchemy.
+DatabaseEngine = Engine
+
+
 class DatabaseUnavailable(StorageError):
     """The database cannot be reached or refused the operation."""
 
@@ -125,8 +129,23 @@ def storage_error(e: Exception) -> Exception:
     return database_error(e) if isinstance(e, _SAError) else e
 
 
+class SchemaMissing(DatabaseUnavailable):
+    """A table is missing: the database was never initialised (or is another
+    program's). Says what to do, not "no such table"."""
+
+
+# SQLite's and PostgreSQL's (42P01 undefined_table) words for a missing table.
+_MISSING_TABLE = re.compile(r'no such table: (\w+)|relation "(\w+)" does not exist')
+
+
 def database_error(e: _SAError) -> StorageError:
     """The one-line `StorageError` for a SQLAlchemy error: an outage or a refusal."""
+    missing = _MISSING_TABLE.search(driver_line(e)) if isinstance(e, DBAPIError) else None
+    if missing:
+        table = missing.group(1) or missing.group(2)
+        return SchemaMissing(
+            f"the database has no newswatch schema (no table {table}): run `newswatch init`"
+        )
     if isinstance(e, OperationalError) or (isinstance(e, DBAPIError) and e.connection_invalidated):
         return DatabaseUnavailable(_first_line(e))
     name, line = type(getattr(e, "orig", None) or e).__name__, driver_line(e)

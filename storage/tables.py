@@ -89,6 +89,8 @@ class SourceRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     # Adaptive polling: the interval the scheduler last chose (seconds).
     current_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    # Labels for filtering: an imported OPML's folders (storage.source_edits).
+    tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     # Replicas: a source is polled only by the holder of an unexpired lease.
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]

@@ -8,6 +8,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
@@ -71,7 +72,7 @@ def _rule_rows(watchlist_id: int, rules: Sequence[Rule]) -> list[RuleRow]:
                     position=pos,
                     kind="term",
                     text=rule.term,
-                    aliases=list(rule.aliases),
+                    aliases=rule.alias_entries(),
                     case_sensitive=rule.case_sensitive,
                 )
             )
@@ -97,6 +98,14 @@ def _sync_recipients(session: Session, watchlist_id: int, notify: Sequence[Recip
         row.active = True
 
 
+def stored_term(text: str, aliases: list[Any], case: bool | None) -> Term:
+    """A Term from its row: `aliases` holds text, or `{alias, case_sensitive}`
+    for an alias with its own case rule (rows written before hold only text)."""
+    texts = tuple(str(a["alias"]) if isinstance(a, dict) else str(a) for a in aliases)
+    cases = tuple(a.get("case_sensitive") if isinstance(a, dict) else None for a in aliases)
+    return Term(text, texts, case, cases if any(c is not None for c in cases) else ())
+
+
 def _load(session: Session, rows: Sequence[WatchlistRow]) -> list[ActiveWatchlist]:
     ids = [r.id for r in rows]
     if not ids:
@@ -108,7 +117,7 @@ def _load(session: Session, rows: Sequence[WatchlistRow]) -> list[ActiveWatchlis
         rule: Rule = (
             Query(rr.text, rr.case_sensitive)
             if rr.kind == "query"
-            else Term(rr.text, tuple(rr.aliases or ()), rr.case_sensitive)
+            else stored_term(rr.text, rr.aliases or [], rr.case_sensitive)
         )
         rules[rr.watchlist_id].append(rule)
     recipients: dict[int, list[tuple[int, Recipient]]] = {i: [] for i in ids}

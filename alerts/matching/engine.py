@@ -187,8 +187,8 @@ def _compile_one(builder: _Builder, wi: int, wl: Watchlist) -> _Compiled:
     adds: list[tuple[Kind, tuple[int, int], str, bool | None, str]] = []
     for ri, rule in enumerate(wl.rules):
         if isinstance(rule, Term):
-            for spelling in (rule.term, *rule.aliases):
-                adds.append(("term", (wi, ri), spelling, rule.case_sensitive, ""))
+            for spelling, case in rule.spellings():
+                adds.append(("term", (wi, ri), spelling, case, ""))
             continue
         queries[ri] = _parse(wl.name, rule)
         for atom in query_atoms(queries[ri]):
@@ -219,12 +219,12 @@ def check_rule(rule: Term | Query) -> None:
     the very same `spelling_key`, so "valid" means one thing in both places.
     """
     spellings = (
-        (rule.term, *rule.aliases)
+        rule.spellings()
         if isinstance(rule, Term)
-        else query_atoms(parse_query(rule.query))
+        else [(atom, rule.case_sensitive) for atom in query_atoms(parse_query(rule.query))]
     )
-    for spelling in spellings:
-        spelling_key(spelling, rule.case_sensitive)
+    for spelling, case in spellings:
+        spelling_key(spelling, case)
 
 
 def check_phrase(phrase: str) -> None:

@@ -137,7 +137,7 @@ def test_private_address_is_refused_by_default(
 ) -> None:
     setup(cli, http_server, tmp_path)
     r = cli("crawl", "--source", "isw")
-    assert r.code == 0 and "1 failed" in r.out
+    assert r.code == 3 and "1 failed" in r.out  # the only source polled failed: exit 3
     assert http_server.hits("/isw.xml") == []
     rows = {x["name"]: x for x in map(json.loads, cli("source", "list", "--json").out.splitlines())}
     assert "127.0.0.1" in rows["isw"]["last_error"]

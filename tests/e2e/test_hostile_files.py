@@ -253,11 +253,12 @@ def test_hostile_opml(cli: CLI, tmp_path: Path, name: str, text: str, message: s
 @pytest.mark.parametrize(
     ("every", "message"),
     [
-        ("0", "zero"),
-        ("000", "zero"),
+        ("0", "give a unit"),  # a bare number is refused whatever it is (issue #17)
+        ("000", "give a unit"),
         ("0m", "zero"),
         ("99999999999d", "100 years"),
-        ("9" * 30, "100 years"),
+        ("9" * 30, "give a unit"),
+        ("9" * 30 + "s", "100 years"),
         ("59s", "between 1m and 30d"),
         ("31d", "between 1m and 30d"),
         ("5w", "between 1m and 30d"),
@@ -274,7 +275,7 @@ def test_every_is_bounded_in_source_add(cli: CLI, every: str, message: str) -> N
 
 
 def test_every_bounds_are_inclusive(cli: CLI) -> None:
-    for name, every in (("min", "1m"), ("max", "30d"), ("plain", "60")):
+    for name, every in (("min", "1m"), ("max", "30d"), ("plain", "60s")):
         r = cli("source", "add", f"https://a.org/{name}", "--kind", "feed", "--name", name,
                 "--every", every)  # fmt: skip
         assert r.code == 0, r.err

@@ -446,7 +446,7 @@ def test_digest_one_message_per_recipient_and_period(
     assert (report.sent, again.handled) == (8, 0)
     assert len(smtp.messages) == 1 and len(bodies) == 1
     msg = smtp.messages[0].message
-    assert msg["Subject"] == "[newswatch] air-defence: 4 new matches (2026-11-22T02)"
+    assert msg["Subject"] == "[newswatch] air-defence: 4 new matches (2026-11-22 02:00–03:00 UTC)"
     text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert text.index("== rusi ==") < text.index("== isw ==")
     titles = [m["item"]["title"] for m in bodies[0]["matches"]]

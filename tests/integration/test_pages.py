@@ -101,7 +101,7 @@ def test_listing_with_css_selector_follows_pagination_and_extracts_main_text(
     assert "North Korea fielded the Pantsir system." in pantsir.text
     for chrome in ("About us", "Copyright", "fisheries", "Related", "Privacy"):
         assert chrome not in pantsir.text
-    assert pantsir.published == datetime(2025, 7, 3, tzinfo=UTC)
+    assert pantsir.published == datetime(2025, 7, 3, 10, 0, tzinfo=UTC)  # the time is kept (#17)
     assert pantsir.language == "en"
     assert sorted(outcome.seen_links) == sorted(by_url)
     assert site.hits("/private/draft") == [] and site.hits("/pubs/promo") == []
