@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import _alembic_config, make_engine, session_factory, upgrade
@@ -324,9 +325,29 @@ def test_outbox_fold_key_is_unique_per_story_only(db: Database) -> None:
 
     outbox(0, story)
     outbox(1, None)  # `each` rows are outside the fold key
-    outbox(2, None)
     with pytest.raises(IntegrityError):
         outbox(1, story)  # a second fold row of one story, watchlist, recipient
+    # The way a crawl writes a fold row: ON CONFLICT on the partial index skips it.
+    dialect = postgresql if db.backend == "postgres" else sqlite
+    fold_insert = dialect.insert(OutboxRow).on_conflict_do_nothing(
+        index_elements=["story_id", "watchlist_id", "recipient_id"],
+        index_where=text("story_id IS NOT NULL"),
+    )
+    row = {
+        "match_id": matches[2],
+        "item_id": items[2],
+        "watchlist_id": wl,
+        "recipient_id": rid,
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": T0,
+        "created_at": T0,
+        "story_id": story,
+    }
+    with db.session() as s, s.begin():
+        assert s.execute(fold_insert.returning(OutboxRow.id), [row]).all() == []
+    with db.session() as s:
+        assert s.scalars(select(OutboxRow.item_id).order_by(OutboxRow.id)).all() == items[:2]
 
 
 # ---------------------------------------------------------------- migration
