@@ -65,6 +65,7 @@ __all__ = [
     "Candidate",
     "HyperscanBackend",
     "Target",
+    "choose_backend",
     "make_backend",
     "spelling_key",
 ]
@@ -292,3 +293,28 @@ def make_backend(
     else:
         factory = HyperscanBackend
     return factory(keys)
+
+
+# Hyperscan compiles ~1.3 ms per term and scans ~2x faster than pyahocorasick
+# (bench/backfill.py; docs/notes/matching.md "Break-even"). Compiling is
+# linear in the terms and both scan rates barely depend on them, so the
+# volume of text at which Hyperscan's compile is paid back grows with the
+# terms: about this many bytes per term.
+BREAK_EVEN_BYTES_PER_TERM = 77_000
+
+
+def choose_backend(
+    terms: int, expected_bytes: int, *, hyperscan_available: bool = HYPERSCAN_AVAILABLE
+) -> BackendName:
+    """The faster backend for a one-shot run that compiles `terms` spellings
+    and then matches about `expected_bytes` of text (UTF-8 of every field).
+
+    Hyperscan only when its compile time is paid back by its faster scan,
+    i.e. from BREAK_EVEN_BYTES_PER_TERM x `terms` bytes on; below that (and
+    wherever Hyperscan is not installed) pyahocorasick. Results are the same
+    either way, so this only decides how long the command takes: a 10,000-term
+    `match` of one text must not wait ~13 s for a compile.
+    """
+    if not hyperscan_available or terms <= 0:
+        return "aho"
+    return "hyperscan" if expected_bytes >= BREAK_EVEN_BYTES_PER_TERM * terms else "aho"
