@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.backends import BREAK_EVEN_BYTES_PER_TERM, choose_backend
+from alerts.backends import BREAK_EVEN_POINTS, break_even_bytes, choose_backend
 
 MB = 1_000_000
 
@@ -19,13 +19,20 @@ def test_small_volumes_take_aho() -> None:
 def test_large_volumes_take_hyperscan() -> None:
     assert choose_backend(10_000, 5_000 * MB, hyperscan_available=True) == "hyperscan"
     assert choose_backend(100, 300 * MB, hyperscan_available=True) == "hyperscan"
+    assert choose_backend(10_000, 300 * MB, hyperscan_available=True) == "hyperscan"  # backfill
 
 
-def test_break_even_is_proportional_to_the_terms() -> None:
-    for terms in (1, 1_000, 10_000):
-        edge = BREAK_EVEN_BYTES_PER_TERM * terms
+def test_the_measured_points_are_the_edges() -> None:
+    for terms, edge in BREAK_EVEN_POINTS[1:]:
+        assert break_even_bytes(terms) == edge
         assert choose_backend(terms, edge - 1, hyperscan_available=True) == "aho"
         assert choose_backend(terms, edge, hyperscan_available=True) == "hyperscan"
+
+
+def test_between_and_beyond_the_points() -> None:
+    assert 77 * MB < break_even_bytes(3_000) < 117 * MB
+    assert break_even_bytes(20_000) > break_even_bytes(10_000)
+    assert 0 < break_even_bytes(100) < 10 * MB
 
 
 @given(st.integers(-5, 50_000), st.integers(0, 10**12))
