@@ -7,9 +7,14 @@ never competes for the crawler's GIL (it still shares the machine's cores).
 
     (a) first crawl   scheduler.crawl.crawl into a fresh database
     (b) second crawl  the same again: every feed answers 304
+    (b') third crawl  the same again, but the server now sends no ETag and
+                      ignores If-None-Match: every body is fetched again,
+                      unchanged (servers without validators)
     (c) baseline      urllib fetch → feedparser.parse (defaults) → one INSERT
                       and one commit per item into a separate SQLite file
-                      (WAL, synchronous=NORMAL, like our engine), sequentially
+                      (WAL, synchronous=NORMAL, like our engine), sequentially;
+                      run twice: the second pass (INSERT OR IGNORE, nothing
+                      new) is the baseline of the re-crawls
 
 Politeness is relaxed for the bench only: all 1,000 feeds live on one host,
 so per_host_delay=0 and per_host_concurrency=64 (the defaults, 1 s and 2,
@@ -71,7 +76,7 @@ watchlists:
 # --- the server (its own process) -------------------------------------------------
 
 
-def serve(feeds: int, entries: int, ready: Any) -> None:
+def serve(feeds: int, entries: int, ready: Any, validators: Any) -> None:
     from aiohttp import web
 
     bodies = [feed_bytes(n, entries) for n in range(feeds)]
@@ -80,6 +85,8 @@ def serve(feeds: int, entries: int, ready: Any) -> None:
 
     async def handler(request: web.Request) -> web.Response:
         n = int(request.match_info["n"])
+        if not validators.value:
+            return web.Response(body=bodies[n], headers={"Content-Type": types[n]})
         if request.headers.get("If-None-Match") == tags[n]:
             return web.Response(status=304, headers={"ETag": tags[n]})
         return web.Response(body=bodies[n], headers={"ETag": tags[n], "Content-Type": types[n]})
@@ -114,7 +121,13 @@ def _content_type(body: bytes) -> str:
 
 
 def run_crawls(
-    base: str, feeds: int, database_url: str, profile: str | None, workers: int | None, out: Any
+    base: str,
+    feeds: int,
+    database_url: str,
+    profile: str | None,
+    workers: int | None,
+    validators: Any,
+    out: Any,
 ) -> None:
     import logging
 
@@ -149,14 +162,17 @@ def run_crawls(
             )
         save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
     results: dict[str, Any] = {}
-    for label in ("first", "second"):
+    validators.value = 1
+    for label in ("first", "second", "third"):
+        if label == "third":
+            validators.value = 0  # the same bodies, without ETag: fetch + hash
         cpu_before = _cpu()
         started = time.perf_counter()
-        profiler = _profiler(profile if label == "first" else None)
+        profiler = _profiler(profile if label != "second" else None)
         report = asyncio.run(crawl(app.crawl_context(), parse_workers=workers))
         if profiler is not None:
             profiler.disable()
-            profiler.dump_stats(str(profile))
+            profiler.dump_stats(f"{profile}.{label}")
         elapsed = time.perf_counter() - started
         cpu = [after - before for after, before in zip(_cpu(), cpu_before, strict=True)]
         results[label] = (
@@ -212,7 +228,7 @@ def run_baseline(base: str, feeds: int, path: str, out: Any) -> None:
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=NORMAL")
     db.execute(
-        "CREATE TABLE items (id INTEGER PRIMARY KEY, url TEXT UNIQUE, guid TEXT, "
+        "CREATE TABLE IF NOT EXISTS items (id INTEGER PRIMARY KEY, url TEXT UNIQUE, guid TEXT, "
         "title TEXT, summary TEXT, body TEXT, published TEXT)"
     )
     db.commit()
@@ -278,12 +294,17 @@ def main() -> None:
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=30)
     parser.add_argument("--postgres", action="store_true", help="also crawl into Postgres")
-    parser.add_argument("--profile", help="cProfile the first SQLite crawl into this file")
+    parser.add_argument(
+        "--profile", help="cProfile the first and third SQLite crawls into FILE.first, FILE.third"
+    )
     parser.add_argument("--workers", type=int, help="parse workers (default: the crawl decides)")
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
-    server = ctx.Process(target=serve, args=(args.feeds, args.entries, ready), daemon=True)
+    validators = ctx.Value("b", 1)
+    server = ctx.Process(
+        target=serve, args=(args.feeds, args.entries, ready, validators), daemon=True
+    )
     server.start()
     try:
         port, size = ready.get(timeout=300)
@@ -293,23 +314,28 @@ def main() -> None:
             f"{os.cpu_count()} cores, served by aiohttp.web in its own process"
         )
         with tempfile.TemporaryDirectory(prefix="nw-bench-") as tmp:
-            rows = measure(args, base, tmp)
+            rows = measure(args, base, tmp, validators)
     finally:
         server.kill()
         server.join()
     print_table(rows)
 
 
-def measure(args: argparse.Namespace, base: str, tmp: str) -> list[tuple[str, Any]]:
+def measure(
+    args: argparse.Namespace, base: str, tmp: str, validators: Any
+) -> list[tuple[str, Any]]:
+    validators.value = 0  # the loop sends no conditional GET anyway
     baseline = in_child(run_baseline, base, args.feeds, f"{tmp}/baseline.db")
-    print(f"baseline: {baseline[0]:.1f} s, {baseline[1]} items", flush=True)
-    rows: list[tuple[str, Any]] = [("baseline", baseline)]
+    again = in_child(run_baseline, base, args.feeds, f"{tmp}/baseline.db")
+    print(f"baseline: {baseline[0]:.1f} s, {baseline[1]} items; again {again[0]:.1f} s", flush=True)
+    rows: list[tuple[str, Any]] = [("baseline", (*baseline, again[0]))]
     url = f"sqlite:///{tmp}/crawl.db"
-    rows.append(("sqlite", in_child(run_crawls, base, args.feeds, url, args.profile, args.workers)))
+    crawls = in_child(run_crawls, base, args.feeds, url, args.profile, args.workers, validators)
+    rows.append(("sqlite", crawls))
     if args.postgres:
         pg_url, drop = postgres_database()
         try:
-            crawled = in_child(run_crawls, base, args.feeds, pg_url, None, args.workers)
+            crawled = in_child(run_crawls, base, args.feeds, pg_url, None, args.workers, validators)
             rows.append(("postgres", crawled))
         finally:
             drop()
@@ -317,14 +343,19 @@ def measure(args: argparse.Namespace, base: str, tmp: str) -> list[tuple[str, An
 
 
 def print_table(rows: list[tuple[str, Any]]) -> None:
-    base_s, base_items, base_kb = rows[0][1]
+    base_s, base_items, base_kb, again_s = rows[0][1]
     print()
     print(f"{'run':<22} {'seconds':>8} {'ratio':>7}  {'aim':>6}  result")
     print(f"{'baseline (loop)':<22} {base_s:8.2f} {1:7.3f}  {'':>6}  {base_items} items")
+    print(f"{'baseline again':<22} {again_s:8.2f} {1:7.3f}  {'':>6}  nothing new")
     for db, result in rows[1:]:
-        for label, aim in (("first", 0.2), ("second", 0.05)):
+        for label, aim, against in (
+            ("first", 0.2, base_s),
+            ("second", 0.05, again_s),
+            ("third", 0.1, again_s),
+        ):
             secs, summary = result[label]
-            ratio = secs / base_s
+            ratio = secs / against
             mark = "ok" if ratio <= aim else "MISSED"
             print(f"{db + ' ' + label:<22} {secs:8.2f} {ratio:7.3f}  ≤{aim:<5} {mark}  {summary}")
         self_kb, child_kb, workers = result["rss"]

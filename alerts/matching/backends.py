@@ -29,6 +29,7 @@ import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal, Protocol
 
 import ahocorasick
@@ -65,6 +66,8 @@ __all__ = [
     "Candidate",
     "HyperscanBackend",
     "Target",
+    "break_even_bytes",
+    "choose_backend",
     "make_backend",
     "spelling_key",
 ]
@@ -292,3 +295,45 @@ def make_backend(
     else:
         factory = HyperscanBackend
     return factory(keys)
+
+
+# Break-even volumes measured by bench/backfill.py (docs/notes/matching.md,
+# "Break-even"): (terms, bytes of text from which Hyperscan's compile plus
+# scan beats pyahocorasick's). Compiling costs Hyperscan ~0.65 ms per term
+# (1.3 s at 1,000, 7.2 s at 10,000; pyahocorasick 0.01-0.13 s) and it scans
+# 2-3x faster (62 vs 30 MB/s at 1,000 terms, 37 vs 12 at 10,000), so the
+# volume grows with the terms, but slower than linearly.
+BREAK_EVEN_POINTS: tuple[tuple[int, int], ...] = (
+    (0, 0),
+    (1_000, 77_000_000),
+    (5_000, 117_000_000),
+    (10_000, 129_000_000),
+)
+
+
+def break_even_bytes(terms: int) -> float:
+    """Text volume from which Hyperscan pays off for `terms` spellings:
+    BREAK_EVEN_POINTS interpolated linearly, extended along the last segment."""
+    points = BREAK_EVEN_POINTS
+    for (t0, b0), (t1, b1) in pairwise(points):
+        if terms <= t1:
+            return b0 + (b1 - b0) * (terms - t0) / (t1 - t0)
+    (t0, b0), (t1, b1) = points[-2], points[-1]
+    return b1 + (b1 - b0) * (terms - t1) / (t1 - t0)
+
+
+def choose_backend(
+    terms: int, expected_bytes: int, *, hyperscan_available: bool = HYPERSCAN_AVAILABLE
+) -> BackendName:
+    """The faster backend for a one-shot run that compiles `terms` spellings
+    and then matches about `expected_bytes` of text (UTF-8 of every field).
+
+    Hyperscan only when its compile time is paid back by its faster scan
+    (`break_even_bytes`); below that, and wherever Hyperscan is not
+    installed, pyahocorasick. Results are the same either way, so this only
+    decides how long the command takes: `match` of one text against 10,000
+    terms must not wait 7 s for a compile, and a backfill of 300 MB should.
+    """
+    if not hyperscan_available or terms <= 0:
+        return "aho"
+    return "hyperscan" if expected_bytes >= break_even_bytes(terms) else "aho"

@@ -121,3 +121,19 @@ def test_detect_language(text: str, lang: str) -> None:
 @pytest.mark.parametrize("text", ["", "hi", "12345 67890", "OK!", "한"])
 def test_detect_language_none_for_too_little_text(text: str) -> None:
     assert detect_language(text) is None
+
+
+EN = "The ministry said that forces moved air defence systems near the border today. "
+FR = "Le ministère a déclaré que les forces avaient déplacé des systèmes près de la frontière. "
+DE = "Das Ministerium erklärte, die Streitkräfte hätten Systeme an die Grenze verlegt. "
+
+
+@pytest.mark.parametrize(("head", "tail", "lang"), [(EN, FR, "en"), (FR, DE, "fr"), (DE, EN, "de")])
+def test_detect_language_model_reads_only_the_head(head: str, tail: str, lang: str) -> None:
+    """The model's cost is linear in its input, so it reads MODEL_SAMPLE
+    characters: a long tail in another language does not change the answer."""
+    from crawler.normalize import MODEL_SAMPLE
+
+    text = (head * 5)[:MODEL_SAMPLE] + tail * 10
+    assert detect_language(text) == lang
+    assert detect_language(head * 5) == lang

@@ -1,0 +1,451 @@
+"""Scale: `newswatch run` replicas on one PostgreSQL, many feeds on many loopback hosts.
+
+N generated RSS feeds are spread over H loopback hosts (127.0.0.2 …
+127.0.0.(H+1), one aiohttp server process listening on all of them, the
+address allowlist naming each). Every feed is due every `--every` seconds
+(default 60: NEWSWATCH_MIN_INTERVAL = NEWSWATCH_MAX_INTERVAL = every, and
+every source's `every_seconds` set to it), its first due time spread evenly
+over one interval so that the load is steady. Each round (one interval) a
+share `--change` of the feeds gets one new entry; half of the feeds send an
+ETag (conditional GET → 304), the other half no validator at all (the body
+is fetched and hashed). The watchlist has `--terms` terms (the generator's
+real terms, so a few per cent of entries match, plus generated ones) and
+notifies a local webhook receiver at once (digest: none), which counts
+deliveries per (watchlist, item URL): a second one is a duplicate.
+
+Phases, on one database: R=1 replica for warm-up + window seconds, then a
+second replica joins and the window is measured again (R=2). Measured per
+window:
+
+- polls/s: requests the feed server answered (and the replicas' own
+  newswatch_polls counters);
+- due → polled lag p50/p99: a bench-only trigger on `sources` records
+  `last_polled_at - OLD.next_poll_at` whenever a poll is saved;
+- CPU ms per poll: utime+stime of each replica and its parse workers
+  (/proc via psutil) over the window, divided by the polls;
+- Postgres: connections of the database (max of samples of
+  pg_stat_activity) and transactions/s (pg_stat_database xact_commit +
+  xact_rollback);
+- RSS per replica (with its workers), alerts delivered and duplicated, and
+  overlapping requests for one feed (two polls of one source at once).
+
+The machine is shared: every process here (server, Postgres, replicas)
+competes for the same cores, so absolute figures are lower bounds.
+
+    .venv/bin/python bench/scale.py --feeds 2000 [--hosts 200] [--every 60]
+        [--warmup 90] [--window 90] [--replicas 1,2] [--terms 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import feedgen  # noqa: E402
+
+POSTGRES_ADMIN = os.environ.get("NEWSWATCH_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+NEWSWATCH = str(Path(sys.executable).with_name("newswatch"))
+ENTRIES = 15
+
+
+# --- the feed server and the webhook receiver (one process) ------------------------
+
+
+def host_of(n: int, hosts: int) -> str:
+    return f"127.0.0.{2 + n % hosts}"
+
+
+def feed_body(n: int, version: int) -> bytes:
+    """Feed n at `version`: entries version … version+ENTRIES-1, newest first.
+
+    Each entry is a pure function of (n, i), so an unchanged entry keeps its
+    URL and text from one version to the next; only the new one is new."""
+    lang = feedgen.LANGS[n % len(feedgen.LANGS)]
+    full = random.Random(n).random() < 0.5
+    items = [
+        feedgen.entry(random.Random(n * 1_000_003 + i), n, i, lang, full)
+        for i in range(version + ENTRIES - 1, version - 1, -1)
+    ]
+    return feedgen._rss20(n, f"Generated {lang} feed {n}", lang, items)
+
+
+def serve(args: argparse.Namespace, port: int, hook_port: int, ready: Any) -> None:
+    from aiohttp import web
+
+    versions = [0] * args.feeds
+    cache: dict[int, tuple[int, bytes, str]] = {}
+    in_flight: Counter[int] = Counter()
+    stats: dict[str, Any] = {"requests": 0, "not_modified": 0, "overlaps": 0, "changes": 0}
+    deliveries: Counter[str] = Counter()
+
+    def body(n: int) -> tuple[bytes, str]:
+        v = versions[n]
+        hit = cache.get(n)
+        if hit is None or hit[0] != v:
+            b = feed_body(n, v)
+            hit = (v, b, feedgen.etag(b))
+            cache[n] = hit
+        return hit[1], hit[2]
+
+    async def feed(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        in_flight[n] += 1
+        if in_flight[n] > 1:
+            stats["overlaps"] += 1
+        try:
+            stats["requests"] += 1
+            data, tag = body(n)
+            await asyncio.sleep(0)  # let a concurrent request of the same feed show itself
+            if n % 2 == 0:
+                if request.headers.get("If-None-Match") == tag:
+                    stats["not_modified"] += 1
+                    return web.Response(status=304, headers={"ETag": tag})
+                return web.Response(
+                    body=data, headers={"ETag": tag, "Content-Type": "application/rss+xml"}
+                )
+            return web.Response(body=data, headers={"Content-Type": "application/rss+xml"})
+        finally:
+            in_flight[n] -= 1
+
+    async def hook(request: web.Request) -> web.Response:
+        doc = json.loads(await request.read())
+        deliveries[f"{doc['watchlist']}\t{doc['item']['url']}"] += 1
+        return web.Response(text="ok")
+
+    async def get_stats(_request: web.Request) -> web.Response:
+        dup = sum(c - 1 for c in deliveries.values() if c > 1)
+        doc = {**stats, "alerts": sum(deliveries.values()), "duplicates": dup}
+        return web.json_response(doc)
+
+    async def changer() -> None:
+        rng = random.Random(7)
+        per_round = max(1, round(args.feeds * args.change))
+        while True:  # spread the round's changes over the round
+            await asyncio.sleep(args.every / per_round)
+            versions[rng.randrange(args.feeds)] += 1
+            stats["changes"] += 1
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/feed/{n}", feed)
+        hooks = web.Application()
+        hooks.router.add_post("/hook", hook)
+        hooks.router.add_get("/stats", get_stats)
+        runners = []
+        for a, p in [(f"127.0.0.{2 + h}", port) for h in range(args.hosts)]:
+            r = web.AppRunner(app, access_log=None)
+            await r.setup()
+            await web.TCPSite(r, a, p, backlog=256).start()
+            runners.append(r)
+        hr = web.AppRunner(hooks, access_log=None)
+        await hr.setup()
+        await web.TCPSite(hr, "127.0.0.1", hook_port).start()
+        task = asyncio.create_task(changer())
+        ready.put("ok")
+        await asyncio.Event().wait()
+        task.cancel()
+
+    asyncio.run(main())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the database -------------------------------------------------------------------
+
+LAG_TRIGGER = """
+CREATE TABLE bench_lag (at timestamptz DEFAULT clock_timestamp(), lag double precision);
+CREATE FUNCTION bench_lag_fn() RETURNS trigger AS $$
+BEGIN
+  IF NEW.last_polled_at IS DISTINCT FROM OLD.last_polled_at AND OLD.next_poll_at IS NOT NULL THEN
+    INSERT INTO bench_lag(lag) VALUES (EXTRACT(EPOCH FROM NEW.last_polled_at - OLD.next_poll_at));
+  END IF;
+  RETURN NEW;
+END $$ LANGUAGE plpgsql;
+CREATE TRIGGER bench_lag_tr AFTER UPDATE ON sources FOR EACH ROW EXECUTE FUNCTION bench_lag_fn();
+"""
+
+
+def watchlist_yaml(terms: int, hook: str) -> str:
+    real = [t for lang in feedgen.LANGS for t in feedgen.TERMS[lang]]
+    rng = random.Random(3)
+    syll = ["ka", "ro", "vin", "del", "tor", "ben", "zu", "mar", "lis", "qua", "nek", "sol"]
+    made = set()
+    while len(made) < terms - len(real):
+        made.add("".join(rng.choices(syll, k=rng.randint(3, 5))).capitalize())
+    lines = ["watchlists:", "  - name: scale", "    terms:"]
+    lines += [f"      - term: {json.dumps(t, ensure_ascii=False)}" for t in [*real, *sorted(made)]]
+    lines += ["    notify:", f"      - webhook: {hook}", "    digest: none"]
+    return "\n".join(lines) + "\n"
+
+
+def setup_database(args: argparse.Namespace, port: int, env: dict[str, str], tmp: str) -> None:
+    import psycopg
+
+    subprocess.run([NEWSWATCH, "init"], env=env, check=True, capture_output=True)
+    lines = ["sources:"]
+    for n in range(args.feeds):
+        url = f"http://{host_of(n, args.hosts)}:{port}/feed/{n}"
+        lines.append(f"  - {{name: feed-{n}, url: '{url}', kind: feed, every: 1h}}")
+    Path(tmp, "sources.yaml").write_text("\n".join(lines) + "\n")
+    for cmd in (["source", "import"], ["watchlist", "import"]):
+        name = "sources.yaml" if cmd[0] == "source" else "watchlists.yaml"
+        done = subprocess.run([NEWSWATCH, *cmd, f"{tmp}/{name}"], env=env, capture_output=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
+    with psycopg.connect(pg_plain(env["NEWSWATCH_DATABASE_URL"]), autocommit=True) as conn:
+        conn.execute(
+            "UPDATE sources SET every_seconds = %s, current_interval_seconds = %s, "
+            "next_poll_at = now() + (id %% %s) * make_interval(secs => %s)",
+            (args.every, args.every, args.feeds, args.every / args.feeds),
+        )
+        conn.execute(LAG_TRIGGER)
+
+
+def pg_plain(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+# --- replicas and sampling ----------------------------------------------------------
+
+
+def replica_env(args: argparse.Namespace, db_url: str, http_port: int | None) -> dict[str, str]:
+    allow = ",".join(["127.0.0.1", *(f"127.0.0.{2 + h}" for h in range(args.hosts))])
+    env = {
+        **os.environ,
+        "NEWSWATCH_DATABASE_URL": db_url,
+        "NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": allow,
+        "NEWSWATCH_MIN_INTERVAL": str(args.every),
+        "NEWSWATCH_MAX_INTERVAL": str(args.every),
+        "NEWSWATCH_PER_HOST_DELAY": str(args.per_host_delay),
+        "NEWSWATCH_CONCURRENCY": str(args.concurrency),
+        "NEWSWATCH_LOG_FORMAT": "text",
+    }
+    if http_port is not None:
+        env["NEWSWATCH_HTTP_PORT"] = str(http_port)
+    return env
+
+
+class Replica:
+    def __init__(self, args: argparse.Namespace, db_url: str, log: Path) -> None:
+        import psutil
+
+        self.http_port = free_port()
+        self.log = log.open("wb")
+        env = replica_env(args, db_url, self.http_port)
+        self.proc = subprocess.Popen(
+            [NEWSWATCH, "run"], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        self.ps = psutil.Process(self.proc.pid)
+
+    def cpu(self) -> float:
+        """CPU seconds of the replica and its live workers (a worker that
+        exits is lost, so compare only within one window)."""
+        import psutil
+
+        total = sum(self.ps.cpu_times()[:2])
+        for child in self.ps.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += sum(child.cpu_times()[:2])
+        return total
+
+    def rss_mb(self) -> float:
+        import psutil
+
+        total = self.ps.memory_info().rss
+        for child in self.ps.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                total += child.memory_info().rss
+        return total / 1e6
+
+    def polls(self) -> float:
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics") as r:
+                text = r.read().decode()
+        except OSError:
+            return float("nan")
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("newswatch_polls_total")
+        )
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def server_stats(hook_port: int) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{hook_port}/stats") as r:
+        return dict(json.loads(r.read()))
+
+
+def pg_sample(conn: Any, db: str) -> tuple[int, int]:
+    xacts = conn.execute(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = %s", (db,)
+    ).fetchone()[0]
+    conns = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db,))
+    return int(xacts), int(conns.fetchone()[0])
+
+
+def measure(
+    replicas: list[Replica], window: float, hook_port: int, conn: Any, admin: Any, db: str
+) -> dict[str, Any]:
+    t0 = time.monotonic()
+    s0 = server_stats(hook_port)
+    cpu0 = [r.cpu() for r in replicas]
+    polls0 = [r.polls() for r in replicas]
+    x0, _ = pg_sample(admin, db)
+    lag_from = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+    max_conns, rss = 0, [0.0] * len(replicas)
+    while time.monotonic() - t0 < window:
+        time.sleep(2)
+        max_conns = max(max_conns, pg_sample(admin, db)[1])
+        rss = [max(a, r.rss_mb()) for a, r in zip(rss, replicas, strict=True)]
+    elapsed = time.monotonic() - t0
+    s1 = server_stats(hook_port)
+    cpu1 = [r.cpu() for r in replicas]
+    polls1 = [r.polls() for r in replicas]
+    x1, _ = pg_sample(admin, db)
+    lags = [row[0] for row in conn.execute("SELECT lag FROM bench_lag WHERE at >= %s", (lag_from,))]
+    requests = s1["requests"] - s0["requests"]
+    cpu = sum(b - a for a, b in zip(cpu0, cpu1, strict=True))
+    q = statistics.quantiles(lags, n=100) if len(lags) > 1 else [float("nan")] * 99
+    return {
+        "replicas": len(replicas),
+        "polls_s": requests / elapsed,
+        "metric_polls_s": sum(b - a for a, b in zip(polls0, polls1, strict=True)) / elapsed,
+        "lag_p50": q[49],
+        "lag_p99": q[98],
+        "saved_polls": len(lags),
+        "cpu_ms_per_poll": 1000 * cpu / max(1, requests),
+        "cpu_share": cpu / elapsed,
+        "pg_conns_max": max_conns,
+        "pg_xact_s": (x1 - x0) / elapsed,
+        "rss_mb": rss,
+        "alerts": s1["alerts"],
+        "duplicates": s1["duplicates"],
+        "overlaps": s1["overlaps"],
+        "not_modified_share": (s1["not_modified"] - s0["not_modified"]) / max(1, requests),
+    }
+
+
+def run(args: argparse.Namespace) -> list[dict[str, Any]]:
+    import psycopg
+
+    port, hook_port = free_port(), free_port()
+    ctx = mp.get_context("spawn")
+    ready = ctx.Queue()
+    server = ctx.Process(target=serve, args=(args, port, hook_port, ready), daemon=True)
+    server.start()
+    ready.get(timeout=60)
+    db = f"newswatch_scale_{os.getpid()}"
+    plain = f"{POSTGRES_ADMIN}/postgres"
+    with psycopg.connect(plain, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{db}"')
+    db_url = POSTGRES_ADMIN.replace("postgresql://", "postgresql+psycopg://", 1) + f"/{db}"
+    rows: list[dict[str, Any]] = []
+    replicas: list[Replica] = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="nw-scale-") as tmp:
+            env = replica_env(args, db_url, None)
+            Path(tmp, "watchlists.yaml").write_text(
+                watchlist_yaml(args.terms, f"http://127.0.0.1:{hook_port}/hook")
+            )
+            setup_database(args, port, env, tmp)
+            with (
+                psycopg.connect(pg_plain(db_url), autocommit=True) as conn,
+                psycopg.connect(plain, autocommit=True) as admin,
+            ):
+                for count in args.replicas:
+                    while len(replicas) < count:
+                        replicas.append(Replica(args, db_url, Path(f"{tmp}/r{len(replicas)}.log")))
+                    time.sleep(args.warmup if len(rows) == 0 else args.settle)
+                    row = measure(replicas, args.window, hook_port, conn, admin, db)
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+            for r in replicas:
+                r.stop()
+            replicas = []
+            time.sleep(2)
+            final = server_stats(hook_port)
+            rows.append({"final": final})
+            print(json.dumps({"final": final}), flush=True)
+    finally:
+        for r in replicas:
+            r.stop()
+        server.kill()
+        with psycopg.connect(plain, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    return rows
+
+
+def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
+    print()
+    print(f"N={args.feeds} feeds on {args.hosts} hosts, every {args.every} s, {args.terms} terms")
+    head = "replicas  polls/s  lag p50/p99 s  CPU ms/poll  cores  pg conns  pg xact/s  RSS MB"
+    print(head)
+    for r in rows:
+        if "final" in r:
+            f = r["final"]
+            print(
+                f"alerts delivered {f['alerts']}, duplicated {f['duplicates']}, "
+                f"overlapping polls of one feed {f['overlaps']}"
+            )
+            continue
+        rss = "+".join(f"{x:.0f}" for x in r["rss_mb"])
+        print(
+            f"{r['replicas']:>8}  {r['polls_s']:7.1f}  {r['lag_p50']:5.1f}/{r['lag_p99']:<6.1f}  "
+            f"{r['cpu_ms_per_poll']:11.1f}  {r['cpu_share']:5.2f}  {r['pg_conns_max']:8}  "
+            f"{r['pg_xact_s']:9.1f}  {rss}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--feeds", type=int, default=2000)
+    parser.add_argument("--hosts", type=int, default=200)
+    parser.add_argument("--every", type=int, default=60)
+    parser.add_argument("--change", type=float, default=0.03, help="share of feeds per round")
+    parser.add_argument("--terms", type=int, default=1000)
+    parser.add_argument("--warmup", type=float, default=90)
+    parser.add_argument("--settle", type=float, default=30)
+    parser.add_argument("--window", type=float, default=90)
+    parser.add_argument("--per-host-delay", type=float, default=0.25)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    args = parser.parse_args()
+    print_table(args, run(args))
+
+
+if __name__ == "__main__":
+    main()
