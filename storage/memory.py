@@ -32,7 +32,14 @@ from alerts.alert_records import (
     WatchlistMatch,
 )
 from alerts.digests import digest_period
-from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
+from crawler.crawl_records import (
+    Item,
+    PollOutcome,
+    SeenVersion,
+    Source,
+    SourceKind,
+    StoredItem,
+)
 from storage.outbox import (
     STATUSES,
     BacklogCounts,
@@ -112,6 +119,7 @@ class _OutboxRow:
 class _Tables:
     sources: dict[int, _SourceRow] = field(default_factory=dict)
     page_links: dict[tuple[int, str], datetime] = field(default_factory=dict)
+    link_versions: dict[tuple[int, str], datetime | None] = field(default_factory=dict)
     items: dict[int, _ItemRow] = field(default_factory=dict)
     item_ids: dict[str, int] = field(default_factory=dict)  # unique: canonical URL
     watchlists: dict[int, _WatchlistRow] = field(default_factory=dict)
@@ -222,6 +230,20 @@ class MemoryTransaction:
     def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None:
         for url in links:
             self._t.page_links.setdefault((source_id, url), now)
+
+    def seen_versions(self, source_id: int) -> dict[str, datetime | None]:
+        return {
+            url: self._t.link_versions.get((sid, url))
+            for sid, url in self._t.page_links
+            if sid == source_id
+        }
+
+    def add_seen_versions(
+        self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+    ) -> None:
+        for url, version in pairs:
+            self._t.page_links.setdefault((source_id, url), now)
+            self._t.link_versions[(source_id, url)] = version
 
     # -- items
     def store_items(
@@ -527,6 +549,7 @@ class MemoryTransaction:
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        spider: str | None = None,
     ) -> Source:
         if name in self.source_names():
             raise SourceExists(f"a source named {name!r} already exists")
@@ -536,6 +559,7 @@ class MemoryTransaction:
             name=name,
             url=url,
             kind=kind,
+            spider=spider,
             every_seconds=every_seconds,
             links_css=links_css,
             next_poll_at=now,

@@ -30,7 +30,14 @@ from datetime import datetime, time, timedelta
 from typing import Protocol
 
 from alerts.alert_records import Watchlist, WatchlistMatch
-from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
+from crawler.crawl_records import (
+    Item,
+    PollOutcome,
+    SeenVersion,
+    Source,
+    SourceKind,
+    StoredItem,
+)
 from storage.db import DatabaseRefused
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.sources import HostQuota
@@ -97,6 +104,16 @@ class StoreTransaction(Protocol):
     def seen_links(self, source_id: int) -> frozenset[str]: ...
 
     def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None: ...
+
+    def seen_versions(self, source_id: int) -> dict[str, datetime | None]:
+        """A sitemap source's url → lastmod memory (crawler.sitemaps)."""
+        ...
+
+    def add_seen_versions(
+        self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+    ) -> None:
+        """Remember (url, lastmod); a URL already known takes the new lastmod."""
+        ...
 
     # -- items
     def store_items(
@@ -200,6 +217,7 @@ class StoreTransaction(Protocol):
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        spider: str | None = None,
     ) -> Source: ...
 
     def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:

@@ -19,7 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.alert_records import Watchlist, WatchlistMatch
-from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
+from crawler.crawl_records import (
+    Item,
+    PollOutcome,
+    SeenVersion,
+    Source,
+    SourceKind,
+    StoredItem,
+)
 from storage import items, matches, outbox, sources, watchlists
 from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
@@ -82,6 +89,14 @@ class SqlTransaction:
 
     def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None:
         sources.add_seen_links(self._s, source_id, links, now)
+
+    def seen_versions(self, source_id: int) -> dict[str, datetime | None]:
+        return sources.seen_versions(self._s, source_id)
+
+    def add_seen_versions(
+        self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+    ) -> None:
+        sources.add_seen_versions(self._s, source_id, pairs, now)
 
     # -- items
     def store_items(
@@ -203,6 +218,7 @@ class SqlTransaction:
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        spider: str | None = None,
     ) -> Source:
         return sources.add_source(
             self._s,
@@ -212,6 +228,7 @@ class SqlTransaction:
             every_seconds=every_seconds,
             links_css=links_css,
             now=now,
+            spider=spider,
         )
 
     def save_watchlists(self, new: Sequence[Watchlist], now: datetime) -> None:

@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crawler.crawl_records import PollOutcome, Source, SourceKind
+from crawler.crawl_records import PollOutcome, SeenVersion, Source, SourceKind
 from storage import StorageError
 from storage.leases import dead_tokens, liveness
 from storage.tables import ItemRow, PageLinkRow, SourceRow
@@ -54,6 +55,7 @@ def to_record(row: SourceRow, items_count: int = 0) -> Source:
         name=row.name,
         url=row.url,
         kind=row.kind,  # type: ignore[arg-type]
+        spider=row.spider,
         every_seconds=row.every_seconds,
         links_css=row.links_css,
         enabled=row.enabled,
@@ -79,6 +81,7 @@ def add_source(
     every_seconds: int,
     links_css: str | None,
     now: datetime,
+    spider: str | None = None,
 ) -> Source:
     name = normalize_name(name)
     if session.scalar(select(SourceRow.id).where(SourceRow.name == name)) is not None:
@@ -87,6 +90,7 @@ def add_source(
         name=name,
         url=url,
         kind=kind,
+        spider=spider,
         every_seconds=every_seconds,
         links_css=links_css,
         enabled=True,
@@ -323,6 +327,34 @@ def add_seen_links(session: Session, source_id: int, links: Sequence[str], now: 
     if links:
         rows = [{"source_id": source_id, "url": u, "first_seen": now} for u in dict.fromkeys(links)]
         session.execute(insert_ignore(session, PageLinkRow, ["source_id", "url"]), rows)
+
+
+def seen_versions(session: Session, source_id: int) -> dict[str, datetime | None]:
+    """A sitemap source's memory: every article or child-sitemap URL it has
+    fetched, with the lastmod it had then (crawler.sitemaps decides "wanted")."""
+    rows = session.execute(
+        select(PageLinkRow.url, PageLinkRow.version).where(PageLinkRow.source_id == source_id)
+    )
+    return {url: version for url, version in rows}
+
+
+def add_seen_versions(
+    session: Session, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+) -> None:
+    """Remember (url, version) pairs; a URL seen again takes its newer version."""
+    if not pairs:
+        return
+    latest = dict(pairs)  # the last pair of a URL wins, as in the memory store
+    rows = [
+        {"source_id": source_id, "url": u, "first_seen": now, "version": v}
+        for u, v in latest.items()
+    ]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(PageLinkRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source_id", "url"], set_={"version": stmt.excluded.version}
+    )
+    session.execute(stmt, rows)
 
 
 def update_source(

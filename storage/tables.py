@@ -79,6 +79,9 @@ class SourceRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     url: Mapped[str] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(10))
+    # kind "spider": "package.module:Class" or "/abs/path/file.py:Class"; NULL:
+    # fed from outside (newswatch.scrapy.NewswatchPipeline), never polled.
+    spider: Mapped[str | None] = mapped_column(Text)
     every_seconds: Mapped[int] = mapped_column(Integer, default=900)
     links_css: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -171,7 +174,8 @@ class StoryAssignLockRow(Base):
 
 
 class PageLinkRow(Base):
-    """Article links already fetched for a `page` source (fetched once, ever)."""
+    """Article links already fetched for a `page` source (fetched once, ever),
+    and a `sitemap` source's url → lastmod memory (`version`, NULL: undated)."""
 
     __tablename__ = "page_links"
     __table_args__ = (UniqueConstraint("source_id", "url"),)
@@ -180,6 +184,7 @@ class PageLinkRow(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(Text)
     first_seen: Mapped[datetime]
+    version: Mapped[datetime | None]
 
 
 class WatchlistRow(Base):

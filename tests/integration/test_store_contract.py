@@ -189,6 +189,40 @@ def test_seen_links_and_prune(store: Store) -> None:
     assert [s.id for b in store.items_since(None) for s in b] == [ids["https://news.example/a/1"]]
 
 
+def test_seen_versions_take_the_newest_lastmod(store: Store) -> None:
+    """A sitemap's url → lastmod memory: per source, the last version written
+    wins (also within one call), undated URLs are remembered as None."""
+    setup_items(store, 1, at=T0)
+    d1, d2 = T0 - timedelta(days=2), T0 - timedelta(days=1)
+    with store.transaction() as tx:
+        spider = tx.add_source(
+            name="s",
+            url="spider:s",
+            kind="spider",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+            spider="pkg.mod:Spider",
+        )
+        assert (spider.id, spider.spider) == (2, "pkg.mod:Spider")
+        tx.add_seen_versions(1, [("https://a/1", d1), ("https://a/2", None)], T0)
+        tx.add_seen_versions(2, [("https://a/1", d2)], T0)
+    with store.transaction() as tx:
+        assert tx.seen_versions(1) == {"https://a/1": d1, "https://a/2": None}
+        tx.add_seen_versions(1, [("https://a/1", d1), ("https://a/1", d2), ("https://a/3", d1)], T0)
+    with store.transaction() as tx:
+        assert tx.seen_versions(1) == {"https://a/1": d2, "https://a/2": None, "https://a/3": d1}
+        assert tx.seen_versions(2) == {"https://a/1": d2}
+        assert tx.seen_versions(3) == {}
+        assert "https://a/3" in tx.seen_links(1)
+        assert [
+            x.spider
+            for x in tx.claim_due_sources(
+                now=T0, owner="o", lease=timedelta(minutes=5), limit=9, names=None, due_only=False
+            )
+        ] == [None, "pkg.mod:Spider"]
+
+
 def test_watchlists_keep_their_ids_and_recipients(store: Store) -> None:
     with store.transaction() as tx:
         tx.save_watchlists(
