@@ -21,6 +21,7 @@ from alerts.pacing import Pacer
 from alerts.watchlist_files import reference_env
 from crawler.fetch import FetchPolicy, HttpClient
 from crawler.parse_pool import parse_pool
+from crawler.spiders import SpiderLimits
 from newswatch.config import Settings
 from scheduler.context import (
     BackfillContext,
@@ -144,6 +145,9 @@ class App:
             limits=limits,
             crash=self.crash,
             hold_owner_lock=self.hold_owner_lock,
+            spider_limits=SpiderLimits(
+                run_seconds=s.spider_run_seconds, max_items=s.spider_max_items
+            ),
         )
 
     def delivery_context(self) -> DeliveryContext:

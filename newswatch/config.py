@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     crawl_grace: float = Field(60.0, ge=0)
     # Processes that parse feeds (None: one per core but one; 0: in-process).
     parse_workers: int | None = Field(None, ge=0, le=64)
+    # Spider sources: a run is killed after this many seconds (plus a short
+    # grace), and stops after this many items.
+    spider_run_seconds: float = Field(300.0, gt=0, le=86_400)
+    spider_max_items: int = Field(500, ge=1, le=100_000)
 
     @field_validator("allow_private_addresses", mode="before")
     @classmethod

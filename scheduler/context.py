@@ -20,7 +20,9 @@ from aiohttp import web
 from alerts.channels import Poster, SlackChannel, WebhookChannel
 from alerts.pacing import Pacer
 from crawler.fetch import HttpClient
+from crawler.spiders import SpiderLimits
 from scheduler.crash_points import CrashPoints
+from scheduler.spider_slots import SpiderSlots
 from storage.protocol import Store
 
 Clock = Callable[[], datetime]  # aware UTC
@@ -55,6 +57,10 @@ class CrawlContext:
     # Called before claiming leases: on Postgres, takes the lock that proves
     # this process alive to other claimers (storage.leases.OwnerLock).
     hold_owner_lock: Callable[[], None] = no_lock
+    # Spider sources (crawler.spiders): per-run limits, and runs at once in
+    # this process (the daemon keeps one context, so one set of slots).
+    spider_limits: SpiderLimits = field(default_factory=SpiderLimits)
+    spider_slots: SpiderSlots = field(default_factory=SpiderSlots)
 
 
 @dataclass(frozen=True, slots=True)

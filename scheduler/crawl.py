@@ -17,6 +17,7 @@ import logging
 import random
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -180,6 +181,8 @@ def _save_one(
     )
     if outcome.seen_links:
         tx.add_seen_links(source.id, outcome.seen_links, now)
+    if outcome.seen_versions:  # a sitemap's url → lastmod memory, with its items
+        tx.add_seen_versions(source.id, outcome.seen_versions, now)
     return len(new), new_matches
 
 
@@ -241,19 +244,21 @@ async def poll_and_save(
     async def one(src: Source) -> tuple[Source, PollOutcome]:
         async with in_flight:
             try:
-                seen: frozenset[str] = frozenset()
-                if src.kind != "feed":
-                    with ctx.store.transaction() as tx:
-                        seen = tx.seen_links(src.id)
-                outcome = await poll_source(
-                    src,
-                    client,
-                    now=ctx.clock(),
-                    seen_links=seen,
-                    executor=executor,
-                    slot_wait=slot_wait,
-                    on_fetched=None if on_fetched is None else functools.partial(on_fetched, src),
-                )
+                seen, versions = _memory(ctx, src)
+                async with _spider_slot(ctx, src):
+                    outcome = await poll_source(
+                        src,
+                        client,
+                        now=ctx.clock(),
+                        seen_links=seen,
+                        executor=executor,
+                        slot_wait=slot_wait,
+                        on_fetched=None
+                        if on_fetched is None
+                        else functools.partial(on_fetched, src),
+                        seen_versions=versions,
+                        spider_limits=ctx.spider_limits,
+                    )
                 ctx.crash.raise_at("poll", src.name)
             except Exception as e:
                 if is_outage(e):
@@ -287,6 +292,24 @@ async def poll_and_save(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _memory(ctx: CrawlContext, src: Source) -> tuple[frozenset[str], dict[str, datetime | None]]:
+    """What a source remembers between polls: a page's fetched links, a
+    sitemap's url → lastmod (a kind-less source may turn out to be either)."""
+    if src.kind in ("feed", "spider"):
+        return frozenset(), {}
+    with ctx.store.transaction() as tx:
+        if src.kind == "sitemap":
+            return frozenset(), tx.seen_versions(src.id)
+        if src.kind == "page":
+            return tx.seen_links(src.id), {}
+        return tx.seen_links(src.id), tx.seen_versions(src.id)
+
+
+def _spider_slot(ctx: CrawlContext, src: Source) -> AbstractAsyncContextManager[None]:
+    """A spider run waits for one of the process's spider slots; others go on."""
+    return ctx.spider_slots.slot() if src.kind == "spider" else nullcontext()
 
 
 async def _next_batch(

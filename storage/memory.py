@@ -164,7 +164,10 @@ class MemoryTransaction:
             s = r.record
             due = s.next_poll_at is None or s.next_poll_at <= now
             named = not names or s.name in names
-            return s.enabled and _lease_free(r.lease_until, now) and named and (due or not due_only)
+            fed_from_outside = s.kind == "spider" and not s.spider
+            if fed_from_outside or not s.enabled:
+                return False
+            return _lease_free(r.lease_until, now) and named and (due or not due_only)
 
         def order(r: _SourceRow) -> tuple[bool, datetime | None, int]:
             at = r.record.next_poll_at

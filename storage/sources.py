@@ -229,6 +229,8 @@ def claim_due_sources(
     claimable = [
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
+        # a spider source without a spider is fed from outside (newswatch.scrapy)
+        or_(SourceRow.kind.is_(None), SourceRow.kind != "spider", SourceRow.spider.is_not(None)),
     ]
     if due_only:
         claimable.append(or_(SourceRow.next_poll_at.is_(None), SourceRow.next_poll_at <= now))
@@ -365,8 +367,10 @@ def update_source(
     kind: str | None,
     every_seconds: int,
     links_css: str | None,
+    spider: str | None = None,
 ) -> bool:
-    """Update the settings of the source named `name`; False if there is none."""
+    """Update the settings of the source named `name`; False if there is none.
+    A spider source's spec follows the file (None: fed from outside)."""
     name = normalize_name(name)
     row = session.scalar(select(SourceRow).where(SourceRow.name == name))
     if row is None:
@@ -376,4 +380,6 @@ def update_source(
     row.url, row.every_seconds, row.links_css = url, every_seconds, links_css
     if kind is not None:
         row.kind = kind
+    if row.kind == "spider":
+        row.spider = spider
     return True

@@ -92,7 +92,10 @@ def test_source_add_list_remove(cli: CLI) -> None:
         (["source", "add", "ftp://example.org/feed"], "not an http(s) URL"),
         (["source", "add", "file:///etc/passwd"], "not an http(s) URL"),
         (["source", "add", "https://"], "has no host"),
-        (["source", "add", "https://x.org/f", "--kind", "video"], "must be feed or page"),
+        (
+            ["source", "add", "https://x.org/f", "--kind", "video"],
+            "must be one of feed, page, sitemap, spider",
+        ),
         (["source", "add", "https://x.org/f", "--every", "soon"], "not a duration"),
         (["source", "remove", "nope"], "no source named 'nope'"),
         (["watchlist", "show", "nope"], "no watchlist named 'nope'"),

@@ -205,6 +205,14 @@ def test_seen_versions_take_the_newest_lastmod(store: Store) -> None:
             spider="pkg.mod:Spider",
         )
         assert (spider.id, spider.spider) == (2, "pkg.mod:Spider")
+        tx.add_source(  # fed from outside (newswatch.scrapy): never claimed
+            name="outside",
+            url="spider:outside",
+            kind="spider",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+        )
         tx.add_seen_versions(1, [("https://a/1", d1), ("https://a/2", None)], T0)
         tx.add_seen_versions(2, [("https://a/1", d2)], T0)
     with store.transaction() as tx:
