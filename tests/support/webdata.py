@@ -8,12 +8,15 @@ text. `bulk` makes the large generated one the bench measures.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, insert, select
+from sqlalchemy.orm import Session
 
+from storage.stories import ActiveStory, StoredMember, assign_story
 from storage.tables import (
     ItemRow,
     MatchRow,
@@ -46,6 +49,39 @@ class Scenario:
     titles: dict[str, str]  # what a person looks for -> the title on screen
     failing_source: str
     failing_error: str
+    stories: dict[str, int] | None = None  # story label -> story id (with stories=True)
+
+
+# Which scenario items report one event (item id -> story label). Items 1-3
+# are one story in three outlets and three languages, whose first item is
+# Korean (so its headline is foreign and the English title shows beside it);
+# 5-6 another; every hostile item (100-107) a story of its own; item 4 has
+# none, as an item the story step has not reached yet.
+STORY_OF = {1: "pantsir", 2: "pantsir", 3: "pantsir", 5: "brics", 6: "brics",
+            **{j: f"hostile-{j}" for j in range(100, 108)}}  # fmt: skip
+
+
+def assign_stories(engine: Engine, now: datetime, story_of: dict[int, str]) -> dict[str, int]:
+    """Give items their stories through `storage.stories.assign_story` (as the
+    crawl does), oldest published first; the decision is the fixed `story_of`
+    map rather than the engine's, so tests know the outcome."""
+
+    def decide(item: StoredMember, candidates: Sequence[ActiveStory]) -> int | None:
+        label = story_of[item.item_id]
+        for c in candidates:
+            if any(story_of.get(m.item_id) == label for m in c.members):
+                return c.story_id
+        return None
+
+    with Session(engine) as session, session.begin():
+        ids = session.scalars(
+            select(ItemRow.id).where(ItemRow.id.in_(story_of)).order_by(ItemRow.published)
+        ).all()
+        out: dict[str, int] = {}
+        for item_id in ids:
+            done = assign_story(session, item_id, decide, window=timedelta(hours=72), now=now)
+            out[story_of[item_id]] = done.story_id
+    return out
 
 
 def _source(i: int, name: str, now: datetime, error: str | None = None) -> dict[str, Any]:
@@ -98,10 +134,11 @@ def _watchlists(conn: Any, now: datetime) -> None:
     ])  # fmt: skip
 
 
-def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
+def scenario(engine: Engine, now: datetime, *, history: int = 0, stories: bool = False) -> Scenario:
     """The hand-made world (ids fixed, so tests can name them). `history`
     adds that many older matched items over the last four weeks (for
-    screenshots whose trend lines have a shape)."""
+    screenshots whose trend lines have a shape). `stories` groups the items
+    as `STORY_OF` says."""
     error = "fetch failed: HTTP 503 Service Unavailable"
     stories = [
         ("pantsir_en", 1, "Pantsir batteries moved near Pyongyang", "en", "Pantsir", "Pantsir", 1),
@@ -142,7 +179,8 @@ def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
         ])  # fmt: skip
         if history:
             _history(conn, now, history)
-    return Scenario(now, titles, "broken", error)
+    made = assign_stories(engine, now, STORY_OF) if stories else None
+    return Scenario(now, titles, "broken", error, made)
 
 
 def _history(conn: Any, now: datetime, n: int) -> None:
