@@ -140,7 +140,7 @@ def scenario(engine: Engine, now: datetime, *, history: int = 0, stories: bool =
     screenshots whose trend lines have a shape). `stories` groups the items
     as `STORY_OF` says."""
     error = "fetch failed: HTTP 503 Service Unavailable"
-    stories = [
+    reports = [
         ("pantsir_en", 1, "Pantsir batteries moved near Pyongyang", "en", "Pantsir", "Pantsir", 1),
         ("pantsir_ko", 2, "판치르 방공체계 평양 인근 배치", "ko", "Pantsir", "판치르", 1),
         ("pantsir_ru", 3, "Панцирь замечен у Пхеньяна", "ru", "Pantsir", "Панцирь", 1),
@@ -149,7 +149,7 @@ def scenario(engine: Engine, now: datetime, *, history: int = 0, stories: bool =
         ("brics_en", 4, "BRICS summit opens in Kazan", "en", "BRICS", "BRICS", 2),
     ]
     items, matches, titles = [], [], {}
-    for k, (key, src, title, lang, term, spelling, wl) in enumerate(stories, start=1):
+    for k, (key, src, title, lang, term, spelling, wl) in enumerate(reports, start=1):
         at = now - timedelta(hours=k)
         items.append(_item(k, src, title, lang, at - timedelta(days=k % 3)))
         matches.append(_match(k, k, wl, [term], f"… {title} …", spelling, at))
