@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from storage.stories import ActiveStory, StoredMember, assign_story
@@ -24,6 +24,7 @@ from storage.tables import (
     RecipientRow,
     RuleRow,
     SourceRow,
+    StoryRow,
     WatchlistRow,
 )
 
@@ -199,9 +200,13 @@ def _history(conn: Any, now: datetime, n: int) -> None:
     conn.execute(insert(MatchRow), matches)
 
 
-def bulk(engine: Engine, now: datetime, *, items: int, matches: int, sources: int = 200) -> None:
+def bulk(
+    engine: Engine, now: datetime, *, items: int, matches: int, sources: int = 200,
+    stories: int = 0,
+) -> None:  # fmt: skip
     """A large world: `items` items over 90 days from `sources` sources (a
-    tenth failing), `matches` of them matched, a few thousand alerts."""
+    tenth failing), `matches` of them matched, a few thousand alerts, and
+    `stories` stories (see `_bulk_stories`)."""
     rng = random.Random(7)
     langs, terms = ["en", "ko", "zh", "ru", "fr"], ["Pantsir", "SAM", "BRICS", "S-400", "Kazan"]
     with engine.begin() as conn:
@@ -235,3 +240,37 @@ def bulk(engine: Engine, now: datetime, *, items: int, matches: int, sources: in
              "created_at": r["matched_at"]}
             for n, r in enumerate(rows[: min(len(rows), 6000)], start=1) if r["watchlist_id"] == 1
         ])  # fmt: skip
+        if stories:
+            _bulk_stories(conn, now, rng, matched[:stories], items)
+
+
+def _bulk_stories(conn: Any, now: datetime, rng: random.Random, heads: list[int],
+                  items: int) -> None:  # fmt: skip
+    """One story per matched item of `heads`, each joined by 1-5 other items
+    (any sources and languages, matched or not), written straight into
+    `stories` and `items.story_id`: at bench scale the assignment engine is
+    not what is measured. `first_seen`/`last_seen` are set from the members."""
+    free = list(range(1, items + 1))
+    rng.shuffle(free)
+    taken = set(heads)
+    members: list[list[int]] = []
+    for head in heads:
+        group = [head]
+        while len(group) < 1 + rng.randint(1, 5) and free:
+            other = free.pop()
+            if other not in taken:
+                taken.add(other)
+                group.append(other)
+        members.append(group)
+    published = dict(conn.execute(select(ItemRow.id, ItemRow.published)).all())
+    conn.execute(insert(StoryRow), [
+        {"id": sid, "first_seen": min(published[i] for i in group),
+         "last_seen": max(published[i] for i in group), "title": f"Story {sid} headline",
+         "title_language": "ko", "en_title": f"English headline of story {sid}",
+         "item_count": len(group), "created_at": now}
+        for sid, group in enumerate(members, start=1)
+    ])  # fmt: skip
+    conn.execute(
+        update(ItemRow).where(ItemRow.id == bindparam("iid")).values(story_id=bindparam("sid")),
+        [{"iid": i, "sid": sid} for sid, group in enumerate(members, start=1) for i in group],
+    )
