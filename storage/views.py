@@ -230,6 +230,14 @@ def _where(session: Session, stmt: Select[Any], f: MatchFilter) -> Select[Any]:
     return stmt
 
 
+def _no_source_tagged(session: Session, f: MatchFilter) -> bool:
+    """A tag no source carries matches nothing: answered by the sources alone,
+    without scanning every match for one that passes."""
+    if not f.tag:
+        return False
+    return session.execute(_tagged_sources(session, f.tag)).first() is None
+
+
 def _tagged_sources(session: Session, tag: str) -> Any:
     """The ids of the sources carrying `tag`: a subquery evaluated once, so the
     scan over matches tests a source id per row rather than a JSON array
@@ -259,6 +267,8 @@ def filtered_matches(session: Session, f: MatchFilter, limit: int) -> list[Store
         load_only(MatchRow.id, MatchRow.terms, MatchRow.snippets, MatchRow.matched_at),
         load_only(ItemRow.id, ItemRow.url, ItemRow.title, ItemRow.published, ItemRow.language),
     )
+    if _no_source_tagged(session, f):
+        return []
     rows = session.execute(_where(session, stmt, f).limit(limit))
     return [stored_match(m, item, src, wl) for m, wl, item, src in rows]
 
@@ -390,6 +400,8 @@ def match_groups(session: Session, f: MatchFilter, limit: int = MAX_GROUPS) -> l
     so the page's cost does not grow with the database; a story is listed
     when one of its items passes the filters, with every member's outlet and
     language."""
+    if _no_source_tagged(session, f):
+        return []
     stmt = _where(session, _joined(*_LIST_COLUMNS), f).limit(MAX_MATCHES_SCANNED)
     folded = _fold(list(session.execute(stmt)), limit)
     stories = _stories(session, [k for is_story, k in folded if is_story])

@@ -188,3 +188,12 @@ def test_api_stories_groups_the_three_outlets(site: ServedApp, world: Scenario) 
 def test_api_stories_bad_parameters_are_400(site: ServedApp, query: str) -> None:
     r = fetch(f"{site.url}/api/stories?{query}")
     assert r.status == 400 and json.loads(r.body)["error"], query
+
+
+def test_api_matches_takes_the_source_tag_too(db: Database, site: ServedApp) -> None:
+    with transaction(db.factory) as session:
+        set_tags(session, "tass", ("russia", "state media"))
+    tagged = json.loads(fetch(site.url + "/api/matches?tag=state%20media").body)
+    assert [m["item"]["source"] for m in tagged] == ["tass"]
+    assert json.loads(fetch(site.url + "/api/matches?tag=nowhere").body) == []
+    assert len(json.loads(fetch(site.url + "/api/matches").body)) == 14
