@@ -21,6 +21,7 @@ from alerts.channels import Poster, SlackChannel, WebhookChannel
 from alerts.pacing import Pacer
 from crawler.fetch import HttpClient
 from scheduler.crash_points import CrashPoints
+from scheduler.story_assignment import StoryAssigner
 from storage.protocol import Store
 
 Clock = Callable[[], datetime]  # aware UTC
@@ -55,6 +56,8 @@ class CrawlContext:
     # Called before claiming leases: on Postgres, takes the lock that proves
     # this process alive to other claimers (storage.leases.OwnerLock).
     hold_owner_lock: Callable[[], None] = no_lock
+    # Assigns new items to stories (scheduler.story_assignment); None: no stories.
+    stories: StoryAssigner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ class BackfillContext:
     store: Store
     clock: Clock
     daily_digest_at: time
+    stories: StoryAssigner | None = None  # assigns stories to items that have none
 
 
 @dataclass(frozen=True)
