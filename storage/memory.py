@@ -42,6 +42,7 @@ from storage.outbox import (
     RecipientRef,
 )
 from storage.protocol import Store
+from storage.sources import HostQuota, SourceExists, pick_per_host
 from storage.stories import (
     ActiveStory,
     DecideBatch,
@@ -49,7 +50,6 @@ from storage.stories import (
     StoryStorageError,
     Vectors,
 )
-from storage.sources import HostQuota, SourceExists, pick_per_host
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
 
 
