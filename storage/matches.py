@@ -111,4 +111,5 @@ def stored_match(m: MatchRow, item: ItemRow, source: str, watchlist: str) -> Sto
         source_name=source,
         published=item.published,
         language=item.language,
+        story_id=item.story_id,
     )

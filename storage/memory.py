@@ -50,6 +50,13 @@ from storage.outbox import (
 )
 from storage.protocol import Store
 from storage.sources import HostQuota, SourceExists, pick_per_host
+from storage.stories import (
+    ActiveStory,
+    DecideBatch,
+    StoredMember,
+    StoryStorageError,
+    Vectors,
+)
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
 
 
@@ -116,6 +123,14 @@ class _OutboxRow:
 
 
 @dataclass
+class _StoryRow:
+    id: int
+    first_seen: datetime
+    last_seen: datetime
+    title: str
+
+
+@dataclass
 class _Tables:
     sources: dict[int, _SourceRow] = field(default_factory=dict)
     page_links: dict[tuple[int, str], datetime] = field(default_factory=dict)
@@ -129,6 +144,9 @@ class _Tables:
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     outbox_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (item, wl, recipient)
     last_id: dict[str, int] = field(default_factory=dict)
+    stories: dict[int, _StoryRow] = field(default_factory=dict)
+    item_story: dict[int, int] = field(default_factory=dict)  # items.story_id
+    vectors: dict[int, tuple[tuple[str, str], Vectors]] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:
         self.last_id[table] = self.last_id.get(table, 0) + 1
@@ -139,7 +157,106 @@ def _lease_free(lease_until: datetime | None, now: datetime) -> bool:
     return lease_until is None or lease_until < now
 
 
-class MemoryTransaction:
+class _MemoryStories:
+    """The stories part of MemoryTransaction (storage.stories' rules, in dicts)."""
+
+    _t: _Tables
+
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        return {u for u in urls if u in self._t.item_ids}
+
+    def save_story_vectors(
+        self, vectors: Sequence[tuple[int, Vectors]], *, encoder: tuple[str, str]
+    ) -> None:
+        for item_id, v in vectors:
+            self._t.vectors[item_id] = (encoder, v.astype("<f2").astype("float32"))
+
+    def _member(self, item_id: int, encoder: tuple[str, str] | None) -> StoredMember:
+        row = self._t.items[item_id]
+        names = {w.id: w.watchlist.name for w in self._t.watchlists.values()}
+        concepts = frozenset(
+            f"{names[m.watchlist_id]}/{term}"
+            for m in self._t.matches.values()
+            if m.item_id == item_id
+            for term in m.terms
+        )
+        stored = self._t.vectors.get(item_id)
+        vector = stored[1] if stored is not None and stored[0] == encoder else None
+        it = row.item
+        return StoredMember(
+            item_id, self._t.item_story.get(item_id), it.title, it.summary, it.text,
+            it.language, it.published, vector, concepts,
+        )  # fmt: skip
+
+    def items_without_story(
+        self,
+        batch: int,
+        *,
+        since: datetime | None = None,
+        encoder: tuple[str, str] | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[StoredMember]:
+        rows = sorted(
+            (
+                r
+                for r in self._t.items.values()
+                if r.id not in self._t.item_story
+                and (ids is None or r.id in ids)
+                and (since is None or r.item.published >= since)
+            ),
+            key=lambda r: (r.item.published, r.id),
+        )[:batch]
+        return [self._member(r.id, encoder) for r in rows]
+
+    def _stories_between(
+        self, since: datetime, until: datetime, encoder: tuple[str, str]
+    ) -> list[ActiveStory]:
+        out = []
+        for story in sorted(self._t.stories.values(), key=lambda s: s.id):
+            if not since <= story.first_seen <= until:
+                continue
+            ids = [i for i, sid in self._t.item_story.items() if sid == story.id]
+            members = sorted(
+                (self._member(i, encoder) for i in ids), key=lambda m: (m.published, m.item_id)
+            )
+            out.append(ActiveStory(story.id, story.first_seen, story.last_seen, tuple(members)))
+        return out
+
+    def assign_stories(
+        self,
+        item_ids: Sequence[int],
+        decide: DecideBatch,
+        *,
+        window: timedelta,
+        now: datetime,
+        encoder: tuple[str, str],
+    ) -> dict[int, int]:
+        items = self.items_without_story(len(item_ids), encoder=encoder, ids=item_ids)
+        if not items:
+            return {}
+        since = min(m.published for m in items) - window
+        until = max(m.published for m in items) + window
+        candidates = self._stories_between(since, until, encoder)
+        choices = decide(items, candidates)
+        known = {c.story_id for c in candidates}
+        created: dict[int, int] = {}
+        out: dict[int, int] = {}
+        for item, choice in zip(items, choices, strict=True):
+            if choice < 0 and choice not in created:
+                sid = created[choice] = self._t.next_id("stories")
+                self._t.stories[sid] = _StoryRow(sid, item.published, item.published, item.title)
+            else:
+                sid = created[choice] if choice < 0 else choice
+                if choice >= 0 and choice not in known:
+                    raise StoryStorageError(f"decide chose story {choice}, not a candidate")
+                story = self._t.stories[sid]
+                story.first_seen = min(story.first_seen, item.published)
+                story.last_seen = max(story.last_seen, item.published)
+            self._t.item_story[item.item_id] = out[item.item_id] = sid
+        return out
+
+
+class MemoryTransaction(_MemoryStories):
     """The protocol's operations on one copy of the tables."""
 
     def __init__(self, tables: _Tables) -> None:
@@ -267,6 +384,8 @@ class MemoryTransaction:
         for r in gone:
             del self._t.items[r.id]
             del self._t.item_ids[r.item.url]
+            self._t.item_story.pop(r.id, None)
+            self._t.vectors.pop(r.id, None)
         return len(gone)
 
     # -- watchlists and matches
@@ -461,6 +580,7 @@ class MemoryTransaction:
             source_name=self._t.sources[row.source_id].record.name,
             published=row.item.published,
             language=row.item.language,
+            story_id=self._t.item_story.get(row.id),
         )
 
     def _finish(self, ids: Sequence[int], owner: str, **values: Any) -> int:

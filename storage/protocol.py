@@ -41,6 +41,7 @@ from crawler.crawl_records import (
 from storage.db import DatabaseRefused
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.sources import HostQuota
+from storage.stories import DecideBatch, StoredMember, Vectors
 from storage.watchlists import ActiveWatchlist
 
 __all__ = [
@@ -225,6 +226,41 @@ class StoreTransaction(Protocol):
         ...
 
     def remove_watchlist(self, name: str, now: datetime) -> None: ...
+
+    # -- stories (storage.stories; the decision itself is the use-case's)
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        """The URLs among `urls` already stored (so that only new items are encoded)."""
+        ...
+
+    def save_story_vectors(
+        self, vectors: Sequence[tuple[int, Vectors]], *, encoder: tuple[str, str]
+    ) -> None:
+        """Store (item id, vector) of encoder (name, version), replacing older ones."""
+        ...
+
+    def assign_stories(
+        self,
+        item_ids: Sequence[int],
+        decide: DecideBatch,
+        *,
+        window: timedelta,
+        now: datetime,
+        encoder: tuple[str, str],
+    ) -> dict[int, int]:
+        """Under the assignment lock (held to the commit): give each item without a
+        story one, as `decide(items, candidates)` chooses; {item id: story id}."""
+        ...
+
+    def items_without_story(
+        self,
+        batch: int,
+        *,
+        since: datetime | None = None,
+        encoder: tuple[str, str] | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[StoredMember]:
+        """Up to `batch` items without a story, oldest (published, id) first."""
+        ...
 
 
 class Store(Protocol):

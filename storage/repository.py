@@ -27,11 +27,12 @@ from crawler.crawl_records import (
     SourceKind,
     StoredItem,
 )
-from storage import items, matches, outbox, sources, watchlists
+from storage import items, matches, outbox, sources, stories, watchlists
 from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
 from storage.sources import HostQuota
+from storage.stories import DecideBatch, StoredMember, Vectors
 from storage.tables import MatchRow, OutboxRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
 
@@ -236,6 +237,38 @@ class SqlTransaction:
 
     def remove_watchlist(self, name: str, now: datetime) -> None:
         watchlists.remove_watchlist(self._s, name, now)
+
+    # -- stories
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        return stories.known_urls(self._s, urls)
+
+    def save_story_vectors(
+        self, vectors: Sequence[tuple[int, Vectors]], *, encoder: tuple[str, str]
+    ) -> None:
+        stories.save_vectors(self._s, vectors, encoder=encoder[0], version=encoder[1])
+
+    def assign_stories(
+        self,
+        item_ids: Sequence[int],
+        decide: DecideBatch,
+        *,
+        window: timedelta,
+        now: datetime,
+        encoder: tuple[str, str],
+    ) -> dict[int, int]:
+        return stories.assign_batch(
+            self._s, item_ids, decide, window=window, now=now, encoder=encoder
+        )
+
+    def items_without_story(
+        self,
+        batch: int,
+        *,
+        since: datetime | None = None,
+        encoder: tuple[str, str] | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[StoredMember]:
+        return stories.items_without_story(self._s, batch, since=since, encoder=encoder, ids=ids)
 
 
 # The session type of the CLI's admin queries (listings, import, export in

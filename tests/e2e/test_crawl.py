@@ -106,7 +106,8 @@ def test_two_crawls_store_once_and_alert_once(
     assert by_url[f"{base}/a/2"]["terms"] == ["Pantsir", "SAM"]
     assert by_url[f"{base}/a/4"]["terms"] == ["SAM"]
     one = by_url[f"{base}/a/4"]
-    assert set(one) == {"watchlist", "terms", "item", "snippets", "matched_at"}
+    assert set(one) == {"watchlist", "terms", "item", "snippets", "matched_at", "story"}
+    assert isinstance(one["story"], int)
     assert set(one["item"]) == {"url", "title", "source", "published", "language"}
     assert one["item"]["published"] == "2025-07-10T08:00:00+00:00"
     assert any("surface-to-air missile (SAM)" in s for s in one["snippets"])

@@ -563,3 +563,51 @@ def test_deferred_polls_and_host_quotas(store: Store) -> None:
         assert tx.claim_due_sources(now=T0, owner="x", lease=LEASE, limit=10, names=["s3"]) == []
         [back] = tx.claim_due_sources(now=soon, owner="x", lease=LEASE, limit=10, names=["s3"])
     assert back.next_poll_at == soon and back.consecutive_failures == 0
+
+
+def test_stories_are_assigned_once_under_the_decision_given(store: Store) -> None:
+    """known_urls, vectors, assign_stories (new keys, joins, idempotence, refusal of a
+    non-candidate) and items_without_story agree on the fake and the databases."""
+    import numpy as np
+
+    from storage.stories import StoryStorageError
+
+    ids = sorted(setup_items(store, 4).values())
+    enc = ("test", "1/title")
+    seen: list[tuple[list[int], list[list[int]]]] = []
+
+    def decide(items: Any, candidates: Any) -> list[int]:
+        seen.append(
+            ([m.item_id for m in items], [[m.item_id for m in c.members] for c in candidates])
+        )
+        return (
+            [-1, -1, -2][: len(items)] if not candidates else [candidates[0].story_id] * len(items)
+        )
+
+    with store.transaction() as tx:
+        assert tx.known_urls(["https://news.example/a/0", "https://news.example/a/9"]) == {
+            "https://news.example/a/0"
+        }
+        tx.save_story_vectors([(ids[0], np.ones(4, dtype=np.float32) / 2)], encoder=enc)
+        first = tx.assign_stories(ids[:3], decide, window=timedelta(hours=72), now=T0, encoder=enc)
+    assert first[ids[0]] == first[ids[1]] != first[ids[2]]
+    assert seen[0] == (ids[:3], [])
+    with store.transaction() as tx:
+        left = tx.items_without_story(10, encoder=enc)
+        assert [m.item_id for m in left] == [ids[3]] and left[0].vector is None
+        [again] = tx.items_without_story(10, encoder=enc, ids=[ids[3]])
+        assert again.concepts == frozenset() and again.title == "Title 3"
+        assert (
+            tx.assign_stories(ids[:3], decide, window=timedelta(hours=72), now=T0, encoder=enc)
+            == {}
+        )
+        joined = tx.assign_stories(ids, decide, window=timedelta(hours=72), now=T0, encoder=enc)
+    assert joined == {ids[3]: min(first.values())}
+    assert sorted(sorted(c) for c in seen[-1][1]) == [[ids[0], ids[1]], [ids[2]]]
+    with store.transaction() as tx:
+        assert tx.items_without_story(10) == []
+    with pytest.raises(StoryStorageError), store.transaction() as tx:
+        ids2 = tx.store_items(1, [item(7)], T0)
+        tx.assign_stories(
+            list(ids2.values()), lambda i, c: [999], window=timedelta(hours=1), now=T0, encoder=enc
+        )

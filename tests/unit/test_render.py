@@ -190,7 +190,9 @@ def test_webhook_body_is_the_matches_json_object() -> None:
         },
         "snippets": ["… sent surface-to-air missile (SAM) batteries to Iran …"],
         "matched_at": "2026-11-22T02:10:00+00:00",
+        "story": None,  # not assigned yet
     }
+    assert json.loads(render.webhook_body(replace(match(), story_id=17)))["story"] == 17
 
 
 def test_digest_newest_first_grouped_by_source() -> None:
