@@ -23,10 +23,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from alerts.alert_records import (
+    AlsoReported,
     Query,
     Recipient,
     Rule,
     StoredMatch,
+    StoryContext,
     Term,
     Watchlist,
     WatchlistMatch,
@@ -43,6 +45,7 @@ from storage.outbox import (
 )
 from storage.protocol import Store
 from storage.sources import HostQuota, SourceExists, pick_per_host
+from storage.story_context import build_context
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
 
 
@@ -59,6 +62,7 @@ class _ItemRow:
     source_id: int
     item: Item
     fetched_at: datetime
+    story_id: int | None = None
 
 
 @dataclass
@@ -106,6 +110,14 @@ class _OutboxRow:
     lease_until: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    story_id: int | None = None  # set only under `stories: fold`
+
+
+@dataclass
+class _StoryRow:
+    id: int
+    title: str
+    en_title: str | None
 
 
 @dataclass
@@ -120,6 +132,8 @@ class _Tables:
     match_ids: dict[tuple[int, int], int] = field(default_factory=dict)  # (item, watchlist)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     outbox_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (item, wl, recipient)
+    fold_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (story, wl, recipient)
+    stories: dict[int, _StoryRow] = field(default_factory=dict)
     last_id: dict[str, int] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:
@@ -302,16 +316,47 @@ class MemoryTransaction:
             self._t.match_ids[(item_id, active.id)] = match_id
             new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
+            story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
             for rid, _ in active.recipient_ids:
                 key = (item_id, active.id, rid)
-                if key in self._t.outbox_keys:
+                fold = None if story is None else (story, active.id, rid)
+                if key in self._t.outbox_keys or fold in self._t.fold_keys:
                     continue
                 oid = self._t.next_id("outbox")
                 self._t.outbox[oid] = _OutboxRow(
-                    oid, match_id, item_id, active.id, rid, due, now, period
+                    oid, match_id, item_id, active.id, rid, due, now, period, story_id=story
                 )
                 self._t.outbox_keys.add(key)
+                if fold is not None:
+                    self._t.fold_keys.add(fold)
         return new
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        t = self._t
+        out: dict[int, StoryContext] = {}
+        for item_id in set(item_ids):
+            row = t.items.get(item_id)
+            if row is None or row.story_id is None:
+                continue
+            story = t.stories[row.story_id]
+            members = sorted(
+                (r for r in t.items.values() if r.story_id == story.id),
+                key=lambda r: (r.item.published, r.id),
+            )
+            pairs = [
+                (
+                    r.id,
+                    AlsoReported(
+                        t.sources[r.source_id].record.name,
+                        r.item.language,
+                        r.item.title,
+                        r.item.url,
+                    ),
+                )
+                for r in members
+            ]
+            out[item_id] = build_context(story.id, story.title, story.en_title, item_id, pairs)
+        return out
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
         wanted = set(item_ids)
@@ -604,6 +649,25 @@ class MemoryStore:
         work = copy.deepcopy(self._tables)
         yield MemoryTransaction(work)
         self._tables = work  # reached only when the block raised nothing: commit
+
+    def join_story(self, item_ids: Sequence[int], story_id: int | None = None) -> int:
+        """Put items into a story (a new one when `story_id` is None), as
+        storage.stories.assign_story does: the title is the first item's, the
+        English headline the first English item's. For tests: the fake has no
+        story engine, the crawl's assignment is the database's."""
+        t = self._tables
+        if story_id is None:
+            story_id = t.next_id("stories")
+            first = t.items[item_ids[0]].item
+            t.stories[story_id] = _StoryRow(story_id, first.title, None)
+        story = t.stories[story_id]
+        for item_id in item_ids:
+            row = t.items[item_id]
+            row.story_id = story_id
+            lang = (row.item.language or "").split("-")[0].lower()
+            if story.en_title is None and lang == "en":
+                story.en_title = row.item.title
+        return story_id
 
     def items_since(
         self, since: datetime | None, *, batch: int = 500
