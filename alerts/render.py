@@ -181,13 +181,10 @@ def digest_webhook_body(
     part: Part | None = None,
     stories: Stories = NO_STORIES,
 ) -> bytes:
-    """A digest for a webhook: the period and the alert objects, story by story
-    (see `group_by_story`); a digest sent in parts says which (`part`, `parts`)."""
-    ordered = [
-        alert_object(m, stories.get(m.item_id))
-        for _, _, group in group_by_story(matches, stories)
-        for m in group
-    ]
+    """A digest for a webhook: the period and the alert objects, newest first
+    (as before; each carries its "story", by which a receiver groups); a digest
+    sent in parts says which (`part`, `parts`)."""
+    ordered = [alert_object(m, stories.get(m.item_id)) for m in newest_first(matches)]
     doc: dict[str, Any] = {
         "watchlist": watchlist,
         "digest": period,

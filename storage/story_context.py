@@ -27,7 +27,7 @@ def story_contexts(session: Session, item_ids: Collection[int]) -> dict[int, Sto
         select(ItemRow.id, ItemRow.story_id).where(
             ItemRow.id.in_(ids), ItemRow.story_id.is_not(None)
         )
-    ).tuples()
+    ).all()
     owned = {item_id: story_id for item_id, story_id in rows}
     story_ids = sorted({s for s in owned.values() if s is not None})
     if not story_ids:
@@ -39,7 +39,7 @@ def story_contexts(session: Session, item_ids: Collection[int]) -> dict[int, Sto
         .join(SourceRow, SourceRow.id == ItemRow.source_id)
         .where(ItemRow.story_id.in_(story_ids))
         .order_by(ItemRow.published, ItemRow.id)
-    ).tuples()
+    ).all()
     by_story: dict[int, list[tuple[int, AlsoReported]]] = {}
     for mid, sid, source, language, title, url in members:
         by_story.setdefault(sid or 0, []).append((mid, AlsoReported(source, language, title, url)))
