@@ -23,10 +23,12 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from alerts.alert_records import (
+    AlsoReported,
     Query,
     Recipient,
     Rule,
     StoredMatch,
+    StoryContext,
     Term,
     Watchlist,
     WatchlistMatch,
@@ -57,6 +59,7 @@ from storage.stories import (
     StoryStorageError,
     Vectors,
 )
+from storage.story_context import build_context
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
 
 
@@ -73,6 +76,7 @@ class _ItemRow:
     source_id: int
     item: Item
     fetched_at: datetime
+    story_id: int | None = None
 
 
 @dataclass
@@ -120,6 +124,7 @@ class _OutboxRow:
     lease_until: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    story_id: int | None = None  # set only under `stories: fold`
 
 
 @dataclass
@@ -128,6 +133,7 @@ class _StoryRow:
     first_seen: datetime
     last_seen: datetime
     title: str
+    en_title: str | None = None
 
 
 @dataclass
@@ -143,9 +149,9 @@ class _Tables:
     match_ids: dict[tuple[int, int], int] = field(default_factory=dict)  # (item, watchlist)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     outbox_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (item, wl, recipient)
-    last_id: dict[str, int] = field(default_factory=dict)
+    fold_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (story, wl, recipient)
     stories: dict[int, _StoryRow] = field(default_factory=dict)
-    item_story: dict[int, int] = field(default_factory=dict)  # items.story_id
+    last_id: dict[str, int] = field(default_factory=dict)
     vectors: dict[int, tuple[tuple[str, str], Vectors]] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:
@@ -184,7 +190,7 @@ class _MemoryStories:
         vector = stored[1] if stored is not None and stored[0] == encoder else None
         it = row.item
         return StoredMember(
-            item_id, self._t.item_story.get(item_id), it.title, it.summary, it.text,
+            item_id, row.story_id, it.title, it.summary, it.text,
             it.language, it.published, vector, concepts,
         )  # fmt: skip
 
@@ -200,7 +206,7 @@ class _MemoryStories:
             (
                 r
                 for r in self._t.items.values()
-                if r.id not in self._t.item_story
+                if r.story_id is None
                 and (ids is None or r.id in ids)
                 and (since is None or r.item.published >= since)
             ),
@@ -215,7 +221,7 @@ class _MemoryStories:
         for story in sorted(self._t.stories.values(), key=lambda s: s.id):
             if not since <= story.first_seen <= until:
                 continue
-            ids = [i for i, sid in self._t.item_story.items() if sid == story.id]
+            ids = [i for i, r in self._t.items.items() if r.story_id == story.id]
             members = sorted(
                 (self._member(i, encoder) for i in ids), key=lambda m: (m.published, m.item_id)
             )
@@ -252,7 +258,10 @@ class _MemoryStories:
                 story = self._t.stories[sid]
                 story.first_seen = min(story.first_seen, item.published)
                 story.last_seen = max(story.last_seen, item.published)
-            self._t.item_story[item.item_id] = out[item.item_id] = sid
+            self._t.items[item.item_id].story_id = out[item.item_id] = sid
+            lang = (item.language or "").split("-")[0].lower()
+            if self._t.stories[sid].en_title is None and lang == "en":
+                self._t.stories[sid].en_title = item.title
         return out
 
 
@@ -384,7 +393,6 @@ class MemoryTransaction(_MemoryStories):
         for r in gone:
             del self._t.items[r.id]
             del self._t.item_ids[r.item.url]
-            self._t.item_story.pop(r.id, None)
             self._t.vectors.pop(r.id, None)
         return len(gone)
 
@@ -446,16 +454,47 @@ class MemoryTransaction(_MemoryStories):
             self._t.match_ids[(item_id, active.id)] = match_id
             new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
+            story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
             for rid, _ in active.recipient_ids:
                 key = (item_id, active.id, rid)
-                if key in self._t.outbox_keys:
+                fold = None if story is None else (story, active.id, rid)
+                if key in self._t.outbox_keys or fold in self._t.fold_keys:
                     continue
                 oid = self._t.next_id("outbox")
                 self._t.outbox[oid] = _OutboxRow(
-                    oid, match_id, item_id, active.id, rid, due, now, period
+                    oid, match_id, item_id, active.id, rid, due, now, period, story_id=story
                 )
                 self._t.outbox_keys.add(key)
+                if fold is not None:
+                    self._t.fold_keys.add(fold)
         return new
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        t = self._t
+        out: dict[int, StoryContext] = {}
+        for item_id in set(item_ids):
+            row = t.items.get(item_id)
+            if row is None or row.story_id is None:
+                continue
+            story = t.stories[row.story_id]
+            members = sorted(
+                (r for r in t.items.values() if r.story_id == story.id),
+                key=lambda r: (r.item.published, r.id),
+            )
+            pairs = [
+                (
+                    r.id,
+                    AlsoReported(
+                        t.sources[r.source_id].record.name,
+                        r.item.language,
+                        r.item.title,
+                        r.item.url,
+                    ),
+                )
+                for r in members
+            ]
+            out[item_id] = build_context(story.id, story.title, story.en_title, item_id, pairs)
+        return out
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
         wanted = set(item_ids)
@@ -580,7 +619,7 @@ class MemoryTransaction(_MemoryStories):
             source_name=self._t.sources[row.source_id].record.name,
             published=row.item.published,
             language=row.item.language,
-            story_id=self._t.item_story.get(row.id),
+            story_id=row.story_id,
         )
 
     def _finish(self, ids: Sequence[int], owner: str, **values: Any) -> int:
@@ -751,6 +790,27 @@ class MemoryStore:
         work = copy.deepcopy(self._tables)
         yield MemoryTransaction(work)
         self._tables = work  # reached only when the block raised nothing: commit
+
+    def join_story(self, item_ids: Sequence[int], story_id: int | None = None) -> int:
+        """Put items into a story (a new one when `story_id` is None), as
+        storage.stories.assign_story does: the title is the first item's, the
+        English headline the first English item's. For tests: the fake has no
+        story engine, the crawl's assignment is the database's."""
+        t = self._tables
+        if story_id is None:
+            story_id = t.next_id("stories")
+            first = t.items[item_ids[0]].item
+            t.stories[story_id] = _StoryRow(story_id, first.published, first.published, first.title)
+        story = t.stories[story_id]
+        for item_id in item_ids:
+            row = t.items[item_id]
+            row.story_id = story_id
+            story.first_seen = min(story.first_seen, row.item.published)
+            story.last_seen = max(story.last_seen, row.item.published)
+            lang = (row.item.language or "").split("-")[0].lower()
+            if story.en_title is None and lang == "en":
+                story.en_title = row.item.title
+        return story_id
 
     def items_since(
         self, since: datetime | None, *, batch: int = 500

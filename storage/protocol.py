@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from typing import Protocol
 
-from alerts.alert_records import Watchlist, WatchlistMatch
+from alerts.alert_records import StoryContext, Watchlist, WatchlistMatch
 from crawler.crawl_records import (
     Item,
     PollOutcome,
@@ -175,6 +175,12 @@ class StoreTransaction(Protocol):
         """Lease due alerts to `owner`: up to `limit` single alerts (oldest
         first, none overtaking an earlier one of its recipient that is
         backing off or leased), and whole digests only."""
+        ...
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        """{item id: its story as known now} for the items that have one: the
+        other outlets' items (one per source and language, published order)
+        and the English headline. Read at send time, for rendering."""
         ...
 
     def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int: ...

@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.alert_records import Watchlist, WatchlistMatch
+from alerts.alert_records import StoryContext, Watchlist, WatchlistMatch
 from crawler.crawl_records import (
     Item,
     PollOutcome,
@@ -27,7 +27,7 @@ from crawler.crawl_records import (
     SourceKind,
     StoredItem,
 )
-from storage import items, matches, outbox, sources, stories, watchlists
+from storage import items, matches, outbox, sources, stories, story_context, watchlists
 from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
@@ -174,6 +174,9 @@ class SqlTransaction:
             limit=limit,
             exclude_recipients=exclude_recipients,
         )
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        return story_context.story_contexts(self._s, item_ids)
 
     def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
         return outbox.mark_sent(self._s, ids, owner=owner, now=now)

@@ -193,6 +193,8 @@ class WatchlistRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     digest: Mapped[str] = mapped_column(String(10), default="none")
+    # "fold" (one alert per story, watchlist and recipient) or "each" (per item).
+    stories: Mapped[str] = mapped_column(String(10), default="each", server_default="each")
     languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     exclude: Mapped[list[Any]] = mapped_column(JSON, default=list)
     examples: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

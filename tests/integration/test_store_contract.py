@@ -22,6 +22,7 @@ from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
 from storage.sources import SourceExists, add_source
+from storage.stories import assign_story
 from storage.watchlists import WatchlistNotFound
 from tests.conftest import BACKENDS, Database, _empty
 
@@ -611,3 +612,64 @@ def test_stories_are_assigned_once_under_the_decision_given(store: Store) -> Non
         tx.assign_stories(
             list(ids2.values()), lambda i, c: [999], window=timedelta(hours=1), now=T0, encoder=enc
         )
+
+
+def _choose(story: int | None) -> Any:
+    return lambda _item, _candidates: story
+
+
+def _into_story(store: Store, item_ids: list[int], story: int | None = None) -> int:
+    """Put items into one story (a new one when `story` is None), as the crawl's
+    assignment does before matches are recorded: storage.stories on the
+    databases, the fake's own `join_story` on the fake."""
+    if isinstance(store, MemoryStore):
+        return store.join_story(item_ids, story)
+    assert isinstance(store, SqlStore)
+    with store.session() as s:
+        for item_id in item_ids:
+            story = assign_story(
+                s, item_id, _choose(story), window=timedelta(hours=72), now=T0
+            ).story_id
+    assert story is not None
+    return story
+
+
+def test_fold_owes_one_alert_per_story_and_names_the_other_outlets(store: Store) -> None:
+    ids = setup_items(store, 4)
+    a, b, c, d = (ids[f"https://news.example/a/{i}"] for i in range(4))
+    with store.transaction() as tx:
+        other = tx.add_source(
+            name="yonhap",
+            url="https://yonhap.example/f",
+            kind="feed",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+        )
+        ko = tx.store_items(other.id, [replace(item(9), language="ko", title="한국어")], T0)
+        e = ko["https://news.example/a/9"]
+    first = _into_story(store, [a])
+    with store.transaction() as tx:
+        tx.save_watchlists(
+            [
+                replace(watchlist("folded", "https://hook/1", "https://hook/2"), stories="fold"),
+                watchlist("every", "https://hook/3"),
+            ],
+            T0,
+        )
+        found = [(w, match(w.watchlist.name)) for w in tx.active_watchlists()]
+        tx.record_matches(a, found, T0)
+    _into_story(store, [b, e], first)
+    second = _into_story(store, [c])
+    _into_story(store, [d], second)
+    with store.transaction() as tx:
+        for item_id in (b, e, c, d):
+            tx.record_matches(item_id, found, T0)
+        wl = {w.watchlist.name: w.id for w in tx.active_watchlists()}
+        # folded: 2 recipients x 2 stories; every: 1 recipient x 5 items
+        assert (tx.count_alerts(wl["folded"]), tx.count_alerts(wl["every"])) == (4, 5)
+        ctx = tx.story_contexts([a, e, c, 12345])
+    assert set(ctx) == {a, e, c} and ctx[a].story_id == ctx[e].story_id == first
+    assert [(x.source, x.language, x.title) for x in ctx[a].also] == [("yonhap", "ko", "한국어")]
+    assert [(x.source, x.language) for x in ctx[e].also] == [("wire", "en")]  # one per outlet
+    assert ctx[e].en_title == "Title 0" and ctx[c].also == () and ctx[c].story_id == second
