@@ -50,6 +50,13 @@ def add(
         str, typer.Option(help="Polling interval with a unit, e.g. 90s, 15m, 1h.")
     ] = "15m",
     links: Annotated[str | None, typer.Option(help="CSS selector for article links.")] = None,
+    alert_backlog: Annotated[
+        bool,
+        typer.Option(
+            "--alert-backlog",
+            help="Alert on every item of the first poll, not only the recent ones.",
+        ),
+    ] = False,
 ) -> None:
     """Add a source (a feed, or an HTML page whose article links are followed)."""
     try:
@@ -74,6 +81,7 @@ def add(
             every_seconds=seconds,
             links_css=links,
             now=a.now(),
+            alert_backlog=alert_backlog,
         )
     echo(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
 

@@ -20,7 +20,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crawler.crawl_records import PollOutcome, Source
+from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
 from scheduler.compiled_watchlists import (
@@ -30,6 +30,7 @@ from scheduler.compiled_watchlists import (
     load_watchlists,
 )
 from scheduler.context import CrawlContext
+from scheduler.first_poll import alerts_on
 from scheduler.poll_policy import (
     PollPolicy,
     deferred_poll_at,
@@ -167,7 +168,11 @@ def _save_one(
         pairs = [(compiled.by_name[m.watchlist], m) for m in found]
         if pairs:
             new_matches += tx.record_matches(
-                item_id, pairs, now, daily_at=ctx.limits.daily_digest_at
+                item_id,
+                pairs,
+                now,
+                daily_at=ctx.limits.daily_digest_at,
+                alert=_alerts_on(ctx, source, by_url[url], now),
             )
     interval = next_interval(
         source, outcome, len(new), poll_policy(ctx), source.current_interval_seconds
@@ -181,6 +186,17 @@ def _save_one(
     if outcome.seen_links:
         tx.add_seen_links(source.id, outcome.seen_links, now)
     return len(new), new_matches
+
+
+def _alerts_on(ctx: CrawlContext, source: Source, item: Item, now: datetime) -> bool:
+    """The first-poll rule (scheduler.first_poll) for one new item of `source`."""
+    return alerts_on(
+        item.published,
+        dated=item.dated,
+        now=now,
+        window=ctx.limits.first_poll_alerts,
+        baseline=source.baseline_pending,
+    )
 
 
 def claim(

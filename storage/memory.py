@@ -204,7 +204,13 @@ class MemoryTransaction:
                 s, last_error=outcome.error, consecutive_failures=s.consecutive_failures + 1
             )
         else:
-            s = replace(s, last_success_at=now, last_error=None, consecutive_failures=0)
+            s = replace(
+                s,
+                last_success_at=now,
+                last_error=None,
+                consecutive_failures=0,
+                baseline_pending=False,
+            )
             if outcome.status == "ok":
                 s = replace(
                     s,
@@ -284,6 +290,7 @@ class MemoryTransaction:
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
         new = 0
         for active, match in found:
@@ -302,7 +309,7 @@ class MemoryTransaction:
             self._t.match_ids[(item_id, active.id)] = match_id
             new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
-            for rid, _ in active.recipient_ids:
+            for rid, _ in active.recipient_ids if alert else ():
                 key = (item_id, active.id, rid)
                 if key in self._t.outbox_keys:
                     continue
@@ -527,6 +534,7 @@ class MemoryTransaction:
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        alert_backlog: bool = False,
     ) -> Source:
         if name in self.source_names():
             raise SourceExists(f"a source named {name!r} already exists")
@@ -539,6 +547,7 @@ class MemoryTransaction:
             every_seconds=every_seconds,
             links_css=links_css,
             next_poll_at=now,
+            baseline_pending=not alert_backlog,
         )
         self._t.sources[sid] = _SourceRow(record)
         return record
