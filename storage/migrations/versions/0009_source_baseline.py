@@ -1,7 +1,7 @@
 """sources.baseline_pending: a new or re-enabled source's next poll is a baseline
 
 Revision ID: 0009
-Revises: 0008 (the lead chains it)
+Revises: 0008
 Create Date: 2026-11-30
 
 A source never polled successfully yet gets the flag (its first poll must
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0005"  # FINAL: "0008"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
