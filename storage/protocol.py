@@ -145,9 +145,11 @@ class StoreTransaction(Protocol):
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
         """Store one item's matches and one pending outbox row per active
-        recipient (due at the end of its digest period); how many matches were new."""
+        recipient (due at the end of its digest period); how many matches were new.
+        `alert=False`: the matches only, no outbox row (a first poll's old item)."""
         ...
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
@@ -225,6 +227,7 @@ class StoreTransaction(Protocol):
         links_css: str | None,
         now: datetime,
         spider: str | None = None,
+        alert_backlog: bool = False,
     ) -> Source: ...
 
     def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:

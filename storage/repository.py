@@ -129,8 +129,9 @@ class SqlTransaction:
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
-        return matches.record_matches(self._s, item_id, found, now, daily_at=daily_at)
+        return matches.record_matches(self._s, item_id, found, now, daily_at=daily_at, alert=alert)
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
         if not item_ids:
@@ -223,6 +224,7 @@ class SqlTransaction:
         links_css: str | None,
         now: datetime,
         spider: str | None = None,
+        alert_backlog: bool = False,
     ) -> Source:
         return sources.add_source(
             self._s,
@@ -233,6 +235,7 @@ class SqlTransaction:
             links_css=links_css,
             now=now,
             spider=spider,
+            alert_backlog=alert_backlog,
         )
 
     def save_watchlists(self, new: Sequence[Watchlist], now: datetime) -> None:

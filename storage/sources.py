@@ -69,6 +69,7 @@ def to_record(row: SourceRow, items_count: int = 0) -> Source:
         consecutive_failures=row.consecutive_failures,
         items_count=items_count,
         current_interval_seconds=row.current_interval_seconds,
+        baseline_pending=bool(row.baseline_pending),
     )
 
 
@@ -82,7 +83,9 @@ def add_source(
     links_css: str | None,
     now: datetime,
     spider: str | None = None,
+    alert_backlog: bool = False,
 ) -> Source:
+    """A new source; its first poll is a baseline unless `alert_backlog`."""
     name = normalize_name(name)
     if session.scalar(select(SourceRow.id).where(SourceRow.name == name)) is not None:
         raise SourceExists(f"a source named {name!r} already exists")
@@ -97,6 +100,7 @@ def add_source(
         consecutive_failures=0,
         next_poll_at=now,
         created_at=now,
+        baseline_pending=not alert_backlog,
     )
     session.add(row)
     try:
@@ -163,7 +167,9 @@ def record_poll(
         values["last_error"] = outcome.error
         values["consecutive_failures"] = SourceRow.consecutive_failures + 1
     else:
-        values.update(last_success_at=now, last_error=None, consecutive_failures=0)
+        values.update(
+            last_success_at=now, last_error=None, consecutive_failures=0, baseline_pending=False
+        )
         if outcome.status == "ok":
             values.update(
                 etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -95,6 +96,8 @@ class SourceRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     # Adaptive polling: the interval the scheduler last chose (seconds).
     current_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    # A new or re-enabled source: its next successful poll is a baseline.
+    baseline_pending: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     # Labels for filtering: an imported OPML's folders (storage.source_edits).
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     # Replicas: a source is polled only by the holder of an unexpired lease.

@@ -76,7 +76,16 @@ def setup(cli: CLI, http_server: LocalHTTPServer, tmp_path: Path) -> list[dict[s
     wl.write_text(WATCHLISTS.format(hook=http_server.route("/hook", hook)), encoding="utf-8")
     assert cli("watchlist", "import", str(wl)).code == 0
     for name in ("isw", "rand"):
-        r = cli("source", "add", http_server.url(f"/{name}.xml"), "--kind", "feed", "--name", name)
+        r = cli(
+            "source",
+            "add",
+            http_server.url(f"/{name}.xml"),
+            "--kind",
+            "feed",
+            "--name",
+            name,
+            "--alert-backlog",  # the pipeline is under test here, not the baseline
+        )
         assert r.code == 0, r.err
     return received
 

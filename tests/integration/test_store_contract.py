@@ -673,3 +673,39 @@ def test_fold_owes_one_alert_per_story_and_names_the_other_outlets(store: Store)
     assert [(x.source, x.language, x.title) for x in ctx[a].also] == [("yonhap", "ko", "한국어")]
     assert [(x.source, x.language) for x in ctx[e].also] == [("wire", "en")]  # one per outlet
     assert ctx[e].en_title == "Title 0" and ctx[c].also == () and ctx[c].story_id == second
+
+
+def test_a_baseline_stores_matches_without_alerts_and_ends_with_a_success(store: Store) -> None:
+    """scheduler.first_poll's storage side: `alert=False` writes the match and
+    no outbox row; a new source is pending a baseline unless `alert_backlog`,
+    and a successful poll (not a failed one) ends it."""
+    ids = sorted(setup_items(store, 2).values())
+    with store.transaction() as tx:
+        tx.save_watchlists([watchlist("w", "https://hook/1")], T0)
+        active = tx.get_watchlist("w")
+        assert tx.record_matches(ids[0], [(active, match("w"))], T0, alert=False) == 1
+        assert tx.record_matches(ids[1], [(active, match("w"))], T0) == 1
+        assert tx.count_matches(active.id, ids) == 2
+        assert tx.count_alerts(active.id) == 1
+        eager = tx.add_source(
+            name="eager",
+            url="https://eager.example/f",
+            kind="feed",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+            alert_backlog=True,
+        )
+    assert not eager.baseline_pending
+    with store.transaction() as tx:
+        (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
+        assert wire.baseline_pending
+        failed = PollOutcome(wire.id, "failed", error="boom")
+        tx.record_poll(failed, now=T0, next_poll_at=T0)
+    with store.transaction() as tx:
+        (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
+        assert wire.baseline_pending
+        tx.record_poll(PollOutcome(wire.id, "ok"), now=T0, next_poll_at=T0)
+    with store.transaction() as tx:
+        (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
+    assert not wire.baseline_pending
