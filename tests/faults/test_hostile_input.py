@@ -337,6 +337,7 @@ def test_case(crawled: CrawlRun, case: Case) -> None:
 # ------------------------------------------------------------------ 100,000 items
 
 
+@pytest.mark.timeout(600)  # ~45 s per backend on a quiet machine; minutes on a loaded one
 def test_hundred_thousand_item_feed(db: Database, tmp_path: Path, canaries: list[Canary]) -> None:
     """A 9 MB feed of 100,000 items: stored completely, in bounded time and memory;
     the 100 that match become 100 alerts."""
