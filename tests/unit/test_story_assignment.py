@@ -56,7 +56,7 @@ def stories(store: MemoryStore) -> dict[str, int]:
     with store.transaction() as tx:
         assert tx.items_without_story(1000) == []
         t: Any = tx._t  # the fake's tables
-        return {t.items[i].item.title: sid for i, sid in t.item_story.items()}
+        return {r.item.title: r.story_id for r in t.items.values() if r.story_id is not None}
 
 
 def test_crawl_assigns_each_new_item_before_its_matches(http_server: LocalHTTPServer) -> None:
@@ -68,7 +68,7 @@ def test_crawl_assigns_each_new_item_before_its_matches(http_server: LocalHTTPSe
     seen_story: list[int | None] = []
 
     def record_matches(tx: Any, item_id: int, *a: Any, **kw: Any) -> int:
-        seen_story.append(tx._t.item_story.get(item_id))  # already assigned?
+        seen_story.append(tx._t.items[item_id].story_id)  # already assigned?
         return int(tx.record_matches(item_id, *a, **kw))
 
     store.overrides["record_matches"] = record_matches
