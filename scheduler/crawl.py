@@ -36,6 +36,7 @@ from scheduler.poll_policy import (
     next_interval,
     next_poll_at,
 )
+from scheduler.saver import in_saver
 from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.protocol import StoreTransaction
 from storage.sources import HostQuota, SourceNotFound, normalize_name
@@ -278,7 +279,7 @@ async def poll_and_save(
             remaining -= len(batch)
             for _ in batch:
                 ctx.crash.crash("after_fetch")
-            counts = save_outcomes(ctx, batch, compiled, rng)
+            counts = await in_saver(save_outcomes, ctx, batch, compiled, rng)
             for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
                 _report(report, src, outcome, new_items, new_matches)
                 if on_done is not None:
