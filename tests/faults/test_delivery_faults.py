@@ -152,6 +152,7 @@ class SlackStandIn:
         self.limited = 0
         self.calls = 0
         self.last: float | None = None
+        self.first: float | None = None  # when the first POST came
         self._lock = threading.Lock()
 
     def __call__(self, req: Request) -> Response:
@@ -159,6 +160,7 @@ class SlackStandIn:
         with self._lock:
             self.calls += 1
             now = time.monotonic()
+            self.first = self.first or now
             if self.calls == 1 or (self.last is not None and now - self.last < self.MIN_GAP):
                 self.limited += 1
                 retry_after = self.first_retry_after if self.calls == 1 else "1"
@@ -218,8 +220,13 @@ def test_slack_429_then_one_per_second_two_crawls_deliver_all_in_order(db: Datab
         assert states == Counter({("sent", 1): SLACK_ALERTS}), states
         assert f"{SLACK_ALERTS} alerts sent" in runs[0].out, runs[0].out
         # paced at about 1/s: 20 sends take ~20 s, well inside the 60 s grace
-        print(f"{db.backend}: first crawl {runs[0].seconds:.1f} s, 429s {stand_in.limited}")
-        assert runs[0].seconds < 50, runs[0].seconds
+        assert stand_in.first is not None and stand_in.last is not None
+        delivering = stand_in.last - stand_in.first
+        print(
+            f"{db.backend}: first crawl {runs[0].seconds:.1f} s, delivering {delivering:.1f} s, "
+            f"429s {stand_in.limited}"
+        )
+        assert delivering < 25, delivering
 
 
 def test_slack_429_then_one_per_second_the_daemon_delivers_all_in_about_25_s(
@@ -232,15 +239,21 @@ def test_slack_429_then_one_per_second_the_daemon_delivers_all_in_about_25_s(
         started = time.monotonic()
         proc = start_newswatch(["run"], env)
         try:
-            done = wait_for(lambda: len(stand_in.accepted) >= SLACK_ALERTS, 40)
+            done = wait_for(lambda: len(stand_in.accepted) >= SLACK_ALERTS, 60)
             took = time.monotonic() - started
         finally:
             proc.send_signal(signal.SIGTERM)
             reap(proc, 20)
-        print(f"{db.backend}: daemon delivered {len(stand_in.accepted)} in {took:.1f} s")
+        assert stand_in.first is not None and stand_in.last is not None
+        delivering = stand_in.last - stand_in.first
+        print(
+            f"{db.backend}: daemon delivered {len(stand_in.accepted)} in {took:.1f} s "
+            f"from start, {delivering:.1f} s from the first POST"
+        )
         assert done, (len(stand_in.accepted), stand_in.limited)
         assert stand_in.accepted == _outbox_order(db)
-        assert took < 32, took  # ~1 s start-up, ~1 s poll, 1 s Retry-After, 20 s at 1/s
+        # 1 s Retry-After, then 19 gaps of 1 s: ~20 s (start-up under load is not measured)
+        assert delivering < 25, delivering
 
 
 def test_crawl_waits_for_a_retry_after_within_its_grace_and_says_what_is_left(

@@ -45,6 +45,11 @@ from tests.support.daemon import Daemon, daemon_env, free_port, wait_for
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 
 FEEDS = 60
+# How late a poll may be past its interval (+10 % jitter) in the daemon test:
+# sources of one host that come due together take their 1 s turns, oldest
+# first, and a loaded machine adds seconds. Without the fix polls are late
+# by a whole interval (failures back off to twice it) or never happen.
+QUEUE_SLACK = 15
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
 WATCHLIST = "watchlists:\n  - name: air-defence\n    terms: [Pantsir]\n"
 
@@ -199,7 +204,7 @@ def test_daemon_polls_each_of_60_feeds_on_one_host_within_its_interval(
     worst: dict[str, float] = {}
     for path, starts in host.starts.items():
         worst[path] = max(b - a for a, b in itertools.pairwise([started, *starts]))
-        assert worst[path] <= every * 1.1 + 5, (path, worst[path])
+        assert worst[path] <= every * 1.1 + QUEUE_SLACK, (path, worst[path])
     print(  # the figures for docs/reliability.md (pytest -rP)
         f"worst_gap={max(worst.values()):.1f}s deferred={daemon.log().count('status=deferred')}"
     )
