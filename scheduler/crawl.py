@@ -40,6 +40,7 @@ from scheduler.poll_policy import (
     next_interval,
     next_poll_at,
 )
+from scheduler.saver import in_saver
 from scheduler.story_assignment import assign_new, concepts_of, encode_new
 from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.protocol import ActiveWatchlist, StoreTransaction
@@ -351,7 +352,7 @@ async def poll_and_save(
             remaining -= len(batch)
             for _ in batch:
                 ctx.crash.crash("after_fetch")
-            counts = save_outcomes(ctx, batch, compiled, rng)
+            counts = await in_saver(save_outcomes, ctx, batch, compiled, rng)
             for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
                 _report(report, src, outcome, new_items, new_matches)
                 if on_done is not None:

@@ -61,6 +61,9 @@ from storage.db import DatabaseUnavailable
 log = logging.getLogger("newswatch.daemon")
 
 SHUTDOWN_GRACE = 6.0
+# Share of a poll tick during which the tick refills poll slots as polls end
+# (scheduler.jobs.Poller._tick); the rest keeps ticks from overlapping.
+REFILL = 0.8
 HARD_DEADLINE = 9.5
 PRUNE_EVERY = 3600.0
 BACKLOG_EVERY = 15.0
@@ -162,7 +165,9 @@ async def _run(
     executor: Executor | None,
 ) -> None:
     async with ctx.crawl.http() as client:
-        poller = Poller(ctx.crawl, client, db, metrics, executor)
+        poller = Poller(
+            ctx.crawl, client, db, metrics, executor, refill_window=REFILL * ctx.poll_tick
+        )
         deliverer = Deliverer(ctx.delivery, HttpPoster(client), db, metrics)
         scheduler = AsyncIOScheduler(timezone=UTC)
         parts = Parts(scheduler, poller, deliverer, _health(ctx, scheduler, db, metrics))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +42,18 @@ class SqlTransaction:
 
     def __init__(self, session: Session) -> None:
         self._s = session
+        # Fetch-state writes waiting for one executemany (see record_poll).
+        self._polls: list[dict[str, object]] = []
+        for hook in ("do_orm_execute", "before_flush", "before_commit"):
+            event.listen(session, hook, self._write_polls)
+
+    def _write_polls(self, *_args: object) -> None:
+        """Write the buffered polls before anything else runs on the session
+        (any statement, flush or the commit), so the transaction reads and
+        commits exactly what it would have with one UPDATE per poll."""
+        if self._polls:
+            batch, self._polls = self._polls, []
+            sources.record_polls(self._s, batch)
 
     # -- sources
     def source_names(self) -> set[str]:
@@ -83,7 +95,11 @@ class SqlTransaction:
         next_poll_at: datetime,
         interval: int | None = None,
     ) -> None:
-        sources.record_poll(self._s, outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+        """Buffered: the polls of a save batch that touch nothing else (an
+        unchanged feed) go out as one executemany at the next statement or the
+        commit; a rollback drops them with the rest of the transaction."""
+        params = sources.poll_params(outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+        self._polls.append(params)
 
     def seen_links(self, source_id: int) -> frozenset[str]:
         return sources.seen_links(self._s, source_id)

@@ -8,11 +8,25 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Case, Update
 
 from crawler.crawl_records import PollOutcome, SeenVersion, Source, SourceKind
 from storage import StorageError
@@ -143,6 +157,87 @@ def remove_source(session: Session, name: str) -> None:
         raise SourceNotFound(f"no source named {name!r}")
 
 
+def poll_params(
+    outcome: PollOutcome,
+    *,
+    now: datetime,
+    next_poll_at: datetime,
+    interval: int | None = None,
+) -> dict[str, object]:
+    """The parameters of RECORD_POLL for one poll (see record_poll).
+
+    Every outcome fills the same keys, so every poll runs the one statement
+    (compiled and cached once) and polls can share one executemany."""
+    failed = outcome.status == "failed"
+    return {
+        "p_id": outcome.source_id,
+        "p_now": now,
+        "p_next": next_poll_at,
+        "p_interval": interval,
+        "p_failed": failed,
+        "p_error": outcome.error if failed else None,
+        "p_success": None if failed else now,
+        "p_validators": outcome.status == "ok",
+        "p_etag": outcome.etag,
+        "p_last_modified": outcome.last_modified,
+        "p_body_hash": outcome.body_hash,
+        "p_kind": None if failed else outcome.detected_kind,
+    }
+
+
+def _record_poll_statement() -> Update:
+    """One UPDATE for every poll outcome: a failure keeps the validators,
+    last success and kind (CASE / COALESCE on its parameters), a success
+    resets the failure count. Core, not ORM: building an ORM-enabled update
+    per poll was most of an unchanged feed's cost (docs/notes/crawl-profile.md),
+    and no SourceRow is loaded in a save transaction for it to synchronise."""
+    t: Table = SourceRow.__table__  # type: ignore[assignment]
+    c = t.c
+
+    def written_if(flag: str, name: str) -> Case[Any]:
+        return case(
+            (bindparam(flag, type_=Boolean), bindparam(name, type_=c[name[2:]].type)),
+            else_=c[name[2:]],
+        )
+
+    return (
+        update(t)
+        .where(c.id == bindparam("p_id"))
+        .values(
+            last_polled_at=bindparam("p_now", type_=c.last_polled_at.type),
+            next_poll_at=bindparam("p_next", type_=c.next_poll_at.type),
+            lease_owner=None,
+            lease_until=None,
+            current_interval_seconds=bindparam("p_interval", type_=Integer),
+            last_error=bindparam("p_error", type_=Text),
+            consecutive_failures=case(
+                (bindparam("p_failed", type_=Boolean), c.consecutive_failures + 1), else_=0
+            ),
+            last_success_at=func.coalesce(
+                bindparam("p_success", type_=c.last_success_at.type), c.last_success_at
+            ),
+            etag=written_if("p_validators", "p_etag"),
+            last_modified=written_if("p_validators", "p_last_modified"),
+            body_hash=written_if("p_validators", "p_body_hash"),
+            kind=func.coalesce(bindparam("p_kind", type_=c.kind.type), c.kind),
+            # a success (ok or not modified) ends a first-poll baseline; a failure does not
+            baseline_pending=case(
+                (bindparam("p_failed", type_=Boolean), c.baseline_pending), else_=False
+            ),
+        )
+    )
+
+
+RECORD_POLL = _record_poll_statement()
+
+
+def record_polls(session: Session, params: Sequence[Mapping[str, object]]) -> None:
+    """Write several polls' fetch state in one executemany (one round trip
+    on PostgreSQL's driver per batch, one cached statement everywhere)."""
+    if params:
+        session.connection().execute(RECORD_POLL, [dict(p) for p in params])
+
+
 def record_poll(
     session: Session,
     outcome: PollOutcome,
@@ -156,27 +251,8 @@ def record_poll(
     Failures keep the previous validators (ETag, Last-Modified, body hash) so
     a transient error does not force a full re-download afterwards.
     """
-    values: dict[str, object] = {
-        "last_polled_at": now,
-        "next_poll_at": next_poll_at,
-        "lease_owner": None,
-        "lease_until": None,
-        "current_interval_seconds": interval,
-    }
-    if outcome.status == "failed":
-        values["last_error"] = outcome.error
-        values["consecutive_failures"] = SourceRow.consecutive_failures + 1
-    else:
-        values.update(
-            last_success_at=now, last_error=None, consecutive_failures=0, baseline_pending=False
-        )
-        if outcome.status == "ok":
-            values.update(
-                etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash
-            )
-        if outcome.detected_kind is not None:
-            values["kind"] = outcome.detected_kind
-    session.execute(update(SourceRow).where(SourceRow.id == outcome.source_id).values(**values))
+    params = poll_params(outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+    record_polls(session, [params])
 
 
 @dataclass(frozen=True, slots=True)

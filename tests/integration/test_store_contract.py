@@ -709,3 +709,106 @@ def test_a_baseline_stores_matches_without_alerts_and_ends_with_a_success(store:
     with store.transaction() as tx:
         (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
     assert not wire.baseline_pending
+
+
+def test_polls_written_together_are_seen_by_the_same_transaction(store: Store) -> None:
+    """SqlStore writes the polls of one transaction in one executemany: a
+    read later in that transaction, and the commit, see every one of them,
+    in order; a rolled-back transaction writes none."""
+    with store.transaction() as tx:
+        ids = [
+            tx.add_source(
+                name=f"s{n}",
+                url=f"https://s{n}.example/f",
+                kind=None,
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            ).id
+            for n in range(3)
+        ]
+    with store.transaction() as tx:
+        assert len(tx.claim_due_sources(now=T0, owner="p", lease=LEASE, limit=5)) == 3
+    later = T0 + timedelta(minutes=5)
+    with store.transaction() as tx:
+        for sid in ids[:2]:
+            tx.record_poll(PollOutcome(sid, "not_modified"), now=T0, next_poll_at=later)
+        # the polled sources' leases are gone and they are due at `later`: visible at once
+        got = tx.claim_due_sources(now=later, owner="q", lease=LEASE, limit=5)
+        assert sorted(s.id for s in got) == ids[:2]
+        tx.record_poll(PollOutcome(ids[2], "failed", error="HTTP 500"), now=T0, next_poll_at=later)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.record_poll(PollOutcome(ids[2], "failed", error="lost"), now=later, next_poll_at=later)
+        raise RuntimeError("rolled back")
+    with store.transaction() as tx:
+        got = tx.claim_due_sources(now=later + 2 * LEASE, owner="r", lease=LEASE, limit=5)
+    by_id = {s.id: s for s in got}
+    assert (by_id[ids[2]].last_error, by_id[ids[2]].consecutive_failures) == ("HTTP 500", 1)
+    assert by_id[ids[0]].last_success_at == T0 and by_id[ids[2]].last_success_at is None
+
+
+POLL_STATUSES = st.sampled_from(["ok", "not_modified", "failed"])
+VALIDATOR = st.none() | st.sampled_from(['"e1"', '"e2"', "Tue, 01 Dec 2026 10:00:00 GMT"])
+
+
+@st.composite
+def poll_scripts(draw: st.DrawFn) -> list[list[tuple[int, PollOutcome, int | None]]]:
+    """Transactions of polls over three sources: any order, any outcome."""
+    script = []
+    for _ in range(draw(st.integers(1, 4))):
+        batch = []
+        for _ in range(draw(st.integers(1, 5))):
+            sid, status = draw(st.integers(0, 2)), draw(POLL_STATUSES)
+            outcome = PollOutcome(
+                sid,
+                status,  # type: ignore[arg-type]
+                etag=draw(VALIDATOR),
+                last_modified=draw(VALIDATOR),
+                body_hash=draw(st.none() | st.sampled_from(["h1", "h2"])),
+                error=draw(st.sampled_from(["HTTP 503", "timeout"]))
+                if status == "failed"
+                else None,
+                detected_kind=draw(st.none() | st.sampled_from(["feed", "page"])),
+            )
+            batch.append((sid, outcome, draw(st.none() | st.integers(60, 3600))))
+        script.append(batch)
+    return script
+
+
+def play_polls(store: Store, script: list[list[tuple[int, PollOutcome, int | None]]]) -> list[Any]:
+    with store.transaction() as tx:
+        ids = [
+            tx.add_source(
+                name=f"s{n}",
+                url=f"https://s{n}.example/f",
+                kind=None,
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            ).id
+            for n in range(3)
+        ]
+    for step, batch in enumerate(script):
+        now = T0 + timedelta(minutes=step)
+        with store.transaction() as tx:
+            for sid, outcome, interval in batch:
+                outcome = replace(outcome, source_id=ids[sid])
+                tx.record_poll(outcome, now=now, next_poll_at=now, interval=interval)
+    with store.transaction() as tx:
+        got = tx.claim_due_sources(now=T0 + LEASE, owner="x", lease=LEASE, limit=5)
+    return sorted(((ids.index(s.id), replace(s, id=0)) for s in got), key=lambda p: p[0])
+
+
+@pytest.mark.slow  # a few tenths of a second per example on two databases
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=poll_scripts())
+def test_the_databases_record_polls_like_the_fake(
+    sql_stores: dict[str, Database], script: list[list[tuple[int, PollOutcome, int | None]]]
+) -> None:
+    """The one-statement, batched record_poll of SqlStore keeps exactly the
+    rules of the fake: a failure keeps validators, kind and last success and
+    counts up; a success resets the count; only `ok` writes validators."""
+    expected = play_polls(MemoryStore(), script)
+    for backend, database in sql_stores.items():
+        _empty(database)
+        assert play_polls(SqlStore(database.engine, database.factory), script) == expected, backend
