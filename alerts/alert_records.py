@@ -14,6 +14,8 @@ from typing import Literal
 
 Channel = Literal["email", "slack", "webhook"]
 Digest = Literal["none", "hourly", "daily"]
+# `fold`: one alert per (story, watchlist, recipient); `each`: one per matching item.
+StoryMode = Literal["fold", "each"]
 Field = Literal["title", "summary", "body"]
 
 
@@ -76,6 +78,7 @@ class Watchlist:
     languages: tuple[str, ...] = ()
     notify: tuple[Recipient, ...] = ()
     digest: Digest = "none"
+    stories: StoryMode = "each"
     examples_match: tuple[str, ...] = ()
     examples_no_match: tuple[str, ...] = ()
 
@@ -124,3 +127,27 @@ class StoredMatch:
     source_name: str
     published: datetime
     language: str | None
+    story_id: int | None = None  # the item's story (None: not assigned yet)
+
+
+@dataclass(frozen=True, slots=True)
+class AlsoReported:
+    """Another outlet's item of the same story, as an alert names it."""
+
+    source: str
+    language: str | None
+    title: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoryContext:
+    """An alerted item's story as known at send time: the render functions get
+    it as data (they read nothing). `also` holds the story's items from OTHER
+    sources, one per (source, language), in published order; `en_title` is the
+    story's English headline (None when it has no English item yet)."""
+
+    story_id: int
+    title: str
+    en_title: str | None
+    also: tuple[AlsoReported, ...] = ()

@@ -6,7 +6,10 @@ Every piece of feed text is untrusted. Invariants kept here:
 - HTML parts escape every feed string; links are emitted only for http(s);
 - Slack text escapes &, < and > in every feed string (so `<!channel>` is
   shown, not interpreted) and stays within Slack's block limits;
-- the webhook body is exactly the `matches --json` object of the contract.
+- the webhook body is the `matches --json` object of the contract plus the
+  item's story: "story" (id or null) and "also" (the other outlets);
+- story data (other outlets, the English headline) arrives as arguments,
+  read by the deliver use-case at send time: nothing here reads storage.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import html
 import json
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -24,7 +27,7 @@ from email.policy import SMTP
 from email.utils import format_datetime
 from typing import Any
 
-from alerts.alert_records import StoredMatch
+from alerts.alert_records import StoredMatch, StoryContext
 
 SUBJECT_CHARS = 200
 SLACK_SECTION_CHARS = 3000
@@ -51,6 +54,39 @@ class AlertMatch:
 
     match: StoredMatch
     highlights: tuple[str, ...] = ()
+    story: StoryContext | None = None
+
+
+Stories = Mapping[int, StoryContext]  # item id -> its story, as known at send time
+NO_STORIES: Stories = {}
+ALSO_NAMED = 10  # outlets named in the "also reported by" line
+
+
+def also_line(story: StoryContext | None) -> str | None:
+    """ "also reported by: yonhap (ko), tass (ru)", or None when no other outlet."""
+    if story is None or not story.also:
+        return None
+    named = [f"{a.source} ({a.language})" if a.language else a.source for a in story.also]
+    more = len(named) - ALSO_NAMED
+    text = ", ".join(named[:ALSO_NAMED]) + (f" and {more} more" if more > 0 else "")
+    return f"also reported by: {text}"
+
+
+def english_headline(m: StoredMatch, story: StoryContext | None) -> str | None:
+    """The story's English headline for a hit in another language (None for an
+    English hit, an unknown language, or a story without an English item)."""
+    if story is None or story.en_title is None or m.language is None:
+        return None
+    if m.language.split("-")[0].lower() == "en" or story.en_title == m.item_title:
+        return None
+    return story.en_title
+
+
+def story_lines(m: StoredMatch, story: StoryContext | None) -> list[str]:
+    """The lines every alert adds about its story, in one place for all channels."""
+    en = english_headline(m, story)
+    also = also_line(story)
+    return ([f"English headline: {en}"] if en else []) + ([also] if also else [])
 
 
 # ---------------------------------------------------------------- text helpers
@@ -117,19 +153,39 @@ def match_object(m: StoredMatch) -> dict[str, Any]:
         },
         "snippets": list(m.snippets),
         "matched_at": iso(m.matched_at),
+        "story": m.story_id,
     }
 
 
-def webhook_body(m: StoredMatch) -> bytes:
-    return json.dumps(match_object(m), ensure_ascii=False, separators=(",", ":")).encode()
+def alert_object(m: StoredMatch, story: StoryContext | None = None) -> dict[str, Any]:
+    """The webhook's object: the `matches --json` one plus "story" (id or null)
+    and "also" (the story's other outlets at send time)."""
+    also = [] if story is None else story.also
+    return {
+        **match_object(m),
+        "story": m.story_id if story is None else story.story_id,
+        "also": [
+            {"source": a.source, "language": a.language, "title": a.title, "url": a.url}
+            for a in also
+        ],
+    }
+
+
+def webhook_body(m: StoredMatch, story: StoryContext | None = None) -> bytes:
+    return json.dumps(alert_object(m, story), ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def digest_webhook_body(
-    watchlist: str, period: str, matches: Sequence[StoredMatch], part: Part | None = None
+    watchlist: str,
+    period: str,
+    matches: Sequence[StoredMatch],
+    part: Part | None = None,
+    stories: Stories = NO_STORIES,
 ) -> bytes:
-    """A digest for a webhook: the period and the `matches --json` objects, newest
-    first; a digest sent in parts says which (`part`, `parts`)."""
-    ordered = [match_object(m) for m in newest_first(matches)]
+    """A digest for a webhook: the period and the alert objects, newest first
+    (as before; each carries its "story", by which a receiver groups); a digest
+    sent in parts says which (`part`, `parts`)."""
+    ordered = [alert_object(m, stories.get(m.item_id)) for m in newest_first(matches)]
     doc: dict[str, Any] = {
         "watchlist": watchlist,
         "digest": period,
@@ -148,6 +204,24 @@ def newest_first(matches: Sequence[StoredMatch]) -> list[StoredMatch]:
     return sorted(matches, key=lambda m: (m.published, m.matched_at, m.id), reverse=True)
 
 
+def group_by_story(
+    matches: Sequence[StoredMatch], stories: Stories = NO_STORIES
+) -> list[tuple[str, StoryContext | None, list[StoredMatch]]]:
+    """Digest groups as (heading, story, matches): one group per story (its
+    items under it, newest first), and items without a story yet grouped by
+    source as before. Groups are ordered by their newest match. Every match is
+    in exactly one group."""
+    groups: dict[tuple[str, object], tuple[str, StoryContext | None, list[StoredMatch]]] = {}
+    for m in newest_first(matches):
+        story = stories.get(m.item_id)
+        key: tuple[str, object] = ("story", story.story_id) if story else ("source", m.source_name)
+        if key not in groups:
+            heading = f"story: {story.en_title or story.title}" if story else m.source_name
+            groups[key] = (heading, story, [])
+        groups[key][2].append(m)
+    return list(groups.values())
+
+
 def group_by_source(matches: Sequence[StoredMatch]) -> list[tuple[str, list[StoredMatch]]]:
     """Matches grouped by source; groups ordered by their newest match, and each
     group newest first (by publication date, then match time)."""
@@ -163,20 +237,22 @@ def group_by_source(matches: Sequence[StoredMatch]) -> list[tuple[str, list[Stor
 Part = tuple[int, int]  # (this part, of how many), from 1
 
 
-def digest_parts(channel: str, matches: Sequence[StoredMatch]) -> list[list[StoredMatch]]:
+def digest_parts(
+    channel: str, matches: Sequence[StoredMatch], stories: Stories = NO_STORIES
+) -> list[list[StoredMatch]]:
     """The digest split into messages that each fit the channel's limits, in
-    display order (by source, newest first), greedily: a part takes matches
+    display order (story by story, see `group_by_story`), greedily: a part takes matches
     until the next would pass its count or size budget. A single match always
     fits (stored titles and summaries are capped; a part of one is sent as is).
     Each part is sent and recorded on its own, so one refused part (a 413)
     fails only its own alerts."""
-    ordered = [m for _, group in group_by_source(matches) for m in group]
+    ordered = [m for _, _, group in group_by_story(matches, stories) for m in group]
     count, budget, cost = _digest_budget(channel)
     parts: list[list[StoredMatch]] = []
     current: list[StoredMatch] = []
     used = 0
     for m in ordered:
-        c = cost(m)
+        c = cost(m) + _story_cost(m, stories.get(m.item_id))
         if current and (len(current) >= count or used + c > budget):
             parts.append(current)
             current, used = [], 0
@@ -194,6 +270,17 @@ def _digest_budget(channel: str) -> tuple[int, int, Callable[[StoredMatch], int]
     if channel == "webhook":
         return 1_000_000, WEBHOOK_DIGEST_BYTES - 1024, _webhook_cost
     return EMAIL_DIGEST_MATCHES, EMAIL_DIGEST_CHARS, _email_cost
+
+
+def _story_cost(m: StoredMatch, story: StoryContext | None) -> int:
+    """An upper bound of what a match's story adds on any channel: its lines in
+    text and HTML (escaping at most doubles them), the webhook's "also" list
+    and the group heading."""
+    if story is None:
+        return 0
+    lines = sum(len(line) + 8 for line in story_lines(m, story))
+    also = sum(len(a.source) + len(a.title) + len(a.url) + 64 for a in story.also)
+    return 2 * (lines + also + len(story.title) + len(story.en_title or "")) + 64
 
 
 def _slack_cost(m: StoredMatch) -> int:
@@ -254,6 +341,7 @@ def _text_block(a: AlertMatch) -> list[str]:
         f"Source: {m.source_name} · Published: {human_date(m.published)}",
         f"Matched terms: {', '.join(m.terms)}",
     ]
+    lines += story_lines(m, a.story)
     lines += [f"  > {' '.join(s.split())}" for s in m.snippets[:SNIPPETS_PER_ALERT]]
     return lines
 
@@ -267,10 +355,11 @@ def _html_block(a: AlertMatch, heading: str = "h2") -> str:
         f"<blockquote>{highlight_html(s, a.highlights)}</blockquote>"
         for s in m.snippets[:SNIPPETS_PER_ALERT]
     )
+    story = "".join(f"<br>{html.escape(line)}" for line in story_lines(m, a.story))
     return (
         f"<{heading}>{head}</{heading}>"
         f"<p>Source: {html.escape(m.source_name)} · Published: {human_date(m.published)}<br>"
-        f"Matched terms: <b>{html.escape(', '.join(m.terms))}</b></p>"
+        f"Matched terms: <b>{html.escape(', '.join(m.terms))}</b>{story}</p>"
         f"{snippets}<p><small>{html.escape(m.item_url)}</small></p>"
     )
 
@@ -329,7 +418,8 @@ def digest_email(
     `ids` is (watchlist id, recipient id); a part's Message-ID also names its
     first match, so each part is recognisable on a repeat."""
     by_match = {a.match.id: a for a in alerts}
-    groups = group_by_source([a.match for a in alerts])
+    stories = {a.match.item_id: a.story for a in alerts if a.story is not None}
+    groups = group_by_story([a.match for a in alerts], stories)
     n = len(alerts)
     subject = (
         f"[newswatch] {watchlist}: {n} new match{'es' if n != 1 else ''} ({period_label(period)})"
@@ -344,14 +434,14 @@ def digest_email(
         date=date,
     )
     label = period_label(period)
-    text = [f"Digest of watchlist {watchlist} for {label}: {n} matches, newest first.", ""]
+    text = [f"Digest of watchlist {watchlist} for {label}: {n} matches, by story.", ""]
     parts = [
         f"<p>Digest of watchlist <b>{html.escape(watchlist)}</b> for {html.escape(label)}: "
-        f"{n} matches, newest first.</p>"
+        f"{n} matches, by story.</p>"
     ]
-    for source, matches in groups:
-        text += [f"== {source} ==", ""]
-        parts.append(f"<h2>{html.escape(source)}</h2>")
+    for heading, _, matches in groups:
+        text += [f"== {header_text(heading, 500)} ==", ""]
+        parts.append(f"<h2>{html.escape(heading)}</h2>")
         for m in matches:
             text += [*_text_block(by_match[m.id]), ""]
             parts.append(_html_block(by_match[m.id], heading="h3"))
@@ -396,15 +486,16 @@ def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:SLACK_SECTION_CHARS]}}
 
 
-def _slack_match_text(m: StoredMatch, snippets: int) -> str:
+def _slack_match_text(m: StoredMatch, snippets: int, story: StoryContext | None = None) -> str:
     head = "*" + _slack_link(m.item_url, m.item_title, 500) + "*"
     terms = "Terms: " + slack_fit(", ".join(m.terms), 300)
     meta = f"{slack_fit(m.source_name, 200)} · {human_date(m.published)}"
     quoted = [f">{slack_fit(' '.join(s.split()), 400)}" for s in m.snippets[:snippets]]
-    return "\n".join([head, terms, *quoted, meta])
+    about = [slack_fit(line, 700) for line in story_lines(m, story)]
+    return "\n".join([head, terms, *about, *quoted, meta])
 
 
-def slack_payload(m: StoredMatch) -> dict[str, Any]:
+def slack_payload(m: StoredMatch, story: StoryContext | None = None) -> dict[str, Any]:
     """An incoming-webhook message: `text` for notifications, `blocks` for display."""
     header = slack_fit(f"newswatch: {m.watchlist}", SLACK_HEADER_CHARS)
     text = f"[{slack_fit(m.watchlist, 200)}] " + _slack_link(m.item_url, m.item_title, 500)
@@ -412,7 +503,7 @@ def slack_payload(m: StoredMatch) -> dict[str, Any]:
         "text": text[:SLACK_TEXT_CHARS],
         "blocks": [
             {"type": "header", "text": {"type": "plain_text", "text": header}},
-            _section(_slack_match_text(m, snippets=2)),
+            _section(_slack_match_text(m, snippets=2, story=story)),
         ],
         "unfurl_links": False,
         "unfurl_media": False,
@@ -420,11 +511,15 @@ def slack_payload(m: StoredMatch) -> dict[str, Any]:
 
 
 def slack_digest_payload(
-    watchlist: str, period: str, matches: Sequence[StoredMatch], part: Part | None = None
+    watchlist: str,
+    period: str,
+    matches: Sequence[StoredMatch],
+    part: Part | None = None,
+    stories: Stories = NO_STORIES,
 ) -> dict[str, Any]:
     """A digest (or one part of it, see `digest_parts`) as one Slack message,
-    grouped by source, within the 50-block limit."""
-    groups = group_by_source(matches)
+    grouped by story (`group_by_story`), within the 50-block limit."""
+    groups = group_by_story(matches, stories)
     n = len(matches)
     header = slack_fit(
         f"newswatch digest: {watchlist} ({period_label(period)}){part_label(part)}",
@@ -434,14 +529,14 @@ def slack_digest_payload(
         {"type": "header", "text": {"type": "plain_text", "text": header}}
     ]
     shown = 0
-    for source, items in groups:
+    for heading, story, items in groups:
         for i, m in enumerate(items):
             needed = 2 if i == 0 else 1
             if len(blocks) + needed > SLACK_MAX_BLOCKS - 1:
                 break
             if i == 0:
-                blocks.append(_section(f"*{slack_fit(source, 500)}*"))
-            blocks.append(_section(_slack_match_text(m, snippets=1)))
+                blocks.append(_section(f"*{slack_fit(heading, 500)}*"))
+            blocks.append(_section(_slack_match_text(m, snippets=1, story=story)))
             shown += 1
     if shown < n:
         blocks.append(_section(f"… and {n - shown} more matches not shown here."))

@@ -453,9 +453,19 @@ def _story_score(item: ItemFeatures, story: Candidate, params: StoryParams) -> f
 _SLACK = 1e-4
 
 
-def _reach(params: StoryParams) -> float:
-    """The lowest best-member cosine with which a story can still reach the threshold."""
-    return params.threshold - max(params.concept_weight, 0.0) - max(params.number_weight, 0.0)
+def _reach(params: StoryParams, item: ItemFeatures | None = None) -> float:
+    """The lowest best-member cosine with which a story can still reach the threshold.
+
+    Exact per item: an item without concepts gets no concept bonus from any
+    member (Jaccard 0), one without specific numbers no number bonus, so its
+    bar is that much higher (on templated text most stories then skip the
+    full scoring)."""
+    concept = max(params.concept_weight, 0.0)
+    number = max(params.number_weight, 0.0)
+    if item is not None:
+        concept = concept if item.concepts else 0.0
+        number = number if item.numbers else 0.0
+    return params.threshold - concept - number
 
 
 def assign(
@@ -476,7 +486,7 @@ def assign(
         if _in_window(item, s, window)
         and s.members
         and float(np.max(np.stack([m.vector for m in s.members]).astype(np.float32) @ vector))
-        >= _reach(params) - _SLACK
+        >= _reach(params, item) - _SLACK
     ]
     return _decide(item, plausible, params)
 
@@ -568,7 +578,7 @@ class StoryIndex:
         out = []
         for k, item in enumerate(items):
             cosines = np.concatenate([block[:, k], self._rows[before : self._n] @ batch[k]])
-            near = self._owner[: self._n][cosines >= _reach(self.params) - _SLACK]
+            near = self._owner[: self._n][cosines >= _reach(self.params, item) - _SLACK]
             plausible = [
                 s
                 for s in (self._stories[int(i)] for i in np.unique(near))

@@ -15,7 +15,16 @@ from typing import Any, TypeVar
 import yaml
 
 from alerts import AlertError
-from alerts.alert_records import Channel, Digest, Query, Recipient, Rule, Term, Watchlist
+from alerts.alert_records import (
+    Channel,
+    Digest,
+    Query,
+    Recipient,
+    Rule,
+    StoryMode,
+    Term,
+    Watchlist,
+)
 from alerts.matching.engine import check_phrase, check_rule
 from alerts.matching.query_parser import QuerySyntaxError
 from alerts.yamlfiles import YamlProblem, line_of, load_yaml
@@ -35,7 +44,17 @@ EMAIL_RE = re.compile(r"^[^@\s<>,;\"']+@[^@\s<>,;\"']+\.[^@\s<>,;\"']+$")
 REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 CHANNELS: tuple[Channel, ...] = ("email", "slack", "webhook")
 DIGESTS: tuple[Digest, ...] = ("none", "hourly", "daily")
-WATCHLIST_KEYS = {"name", "terms", "exclude", "languages", "notify", "digest", "examples"}
+STORY_MODES: tuple[StoryMode, ...] = ("each", "fold")
+WATCHLIST_KEYS = {
+    "name",
+    "terms",
+    "exclude",
+    "languages",
+    "notify",
+    "digest",
+    "stories",
+    "examples",
+}
 
 
 class WatchlistFileError(AlertError):
@@ -107,6 +126,9 @@ def _parse_watchlist(entry: Any, parent_line: int) -> Watchlist:
     digest = entry.get("digest", "none")
     if not isinstance(digest, str) or digest not in DIGESTS:
         raise WatchlistFileError(f"{where}: digest must be one of none, hourly, daily")
+    stories = entry.get("stories", "each")
+    if not isinstance(stories, str) or stories not in STORY_MODES:
+        raise WatchlistFileError(f"{where}: stories must be fold or each")
     examples = _mapping(entry.get("examples"), f"{where}: examples", {"match", "no_match"})
     return Watchlist(
         name=name,
@@ -115,6 +137,7 @@ def _parse_watchlist(entry: Any, parent_line: int) -> Watchlist:
         languages=_languages(entry.get("languages"), where),
         notify=_parse_notify(entry.get("notify"), where),
         digest=digest,
+        stories=stories,
         examples_match=_strings(examples.get("match"), f"{where}: examples.match"),
         examples_no_match=_strings(examples.get("no_match"), f"{where}: examples.no_match"),
     )
@@ -364,6 +387,7 @@ def watchlist_to_dict(w: Watchlist) -> dict[str, Any]:
     if w.notify:
         out["notify"] = [_recipient_to_yaml(r) for r in w.notify]
     out["digest"] = w.digest
+    out["stories"] = w.stories
     if w.examples_match or w.examples_no_match:
         ex: dict[str, Any] = {}
         if w.examples_match:

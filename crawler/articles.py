@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import trafilatura
 
 from crawler.crawl_records import Item
-from crawler.entries import sane_date
+from crawler.entries import usable_date
 from crawler.normalize import collapse_whitespace, content_hash, detect_language
 
 log = logging.getLogger(__name__)
@@ -52,13 +52,15 @@ def extract_article(html: str, url: str, *, fetched_at: datetime) -> Item | None
         return None
     title = collapse_whitespace(str(getattr(doc, "title", "") or ""))
     summary = collapse_whitespace(str(getattr(doc, "description", "") or ""))
+    published = usable_date(_date(getattr(doc, "date", None)), fetched_at)
     return Item(
         url=url,
         guid=url,
         title=title,
         summary=summary,
         text=text,
-        published=sane_date(_date(getattr(doc, "date", None)), fetched_at),
+        published=published or fetched_at,
+        dated=published is not None,
         language=detect_language(f"{title}\n{text[:600]}") or _lang(getattr(doc, "language", None)),
         content_hash=content_hash(title, text),
     )

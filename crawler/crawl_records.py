@@ -43,6 +43,9 @@ class Source:
     consecutive_failures: int = 0
     items_count: int = 0
     current_interval_seconds: int | None = None
+    # The next successful poll is a baseline (a new or re-enabled source):
+    # it stores everything but alerts only on recent items (scheduler.first_poll).
+    baseline_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,9 @@ class Item:
     published: datetime
     language: str | None
     content_hash: str
+    # False when the feed gave no usable date and `published` is the fetch
+    # time: a first poll counts such an item as old (scheduler.first_poll).
+    dated: bool = True
 
 
 @dataclass(frozen=True, slots=True)

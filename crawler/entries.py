@@ -50,15 +50,17 @@ def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
     summary = to_text(fields.summary)
     text = to_text(fields.body) or summary
     language = detect_language(f"{title}\n{text[:LANGUAGE_SAMPLE]}") or fields.feed_language
+    published = usable_date(fields.published, fetched_at)
     return Item(
         url=url,
         guid=storable(fields.guid or "").strip() or url,
         title=title,
         summary=summary,
         text=text,
-        published=sane_date(fields.published, fetched_at),
+        published=published or fetched_at,
         language=language,
         content_hash=content_hash(title, text),
+        dated=published is not None,
     )
 
 
@@ -73,14 +75,21 @@ def sane_date(value: datetime | None, fetched_at: datetime) -> datetime:
     """The published date in UTC, or the fetch time when missing, in the
     future, or not representable in UTC (year 1 at +14:00: comparing it
     overflows)."""
+    usable = usable_date(value, fetched_at)
+    return fetched_at if usable is None else usable
+
+
+def usable_date(value: datetime | None, fetched_at: datetime) -> datetime | None:
+    """The published date in UTC, or None where sane_date falls back to the
+    fetch time (an Item built from None is `dated=False`)."""
     if value is None:
-        return fetched_at
+        return None
     try:
         value = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
         if value > fetched_at + FUTURE_TOLERANCE:
-            return fetched_at
+            return None
     except OverflowError:
-        return fetched_at
+        return None
     return value
 
 

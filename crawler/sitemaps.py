@@ -49,7 +49,7 @@ from protego import Protego
 from crawler import CrawlError
 from crawler.articles import extract_article
 from crawler.crawl_records import Item, SeenVersion
-from crawler.entries import sane_date
+from crawler.entries import usable_date
 from crawler.fetch import FetchResult, HttpClient
 from crawler.guard import parse_url
 from crawler.links import same_site
@@ -504,13 +504,14 @@ def with_news(item: Item | None, entry: SitemapEntry, now: datetime) -> Item | N
     """
     if entry.news_title is None and item is None:
         return None
-    base = item or Item(entry.url, entry.url, "", "", "", now, None, "")
+    base = item or Item(entry.url, entry.url, "", "", "", now, None, "", dated=False)
     title = entry.news_title or base.title
-    published = sane_date(entry.news_published, now) if entry.news_published else base.published
+    news_date = usable_date(entry.news_published, now)
     return replace(
         base,
         title=title,
-        published=published,
+        published=news_date or base.published,
+        dated=news_date is not None or base.dated,
         language=entry.news_language or base.language,
         content_hash=content_hash(title, base.text),
     )

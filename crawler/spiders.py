@@ -42,7 +42,7 @@ from typing import Any
 
 from crawler import CrawlError
 from crawler.crawl_records import Item, PollOutcome, Source
-from crawler.entries import sane_date
+from crawler.entries import usable_date
 from crawler.fetch import FetchPolicy
 from crawler.guard import parse_url
 from crawler.normalize import (
@@ -120,23 +120,25 @@ def to_item(data: object, now: datetime) -> Item | str:
     title = one_line(title)
     summary = collapse_whitespace(str(fields["summary"] or ""))
     text = collapse_whitespace(str(fields["text"] or ""))
+    published = _published(data.get("published"), now)
     return Item(
         url=url,
         guid=url,
         title=title,
         summary=summary,
         text=text,
-        published=_published(data.get("published"), now),
+        published=published or now,
+        dated=published is not None,
         language=_language(data.get("language"))
         or detect_language(f"{title}\n{summary}\n{text[:600]}"),
         content_hash=content_hash(title, text or summary),
     )
 
 
-def _published(value: object, now: datetime) -> datetime:
-    """ISO 8601 (or a W3C date) in UTC; missing, unreadable or future → `now`."""
+def _published(value: object, now: datetime) -> datetime | None:
+    """ISO 8601 (or a W3C date) in UTC; missing, unreadable or future → None."""
     parsed = parse_w3c_date(value) if isinstance(value, str) else None
-    return sane_date(parsed, now)
+    return usable_date(parsed, now)
 
 
 def _language(value: object) -> str | None:

@@ -1,6 +1,7 @@
-"""Screenshots of the web view for the docs: docs/web-index.png and
-docs/web-trends.png, from the tests' hand-made data plus four weeks of
-generated history, in Debian's Chromium.
+"""Screenshots of the web view for the docs: docs/web-index.png (the list by
+story), docs/web-story.png (one story: three outlets, three languages) and
+docs/web-trends.png, from the tests' hand-made data with its stories plus
+four weeks of generated history, in Debian's Chromium.
 
     .venv/bin/python docs/screenshots.py [--out docs]
 """
@@ -34,7 +35,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/shots.db")
         upgrade(engine)
-        scenario(engine, NOW, history=400)
+        made = scenario(engine, NOW, history=400, stories=True)
+        story = (made.stories or {})["pantsir"]
         reader = SqlWebReader(session_factory(engine))
         served = ServedApp(create_app(reader, WebConfig(clock=lambda: NOW))).start()
         try:
@@ -43,13 +45,15 @@ def main() -> None:
                 page = browser.new_page(viewport={"width": 1100, "height": 760})
                 page.goto(served.url + "/?since=1d")
                 page.screenshot(path=str(out / "web-index.png"))
+                page.goto(f"{served.url}/stories/{story}")
+                page.screenshot(path=str(out / "web-story.png"))
                 page.goto(served.url + "/trends")
                 page.screenshot(path=str(out / "web-trends.png"))
                 browser.close()
         finally:
             served.stop()
             engine.dispose()
-    print(f"wrote {out / 'web-index.png'} and {out / 'web-trends.png'}")
+    print(f"wrote {out}/web-index.png, web-story.png and web-trends.png")
 
 
 if __name__ == "__main__":

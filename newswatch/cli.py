@@ -73,12 +73,14 @@ def _register() -> None:
         cli_matching,
         cli_search,
         cli_sources,
+        cli_stories,
         cli_watchlists,
         cli_web,
     )
 
     app.add_typer(cli_sources.app, name="source", help="Manage sources.")
     app.add_typer(cli_watchlists.app, name="watchlist", help="Manage watchlists.")
+    app.add_typer(cli_stories.app, name="stories", help="Stories: one event across sources.")
     for module in (cli_matching, cli_crawl, cli_daemon, cli_alerts, cli_web, cli_check, cli_search):
         module.register(app)
 

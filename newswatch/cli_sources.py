@@ -27,12 +27,14 @@ from newswatch.sourcefiles import (
     check_kind,
     check_links,
     check_name,
+    check_spider,
     check_url,
     dump_opml,
     dump_yaml,
     name_from_url,
     opml_sources,
     parse_yaml,
+    spider_url,
 )
 from storage import source_edits
 from storage import sources as repo
@@ -43,21 +45,46 @@ app = typer.Typer(no_args_is_help=True)
 @app.command("add")
 def add(
     ctx: typer.Context,
-    url: str,
+    url: Annotated[str, typer.Argument(help="The URL; for --kind spider, the NAME.")],
     name: Annotated[str | None, typer.Option(help="Name (default: from the URL).")] = None,
-    kind: Annotated[str | None, typer.Option(help="feed or page (default: detected).")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="feed, page, sitemap or spider (default: feed or page, detected)."),
+    ] = None,
     every: Annotated[
         str, typer.Option(help="Polling interval with a unit, e.g. 90s, 15m, 1h.")
     ] = "15m",
     links: Annotated[str | None, typer.Option(help="CSS selector for article links.")] = None,
+    spider: Annotated[
+        str | None,
+        typer.Option(help="--kind spider: module:Class or path/to/file.py:Class."),
+    ] = None,
+    spider_start: Annotated[
+        str | None, typer.Option("--url", help="--kind spider: a URL passed to the spider.")
+    ] = None,
+    alert_backlog: Annotated[
+        bool,
+        typer.Option(
+            "--alert-backlog",
+            help="Alert on every item of the first poll, not only the recent ones.",
+        ),
+    ] = False,
 ) -> None:
-    """Add a source (a feed, or an HTML page whose article links are followed)."""
+    """Add a source: a feed, an HTML page whose article links are followed, a
+    sitemap, or a Scrapy spider (without --spider: fed from outside, never polled)."""
     try:
-        url = check_url(url)
         kind = check_kind(kind)
         seconds = parse_every(every)
-        name = check_name(name or name_from_url(url))
         links = check_links(links)
+        spider = resolve_spider(check_spider(spider, kind))
+        if kind == "spider":
+            name = check_name(name or url)
+            url = spider_url(name, spider_start)
+        else:
+            if spider_start is not None:
+                raise SourceFileError("--url is only for sources of kind spider")
+            url = check_url(url)
+            name = check_name(name or name_from_url(url))
     except (SourceFileError, ValueError) as e:
         raise UsageProblem(str(e)) from e
     a = get_app(ctx)
@@ -74,8 +101,26 @@ def add(
             every_seconds=seconds,
             links_css=links,
             now=a.now(),
+            spider=spider,
+            alert_backlog=alert_backlog,
         )
+    if src.kind == "spider":
+        note = f" {src.spider}" if src.spider else " (fed from outside by a Scrapy project)"
     echo(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
+
+
+def resolve_spider(spec: str | None) -> str | None:
+    """A checked spider spec with its file made absolute (the daemon's cwd may
+    differ from this shell's); a file that does not exist is refused now."""
+    if spec is None:
+        return None
+    where, _, cls = spec.rpartition(":")
+    if not where.endswith(".py"):
+        return spec
+    path = Path(where).expanduser().resolve()
+    if not path.is_file():
+        raise SourceFileError(f"no spider file {where}")
+    return f"{path}:{cls}"
 
 
 def _detect(a: object, url: str) -> tuple[str | None, str, str]:
@@ -171,6 +216,7 @@ def _json_row(x: Source, cap: int) -> dict[str, object]:
         "interval": _duration(eff.seconds),
         "interval_reason": eff.reason,
         "links": x.links_css,
+        "spider": x.spider,
         "enabled": x.enabled,
         "last_success": x.last_success_at,
         "last_polled": x.last_polled_at,
@@ -240,6 +286,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
                 kind=spec.kind,
                 every_seconds=spec.every_seconds,
                 links_css=spec.links_css,
+                spider=spec.spider,
             ):
                 source_edits.reschedule(s, spec.name, spec.every_seconds, a.now())
                 updated += 1
@@ -252,6 +299,7 @@ def import_(ctx: typer.Context, file: Path) -> None:
                     every_seconds=spec.every_seconds,
                     links_css=spec.links_css,
                     now=a.now(),
+                    spider=spec.spider,
                 )
                 added += 1
             if spec.tags:
@@ -271,7 +319,15 @@ def export(
     with a.session() as s:
         tags = source_edits.tags_by_name(s)
         specs = [
-            SourceSpec(x.name, x.url, x.kind, x.every_seconds, x.links_css, tags.get(x.name, ()))
+            SourceSpec(
+                x.name,
+                x.url,
+                x.kind,
+                x.every_seconds,
+                x.links_css,
+                tags.get(x.name, ()),
+                x.spider,
+            )
             for x in repo.list_sources(s)
         ]
     sys.stdout.write(dump_opml(specs) if format == "opml" else dump_yaml(specs))

@@ -85,6 +85,7 @@ def list_(
                 "languages": list(w.languages),
                 "recipients": len(w.notify),
                 "digest": w.digest,
+                "stories": w.stories,
             }
             for w in found
         )

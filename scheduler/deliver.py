@@ -181,6 +181,18 @@ async def deliver_due(
     return report
 
 
+def read_stories(ctx: DeliveryContext, batch: ClaimedBatch) -> render.Stories:
+    """The batch's stories as known now (other outlets, English headline).
+    Rendering without them beats not sending: a read that fails is logged and
+    the alert goes out plain (the mark after the send meets any real outage)."""
+    try:
+        with ctx.store.transaction() as tx:
+            return tx.story_contexts([a.match.item_id for a in batch.alerts])
+    except StorageError as e:
+        log.warning("alert_stories status=unavailable ids=%s error=%s", batch.ids, e)
+        return {}
+
+
 def record_unrecorded_sends(ctx: DeliveryContext) -> None:
     """Write the "sent" marks an outage kept from being written. The rows are
     still leased to the token that sent them, so no other deliverer has taken
@@ -244,6 +256,7 @@ class _Sender:
         self.slack = channels.slack
         self.webhook = channels.webhook
         self.deadline = time.monotonic() + PASS_BUDGET  # waits in this pass end by then
+        self.stories: render.Stories = {}  # item id -> its story, read per batch at send time
 
     def release(self, batches: list[ClaimedBatch]) -> None:
         ids = [i for b in batches for i in b.ids]
@@ -255,10 +268,12 @@ class _Sender:
         """One alert, or one digest as `render.digest_parts` splits it: each
         part is sent and recorded on its own (a refused part fails only its
         alerts); after a part to retry, the later parts wait (released)."""
+        # Merged, not replaced: other recipients' batches render concurrently.
+        self.stories = {**self.stories, **read_stories(self.ctx, batch)}
         if batch.digest_period is None:
             return await self._deliver(batch, None)
         matches = [a.match for a in batch.alerts]
-        parts = render.digest_parts(batch.recipient.channel, matches)
+        parts = render.digest_parts(batch.recipient.channel, matches, self.stories)
         if len(parts) == 1:
             return await self._deliver(batch, None)
         by_id = {a.match.id: a for a in batch.alerts}
@@ -353,7 +368,10 @@ class _Sender:
 
     def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
         now, r = self.ctx.clock(), batch.recipient
-        alerts = [render.AlertMatch(a.match, a.highlights) for a in batch.alerts]
+        alerts = [
+            render.AlertMatch(a.match, a.highlights, self.stories.get(a.match.item_id))
+            for a in batch.alerts
+        ]
         if batch.digest_period is None:
             ids = (alerts[0].match.item_id, batch.watchlist_id, r.id)
             return render.email_message(
@@ -373,15 +391,20 @@ class _Sender:
     def _slack(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
-            return render.slack_body(render.slack_payload(matches[0]))
-        payload = render.slack_digest_payload(batch.watchlist, batch.digest_period, matches, part)
+            story = self.stories.get(matches[0].item_id)
+            return render.slack_body(render.slack_payload(matches[0], story))
+        payload = render.slack_digest_payload(
+            batch.watchlist, batch.digest_period, matches, part, self.stories
+        )
         return render.slack_body(payload)
 
     def _webhook(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
-            return render.webhook_body(matches[0])
-        return render.digest_webhook_body(batch.watchlist, batch.digest_period, matches, part)
+            return render.webhook_body(matches[0], self.stories.get(matches[0].item_id))
+        return render.digest_webhook_body(
+            batch.watchlist, batch.digest_period, matches, part, self.stories
+        )
 
     def _record_failure(
         self, batch: ClaimedBatch, e: DeliveryError, secrets: Sequence[str | None]

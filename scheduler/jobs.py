@@ -104,8 +104,12 @@ class Poller:
         db: DatabaseState,
         metrics: Metrics,
         executor: Executor | None = None,
+        refill_window: float = 0.0,
     ) -> None:
         self.ctx = ctx
+        # How long a tick keeps refilling poll slots as polls end (see _tick).
+        self.refill_window = refill_window
+        self.slot_freed = asyncio.Event()
         self.client = client
         self.db = db
         self.metrics = metrics
@@ -137,24 +141,46 @@ class Poller:
             self.current = None
 
     async def _tick(self) -> None:
+        """Fill the free poll slots; while every slot was filled (more may be
+        due), fill each slot again as soon as a poll ends, for up to
+        `refill_window` seconds. Claiming only once per tick capped a replica
+        at `concurrency / poll_tick` polls/s however idle it was (docs/scaling.md);
+        the window ends before the next tick, so ticks never overlap."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.refill_window
+        while await self._fill():
+            if len(self.tasks) >= self.slots:  # else a poll ended while claiming
+                self.slot_freed.clear()
+                try:
+                    await asyncio.wait_for(self.slot_freed.wait(), until - loop.time())
+                except TimeoutError:
+                    return
+            if loop.time() >= until:
+                return
+
+    async def _fill(self) -> bool:
+        """Claim due sources for the free slots and start their polls; True
+        when the claim filled every free slot and the refill window is open."""
         with guarded("poll", self.db, self.metrics):
             if self.unreleased:
                 await asyncio.to_thread(self.release_leases)
             free = self.slots - len(self.tasks)
             if free <= 0:
-                return
+                return False
             quota = HostQuota(host_key, self.per_host, dict(self.hosts))
             sources, compiled = await asyncio.to_thread(self._claim, free, quota)
             self.db.ok()
             if not self.accepting:  # a signal arrived while claiming: hand the leases back
                 self.unreleased.update(s.id for s in sources)
-                return
+                return False
             for src in sources:
                 task = asyncio.create_task(self._poll(src, compiled), name=f"poll:{src.name}")
                 self.tasks[src.id] = task
                 self.fetching[src.id] = host = host_key(src.url)
                 self.hosts[host] += 1
                 task.add_done_callback(functools.partial(self._forget, src.id))
+            return len(sources) == free and self.accepting and self.refill_window > 0
+        return False  # the claim failed: the error policy logged it; next tick
 
     def _fetched(self, src: Source) -> None:
         """The poll's request is over: its host slot counts as free again."""
@@ -163,6 +189,7 @@ class Poller:
     def _forget(self, source_id: int, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(source_id, None)
         self._host_free(source_id)  # a poll that ended before its fetch did
+        self.slot_freed.set()
 
     def _host_free(self, source_id: int) -> None:
         host = self.fetching.pop(source_id, None)
@@ -218,6 +245,12 @@ class Poller:
                 self.unreleased.add(src.id)
         if saved:
             self._count(report, time.monotonic() - started)
+            self.metrics.sources.polled(
+                src,
+                failed=bool(report.failed),
+                deferred=bool(report.deferred),
+                now=self.ctx.clock(),
+            )
 
     def _count(self, report: CrawlReport, seconds: float) -> None:
         m = self.metrics
@@ -262,6 +295,7 @@ class Deliverer:
         self.lock = asyncio.Lock()
         self.accepting = True
         self.current: asyncio.Task[Any] | None = None  # the running pass, for shutdown
+        self.on_handled: list[Callable[[], None]] = []  # after a pass that settled alerts
         # Before the poller's first claim: the lock that proves this process
         # alive to other replicas on Postgres (storage.leases).
         ctx.hold_owner_lock()
@@ -277,13 +311,18 @@ class Deliverer:
                 self.current = None
 
     async def _passes(self, reason: str) -> None:
+        handled = 0
         with guarded("deliver", self.db, self.metrics):
             for _ in range(MAX_DELIVERY_PASSES):
                 report = await deliver_due(self.ctx, self.poster, limit=DELIVERY_LIMIT)
                 self.db.ok()
                 self._count(report, reason)
+                handled += report.handled
                 if report.handled < DELIVERY_LIMIT or not self.accepting:
                     break
+        if handled:
+            for callback in self.on_handled:
+                callback()
 
     def _count(self, report: DeliveryReport, reason: str) -> None:
         self.metrics.alerts_sent.inc(report.sent)

@@ -5,6 +5,12 @@ one outbox row per active recipient are inserted in the caller's
 transaction, each with ON CONFLICT DO NOTHING on its unique key, so running
 it twice for the same item (a re-poll, a restart, a second daemon, a
 backfill) creates nothing twice.
+
+Under `stories: fold` the outbox row also carries the item's story, and the
+partial unique key (story, watchlist, recipient) lets only the first matching
+item of a story in: a later item of the same story is matched (and listed
+with its story) but owes no second alert. An item without a story yet
+(`story_id` NULL) alerts on its own, as under `each`: never lose an alert.
 """
 
 from __future__ import annotations
@@ -14,7 +20,9 @@ from dataclasses import asdict
 from datetime import datetime, time
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Insert
 
 from alerts.alert_records import StoredMatch, WatchlistMatch
 from alerts.digests import digest_period
@@ -30,10 +38,17 @@ def record_matches(
     now: datetime,
     *,
     daily_at: time = time(0, 0),
+    alert: bool = True,
 ) -> int:
     """Store the matches of one item and their outbox rows; return how many
-    matches were new."""
+    matches were new. `alert=False` (an old item of a first poll,
+    scheduler.first_poll) stores the matches and owes no alert."""
     new = 0
+    story_id = (
+        session.scalar(select(ItemRow.story_id).where(ItemRow.id == item_id))
+        if any(a.watchlist.stories == "fold" for a, _ in found)
+        else None
+    )
     for active, match in found:
         stmt = insert_ignore(session, MatchRow, ["item_id", "watchlist_id"]).returning(MatchRow.id)
         match_id = session.scalar(
@@ -51,6 +66,8 @@ def record_matches(
             continue  # already matched before: its outbox rows exist too
         new += 1
         period, due = digest_period(active.watchlist.digest, now, daily_at)
+        if not alert:
+            continue
         rows = [
             {
                 "match_id": match_id,
@@ -62,15 +79,23 @@ def record_matches(
                 "next_attempt_at": due,
                 "created_at": now,
                 "digest_period": period,
+                "story_id": story_id if active.watchlist.stories == "fold" else None,
             }
             for rid, _ in active.recipient_ids
         ]
         if rows:
-            session.execute(
-                insert_ignore(session, OutboxRow, ["item_id", "watchlist_id", "recipient_id"]),
-                rows,
-            )
+            session.execute(_outbox_insert(session), rows)
     return new
+
+
+def _outbox_insert(session: Session) -> Insert:
+    """INSERT … ON CONFLICT DO NOTHING over EVERY unique key of the outbox: the
+    (item, watchlist, recipient) key and, for fold rows, the partial (story,
+    watchlist, recipient) one. A conflict on either means the alert is owed
+    already, so the row is skipped, never an error."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(OutboxRow).on_conflict_do_nothing()
+    return sqlite.insert(OutboxRow).on_conflict_do_nothing()
 
 
 def list_matches(
@@ -111,4 +136,5 @@ def stored_match(m: MatchRow, item: ItemRow, source: str, watchlist: str) -> Sto
         source_name=source,
         published=item.published,
         language=item.language,
+        story_id=item.story_id,
     )

@@ -23,16 +23,25 @@ from datetime import datetime, time, timedelta
 from typing import Any
 
 from alerts.alert_records import (
+    AlsoReported,
     Query,
     Recipient,
     Rule,
     StoredMatch,
+    StoryContext,
     Term,
     Watchlist,
     WatchlistMatch,
 )
 from alerts.digests import digest_period
-from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
+from crawler.crawl_records import (
+    Item,
+    PollOutcome,
+    SeenVersion,
+    Source,
+    SourceKind,
+    StoredItem,
+)
 from storage.outbox import (
     STATUSES,
     BacklogCounts,
@@ -43,6 +52,14 @@ from storage.outbox import (
 )
 from storage.protocol import Store
 from storage.sources import HostQuota, SourceExists, pick_per_host
+from storage.stories import (
+    ActiveStory,
+    DecideBatch,
+    StoredMember,
+    StoryStorageError,
+    Vectors,
+)
+from storage.story_context import build_context
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
 
 
@@ -59,6 +76,7 @@ class _ItemRow:
     source_id: int
     item: Item
     fetched_at: datetime
+    story_id: int | None = None
 
 
 @dataclass
@@ -106,12 +124,23 @@ class _OutboxRow:
     lease_until: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    story_id: int | None = None  # set only under `stories: fold`
+
+
+@dataclass
+class _StoryRow:
+    id: int
+    first_seen: datetime
+    last_seen: datetime
+    title: str
+    en_title: str | None = None
 
 
 @dataclass
 class _Tables:
     sources: dict[int, _SourceRow] = field(default_factory=dict)
     page_links: dict[tuple[int, str], datetime] = field(default_factory=dict)
+    link_versions: dict[tuple[int, str], datetime | None] = field(default_factory=dict)
     items: dict[int, _ItemRow] = field(default_factory=dict)
     item_ids: dict[str, int] = field(default_factory=dict)  # unique: canonical URL
     watchlists: dict[int, _WatchlistRow] = field(default_factory=dict)
@@ -120,7 +149,10 @@ class _Tables:
     match_ids: dict[tuple[int, int], int] = field(default_factory=dict)  # (item, watchlist)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     outbox_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (item, wl, recipient)
+    fold_keys: set[tuple[int, int, int]] = field(default_factory=set)  # (story, wl, recipient)
+    stories: dict[int, _StoryRow] = field(default_factory=dict)
     last_id: dict[str, int] = field(default_factory=dict)
+    vectors: dict[int, tuple[tuple[str, str], Vectors]] = field(default_factory=dict)
 
     def next_id(self, table: str) -> int:
         self.last_id[table] = self.last_id.get(table, 0) + 1
@@ -131,7 +163,109 @@ def _lease_free(lease_until: datetime | None, now: datetime) -> bool:
     return lease_until is None or lease_until < now
 
 
-class MemoryTransaction:
+class _MemoryStories:
+    """The stories part of MemoryTransaction (storage.stories' rules, in dicts)."""
+
+    _t: _Tables
+
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        return {u for u in urls if u in self._t.item_ids}
+
+    def save_story_vectors(
+        self, vectors: Sequence[tuple[int, Vectors]], *, encoder: tuple[str, str]
+    ) -> None:
+        for item_id, v in vectors:
+            self._t.vectors[item_id] = (encoder, v.astype("<f2").astype("float32"))
+
+    def _member(self, item_id: int, encoder: tuple[str, str] | None) -> StoredMember:
+        row = self._t.items[item_id]
+        names = {w.id: w.watchlist.name for w in self._t.watchlists.values()}
+        concepts = frozenset(
+            f"{names[m.watchlist_id]}/{term}"
+            for m in self._t.matches.values()
+            if m.item_id == item_id
+            for term in m.terms
+        )
+        stored = self._t.vectors.get(item_id)
+        vector = stored[1] if stored is not None and stored[0] == encoder else None
+        it = row.item
+        return StoredMember(
+            item_id, row.story_id, it.title, it.summary, it.text,
+            it.language, it.published, vector, concepts,
+        )  # fmt: skip
+
+    def items_without_story(
+        self,
+        batch: int,
+        *,
+        since: datetime | None = None,
+        encoder: tuple[str, str] | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[StoredMember]:
+        rows = sorted(
+            (
+                r
+                for r in self._t.items.values()
+                if r.story_id is None
+                and (ids is None or r.id in ids)
+                and (since is None or r.item.published >= since)
+            ),
+            key=lambda r: (r.item.published, r.id),
+        )[:batch]
+        return [self._member(r.id, encoder) for r in rows]
+
+    def _stories_between(
+        self, since: datetime, until: datetime, encoder: tuple[str, str]
+    ) -> list[ActiveStory]:
+        out = []
+        for story in sorted(self._t.stories.values(), key=lambda s: s.id):
+            if not since <= story.first_seen <= until:
+                continue
+            ids = [i for i, r in self._t.items.items() if r.story_id == story.id]
+            members = sorted(
+                (self._member(i, encoder) for i in ids), key=lambda m: (m.published, m.item_id)
+            )
+            out.append(ActiveStory(story.id, story.first_seen, story.last_seen, tuple(members)))
+        return out
+
+    def assign_stories(
+        self,
+        item_ids: Sequence[int],
+        decide: DecideBatch,
+        *,
+        window: timedelta,
+        now: datetime,
+        encoder: tuple[str, str],
+    ) -> dict[int, int]:
+        items = self.items_without_story(len(item_ids), encoder=encoder, ids=item_ids)
+        if not items:
+            return {}
+        since = min(m.published for m in items) - window
+        until = max(m.published for m in items) + window
+        candidates = self._stories_between(since, until, encoder)
+        choices = decide(items, candidates)
+        known = {c.story_id for c in candidates}
+        created: dict[int, int] = {}
+        out: dict[int, int] = {}
+        for item, choice in zip(items, choices, strict=True):
+            if choice < 0 and choice not in created:
+                sid = created[choice] = self._t.next_id("stories")
+                self._t.stories[sid] = _StoryRow(sid, item.published, item.published, item.title)
+            else:
+                sid = created[choice] if choice < 0 else choice
+                if choice >= 0 and choice not in known:
+                    raise StoryStorageError(f"decide chose story {choice}, not a candidate")
+                story = self._t.stories[sid]
+                story.first_seen = min(story.first_seen, item.published)
+                story.last_seen = max(story.last_seen, item.published)
+            self._t.items[item.item_id].story_id = out[item.item_id] = sid
+            lang = (item.language or "").split("-")[0].lower()
+            if self._t.stories[sid].en_title is None and lang == "en":
+                self._t.stories[sid].en_title = item.title
+        return out
+
+
+class MemoryTransaction(_MemoryStories):
     """The protocol's operations on one copy of the tables."""
 
     def __init__(self, tables: _Tables) -> None:
@@ -156,7 +290,10 @@ class MemoryTransaction:
             s = r.record
             due = s.next_poll_at is None or s.next_poll_at <= now
             named = not names or s.name in names
-            return s.enabled and _lease_free(r.lease_until, now) and named and (due or not due_only)
+            fed_from_outside = s.kind == "spider" and not s.spider
+            if fed_from_outside or not s.enabled:
+                return False
+            return _lease_free(r.lease_until, now) and named and (due or not due_only)
 
         def order(r: _SourceRow) -> tuple[bool, datetime | None, int]:
             at = r.record.next_poll_at
@@ -204,7 +341,13 @@ class MemoryTransaction:
                 s, last_error=outcome.error, consecutive_failures=s.consecutive_failures + 1
             )
         else:
-            s = replace(s, last_success_at=now, last_error=None, consecutive_failures=0)
+            s = replace(
+                s,
+                last_success_at=now,
+                last_error=None,
+                consecutive_failures=0,
+                baseline_pending=False,
+            )
             if outcome.status == "ok":
                 s = replace(
                     s,
@@ -222,6 +365,20 @@ class MemoryTransaction:
     def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None:
         for url in links:
             self._t.page_links.setdefault((source_id, url), now)
+
+    def seen_versions(self, source_id: int) -> dict[str, datetime | None]:
+        return {
+            url: self._t.link_versions.get((sid, url))
+            for sid, url in self._t.page_links
+            if sid == source_id
+        }
+
+    def add_seen_versions(
+        self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+    ) -> None:
+        for url, version in pairs:
+            self._t.page_links.setdefault((source_id, url), now)
+            self._t.link_versions[(source_id, url)] = version
 
     # -- items
     def store_items(
@@ -242,6 +399,7 @@ class MemoryTransaction:
         for r in gone:
             del self._t.items[r.id]
             del self._t.item_ids[r.item.url]
+            self._t.vectors.pop(r.id, None)
         return len(gone)
 
     # -- watchlists and matches
@@ -284,6 +442,7 @@ class MemoryTransaction:
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
         new = 0
         for active, match in found:
@@ -302,16 +461,47 @@ class MemoryTransaction:
             self._t.match_ids[(item_id, active.id)] = match_id
             new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
-            for rid, _ in active.recipient_ids:
+            story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
+            for rid, _ in active.recipient_ids if alert else ():
                 key = (item_id, active.id, rid)
-                if key in self._t.outbox_keys:
+                fold = None if story is None else (story, active.id, rid)
+                if key in self._t.outbox_keys or fold in self._t.fold_keys:
                     continue
                 oid = self._t.next_id("outbox")
                 self._t.outbox[oid] = _OutboxRow(
-                    oid, match_id, item_id, active.id, rid, due, now, period
+                    oid, match_id, item_id, active.id, rid, due, now, period, story_id=story
                 )
                 self._t.outbox_keys.add(key)
+                if fold is not None:
+                    self._t.fold_keys.add(fold)
         return new
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        t = self._t
+        out: dict[int, StoryContext] = {}
+        for item_id in set(item_ids):
+            row = t.items.get(item_id)
+            if row is None or row.story_id is None:
+                continue
+            story = t.stories[row.story_id]
+            members = sorted(
+                (r for r in t.items.values() if r.story_id == story.id),
+                key=lambda r: (r.item.published, r.id),
+            )
+            pairs = [
+                (
+                    r.id,
+                    AlsoReported(
+                        t.sources[r.source_id].record.name,
+                        r.item.language,
+                        r.item.title,
+                        r.item.url,
+                    ),
+                )
+                for r in members
+            ]
+            out[item_id] = build_context(story.id, story.title, story.en_title, item_id, pairs)
+        return out
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
         wanted = set(item_ids)
@@ -436,6 +626,7 @@ class MemoryTransaction:
             source_name=self._t.sources[row.source_id].record.name,
             published=row.item.published,
             language=row.item.language,
+            story_id=row.story_id,
         )
 
     def _finish(self, ids: Sequence[int], owner: str, **values: Any) -> int:
@@ -527,6 +718,8 @@ class MemoryTransaction:
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        spider: str | None = None,
+        alert_backlog: bool = False,
     ) -> Source:
         if name in self.source_names():
             raise SourceExists(f"a source named {name!r} already exists")
@@ -536,9 +729,11 @@ class MemoryTransaction:
             name=name,
             url=url,
             kind=kind,
+            spider=spider,
             every_seconds=every_seconds,
             links_css=links_css,
             next_poll_at=now,
+            baseline_pending=not alert_backlog,
         )
         self._t.sources[sid] = _SourceRow(record)
         return record
@@ -604,6 +799,27 @@ class MemoryStore:
         work = copy.deepcopy(self._tables)
         yield MemoryTransaction(work)
         self._tables = work  # reached only when the block raised nothing: commit
+
+    def join_story(self, item_ids: Sequence[int], story_id: int | None = None) -> int:
+        """Put items into a story (a new one when `story_id` is None), as
+        storage.stories.assign_story does: the title is the first item's, the
+        English headline the first English item's. For tests: the fake has no
+        story engine, the crawl's assignment is the database's."""
+        t = self._tables
+        if story_id is None:
+            story_id = t.next_id("stories")
+            first = t.items[item_ids[0]].item
+            t.stories[story_id] = _StoryRow(story_id, first.published, first.published, first.title)
+        story = t.stories[story_id]
+        for item_id in item_ids:
+            row = t.items[item_id]
+            row.story_id = story_id
+            story.first_seen = min(story.first_seen, row.item.published)
+            story.last_seen = max(story.last_seen, row.item.published)
+            lang = (row.item.language or "").split("-")[0].lower()
+            if story.en_title is None and lang == "en":
+                story.en_title = row.item.title
+        return story_id
 
     def items_since(
         self, since: datetime | None, *, batch: int = 500

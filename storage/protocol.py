@@ -29,11 +29,19 @@ from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from typing import Protocol
 
-from alerts.alert_records import Watchlist, WatchlistMatch
-from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
+from alerts.alert_records import StoryContext, Watchlist, WatchlistMatch
+from crawler.crawl_records import (
+    Item,
+    PollOutcome,
+    SeenVersion,
+    Source,
+    SourceKind,
+    StoredItem,
+)
 from storage.db import DatabaseRefused
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.sources import HostQuota
+from storage.stories import DecideBatch, StoredMember, Vectors
 from storage.watchlists import ActiveWatchlist
 
 __all__ = [
@@ -98,6 +106,16 @@ class StoreTransaction(Protocol):
 
     def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None: ...
 
+    def seen_versions(self, source_id: int) -> dict[str, datetime | None]:
+        """A sitemap source's url → lastmod memory (crawler.sitemaps)."""
+        ...
+
+    def add_seen_versions(
+        self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+    ) -> None:
+        """Remember (url, lastmod); a URL already known takes the new lastmod."""
+        ...
+
     # -- items
     def store_items(
         self, source_id: int, items: Sequence[Item], fetched_at: datetime
@@ -127,9 +145,11 @@ class StoreTransaction(Protocol):
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
         """Store one item's matches and one pending outbox row per active
-        recipient (due at the end of its digest period); how many matches were new."""
+        recipient (due at the end of its digest period); how many matches were new.
+        `alert=False`: the matches only, no outbox row (a first poll's old item)."""
         ...
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
@@ -157,6 +177,12 @@ class StoreTransaction(Protocol):
         """Lease due alerts to `owner`: up to `limit` single alerts (oldest
         first, none overtaking an earlier one of its recipient that is
         backing off or leased), and whole digests only."""
+        ...
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        """{item id: its story as known now} for the items that have one: the
+        other outlets' items (one per source and language, published order)
+        and the English headline. Read at send time, for rendering."""
         ...
 
     def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int: ...
@@ -200,6 +226,8 @@ class StoreTransaction(Protocol):
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        spider: str | None = None,
+        alert_backlog: bool = False,
     ) -> Source: ...
 
     def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:
@@ -207,6 +235,41 @@ class StoreTransaction(Protocol):
         ...
 
     def remove_watchlist(self, name: str, now: datetime) -> None: ...
+
+    # -- stories (storage.stories; the decision itself is the use-case's)
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        """The URLs among `urls` already stored (so that only new items are encoded)."""
+        ...
+
+    def save_story_vectors(
+        self, vectors: Sequence[tuple[int, Vectors]], *, encoder: tuple[str, str]
+    ) -> None:
+        """Store (item id, vector) of encoder (name, version), replacing older ones."""
+        ...
+
+    def assign_stories(
+        self,
+        item_ids: Sequence[int],
+        decide: DecideBatch,
+        *,
+        window: timedelta,
+        now: datetime,
+        encoder: tuple[str, str],
+    ) -> dict[int, int]:
+        """Under the assignment lock (held to the commit): give each item without a
+        story one, as `decide(items, candidates)` chooses; {item id: story id}."""
+        ...
+
+    def items_without_story(
+        self,
+        batch: int,
+        *,
+        since: datetime | None = None,
+        encoder: tuple[str, str] | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[StoredMember]:
+        """Up to `batch` items without a story, oldest (published, id) first."""
+        ...
 
 
 class Store(Protocol):

@@ -14,17 +14,25 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.alert_records import Watchlist, WatchlistMatch
-from crawler.crawl_records import Item, PollOutcome, Source, SourceKind, StoredItem
-from storage import items, matches, outbox, sources, watchlists
+from alerts.alert_records import StoryContext, Watchlist, WatchlistMatch
+from crawler.crawl_records import (
+    Item,
+    PollOutcome,
+    SeenVersion,
+    Source,
+    SourceKind,
+    StoredItem,
+)
+from storage import items, matches, outbox, sources, stories, story_context, watchlists
 from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
 from storage.sources import HostQuota
+from storage.stories import DecideBatch, StoredMember, Vectors
 from storage.tables import MatchRow, OutboxRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
 
@@ -34,6 +42,18 @@ class SqlTransaction:
 
     def __init__(self, session: Session) -> None:
         self._s = session
+        # Fetch-state writes waiting for one executemany (see record_poll).
+        self._polls: list[dict[str, object]] = []
+        for hook in ("do_orm_execute", "before_flush", "before_commit"):
+            event.listen(session, hook, self._write_polls)
+
+    def _write_polls(self, *_args: object) -> None:
+        """Write the buffered polls before anything else runs on the session
+        (any statement, flush or the commit), so the transaction reads and
+        commits exactly what it would have with one UPDATE per poll."""
+        if self._polls:
+            batch, self._polls = self._polls, []
+            sources.record_polls(self._s, batch)
 
     # -- sources
     def source_names(self) -> set[str]:
@@ -75,13 +95,25 @@ class SqlTransaction:
         next_poll_at: datetime,
         interval: int | None = None,
     ) -> None:
-        sources.record_poll(self._s, outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+        """Buffered: the polls of a save batch that touch nothing else (an
+        unchanged feed) go out as one executemany at the next statement or the
+        commit; a rollback drops them with the rest of the transaction."""
+        params = sources.poll_params(outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+        self._polls.append(params)
 
     def seen_links(self, source_id: int) -> frozenset[str]:
         return sources.seen_links(self._s, source_id)
 
     def add_seen_links(self, source_id: int, links: Sequence[str], now: datetime) -> None:
         sources.add_seen_links(self._s, source_id, links, now)
+
+    def seen_versions(self, source_id: int) -> dict[str, datetime | None]:
+        return sources.seen_versions(self._s, source_id)
+
+    def add_seen_versions(
+        self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+    ) -> None:
+        sources.add_seen_versions(self._s, source_id, pairs, now)
 
     # -- items
     def store_items(
@@ -113,8 +145,9 @@ class SqlTransaction:
         now: datetime,
         *,
         daily_at: time = time(0, 0),
+        alert: bool = True,
     ) -> int:
-        return matches.record_matches(self._s, item_id, found, now, daily_at=daily_at)
+        return matches.record_matches(self._s, item_id, found, now, daily_at=daily_at, alert=alert)
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
         if not item_ids:
@@ -158,6 +191,9 @@ class SqlTransaction:
             limit=limit,
             exclude_recipients=exclude_recipients,
         )
+
+    def story_contexts(self, item_ids: Collection[int]) -> dict[int, StoryContext]:
+        return story_context.story_contexts(self._s, item_ids)
 
     def mark_sent(self, ids: Sequence[int], *, owner: str, now: datetime) -> int:
         return outbox.mark_sent(self._s, ids, owner=owner, now=now)
@@ -203,6 +239,8 @@ class SqlTransaction:
         every_seconds: int,
         links_css: str | None,
         now: datetime,
+        spider: str | None = None,
+        alert_backlog: bool = False,
     ) -> Source:
         return sources.add_source(
             self._s,
@@ -212,6 +250,8 @@ class SqlTransaction:
             every_seconds=every_seconds,
             links_css=links_css,
             now=now,
+            spider=spider,
+            alert_backlog=alert_backlog,
         )
 
     def save_watchlists(self, new: Sequence[Watchlist], now: datetime) -> None:
@@ -219,6 +259,38 @@ class SqlTransaction:
 
     def remove_watchlist(self, name: str, now: datetime) -> None:
         watchlists.remove_watchlist(self._s, name, now)
+
+    # -- stories
+    def known_urls(self, urls: Sequence[str]) -> set[str]:
+        return stories.known_urls(self._s, urls)
+
+    def save_story_vectors(
+        self, vectors: Sequence[tuple[int, Vectors]], *, encoder: tuple[str, str]
+    ) -> None:
+        stories.save_vectors(self._s, vectors, encoder=encoder[0], version=encoder[1])
+
+    def assign_stories(
+        self,
+        item_ids: Sequence[int],
+        decide: DecideBatch,
+        *,
+        window: timedelta,
+        now: datetime,
+        encoder: tuple[str, str],
+    ) -> dict[int, int]:
+        return stories.assign_batch(
+            self._s, item_ids, decide, window=window, now=now, encoder=encoder
+        )
+
+    def items_without_story(
+        self,
+        batch: int,
+        *,
+        since: datetime | None = None,
+        encoder: tuple[str, str] | None = None,
+        ids: Sequence[int] | None = None,
+    ) -> list[StoredMember]:
+        return stories.items_without_story(self._s, batch, since=since, encoder=encoder, ids=ids)
 
 
 # The session type of the CLI's admin queries (listings, import, export in

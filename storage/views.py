@@ -5,11 +5,12 @@ method that writes. `SqlWebReader` implements it over a session factory, one
 short read transaction per call. Records out are frozen dataclasses; ORM rows
 never leave this module.
 
-Grouping: the matches page shows *groups* of matched items. Until stories are
-stored, a group is one item (`MatchGroup.key` is the item id); once items
-carry a story id, only the `group_key` column of `_LIST_COLUMNS` and the key
-condition of `story_page` change (see docs/notes/web.md), the dataclasses
-and the templates stay as they are.
+Grouping: the matches page shows *groups* of matched items, one per story
+(`MatchGroup.story_id`, the page `/stories/{id}`); an item the story step has
+not reached yet (`items.story_id` NULL) is a group of its own
+(`MatchGroup.story_id` None, `key` the item id, the page `/items/{id}`).
+`/api/stories` returns `storage.stories.list_stories` records, whose
+`as_json` is what `stories --json` prints.
 
 Every list is bounded (`limit`), so a page costs the same with 10 or 100,000
 items.
@@ -26,14 +27,15 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import Date, Select, Text, cast, func, literal, select, text
+from sqlalchemy import Date, Integer, Select, Text, cast, func, literal, select, text
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from alerts.alert_records import StoredMatch
 from storage.db import transaction
 from storage.matches import stored_match
 from storage.outbox import AlertListing, list_alerts
-from storage.tables import ItemRow, MatchRow, RuleRow, SourceRow, WatchlistRow
+from storage.stories import StoryView, list_stories
+from storage.tables import ItemRow, MatchRow, RuleRow, SourceRow, StoryRow, WatchlistRow
 
 MAX_GROUPS = 100
 MAX_MATCHES_SCANNED = 500
@@ -50,6 +52,7 @@ class MatchFilter:
     language: str | None = None
     source: str | None = None
     since: datetime | None = None
+    tag: str | None = None  # a source tag (an OPML folder)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,11 @@ class GroupItem:
 
 @dataclass(frozen=True, slots=True)
 class MatchGroup:
-    """Matched items that report one event (today: one item), newest match first."""
+    """Items that report one event (a story, or one item not yet in a story),
+    newest match first. `title` is the story's headline (its first item's
+    title); `en_title` the English one shown beside a foreign headline."""
 
-    key: int
+    key: int  # the story id, or the item id when `story_id` is None
     title: str
     last_matched: datetime
     items: tuple[GroupItem, ...]
@@ -80,6 +85,8 @@ class MatchGroup:
     languages: tuple[str, ...]
     terms: tuple[str, ...]
     watchlists: tuple[str, ...]
+    story_id: int | None = None
+    en_title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +97,7 @@ class FilterChoices:
     terms: tuple[str, ...]
     languages: tuple[str, ...]
     sources: tuple[str, ...]
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +137,10 @@ class WebReader(Protocol):
 
     def match_groups(self, f: MatchFilter) -> list[MatchGroup]: ...
     def story_page(self, key: int) -> MatchGroup | None: ...
+    def item_page(self, item_id: int) -> MatchGroup | int | None: ...
+    def stories(
+        self, watchlist: str | None, since: datetime | None, limit: int
+    ) -> list[StoryView]: ...
     def matches(self, f: MatchFilter, limit: int) -> list[StoredMatch]: ...
     def filter_choices(self) -> FilterChoices: ...
     def trends(self, now: datetime, days: int, watchlist: str | None) -> list[TrendSeries]: ...
@@ -155,6 +167,14 @@ class SqlWebReader:
         with self._read() as s:
             return story_page(s, key)
 
+    def item_page(self, item_id: int) -> MatchGroup | int | None:
+        with self._read() as s:
+            return item_page(s, item_id)
+
+    def stories(self, watchlist: str | None, since: datetime | None, limit: int) -> list[StoryView]:
+        with self._read() as s:
+            return list_stories(s, watchlist=watchlist, since=since, limit=limit)
+
     def matches(self, f: MatchFilter, limit: int) -> list[StoredMatch]:
         with self._read() as s:
             return filtered_matches(s, f, limit)
@@ -179,13 +199,18 @@ class SqlWebReader:
 # ---------------------------------------------------------------- matches
 
 
+def _json_has(session: Session, column: str, value: str, name: str) -> Any:
+    """`value` is one of the JSON array in `column` (exact)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return text(f"CAST({column} AS jsonb) ? :{name}").bindparams(**{name: value})
+    return text(
+        f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = :{name})"
+    ).bindparams(**{name: value})
+
+
 def _has_term(session: Session, term: str) -> Any:
     """`term` is one of the JSON array `matches.terms` (exact, as the CLI prints it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return text("CAST(matches.terms AS jsonb) ? :term").bindparams(term=term)
-    return text(
-        "EXISTS (SELECT 1 FROM json_each(matches.terms) WHERE json_each.value = :term)"
-    ).bindparams(term=term)
+    return _json_has(session, "matches.terms", term, "term")
 
 
 def _where(session: Session, stmt: Select[Any], f: MatchFilter) -> Select[Any]:
@@ -200,7 +225,29 @@ def _where(session: Session, stmt: Select[Any], f: MatchFilter) -> Select[Any]:
         stmt = stmt.where(SourceRow.name == f.source)
     if f.term:
         stmt = stmt.where(_has_term(session, f.term))
+    if f.tag:
+        stmt = stmt.where(ItemRow.source_id.in_(_tagged_sources(session, f.tag)))
     return stmt
+
+
+def _no_source_tagged(session: Session, f: MatchFilter) -> bool:
+    """A tag no source carries matches nothing: answered by the sources alone,
+    without scanning every match for one that passes."""
+    if not f.tag:
+        return False
+    return session.execute(_tagged_sources(session, f.tag)).first() is None
+
+
+def _tagged_sources(session: Session, tag: str) -> Any:
+    """The ids of the sources carrying `tag`: a subquery evaluated once, so the
+    scan over matches tests a source id per row rather than a JSON array
+    (a tag that no source carries cost 98 ms of CPU per page on SQLite)."""
+    has = _json_has(session, "sources.tags", tag, "tag")
+    return (
+        text(f"SELECT sources.id FROM sources WHERE {has.text}")
+        .bindparams(tag=tag)
+        .columns(id=Integer)
+    )
 
 
 def _joined(*columns: Any) -> Select[Any]:
@@ -220,6 +267,8 @@ def filtered_matches(session: Session, f: MatchFilter, limit: int) -> list[Store
         load_only(MatchRow.id, MatchRow.terms, MatchRow.snippets, MatchRow.matched_at),
         load_only(ItemRow.id, ItemRow.url, ItemRow.title, ItemRow.published, ItemRow.language),
     )
+    if _no_source_tagged(session, f):
+        return []
     rows = session.execute(_where(session, stmt, f).limit(limit))
     return [stored_match(m, item, src, wl) for m, wl, item, src in rows]
 
@@ -231,7 +280,7 @@ def _highlights(hits: Sequence[Any] | None) -> tuple[str, ...]:
 
 # What a group row needs; the story page adds the snippets and hits.
 _LIST_COLUMNS = (
-    MatchRow.item_id.label("group_key"),  # stories: ItemRow.story_id
+    ItemRow.story_id,
     MatchRow.item_id,
     MatchRow.terms,
     MatchRow.matched_at,
@@ -243,17 +292,24 @@ _LIST_COLUMNS = (
     SourceRow.name.label("source"),
 )
 _PAGE_COLUMNS = (*_LIST_COLUMNS, MatchRow.snippets, MatchRow.hits)
+# The group of a match row: its story, or the item alone while it has none.
+GroupKey = tuple[bool, int]
 
 
-def _groups(rows: Sequence[Any], limit: int) -> list[MatchGroup]:
-    """Fold match rows (newest first) into groups, keeping the order of each
-    group's newest match and, inside a group, one entry per item."""
-    order: dict[int, dict[int, list[Any]]] = {}
+def _key(row: Any) -> GroupKey:
+    return (True, row.story_id) if row.story_id is not None else (False, row.item_id)
+
+
+def _fold(rows: Sequence[Any], limit: int) -> dict[GroupKey, dict[int, list[Any]]]:
+    """Match rows (newest first) by group, then by item, in the order of each
+    group's newest match; at most `limit` groups."""
+    order: dict[GroupKey, dict[int, list[Any]]] = {}
     for row in rows:
-        if row.group_key not in order and len(order) >= limit:
+        key = _key(row)
+        if key not in order and len(order) >= limit:
             continue
-        order.setdefault(row.group_key, {}).setdefault(row.item_id, []).append(row)
-    return [_group(key, by_item) for key, by_item in order.items()]
+        order.setdefault(key, {}).setdefault(row.item_id, []).append(row)
+    return order
 
 
 def _group_item(rows: Sequence[Any]) -> GroupItem:
@@ -275,33 +331,129 @@ def _group_item(rows: Sequence[Any]) -> GroupItem:
     )
 
 
-def _group(key: int, by_item: dict[int, list[Any]]) -> MatchGroup:
-    items = [_group_item(rows) for rows in by_item.values()]
+@dataclass(frozen=True, slots=True)
+class _Story:
+    """What a story row adds to its matched items: the headline and every
+    member's outlet and language (matched or not)."""
+
+    title: str
+    en_title: str | None
+    sources: tuple[str, ...]
+    languages: tuple[str, ...]
+
+
+def _group(
+    key: GroupKey, items: Sequence[GroupItem], last: datetime, story: _Story | None
+) -> MatchGroup:
+    own_sources = tuple(dict.fromkeys(i.source for i in items))
+    own_languages = tuple(dict.fromkeys(i.language for i in items if i.language))
     return MatchGroup(
-        key=key,
-        title=items[0].title,
-        last_matched=next(iter(by_item.values()))[0].matched_at,
+        key=key[1],
+        title=story.title if story else items[0].title,
+        last_matched=last,
         items=tuple(items),
-        sources=tuple(dict.fromkeys(i.source for i in items)),
-        languages=tuple(dict.fromkeys(i.language for i in items if i.language)),
+        sources=tuple(dict.fromkeys((*own_sources, *(story.sources if story else ())))),
+        languages=tuple(dict.fromkeys((*own_languages, *(story.languages if story else ())))),
         terms=tuple(dict.fromkeys(t for i in items for t in i.terms)),
         watchlists=tuple(dict.fromkeys(w for i in items for w in i.watchlists)),
+        story_id=key[1] if key[0] else None,
+        en_title=story.en_title if story else None,
     )
 
 
+def _stories(session: Session, ids: Sequence[int]) -> dict[int, _Story]:
+    """Headlines and member outlets/languages of `ids`: two `IN` queries, by
+    the primary key and `ix_items_story_id`."""
+    if not ids:
+        return {}
+    heads = session.execute(
+        select(StoryRow.id, StoryRow.title, StoryRow.title_language, StoryRow.en_title).where(
+            StoryRow.id.in_(ids)
+        )
+    ).all()
+    members: dict[int, list[tuple[str, str | None]]] = {}
+    for sid, source, language in session.execute(
+        select(ItemRow.story_id, SourceRow.name, ItemRow.language)
+        .join(SourceRow, SourceRow.id == ItemRow.source_id)
+        .where(ItemRow.story_id.in_(ids))
+        .order_by(ItemRow.published, ItemRow.id)
+    ):
+        members.setdefault(sid or 0, []).append((source, language))
+    return {
+        sid: _Story(
+            title=title,
+            en_title=en_title if en_title and en_title != title and not _english(lang) else None,
+            sources=tuple(dict.fromkeys(s for s, _ in members.get(sid, ()))),
+            languages=tuple(dict.fromkeys(lg for _, lg in members.get(sid, ()) if lg)),
+        )
+        for sid, title, lang, en_title in heads
+    }
+
+
+def _english(language: str | None) -> bool:
+    return language is not None and language.split("-")[0].lower() == "en"
+
+
 def match_groups(session: Session, f: MatchFilter, limit: int = MAX_GROUPS) -> list[MatchGroup]:
-    """The newest groups that matched under `f`. Scans at most
-    MAX_MATCHES_SCANNED matches (newest first, by index), so the page's cost
-    does not grow with the database."""
+    """The newest groups (stories, or items without one) with a match under
+    `f`. Scans at most MAX_MATCHES_SCANNED matches (newest first, by index),
+    so the page's cost does not grow with the database; a story is listed
+    when one of its items passes the filters, with every member's outlet and
+    language."""
+    if _no_source_tagged(session, f):
+        return []
     stmt = _where(session, _joined(*_LIST_COLUMNS), f).limit(MAX_MATCHES_SCANNED)
-    return _groups(list(session.execute(stmt)), limit)
+    folded = _fold(list(session.execute(stmt)), limit)
+    stories = _stories(session, [k for is_story, k in folded if is_story])
+    return [
+        _group(
+            key,
+            [_group_item(rows) for rows in by_item.values()],
+            next(iter(by_item.values()))[0].matched_at,
+            stories.get(key[1]) if key[0] else None,
+        )
+        for key, by_item in folded.items()
+    ]
 
 
 def story_page(session: Session, key: int) -> MatchGroup | None:
-    """Every matched item of one group, with their snippets and hits."""
-    stmt = _joined(*_PAGE_COLUMNS).where(MatchRow.item_id == key)  # stories: story_id == key
-    groups = _groups(list(session.execute(stmt)), 1)
-    return groups[0] if groups else None
+    """Every item of story `key` (matched or not, newest match first, then by
+    publication), with the snippets and hits of its matches."""
+    stories = _stories(session, [key])
+    if key not in stories:
+        return None
+    matched = _fold(
+        list(session.execute(_joined(*_PAGE_COLUMNS).where(ItemRow.story_id == key))), 1
+    )
+    by_item = matched.get((True, key), {})
+    items = [_group_item(rows) for rows in by_item.values()]
+    others = session.execute(
+        select(ItemRow.id, ItemRow.url, ItemRow.title, SourceRow.name, ItemRow.language)
+        .add_columns(ItemRow.published)
+        .join(SourceRow, SourceRow.id == ItemRow.source_id)
+        .where(ItemRow.story_id == key, ItemRow.id.not_in(list(by_item) or [-1]))
+        .order_by(ItemRow.published.desc(), ItemRow.id.desc())
+    )
+    items += [GroupItem(i, url, title, src, lang, pub) for i, url, title, src, lang, pub in others]
+    if not items:
+        return None
+    last = next(iter(by_item.values()))[0].matched_at if by_item else items[0].published
+    return _group((True, key), items, last, stories[key])
+
+
+def item_page(session: Session, item_id: int) -> MatchGroup | int | None:
+    """An item's story id when it has one (its page is the story's), else the
+    item alone as a group of its matches; None when it has no match and no story."""
+    story_id = session.scalar(select(ItemRow.story_id).where(ItemRow.id == item_id))
+    if story_id is not None:
+        return int(story_id)
+    rows = list(session.execute(_joined(*_PAGE_COLUMNS).where(MatchRow.item_id == item_id)))
+    folded = _fold(rows, 1)
+    if not folded:
+        return None
+    key, by_item = next(iter(folded.items()))
+    items = [_group_item(r) for r in by_item.values()]
+    return _group(key, items, rows[0].matched_at, None)
 
 
 # A loose index scan over ix_items_language: one index seek per distinct
@@ -333,7 +485,25 @@ def filter_choices(session: Session) -> FilterChoices:
     languages = session.scalars(_DISTINCT_LANGUAGES)
     sources = session.scalars(select(SourceRow.name).order_by(SourceRow.name))
     return FilterChoices(
-        tuple(watchlists), tuple(terms), tuple(x for x in languages if x), tuple(sources)
+        tuple(watchlists),
+        tuple(terms),
+        tuple(x for x in languages if x),
+        tuple(sources),
+        tuple(session.scalars(_distinct_tags(session))),
+    )
+
+
+def _distinct_tags(session: Session) -> Any:
+    """Every source tag, sorted (counted in the database; sources are few)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return text(
+            "SELECT DISTINCT t FROM sources,"
+            " jsonb_array_elements_text(CAST(sources.tags AS jsonb)) AS t"
+            " WHERE jsonb_typeof(CAST(sources.tags AS jsonb)) = 'array' ORDER BY t"
+        )
+    return text(
+        "SELECT DISTINCT j.value FROM sources, json_each(sources.tags) AS j"
+        " WHERE json_type(sources.tags) = 'array' AND j.type = 'text' ORDER BY j.value"
     )
 
 

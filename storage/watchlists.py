@@ -39,6 +39,7 @@ def save_watchlists(session: Session, watchlists: Sequence[Watchlist], now: date
             row = WatchlistRow(name=wl.name, created_at=now)
             session.add(row)
         row.digest = wl.digest
+        row.stories = wl.stories
         row.languages = list(wl.languages)
         row.exclude = list(wl.exclude)
         row.examples = {"match": list(wl.examples_match), "no_match": list(wl.examples_no_match)}
@@ -139,6 +140,7 @@ def _load(session: Session, rows: Sequence[WatchlistRow]) -> list[ActiveWatchlis
             languages=tuple(r.languages or ()),
             notify=tuple(rec for _, rec in recipients[r.id]),
             digest=r.digest,  # type: ignore[arg-type]
+            stories=r.stories,  # type: ignore[arg-type]
             examples_match=tuple(examples.get("match", ())),
             examples_no_match=tuple(examples.get("no_match", ())),
         )

@@ -30,6 +30,7 @@ from web.params import (
     limit,
     match_filter,
     number,
+    parse_since,
     text_field,
     trend_days,
 )
@@ -68,7 +69,9 @@ COOKIE_MAX_AGE = 30 * 86400
 
 
 def group_href(group: MatchGroup) -> str:
-    """Where a group's page lives. Stories: `/stories/{story id}`."""
+    """Where a group's page lives: its story's, or the item's while it has none."""
+    if group.story_id is not None:
+        return f"/stories/{group.story_id}"
     return f"/items/{group.key}"
 
 
@@ -101,12 +104,24 @@ async def index(request: web.Request) -> web.Response:
                   error=None)  # fmt: skip
 
 
-async def item_page(request: web.Request) -> web.Response:
+async def story_page(request: web.Request) -> web.Response:
     key = number(request.match_info["key"])
     group = None if key is None else await _read(request, _reader(request).story_page, key)
     if group is None:
         return render(request, "missing.html", status=404, message="No such story.")
     return render(request, "story.html", group=group)
+
+
+async def item_page(request: web.Request) -> web.Response:
+    """An item in a story redirects to the story's page (old links keep
+    working); an item the story step has not reached is shown alone."""
+    key = number(request.match_info["key"])
+    found = None if key is None else await _read(request, _reader(request).item_page, key)
+    if found is None:
+        return render(request, "missing.html", status=404, message="No such item.")
+    if isinstance(found, int):
+        raise web.HTTPFound(f"/stories/{found}")
+    return render(request, "story.html", group=found)
 
 
 async def trends(request: web.Request) -> web.Response:
@@ -150,10 +165,18 @@ async def api_matches(request: web.Request) -> web.Response:
     return web.json_response([match_object(m) for m in found])
 
 
-async def api_stories(_request: web.Request) -> web.Response:
-    return web.json_response(
-        {"error": "stories are not stored yet; /api/matches lists what matched"}, status=501
-    )
+async def api_stories(request: web.Request) -> web.Response:
+    """The `stories --json` objects (`StoryView.as_json`, the same converter),
+    newest first, as one array; `watchlist`, `since`, `limit` as the CLI's options."""
+    try:
+        watchlist = text_field(request.query, "watchlist")
+        since_text = text_field(request.query, "since")
+        since = parse_since(since_text, _now(request)) if since_text else None
+        n = limit(request.query)
+    except BadParameter as e:
+        return web.json_response({"error": str(e)}, status=400)
+    found = await _read(request, _reader(request).stories, watchlist, since, n)
+    return web.json_response([story.as_json() for story in found])
 
 
 async def login_form(request: web.Request) -> web.Response:
@@ -193,6 +216,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
+    app.router.add_get("/stories/{key}", story_page)
     app.router.add_get("/items/{key}", item_page)
     app.router.add_get("/trends", trends)
     app.router.add_get("/sources", sources)

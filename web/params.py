@@ -59,6 +59,7 @@ def match_filter(query: Mapping[str, str], now: datetime) -> MatchFilter:
         language=text_field(query, "language"),
         source=text_field(query, "source"),
         since=parse_since(since, now) if since else None,
+        tag=text_field(query, "tag"),
     )
 
 

@@ -398,19 +398,42 @@ def _drop_nested(hits: list[Hit]) -> list[Hit]:
 
 
 def _snippets(hits: Sequence[Hit], fields: list[FieldText]) -> tuple[str, ...]:
-    """Up to three snippets, each around a hit not already shown by an earlier one."""
+    """Up to three snippets, each around a hit not already shown by an earlier one.
+
+    Invariant: no two snippets share a passage. A feed often puts the same
+    text in summary and body, so the same hit turns up in two fields: a
+    snippet is dropped when it contains, or lies in, one already chosen, or
+    when the hit's own context (a few words either side) is already shown.
+    """
     texts = {ft.name: ft.text for ft in fields}
     out: list[str] = []
+    cores: list[str] = []
     shown: list[tuple[Field, int, int]] = []
     for hit in hits:
         if any(f == hit.field and lo <= hit.start and hit.end <= hi for f, lo, hi in shown):
             continue
         text, lo, hi = snippet(texts[hit.field], hit.start, hit.end)
-        out.append(text)
+        core, context = _passage(text), _passage(_context(texts[hit.field], hit))
         shown.append((hit.field, lo, hi))
+        if any(core in c or c in core or context in c for c in cores):
+            continue
+        out.append(text)
+        cores.append(core)
         if len(out) == _MAX_SNIPPETS:
             break
     return tuple(out)
+
+
+_CONTEXT = 30  # characters either side of a hit that identify its passage
+
+
+def _context(text: str, hit: Hit) -> str:
+    return text[max(0, hit.start - _CONTEXT) : hit.end + _CONTEXT]
+
+
+def _passage(text: str) -> str:
+    """A snippet's text as compared for repeats: no ellipses, case or spacing."""
+    return " ".join(text.strip("…").split()).casefold()
 
 
 def run_examples(

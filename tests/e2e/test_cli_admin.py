@@ -27,6 +27,7 @@ watchlists:
       - webhook: https://example.org/newswatch
         secret: s3cr3t-value-here
     digest: none
+    stories: fold
     examples:
       match: ["North Korea fielded the Pantsir system"]
       no_match: ["Samuel Green said the same"]
@@ -92,7 +93,10 @@ def test_source_add_list_remove(cli: CLI) -> None:
         (["source", "add", "ftp://example.org/feed"], "not an http(s) URL"),
         (["source", "add", "file:///etc/passwd"], "not an http(s) URL"),
         (["source", "add", "https://"], "has no host"),
-        (["source", "add", "https://x.org/f", "--kind", "video"], "must be feed or page"),
+        (
+            ["source", "add", "https://x.org/f", "--kind", "video"],
+            "must be one of feed, page, sitemap, spider",
+        ),
         (["source", "add", "https://x.org/f", "--every", "soon"], "not a duration"),
         (["source", "remove", "nope"], "no source named 'nope'"),
         (["watchlist", "show", "nope"], "no watchlist named 'nope'"),
@@ -169,6 +173,7 @@ def test_watchlist_import_export_round_trip(cli: CLI, tmp_path: Path) -> None:
     assert r.code == 0, r.err
     exported = cli("watchlist", "export").out
     assert "${SLACK_HOOK}" in exported and "s3cr3t-value-here" in exported
+    assert exported.count("stories: fold") == 1 and exported.count("stories: each") == 1
     again = write(tmp_path, "again.yaml", exported)
     assert cli("watchlist", "import", str(again)).code == 0
     assert cli("watchlist", "export").out == exported

@@ -76,7 +76,16 @@ def setup(cli: CLI, http_server: LocalHTTPServer, tmp_path: Path) -> list[dict[s
     wl.write_text(WATCHLISTS.format(hook=http_server.route("/hook", hook)), encoding="utf-8")
     assert cli("watchlist", "import", str(wl)).code == 0
     for name in ("isw", "rand"):
-        r = cli("source", "add", http_server.url(f"/{name}.xml"), "--kind", "feed", "--name", name)
+        r = cli(
+            "source",
+            "add",
+            http_server.url(f"/{name}.xml"),
+            "--kind",
+            "feed",
+            "--name",
+            name,
+            "--alert-backlog",  # the pipeline is under test here, not the baseline
+        )
         assert r.code == 0, r.err
     return received
 
@@ -106,7 +115,8 @@ def test_two_crawls_store_once_and_alert_once(
     assert by_url[f"{base}/a/2"]["terms"] == ["Pantsir", "SAM"]
     assert by_url[f"{base}/a/4"]["terms"] == ["SAM"]
     one = by_url[f"{base}/a/4"]
-    assert set(one) == {"watchlist", "terms", "item", "snippets", "matched_at"}
+    assert set(one) == {"watchlist", "terms", "item", "snippets", "matched_at", "story"}
+    assert isinstance(one["story"], int)
     assert set(one["item"]) == {"url", "title", "source", "published", "language"}
     assert one["item"]["published"] == "2025-07-10T08:00:00+00:00"
     assert any("surface-to-air missile (SAM)" in s for s in one["snippets"])

@@ -79,7 +79,7 @@ class Corpus:
             for i, f in enumerate(self.feeds):
                 add_source(
                     s, name=f"feed{i}", url=f.url, kind="feed", every_seconds=2,
-                    links_css=None, now=now,
+                    links_css=None, now=now, alert_backlog=True,
                 )  # fmt: skip
 
     # ---------------------------------------------------------------- accounting

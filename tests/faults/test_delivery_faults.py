@@ -90,7 +90,7 @@ def test_channels_fail_then_recover(db: Database) -> None:
                 save_watchlists(s, parse_watchlists(yaml), now)
                 add_source(
                     s, name="f", url=c.feeds[0].url, kind="feed", every_seconds=2,
-                    links_css=None, now=now,
+                    links_css=None, now=now, alert_backlog=True,
                 )  # fmt: skip
             # Time moves through the database here (retries made due at once), so
             # no crawl should sit out its grace waiting for a retry on the clock.
@@ -184,7 +184,7 @@ def _slack_setup(db: Database, c: Corpus, stand_in: SlackStandIn, items: int) ->
         save_watchlists(s, parse_watchlists(yaml), now)
         add_source(
             s, name="f", url=c.feeds[0].url, kind="feed", every_seconds=2,
-            links_css=None, now=now,
+            links_css=None, now=now, alert_backlog=True,
         )  # fmt: skip
     for n in range(1, items + 1):
         c.feeds[0].publish(f"i{n}", f"Pantsir report {n}")

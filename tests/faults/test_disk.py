@@ -54,7 +54,9 @@ def _feed(server: LocalHTTPServer, items: int, text_bytes: int) -> str:
 def _setup(db_url: str, feed_url: str) -> dict[str, str]:
     env = base_env(db_url, NEWSWATCH_FETCH_TIMEOUT="10")
     assert run_newswatch(["init"], env).code == 0
-    r = run_newswatch(["source", "add", feed_url, "--name", "disk", "--kind", "feed"], env)
+    r = run_newswatch(
+        ["source", "add", feed_url, "--name", "disk", "--kind", "feed", "--alert-backlog"], env
+    )
     assert r.code == 0, r.err
     return env
 

@@ -226,6 +226,7 @@ def _seed(db: Database, site: Site, canaries: list[Canary]) -> None:
                 every_seconds=900,
                 links_css=None,
                 now=now,
+                alert_backlog=True,  # hostile input is under test here, not the baseline
             )
 
 
@@ -364,7 +365,14 @@ def test_hundred_thousand_item_feed(db: Database, tmp_path: Path, canaries: list
                 now,
             )
             add_source(
-                s, name="big", url=url, kind="feed", every_seconds=900, links_css=None, now=now
+                s,
+                name="big",
+                url=url,
+                kind="feed",
+                every_seconds=900,
+                links_css=None,
+                now=now,
+                alert_backlog=True,
             )
         run = run_newswatch(
             ["crawl"],

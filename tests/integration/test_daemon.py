@@ -86,12 +86,18 @@ def test_new_item_becomes_alert_and_sigterm_exits_0(
     assert metric(text, 'newswatch_polls_total{status="ok"}') >= 2
     assert metric(text, "newswatch_poll_duration_seconds_count") >= 2
     assert "newswatch_outbox_backlog" in text
+    sent = 'newswatch_outbox_backlog{status="sent"}'  # refreshed by the delivery, not in 15 s
+    assert wait_for(lambda: metric(d.get("/metrics")[1], sent) == 2, 5), d.get("/metrics")[1]
+    assert metric(text, 'newswatch_source_consecutive_failures{source="src0"}') == 0
+    assert metric(text, 'newswatch_source_seconds_since_success{source="src0"}') < 60
 
     code, took = d.stop(signal.SIGTERM)
     assert code == 0 and took < 10, d.log()
     assert hook.per_item() == {url: 1, feed.server.url("/a/isw.xml/old-1"): 1}
     lines = [json.loads(line) for line in d.log().splitlines() if line.startswith("{")]
     assert {"daemon_started", "polled", "shutdown"} <= {x["event"] for x in lines}
+    levels = {x["event"]: x["level"] for x in lines}
+    assert (levels["daemon_started"], levels["shutdown"]) == ("info", "warning")
 
 
 @pytest.mark.slow  # ~12 s and ~4 s of subprocess daemons: make test-all

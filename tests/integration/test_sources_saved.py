@@ -82,6 +82,7 @@ def add(app: App, name: str, kind: str, url: str, spider: str | None = None) -> 
             every_seconds=900,
             links_css=None,
             now=NOW,  # type: ignore[arg-type]
+            alert_backlog=True,  # dated 2025: a baseline would alert on none
         )
         save_watchlists(
             s,

@@ -22,6 +22,7 @@ from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
 from storage.sources import SourceExists, add_source
+from storage.stories import assign_story
 from storage.watchlists import WatchlistNotFound
 from tests.conftest import BACKENDS, Database, _empty
 
@@ -187,6 +188,48 @@ def test_seen_links_and_prune(store: Store) -> None:
         assert tx.seen_links(2) == frozenset()
         assert tx.prune_items(before=T0) == 2  # the matched one stays
     assert [s.id for b in store.items_since(None) for s in b] == [ids["https://news.example/a/1"]]
+
+
+def test_seen_versions_take_the_newest_lastmod(store: Store) -> None:
+    """A sitemap's url → lastmod memory: per source, the last version written
+    wins (also within one call), undated URLs are remembered as None."""
+    setup_items(store, 1, at=T0)
+    d1, d2 = T0 - timedelta(days=2), T0 - timedelta(days=1)
+    with store.transaction() as tx:
+        spider = tx.add_source(
+            name="s",
+            url="spider:s",
+            kind="spider",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+            spider="pkg.mod:Spider",
+        )
+        assert (spider.id, spider.spider) == (2, "pkg.mod:Spider")
+        tx.add_source(  # fed from outside (newswatch.scrapy): never claimed
+            name="outside",
+            url="spider:outside",
+            kind="spider",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+        )
+        tx.add_seen_versions(1, [("https://a/1", d1), ("https://a/2", None)], T0)
+        tx.add_seen_versions(2, [("https://a/1", d2)], T0)
+    with store.transaction() as tx:
+        assert tx.seen_versions(1) == {"https://a/1": d1, "https://a/2": None}
+        tx.add_seen_versions(1, [("https://a/1", d1), ("https://a/1", d2), ("https://a/3", d1)], T0)
+    with store.transaction() as tx:
+        assert tx.seen_versions(1) == {"https://a/1": d2, "https://a/2": None, "https://a/3": d1}
+        assert tx.seen_versions(2) == {"https://a/1": d2}
+        assert tx.seen_versions(3) == {}
+        assert "https://a/3" in tx.seen_links(1)
+        assert [
+            x.spider
+            for x in tx.claim_due_sources(
+                now=T0, owner="o", lease=timedelta(minutes=5), limit=9, names=None, due_only=False
+            )
+        ] == [None, "pkg.mod:Spider"]
 
 
 def test_watchlists_keep_their_ids_and_recipients(store: Store) -> None:
@@ -521,3 +564,251 @@ def test_deferred_polls_and_host_quotas(store: Store) -> None:
         assert tx.claim_due_sources(now=T0, owner="x", lease=LEASE, limit=10, names=["s3"]) == []
         [back] = tx.claim_due_sources(now=soon, owner="x", lease=LEASE, limit=10, names=["s3"])
     assert back.next_poll_at == soon and back.consecutive_failures == 0
+
+
+def test_stories_are_assigned_once_under_the_decision_given(store: Store) -> None:
+    """known_urls, vectors, assign_stories (new keys, joins, idempotence, refusal of a
+    non-candidate) and items_without_story agree on the fake and the databases."""
+    import numpy as np
+
+    from storage.stories import StoryStorageError
+
+    ids = sorted(setup_items(store, 4).values())
+    enc = ("test", "1/title")
+    seen: list[tuple[list[int], list[list[int]]]] = []
+
+    def decide(items: Any, candidates: Any) -> list[int]:
+        seen.append(
+            ([m.item_id for m in items], [[m.item_id for m in c.members] for c in candidates])
+        )
+        return (
+            [-1, -1, -2][: len(items)] if not candidates else [candidates[0].story_id] * len(items)
+        )
+
+    with store.transaction() as tx:
+        assert tx.known_urls(["https://news.example/a/0", "https://news.example/a/9"]) == {
+            "https://news.example/a/0"
+        }
+        tx.save_story_vectors([(ids[0], np.ones(4, dtype=np.float32) / 2)], encoder=enc)
+        first = tx.assign_stories(ids[:3], decide, window=timedelta(hours=72), now=T0, encoder=enc)
+    assert first[ids[0]] == first[ids[1]] != first[ids[2]]
+    assert seen[0] == (ids[:3], [])
+    with store.transaction() as tx:
+        left = tx.items_without_story(10, encoder=enc)
+        assert [m.item_id for m in left] == [ids[3]] and left[0].vector is None
+        [again] = tx.items_without_story(10, encoder=enc, ids=[ids[3]])
+        assert again.concepts == frozenset() and again.title == "Title 3"
+        assert (
+            tx.assign_stories(ids[:3], decide, window=timedelta(hours=72), now=T0, encoder=enc)
+            == {}
+        )
+        joined = tx.assign_stories(ids, decide, window=timedelta(hours=72), now=T0, encoder=enc)
+    assert joined == {ids[3]: min(first.values())}
+    assert sorted(sorted(c) for c in seen[-1][1]) == [[ids[0], ids[1]], [ids[2]]]
+    with store.transaction() as tx:
+        assert tx.items_without_story(10) == []
+    with pytest.raises(StoryStorageError), store.transaction() as tx:
+        ids2 = tx.store_items(1, [item(7)], T0)
+        tx.assign_stories(
+            list(ids2.values()), lambda i, c: [999], window=timedelta(hours=1), now=T0, encoder=enc
+        )
+
+
+def _choose(story: int | None) -> Any:
+    return lambda _item, _candidates: story
+
+
+def _into_story(store: Store, item_ids: list[int], story: int | None = None) -> int:
+    """Put items into one story (a new one when `story` is None), as the crawl's
+    assignment does before matches are recorded: storage.stories on the
+    databases, the fake's own `join_story` on the fake."""
+    if isinstance(store, MemoryStore):
+        return store.join_story(item_ids, story)
+    assert isinstance(store, SqlStore)
+    with store.session() as s:
+        for item_id in item_ids:
+            story = assign_story(
+                s, item_id, _choose(story), window=timedelta(hours=72), now=T0
+            ).story_id
+    assert story is not None
+    return story
+
+
+def test_fold_owes_one_alert_per_story_and_names_the_other_outlets(store: Store) -> None:
+    ids = setup_items(store, 4)
+    a, b, c, d = (ids[f"https://news.example/a/{i}"] for i in range(4))
+    with store.transaction() as tx:
+        other = tx.add_source(
+            name="yonhap",
+            url="https://yonhap.example/f",
+            kind="feed",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+        )
+        ko = tx.store_items(other.id, [replace(item(9), language="ko", title="한국어")], T0)
+        e = ko["https://news.example/a/9"]
+    first = _into_story(store, [a])
+    with store.transaction() as tx:
+        tx.save_watchlists(
+            [
+                replace(watchlist("folded", "https://hook/1", "https://hook/2"), stories="fold"),
+                watchlist("every", "https://hook/3"),
+            ],
+            T0,
+        )
+        found = [(w, match(w.watchlist.name)) for w in tx.active_watchlists()]
+        tx.record_matches(a, found, T0)
+    _into_story(store, [b, e], first)
+    second = _into_story(store, [c])
+    _into_story(store, [d], second)
+    with store.transaction() as tx:
+        for item_id in (b, e, c, d):
+            tx.record_matches(item_id, found, T0)
+        wl = {w.watchlist.name: w.id for w in tx.active_watchlists()}
+        # folded: 2 recipients x 2 stories; every: 1 recipient x 5 items
+        assert (tx.count_alerts(wl["folded"]), tx.count_alerts(wl["every"])) == (4, 5)
+        ctx = tx.story_contexts([a, e, c, 12345])
+    assert set(ctx) == {a, e, c} and ctx[a].story_id == ctx[e].story_id == first
+    assert [(x.source, x.language, x.title) for x in ctx[a].also] == [("yonhap", "ko", "한국어")]
+    assert [(x.source, x.language) for x in ctx[e].also] == [("wire", "en")]  # one per outlet
+    assert ctx[e].en_title == "Title 0" and ctx[c].also == () and ctx[c].story_id == second
+
+
+def test_a_baseline_stores_matches_without_alerts_and_ends_with_a_success(store: Store) -> None:
+    """scheduler.first_poll's storage side: `alert=False` writes the match and
+    no outbox row; a new source is pending a baseline unless `alert_backlog`,
+    and a successful poll (not a failed one) ends it."""
+    ids = sorted(setup_items(store, 2).values())
+    with store.transaction() as tx:
+        tx.save_watchlists([watchlist("w", "https://hook/1")], T0)
+        active = tx.get_watchlist("w")
+        assert tx.record_matches(ids[0], [(active, match("w"))], T0, alert=False) == 1
+        assert tx.record_matches(ids[1], [(active, match("w"))], T0) == 1
+        assert tx.count_matches(active.id, ids) == 2
+        assert tx.count_alerts(active.id) == 1
+        eager = tx.add_source(
+            name="eager",
+            url="https://eager.example/f",
+            kind="feed",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+            alert_backlog=True,
+        )
+    assert not eager.baseline_pending
+    with store.transaction() as tx:
+        (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
+        assert wire.baseline_pending
+        failed = PollOutcome(wire.id, "failed", error="boom")
+        tx.record_poll(failed, now=T0, next_poll_at=T0)
+    with store.transaction() as tx:
+        (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
+        assert wire.baseline_pending
+        tx.record_poll(PollOutcome(wire.id, "ok"), now=T0, next_poll_at=T0)
+    with store.transaction() as tx:
+        (wire,) = tx.claim_due_sources(now=T0, owner="a", lease=LEASE, limit=1, names=["wire"])
+    assert not wire.baseline_pending
+
+
+def test_polls_written_together_are_seen_by_the_same_transaction(store: Store) -> None:
+    """SqlStore writes the polls of one transaction in one executemany: a
+    read later in that transaction, and the commit, see every one of them,
+    in order; a rolled-back transaction writes none."""
+    with store.transaction() as tx:
+        ids = [
+            tx.add_source(
+                name=f"s{n}",
+                url=f"https://s{n}.example/f",
+                kind=None,
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            ).id
+            for n in range(3)
+        ]
+    with store.transaction() as tx:
+        assert len(tx.claim_due_sources(now=T0, owner="p", lease=LEASE, limit=5)) == 3
+    later = T0 + timedelta(minutes=5)
+    with store.transaction() as tx:
+        for sid in ids[:2]:
+            tx.record_poll(PollOutcome(sid, "not_modified"), now=T0, next_poll_at=later)
+        # the polled sources' leases are gone and they are due at `later`: visible at once
+        got = tx.claim_due_sources(now=later, owner="q", lease=LEASE, limit=5)
+        assert sorted(s.id for s in got) == ids[:2]
+        tx.record_poll(PollOutcome(ids[2], "failed", error="HTTP 500"), now=T0, next_poll_at=later)
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.record_poll(PollOutcome(ids[2], "failed", error="lost"), now=later, next_poll_at=later)
+        raise RuntimeError("rolled back")
+    with store.transaction() as tx:
+        got = tx.claim_due_sources(now=later + 2 * LEASE, owner="r", lease=LEASE, limit=5)
+    by_id = {s.id: s for s in got}
+    assert (by_id[ids[2]].last_error, by_id[ids[2]].consecutive_failures) == ("HTTP 500", 1)
+    assert by_id[ids[0]].last_success_at == T0 and by_id[ids[2]].last_success_at is None
+
+
+POLL_STATUSES = st.sampled_from(["ok", "not_modified", "failed"])
+VALIDATOR = st.none() | st.sampled_from(['"e1"', '"e2"', "Tue, 01 Dec 2026 10:00:00 GMT"])
+
+
+@st.composite
+def poll_scripts(draw: st.DrawFn) -> list[list[tuple[int, PollOutcome, int | None]]]:
+    """Transactions of polls over three sources: any order, any outcome."""
+    script = []
+    for _ in range(draw(st.integers(1, 4))):
+        batch = []
+        for _ in range(draw(st.integers(1, 5))):
+            sid, status = draw(st.integers(0, 2)), draw(POLL_STATUSES)
+            outcome = PollOutcome(
+                sid,
+                status,  # type: ignore[arg-type]
+                etag=draw(VALIDATOR),
+                last_modified=draw(VALIDATOR),
+                body_hash=draw(st.none() | st.sampled_from(["h1", "h2"])),
+                error=draw(st.sampled_from(["HTTP 503", "timeout"]))
+                if status == "failed"
+                else None,
+                detected_kind=draw(st.none() | st.sampled_from(["feed", "page"])),
+            )
+            batch.append((sid, outcome, draw(st.none() | st.integers(60, 3600))))
+        script.append(batch)
+    return script
+
+
+def play_polls(store: Store, script: list[list[tuple[int, PollOutcome, int | None]]]) -> list[Any]:
+    with store.transaction() as tx:
+        ids = [
+            tx.add_source(
+                name=f"s{n}",
+                url=f"https://s{n}.example/f",
+                kind=None,
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            ).id
+            for n in range(3)
+        ]
+    for step, batch in enumerate(script):
+        now = T0 + timedelta(minutes=step)
+        with store.transaction() as tx:
+            for sid, outcome, interval in batch:
+                outcome = replace(outcome, source_id=ids[sid])
+                tx.record_poll(outcome, now=now, next_poll_at=now, interval=interval)
+    with store.transaction() as tx:
+        got = tx.claim_due_sources(now=T0 + LEASE, owner="x", lease=LEASE, limit=5)
+    return sorted(((ids.index(s.id), replace(s, id=0)) for s in got), key=lambda p: p[0])
+
+
+@pytest.mark.slow  # a few tenths of a second per example on two databases
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(script=poll_scripts())
+def test_the_databases_record_polls_like_the_fake(
+    sql_stores: dict[str, Database], script: list[list[tuple[int, PollOutcome, int | None]]]
+) -> None:
+    """The one-statement, batched record_poll of SqlStore keeps exactly the
+    rules of the fake: a failure keeps validators, kind and last success and
+    counts up; a success resets the count; only `ok` writes validators."""
+    expected = play_polls(MemoryStore(), script)
+    for backend, database in sql_stores.items():
+        _empty(database)
+        assert play_polls(SqlStore(database.engine, database.factory), script) == expected, backend

@@ -224,10 +224,6 @@ def test_login_sets_a_strict_httponly_cookie(locked: ServedApp) -> None:
     assert away.status == 303 and away.headers["Location"] == "/"
 
 
-def test_api_stories_is_not_there_yet(site: ServedApp) -> None:
-    assert fetch(site.url + "/api/stories").status == 501
-
-
 def test_the_daemon_http_server_mounts_the_view_beside_its_probes(
     db: Database, world: Scenario
 ) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from storage.db import transaction
+from storage.source_edits import set_tags
 from storage.views import SqlWebReader
 from tests.conftest import Database
 from tests.support.webdata import HOSTILE_TITLES, Scenario, scenario
@@ -237,3 +239,105 @@ def test_without_the_token_a_401_then_login(browser: Any, db: Database, world: S
     finally:
         context.close()
         next(gen, None)
+
+
+# ---------------------------------------------------------------- by story
+
+
+@pytest.fixture
+def storied(db: Database) -> Iterator[tuple[ServedApp, Scenario]]:
+    """The scenario with its stories assigned (storage.stories), and a tag on tass."""
+    made = scenario(db.engine, NOW, stories=True)
+    with transaction(db.factory) as session:
+        set_tags(session, "tass", ("russia",))
+    for served in _served(db, None):
+        yield served, made
+
+
+def _story(made: Scenario, label: str) -> int:
+    assert made.stories is not None
+    return made.stories[label]
+
+
+def test_a_story_of_three_outlets_is_one_row_and_opens_to_all_three(
+    page: Any, storied: tuple[ServedApp, Scenario], db: Database
+) -> None:
+    site, made = storied
+    page.goto(site.url + "/")
+    href = f"/stories/{_story(made, 'pantsir')}"
+    rows = page.locator("li.group").filter(has=page.locator(f"a[href='{href}']"))
+    assert rows.count() == 1
+    row = rows.first
+    assert sorted(row.locator(".outlet").all_inner_texts()) == ["isw", "tass", "yonhap"]
+    assert sorted(row.locator(".lang").all_inner_texts()) == ["en", "ko", "ru"]
+    assert row.locator(".en-title").inner_text() == made.titles["pantsir_en"]
+    # no other row repeats one of the story's items
+    for key in ("pantsir_en", "pantsir_ru"):
+        assert made.titles[key] not in headlines(page)[1:]
+    assert page.locator("li.group a[href='/items/4']").count() == 1  # no story yet: its own row
+    shot(page, db, "stories-index")
+    row.get_by_role("link", name=made.titles["pantsir_ko"]).click()
+    page.wait_for_url(f"**{href}")
+    articles = page.locator("article.item")
+    assert articles.count() == 3
+    assert sorted(articles.locator(".outlet").all_inner_texts()) == ["isw", "tass", "yonhap"]
+    assert sorted(articles.locator("mark").all_inner_texts()) == ["Pantsir", "Панцирь", "판치르"]
+    links = [a.get_attribute("href") for a in articles.locator(".link a").all()]
+    assert sorted(links) == [f"https://news{i}.example/a/{i}" for i in (1, 2, 3)]
+    shot(page, db, "stories-story")
+
+
+def test_story_filters_in_the_form(page: Any, storied: tuple[ServedApp, Scenario]) -> None:
+    site, made = storied
+    page.goto(site.url + "/")
+    page.get_by_label("Language").select_option("ru")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/?*language=ru*")
+    assert [h.split("\n")[0] for h in headlines(page)] == [made.titles["pantsir_ko"]]
+    page.goto(site.url + "/")
+    page.get_by_label("Source tag").select_option("russia")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/?*tag=russia*")
+    assert [h.split("\n")[0] for h in headlines(page)] == [made.titles["pantsir_ko"]]
+    page.get_by_label("Term").select_option("BRICS")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_url("**/?*term=BRICS*")
+    assert page.locator("li.group").count() == 0 and page.get_by_text("Nothing matched").count()
+    page.goto(site.url + "/?term=BRICS")
+    assert [h.split("\n")[0] for h in headlines(page)] == [made.titles["brics_ko"]]
+
+
+def test_hostile_story_titles_stay_text(
+    page: Any, storied: tuple[ServedApp, Scenario], db: Database
+) -> None:
+    site, made = storied
+    for j in range(100, 108):
+        page.goto(f"{site.url}/stories/{_story(made, f'hostile-{j}')}")
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        assert page.locator("img, iframe, script, svg[onload], a[href^='javascript']").count() == 0
+        assert (
+            page.locator("main [onerror], main [onmouseover], main a[href^='data:']").count() == 0
+        )
+    page.goto(site.url + "/")
+    shown = "\n".join(headlines(page))
+    for title in HOSTILE_TITLES:
+        assert title.replace("\u202e", "\ufffd").replace("\u202c", "\ufffd") in shown, title
+    assert page.dialogs == []
+
+
+def test_keyboard_reaches_a_story(page: Any, storied: tuple[ServedApp, Scenario]) -> None:
+    site, made = storied
+    href = f"/stories/{_story(made, 'pantsir')}"
+    page.goto(site.url + "/")
+    reached = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.getAttribute('href') || ''"))
+        if reached[-1] == href:
+            break
+    assert reached[-1] == href
+    assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**{href}")
+    assert page.locator("h1").inner_text() == made.titles["pantsir_ko"]
+    assert page.locator("article.item").count() == 3

@@ -151,6 +151,7 @@ def seed(url: str, feeds: list[Feed], hook_url: str, every: int = 2) -> None:
                     every_seconds=every,
                     links_css=None,
                     now=now,
+                    alert_backlog=True,  # these tests count alerts of every item
                 )
     finally:
         engine.dispose()

@@ -8,12 +8,15 @@ text. `bulk` makes the large generated one the bench measures.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy.orm import Session
 
+from storage.stories import ActiveStory, StoredMember, assign_story
 from storage.tables import (
     ItemRow,
     MatchRow,
@@ -21,6 +24,7 @@ from storage.tables import (
     RecipientRow,
     RuleRow,
     SourceRow,
+    StoryRow,
     WatchlistRow,
 )
 
@@ -46,6 +50,39 @@ class Scenario:
     titles: dict[str, str]  # what a person looks for -> the title on screen
     failing_source: str
     failing_error: str
+    stories: dict[str, int] | None = None  # story label -> story id (with stories=True)
+
+
+# Which scenario items report one event (item id -> story label). Items 1-3
+# are one story in three outlets and three languages, whose first item is
+# Korean (so its headline is foreign and the English title shows beside it);
+# 5-6 another; every hostile item (100-107) a story of its own; item 4 has
+# none, as an item the story step has not reached yet.
+STORY_OF = {1: "pantsir", 2: "pantsir", 3: "pantsir", 5: "brics", 6: "brics",
+            **{j: f"hostile-{j}" for j in range(100, 108)}}  # fmt: skip
+
+
+def assign_stories(engine: Engine, now: datetime, story_of: dict[int, str]) -> dict[str, int]:
+    """Give items their stories through `storage.stories.assign_story` (as the
+    crawl does), oldest published first; the decision is the fixed `story_of`
+    map rather than the engine's, so tests know the outcome."""
+
+    def decide(item: StoredMember, candidates: Sequence[ActiveStory]) -> int | None:
+        label = story_of[item.item_id]
+        for c in candidates:
+            if any(story_of.get(m.item_id) == label for m in c.members):
+                return c.story_id
+        return None
+
+    with Session(engine) as session, session.begin():
+        ids = session.scalars(
+            select(ItemRow.id).where(ItemRow.id.in_(story_of)).order_by(ItemRow.published)
+        ).all()
+        out: dict[str, int] = {}
+        for item_id in ids:
+            done = assign_story(session, item_id, decide, window=timedelta(hours=72), now=now)
+            out[story_of[item_id]] = done.story_id
+    return out
 
 
 def _source(i: int, name: str, now: datetime, error: str | None = None) -> dict[str, Any]:
@@ -98,12 +135,13 @@ def _watchlists(conn: Any, now: datetime) -> None:
     ])  # fmt: skip
 
 
-def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
+def scenario(engine: Engine, now: datetime, *, history: int = 0, stories: bool = False) -> Scenario:
     """The hand-made world (ids fixed, so tests can name them). `history`
     adds that many older matched items over the last four weeks (for
-    screenshots whose trend lines have a shape)."""
+    screenshots whose trend lines have a shape). `stories` groups the items
+    as `STORY_OF` says."""
     error = "fetch failed: HTTP 503 Service Unavailable"
-    stories = [
+    reports = [
         ("pantsir_en", 1, "Pantsir batteries moved near Pyongyang", "en", "Pantsir", "Pantsir", 1),
         ("pantsir_ko", 2, "판치르 방공체계 평양 인근 배치", "ko", "Pantsir", "판치르", 1),
         ("pantsir_ru", 3, "Панцирь замечен у Пхеньяна", "ru", "Pantsir", "Панцирь", 1),
@@ -112,7 +150,7 @@ def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
         ("brics_en", 4, "BRICS summit opens in Kazan", "en", "BRICS", "BRICS", 2),
     ]
     items, matches, titles = [], [], {}
-    for k, (key, src, title, lang, term, spelling, wl) in enumerate(stories, start=1):
+    for k, (key, src, title, lang, term, spelling, wl) in enumerate(reports, start=1):
         at = now - timedelta(hours=k)
         items.append(_item(k, src, title, lang, at - timedelta(days=k % 3)))
         matches.append(_match(k, k, wl, [term], f"… {title} …", spelling, at))
@@ -142,7 +180,8 @@ def scenario(engine: Engine, now: datetime, *, history: int = 0) -> Scenario:
         ])  # fmt: skip
         if history:
             _history(conn, now, history)
-    return Scenario(now, titles, "broken", error)
+    made = assign_stories(engine, now, STORY_OF) if stories else None
+    return Scenario(now, titles, "broken", error, made)
 
 
 def _history(conn: Any, now: datetime, n: int) -> None:
@@ -161,9 +200,13 @@ def _history(conn: Any, now: datetime, n: int) -> None:
     conn.execute(insert(MatchRow), matches)
 
 
-def bulk(engine: Engine, now: datetime, *, items: int, matches: int, sources: int = 200) -> None:
+def bulk(
+    engine: Engine, now: datetime, *, items: int, matches: int, sources: int = 200,
+    stories: int = 0,
+) -> None:  # fmt: skip
     """A large world: `items` items over 90 days from `sources` sources (a
-    tenth failing), `matches` of them matched, a few thousand alerts."""
+    tenth failing), `matches` of them matched, a few thousand alerts, and
+    `stories` stories (see `_bulk_stories`)."""
     rng = random.Random(7)
     langs, terms = ["en", "ko", "zh", "ru", "fr"], ["Pantsir", "SAM", "BRICS", "S-400", "Kazan"]
     with engine.begin() as conn:
@@ -197,3 +240,37 @@ def bulk(engine: Engine, now: datetime, *, items: int, matches: int, sources: in
              "created_at": r["matched_at"]}
             for n, r in enumerate(rows[: min(len(rows), 6000)], start=1) if r["watchlist_id"] == 1
         ])  # fmt: skip
+        if stories:
+            _bulk_stories(conn, now, rng, matched[:stories], items)
+
+
+def _bulk_stories(conn: Any, now: datetime, rng: random.Random, heads: list[int],
+                  items: int) -> None:  # fmt: skip
+    """One story per matched item of `heads`, each joined by 1-5 other items
+    (any sources and languages, matched or not), written straight into
+    `stories` and `items.story_id`: at bench scale the assignment engine is
+    not what is measured. `first_seen`/`last_seen` are set from the members."""
+    free = list(range(1, items + 1))
+    rng.shuffle(free)
+    taken = set(heads)
+    members: list[list[int]] = []
+    for head in heads:
+        group = [head]
+        while len(group) < 1 + rng.randint(1, 5) and free:
+            other = free.pop()
+            if other not in taken:
+                taken.add(other)
+                group.append(other)
+        members.append(group)
+    published = dict(conn.execute(select(ItemRow.id, ItemRow.published)).all())
+    conn.execute(insert(StoryRow), [
+        {"id": sid, "first_seen": min(published[i] for i in group),
+         "last_seen": max(published[i] for i in group), "title": f"Story {sid} headline",
+         "title_language": "ko", "en_title": f"English headline of story {sid}",
+         "item_count": len(group), "created_at": now}
+        for sid, group in enumerate(members, start=1)
+    ])  # fmt: skip
+    conn.execute(
+        update(ItemRow).where(ItemRow.id == bindparam("iid")).values(story_id=bindparam("sid")),
+        [{"iid": i, "sid": sid} for sid, group in enumerate(members, start=1) for i in group],
+    )

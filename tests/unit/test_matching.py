@@ -155,7 +155,8 @@ def test_snippets_are_short_cut_at_words_and_collapsed() -> None:
 
 
 def test_snippets_at_most_three() -> None:
-    body = " ".join(["SAM " + "word " * 60] * 6)
+    # distinct passages: identical ones are shown once (test_matching_properties)
+    body = " ".join(f"SAM report{n} " + "word " * 60 for n in range(6))
     (match,) = compile_watchlists([AIR]).match(Document(title="", body=body))
     assert len(match.snippets) == 3
     assert len(match.hits) == 6

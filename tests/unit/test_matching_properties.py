@@ -100,3 +100,41 @@ def test_offsets_point_at_the_normalised_text(text: str) -> None:
     spans = {normalised[h.start : h.end].replace("-", " ").replace(" ", "") for h in match.hits}
     assert spans <= {"targetphrase", "标靶"}
     assert spans
+
+
+SENTENCE = st.lists(LATIN_WORD, min_size=1, max_size=12).map(" ".join)
+PASSAGE = st.lists(
+    st.one_of(SENTENCE, SENTENCE.map(lambda s: s + " Pantsir " + s)), min_size=1, max_size=8
+).map(lambda sentences: ". ".join(sentences) + ".")
+
+
+def _passage(snippet: str) -> str:
+    return " ".join(snippet.strip("…").split()).casefold()
+
+
+@given(
+    summary=PASSAGE,
+    before=st.one_of(st.just(""), PASSAGE),
+    after=st.one_of(st.just(""), PASSAGE),
+    title=st.one_of(st.just(""), PASSAGE),
+)
+def test_no_two_snippets_of_a_match_share_a_passage(
+    summary: str, before: str, after: str, title: str
+) -> None:
+    """Feeds repeat the summary in the body (issue #17, part 2): whatever
+    surrounds the repeat, no snippet is, or lies inside, another."""
+    body = " ".join(x for x in (before, summary, after) if x)
+    matcher = compile_watchlists([Watchlist("w", (Term("Pantsir"),))])
+    for m in matcher.match(Document(title=title, summary=summary, body=body)):
+        cores = [_passage(s) for s in m.snippets]
+        assert m.snippets
+        for i, a in enumerate(cores):
+            for b in cores[i + 1 :]:
+                assert a not in b and b not in a, m.snippets
+
+
+def test_summary_repeated_in_the_body_is_shown_once() -> None:
+    text = "Officials said a Pantsir battery moved north overnight."
+    matcher = compile_watchlists([Watchlist("w", (Term("Pantsir"),))])
+    (m,) = matcher.match(Document(title="", summary=text, body=text))
+    assert m.snippets == (text,)

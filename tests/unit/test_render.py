@@ -176,7 +176,7 @@ def test_slack_fit_never_cuts_an_entity() -> None:
     assert out.count("&amp;") == out.count("&")
 
 
-def test_webhook_body_is_the_matches_json_object() -> None:
+def test_webhook_body_is_the_matches_json_object_plus_its_story() -> None:
     body = json.loads(render.webhook_body(match()))
     assert body == {
         "watchlist": "air-defence",
@@ -190,7 +190,10 @@ def test_webhook_body_is_the_matches_json_object() -> None:
         },
         "snippets": ["… sent surface-to-air missile (SAM) batteries to Iran …"],
         "matched_at": "2026-11-22T02:10:00+00:00",
+        "story": None,  # not assigned yet
+        "also": [],
     }
+    assert json.loads(render.webhook_body(replace(match(), story_id=17)))["story"] == 17
 
 
 def test_digest_newest_first_grouped_by_source() -> None:

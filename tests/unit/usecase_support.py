@@ -92,10 +92,19 @@ def add_watchlist(store: MemoryStore, notify: Sequence[Recipient] = ()) -> None:
         )
 
 
-def add_source(store: MemoryStore, name: str, url: str) -> int:
+def add_source(store: MemoryStore, name: str, url: str, *, alert_backlog: bool = True) -> int:
+    """A source; by default one whose first poll alerts on everything (these
+    tests are about the pipeline, tests/integration/test_first_poll.py about
+    the baseline)."""
     with store.transaction() as tx:
         return tx.add_source(
-            name=name, url=url, kind="feed", every_seconds=900, links_css=None, now=T0
+            name=name,
+            url=url,
+            kind="feed",
+            every_seconds=900,
+            links_css=None,
+            now=T0,
+            alert_backlog=alert_backlog,
         ).id
 
 

@@ -1,0 +1,71 @@
+"""The daemon's poll job refills a poll slot as soon as a poll ends, not only
+on the next tick: a tick that filled every slot keeps claiming for its
+refill window, so one replica is not capped at concurrency / poll_tick
+polls/s (docs/scaling.md). The fast twin of bench/scale.py's ceiling."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import replace
+
+from scheduler.jobs import DatabaseState, Poller
+from scheduler.metrics import Metrics
+from storage.memory import MemoryStore
+from tests.support.httpserver import LocalHTTPServer
+from tests.unit.usecase_support import Clock, add_source, add_watchlist, crawl_context, http, rss
+
+FEEDS = 7
+
+
+async def one_tick(store: MemoryStore, refill_window: float) -> float:
+    """Run one tick of a 2-slot poller and wait for the polls it started."""
+    ctx = crawl_context(store, Clock())
+    ctx = replace(ctx, limits=replace(ctx.limits, concurrency=2, per_host=100))
+    metrics = Metrics()
+    async with http() as client:
+        poller = Poller(ctx, client, DatabaseState(metrics), metrics, refill_window=refill_window)
+        started = time.monotonic()
+        await poller.tick()
+        took = time.monotonic() - started
+        await asyncio.gather(*poller.tasks.values())
+    return took
+
+
+def setup(http_server: LocalHTTPServer) -> MemoryStore:
+    store = MemoryStore()
+    add_watchlist(store)
+    for n in range(FEEDS):
+        add_source(store, f"f{n}", http_server.route(f"/f{n}", (200, {}, rss(f"story {n}"))))
+    return store
+
+
+def polled(http_server: LocalHTTPServer) -> int:
+    return sum(1 for n in range(FEEDS) if http_server.hits(f"/f{n}"))
+
+
+def test_a_tick_refills_free_slots_until_nothing_is_due(http_server: LocalHTTPServer) -> None:
+    took = asyncio.run(one_tick(setup(http_server), refill_window=30.0))
+    assert polled(http_server) == FEEDS  # 2 slots, 7 due sources, one tick
+    assert took < 30.0  # it ended because nothing more was due, not at the window's end
+
+
+def test_without_a_window_a_tick_claims_once(http_server: LocalHTTPServer) -> None:
+    asyncio.run(one_tick(setup(http_server), refill_window=0.0))
+    assert polled(http_server) == 2  # the old behaviour: one claim per tick
+
+
+def test_the_window_bounds_a_tick(http_server: LocalHTTPServer) -> None:
+    """Polls that never end within the window: the tick returns at its end
+    (so ticks never overlap), with the slots still full."""
+    store = setup(http_server)
+    for n in range(FEEDS):
+
+        def slow(_request: object, n: int = n) -> tuple[int, dict[str, str], bytes]:
+            time.sleep(1.5)
+            return 200, {}, rss(f"story {n}")
+
+        http_server.route(f"/f{n}", slow)  # type: ignore[arg-type]
+    took = asyncio.run(one_tick(store, refill_window=0.5))
+    assert 0.4 < took < 1.4
+    assert polled(http_server) == 2

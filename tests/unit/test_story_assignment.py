@@ -1,0 +1,114 @@
+"""The story step of the crawl and of `stories rebuild` on the in-memory store
+(scheduler/story_assignment.py): every new item gets a story, in the save
+transaction, before its matches and outbox rows; an encoder failure loses no
+item and no alert; rebuild streams in batches."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from alerts.alert_records import Recipient
+from alerts.embedding import HashingEncoder, Vectors
+from scheduler.crawl import crawl
+from scheduler.story_assignment import StoryAssigner, assign_unassigned
+from storage.memory import MemoryStore
+from tests.support.httpserver import LocalHTTPServer
+from tests.unit.usecase_support import (
+    Clock,
+    RiggedStore,
+    add_source,
+    add_watchlist,
+    crawl_context,
+    rss,
+)
+
+WEEK = timedelta(days=7)
+# Two events: same-script copies of one SAM report, and an unrelated item.
+FEED_A = rss("SAM battery moved to Crimea, satellite images show", "Weather today")
+FEED_B = rss("SAM battery moved to Crimea, satellite images show it", host="other.org")
+
+
+class CountingEncoder(HashingEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoded: list[str] = []
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        self.encoded += texts
+        return super().encode(texts)
+
+
+class BrokenEncoder(HashingEncoder):
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        raise RuntimeError("model files are corrupt")
+
+
+def assigner(encoder: HashingEncoder) -> StoryAssigner:
+    return StoryAssigner(lambda: encoder, timedelta(hours=72))
+
+
+def stories(store: MemoryStore) -> dict[str, int]:
+    """{item title: story id} of every stored item (all must have one)."""
+    with store.transaction() as tx:
+        assert tx.items_without_story(1000) == []
+        t: Any = tx._t  # the fake's tables
+        return {r.item.title: r.story_id for r in t.items.values() if r.story_id is not None}
+
+
+def test_crawl_assigns_each_new_item_before_its_matches(http_server: LocalHTTPServer) -> None:
+    inner = MemoryStore()
+    store = RiggedStore(inner)
+    add_watchlist(inner, [Recipient("webhook", "https://hook.example/")])
+    add_source(inner, "a", http_server.route("/a", (200, {}, FEED_A)))
+    add_source(inner, "b", http_server.route("/b", (200, {}, FEED_B)))
+    seen_story: list[int | None] = []
+
+    def record_matches(tx: Any, item_id: int, *a: Any, **kw: Any) -> int:
+        seen_story.append(tx._t.items[item_id].story_id)  # already assigned?
+        return int(tx.record_matches(item_id, *a, **kw))
+
+    store.overrides["record_matches"] = record_matches
+    enc = CountingEncoder()
+    ctx = dataclasses.replace(crawl_context(store, Clock()), stories=assigner(enc))
+    report = asyncio.run(crawl(ctx, parse_workers=0))
+    assert report.new_items == 3 and len(seen_story) == 2 and None not in seen_story
+    found = stories(inner)
+    sam = [sid for title, sid in found.items() if title.startswith("SAM")]
+    assert len(set(sam)) == 1 and found["Weather today"] not in sam
+    assert len(enc.encoded) == 2 * 3  # each new item once (two passes: "title+text")
+
+    again = asyncio.run(crawl(ctx, parse_workers=0))
+    assert again.new_items == 0 and stories(inner) == found
+    assert len(enc.encoded) == 2 * 3  # stored items are not encoded again
+
+
+def test_an_encoder_failure_loses_no_item_and_no_alert(http_server: LocalHTTPServer) -> None:
+    store = MemoryStore()
+    add_watchlist(store, [Recipient("webhook", "https://hook.example/")])
+    add_source(store, "a", http_server.route("/a", (200, {}, FEED_A)))
+    ctx = dataclasses.replace(crawl_context(store, Clock()), stories=assigner(BrokenEncoder()))
+    report = asyncio.run(crawl(ctx, parse_workers=0))
+    assert (report.new_items, report.new_matches, report.failed) == (2, 1, [])
+    assert len(stories(store)) == 2  # zero vectors: each its own story, none lost
+    with store.transaction() as tx:
+        assert tx.backlog(now=Clock()()).pending == 1
+
+
+def test_rebuild_assigns_stored_items_in_batches(http_server: LocalHTTPServer) -> None:
+    store = MemoryStore()
+    add_source(store, "a", http_server.route("/a", (200, {}, FEED_A)))
+    add_source(store, "b", http_server.route("/b", (200, {}, FEED_B)))
+    asyncio.run(crawl(crawl_context(store, Clock()), parse_workers=0))  # no stories
+    with store.transaction() as tx:
+        assert len(tx.items_without_story(1000)) == 3
+    enc = CountingEncoder()
+    done = assign_unassigned(assigner(enc), store, Clock(), batch=2)
+    assert done == 3 and len(enc.encoded) == 2 * 3
+    found = stories(store)
+    sam = {sid for title, sid in found.items() if title.startswith("SAM")}
+    assert len(sam) == 1 and found["Weather today"] not in sam
+    assert assign_unassigned(assigner(enc), store, Clock(), batch=2) == 0
