@@ -109,7 +109,18 @@ def test_spider_source_with_pagination_stores_and_alerts_once(
     serve_site(http_server)
     received = watch(cli, http_server, tmp_path)
     start = http_server.url("/publications")
-    r = cli("source", "add", "pubs", "--kind", "spider", "--spider", EXAMPLE, "--url", start)
+    r = cli(
+        "source",
+        "add",
+        "pubs",
+        "--kind",
+        "spider",
+        "--spider",
+        EXAMPLE,
+        "--url",
+        start,
+        "--alert-backlog",  # the site's publications are old: alert on them all
+    )
     assert r.code == 0 and "(spider)" in r.out, r.err
 
     first = cli("crawl", env=ENV)

@@ -16,6 +16,8 @@ import json
 import socket
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
@@ -85,9 +87,12 @@ def reason_port() -> Iterator[int]:
 
 
 def _rss(base: str) -> str:
+    # Dated now: a new source's first poll alerts only on recent items (first-poll baseline).
+    now = format_datetime(datetime.now(UTC))
     items = "".join(
         f"<item><title>{t.replace('&', '&amp;').replace('<', '&lt;')}</title>"
-        f"<link>{base}/a/{i}</link><description>the SAM system</description></item>"
+        f"<link>{base}/a/{i}</link><pubDate>{now}</pubDate>"
+        f"<description>the SAM system</description></item>"
         for i, t in enumerate(TITLES)
     )
     return (

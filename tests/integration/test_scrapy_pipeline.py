@@ -48,6 +48,7 @@ def seed(db: Database) -> None:
             every_seconds=900,
             links_css=None,
             now=NOW,
+            alert_backlog=True,  # the site's publications are old: alert on them all
         )
         save_watchlists(
             s,
