@@ -202,7 +202,8 @@ _DESIGNATOR = re.compile(
     r"(?![A-Za-zА-Яа-яЁё0-9-])"
 )
 # Classes that exclude each other, in four languages: the family "bm" (what was
-# launched: the ballistic-missile range class, a cruise missile or a spy satellite). Lower-cased substrings (CJK/Hangul need no boundary).
+# launched: the ballistic-missile range class, a cruise missile or a spy satellite).
+# Lower-cased substrings (CJK/Hangul need no boundary).
 _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "bm",

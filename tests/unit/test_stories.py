@@ -434,7 +434,7 @@ def test_real_encoder_joins_one_event_across_languages_and_keeps_incidents_apart
     assert assign(feats[3], [joined], params).story_id is None  # unrelated
 
 
-# ---------------------------------------------------------------- third round: launch classes, scripts
+# ---------------------------------------------------------------- launch classes, scripts
 
 
 @pytest.mark.parametrize(
