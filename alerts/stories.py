@@ -229,9 +229,12 @@ _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
             "srbm",
             "short-range ballistic",
+            "short-range missile",
             "단거리 탄도",
             "단거리탄도",
+            "단거리 미사일",
             "短程弹道",
+            "短程导弹",
             "ракеты малой дальности",
             "ракета малой дальности",
             "оперативно-тактическ",

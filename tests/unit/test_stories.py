@@ -449,6 +449,13 @@ def test_real_encoder_joins_one_event_across_languages_and_keeps_incidents_apart
         ),
         ("North Korea launches spy satellite", "КНДР запустила МБР"),
         ("북한, 순항미사일 발사", "朝鲜发射短程弹道导弹"),
+        # "short-range missiles" without "ballistic", then the ICBM of two days before
+        (
+            "North Korea fires 4 short-range missiles, two days after ICBM launch",
+            "N. Korea fires ICBM",
+        ),
+        ("북한, 단거리 미사일 발사…ICBM 이틀 만", "북한, 대륙간탄도미사일 발사"),
+        ("朝鲜发射短程导弹", "朝鲜发射洲际弹道导弹"),
     ],
 )
 def test_a_cruise_missile_a_spy_satellite_and_a_ballistic_launch_are_other_incidents(
