@@ -8,6 +8,7 @@ clock, since `newswatch crawl` polls with it (the window is 7 days).
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -229,3 +230,66 @@ def test_kind_and_spider_survive_opml_and_yaml(cli: CLI, tmp_path: Path) -> None
         assert r.code == 0 and "3 added" in r.out, r.err
         after = {n: (x["kind"], x["url"], x["spider"]) for n, x in sources(cli).items()}
         assert after == before, fmt
+
+
+SPIDER_YAML = """\
+sources:
+  - name: pubs
+    kind: spider
+    spider: {spider}
+  - name: project
+    kind: spider
+    spider: pkg.spiders:S
+"""
+SPIDER_OPML = """\
+<opml version="2.0"><body>
+<outline text="pubs" kind="spider" url="spider:pubs" spider="{spider}"/>
+</body></opml>
+"""
+
+
+@pytest.mark.parametrize("relative", ["spiders/thinktank.py", "./spiders/../spiders/thinktank.py"])
+@pytest.mark.parametrize("fmt", ["yaml", "opml"])
+def test_relative_spider_files_resolve_from_the_importing_file(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, relative: str
+) -> None:
+    """A relative `file.py:Class` in an imported file is the file's neighbour,
+    whatever the cwd; it is stored and shown absolute; module:Class stays."""
+    conf, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    (conf / "spiders").mkdir(parents=True)
+    elsewhere.mkdir()
+    spider = conf / "spiders" / "thinktank.py"
+    spider.write_bytes((ROOT / "examples" / "spiders" / "thinktank.py").read_bytes())
+    template = SPIDER_YAML if fmt == "yaml" else SPIDER_OPML
+    listing = conf / f"sources.{fmt}"
+    listing.write_text(template.format(spider=f"{relative}:PublicationsSpider"), encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    r = cli("source", "import", os.path.relpath(listing, elsewhere))
+    assert r.code == 0, r.err
+    stored = f"{spider}:PublicationsSpider"
+    assert f"pubs: spider {stored}" in r.out
+    rows = sources(cli)
+    assert rows["pubs"]["spider"] == stored
+    if fmt == "yaml":
+        assert rows["project"]["spider"] == "pkg.spiders:S"
+    # the same relative path on the command line is taken from the cwd
+    monkeypatch.chdir(conf)
+    r = cli(
+        "source", "add", "again", "--kind", "spider", "--spider", f"{relative}:PublicationsSpider"
+    )
+    assert r.code == 0 and stored in r.out, r.err
+    assert sources(cli)["again"]["spider"] == stored
+
+
+def test_an_imported_spider_file_that_does_not_exist_adds_nothing(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = tmp_path / "conf" / "sources.yaml"
+    listing.parent.mkdir()
+    listing.write_text(SPIDER_YAML.format(spider="spiders/gone.py:S"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = cli("source", "import", str(listing))
+    assert r.code != 0 and "source 'pubs'" in r.err and "no spider file" in r.err, r.err
+    assert str(tmp_path / "conf" / "spiders" / "gone.py") in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert cli("source", "list", "--json").out == ""
