@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from tests.e2e.conftest import CLI
+from tests.support.canary import Canary
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 from tests.support.thinktank import PUBLICATIONS, Publication, gz, serve_site, sitemap_index, urlset
 
@@ -293,3 +296,88 @@ def test_an_imported_spider_file_that_does_not_exist_adds_nothing(
     assert str(tmp_path / "conf" / "spiders" / "gone.py") in r.err
     assert len(r.err.strip().splitlines()) == 1
     assert cli("source", "list", "--json").out == ""
+
+
+HOSTILE = ROOT / "tests" / "fixtures" / "spiders" / "hostile.py"
+CANARY_SPELLINGS = ["localhost", "127.0.0.1", "2130706433", "0x7f.1", "127.1", "[::ffff:127.0.0.1]"]
+
+
+@pytest.mark.slow
+def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
+    cli: CLI, tmp_path: Path
+) -> None:
+    """The site is on 127.0.0.3 and the allowlist is 127.0.0.3/32 alone: a
+    canary on 127.0.0.1, aimed at by a spider's requests, sitemap <loc>s, a
+    child sitemap and redirects, sees 0 connections through `newswatch crawl`."""
+    site = LocalHTTPServer(host="127.0.0.3").start()
+    canary = Canary().start()
+    try:
+        serve_site(site)
+        at = [f"http://{host}:{canary.port}/admin" for host in CANARY_SPELLINGS]
+        site.route("/hop", (302, {"Location": f"http://localhost:{canary.port}/admin"}, b""))
+        site.route("/publications/moved", (301, {"Location": at[1]}, b""))
+        today = datetime.now(UTC).date().isoformat()
+        locs = [
+            *at,
+            site.url("/publications/moved"),
+            site.url(f"/publications/{PUBLICATIONS[0].slug}"),
+        ]
+        rows = "".join(f"<url><loc>{u}</loc><lastmod>{today}</lastmod></url>" for u in locs)
+        site.serve("/sitemap.xml", f"<urlset>{rows}</urlset>")
+        site.serve(
+            "/index.xml",
+            sitemap_index(
+                [
+                    (f"http://127.0.0.1:{canary.port}/child.xml", None),
+                    (site.url("/sitemap.xml"), None),
+                ]
+            ),
+        )
+        query = "&".join(f"target={quote(t, safe='')}" for t in [*at, site.url("/hop")])
+        spec = f"{HOSTILE}:CanarySeeker"
+        start = site.url(f"/start?{query}")
+        assert (
+            cli(
+                "source", "add", "seeker", "--kind", "spider", "--spider", spec, "--url", start
+            ).code
+            == 0
+        )
+        index = site.url("/index.xml")
+        assert cli("source", "add", index, "--kind", "sitemap", "--name", "site").code == 0
+
+        r = cli("crawl", env={**ENV, "NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.3/32"})
+        assert r.code == 0 and "1 failed" in r.out and "1 new items" in r.out, r.out + r.err
+        assert canary.connections == 0
+        assert site.hits("/hop") and site.hits("/publications/moved")  # reached, not followed
+        rows_by_name = sources(cli)
+        assert "refused" in str(rows_by_name["seeker"]["last_error"])
+        assert rows_by_name["site"]["items"] == 1
+    finally:
+        canary.stop()
+        site.stop()
+
+
+@pytest.mark.slow
+def test_a_hanging_spider_is_killed_and_fails_only_its_source(
+    cli: CLI, http_server: LocalHTTPServer
+) -> None:
+    serve_site(http_server)
+    publish_sitemaps(http_server, recent(PUBLICATIONS[:1], 1), "2025-01-01")
+    start = http_server.url("/publications")
+    spec = f"{HOSTILE}:Hanging"
+    assert (
+        cli("source", "add", "stuck", "--kind", "spider", "--spider", spec, "--url", start).code
+        == 0
+    )
+    news = http_server.url("/news.xml.gz")
+    assert cli("source", "add", news, "--kind", "sitemap", "--name", "site").code == 0
+
+    began = time.monotonic()
+    r = cli("crawl", env={**ENV, "NEWSWATCH_SPIDER_RUN_SECONDS": "1"})
+    assert r.code == 0 and "1 failed" in r.out and "1 new items" in r.out, r.out + r.err
+    assert time.monotonic() - began < 1 + 15 + 30  # run limit + grace, and a loaded machine
+    rows = sources(cli)
+    error = str(rows["stuck"]["last_error"])
+    assert "did not finish within 16s and was killed" in error and "\n" not in error
+    assert (rows["stuck"]["consecutive_failures"], rows["stuck"]["items"]) == (1, 0)
+    assert rows["site"]["last_error"] is None and rows["site"]["items"] == 1
