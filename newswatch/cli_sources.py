@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -109,18 +110,34 @@ def add(
     echo(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
 
 
-def resolve_spider(spec: str | None) -> str | None:
-    """A checked spider spec with its file made absolute (the daemon's cwd may
-    differ from this shell's); a file that does not exist is refused now."""
+def resolve_spider(spec: str | None, base: Path | None = None) -> str | None:
+    """A checked spider spec with its file made absolute, a relative path taken
+    from `base` (the directory of the file that names it; None: this shell's
+    working directory), since the daemon's cwd may be anything; a file that
+    does not exist is refused now. `module:Class` is kept as written."""
     if spec is None:
         return None
     where, _, cls = spec.rpartition(":")
     if not where.endswith(".py"):
         return spec
-    path = Path(where).expanduser().resolve()
+    path = Path(where).expanduser()
+    path = (path if path.is_absolute() else (base or Path.cwd()) / path).resolve()
     if not path.is_file():
-        raise SourceFileError(f"no spider file {where}")
+        shown = where if str(path) == where else f"{where} ({path})"
+        raise SourceFileError(f"no spider file {shown}")
     return f"{path}:{cls}"
+
+
+def _resolve_spiders(file: Path, specs: list[SourceSpec]) -> list[SourceSpec]:
+    """The specs of `file` with their spider files made absolute from the file's directory."""
+    base = file.expanduser().resolve().parent
+    out = []
+    for spec in specs:
+        try:
+            out.append(replace(spec, spider=resolve_spider(spec.spider, base)))
+        except SourceFileError as e:
+            raise UsageProblem(f"{file}: source {spec.name!r}: {e}") from e
+    return out
 
 
 def _detect(a: object, url: str) -> tuple[str | None, str, str]:
@@ -272,6 +289,7 @@ def _read_specs(path: Path) -> tuple[list[SourceSpec], list[str]]:
 def import_(ctx: typer.Context, file: Path) -> None:
     """Add the sources of an OPML or YAML file; existing names are updated."""
     specs, notes = _read_specs(file)
+    specs = _resolve_spiders(file, specs)
     for note in notes:
         echo(f"newswatch: warning: {file.name}: {note}", file=sys.stderr)
     a = get_app(ctx)
@@ -305,6 +323,9 @@ def import_(ctx: typer.Context, file: Path) -> None:
             if spec.tags:
                 source_edits.set_tags(s, spec.name, spec.tags)
     echo(f"imported {len(specs)} sources from {file.name}: {added} added, {updated} updated")
+    for spec in specs:
+        if spec.spider:
+            echo(f"  {spec.name}: spider {spec.spider}")
 
 
 @app.command("export")

@@ -20,6 +20,7 @@ from aiohttp import web
 from alerts.channels import Poster, SlackChannel, WebhookChannel
 from alerts.pacing import Pacer
 from crawler.fetch import HttpClient
+from crawler.sitemaps import DEFAULT_WINDOW as SITEMAP_WINDOW
 from crawler.spiders import SpiderLimits
 from scheduler.crash_points import CrashPoints
 from scheduler.spider_slots import SpiderSlots
@@ -126,6 +127,9 @@ class HousekeepingContext:
     store: Store
     clock: Clock
     retention: timedelta  # unmatched items older than this are pruned
+    # A sitemap URL whose remembered lastmod is older than this is forgotten
+    # (twice crawler.sitemaps' window: it can never be wanted again).
+    sitemap_memory: timedelta = 2 * SITEMAP_WINDOW
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from scheduler.poll_policy import (
     next_poll_at,
 )
 from scheduler.saver import in_saver
+from scheduler.spider_leases import LeaseLost, leased_run
 from scheduler.story_assignment import assign_new, concepts_of, encode_new
 from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.protocol import ActiveWatchlist, StoreTransaction
@@ -329,6 +330,8 @@ async def poll_and_save(
                         spider_limits=ctx.spider_limits,
                     )
                 ctx.crash.raise_at("poll", src.name)
+            except LeaseLost as e:  # the other process polls it: leave its lease alone
+                outcome = PollOutcome(src.id, "deferred", error=str(e))
             except Exception as e:
                 if is_outage(e):
                     raise
@@ -377,8 +380,9 @@ def _memory(ctx: CrawlContext, src: Source) -> tuple[frozenset[str], dict[str, d
 
 
 def _spider_slot(ctx: CrawlContext, src: Source) -> AbstractAsyncContextManager[None]:
-    """A spider run waits for one of the process's spider slots; others go on."""
-    return ctx.spider_slots.slot() if src.kind == "spider" else nullcontext()
+    """A spider run waits for one of the process's spider slots, its lease kept
+    until it ends (scheduler.spider_leases); others go on."""
+    return leased_run(ctx, src) if src.kind == "spider" else nullcontext()
 
 
 async def _next_batch(

@@ -46,6 +46,7 @@ from scheduler.context import CrawlContext, DeliveryContext, HousekeepingContext
 from scheduler.crawl import CrawlReport, claim, is_outage, poll_and_save
 from scheduler.deliver import DeliveryReport, deliver_due
 from scheduler.metrics import Metrics
+from scheduler.spider_leases import spider_lease
 from storage import StorageError
 from storage.sources import HostQuota
 
@@ -219,7 +220,7 @@ class Poller:
         try:
             with guarded("poll", self.db, self.metrics):
                 try:
-                    async with asyncio.timeout(self.deadline):
+                    async with asyncio.timeout(self._deadline(src)):
                         await poll_and_save(
                             self.ctx,
                             self.client,
@@ -234,7 +235,7 @@ class Poller:
                     log.warning(
                         "poll_abandoned source=%s status=timeout seconds=%.0f",
                         src.name,
-                        self.deadline,
+                        self._deadline(src),
                     )
                     return
                 saved = True
@@ -251,6 +252,14 @@ class Poller:
                 deferred=bool(report.deferred),
                 now=self.ctx.clock(),
             )
+
+    def _deadline(self, src: Source) -> float:
+        """A feed or page poll ends well within its lease; a spider run keeps
+        its lease while it waits for a slot and runs (scheduler.spider_leases),
+        so it gets the same wait plus its whole run."""
+        if src.kind != "spider":
+            return self.deadline
+        return self.deadline + spider_lease(self.ctx).total_seconds()
 
     def _count(self, report: CrawlReport, seconds: float) -> None:
         m = self.metrics
@@ -340,11 +349,15 @@ class Deliverer:
 
 
 def prune(ctx: HousekeepingContext) -> int:
-    """Delete unmatched items older than the retention; matched ones stay with their alerts."""
-    before = ctx.clock() - ctx.retention
+    """Delete unmatched items older than the retention (matched ones stay with
+    their alerts) and sitemap URLs whose lastmod is older than the sitemap
+    memory; return how many items went."""
+    now = ctx.clock()
+    before = now - ctx.retention
     with ctx.store.transaction() as tx:
         n = tx.prune_items(before=before)
-    log.info("pruned status=ok items=%d before=%s", n, before.isoformat())
+        urls = tx.prune_seen_versions(before=now - ctx.sitemap_memory)
+    log.info("pruned status=ok items=%d before=%s sitemap_urls=%d", n, before.isoformat(), urls)
     return n
 
 

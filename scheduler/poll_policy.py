@@ -90,3 +90,15 @@ def slot_wait(per_host_delay: float, per_host: int, poll_tick: float) -> float:
     ticks: a poll waits out ordinary spacing, never a queue.
     """
     return 2 * max(per_host_delay * per_host, poll_tick)
+
+
+# Past a spider run's hard kill: the child's start, the parent reading its
+# last lines, and the save that clears the lease.
+SPIDER_LEASE_MARGIN = 120.0
+
+
+def spider_lease_duration(lease: timedelta, run_seconds: float, grace_seconds: float) -> timedelta:
+    """How long a spider source stays leased from the moment its run starts:
+    past the run's hard kill (run limit + grace, crawler.spiders) by a
+    margin, and never less than an ordinary poll's lease."""
+    return max(lease, timedelta(seconds=run_seconds + grace_seconds + SPIDER_LEASE_MARGIN))

@@ -313,6 +313,13 @@ class MemoryTransaction(_MemoryStories):
         if row is not None and row.lease_owner == owner:
             row.lease_owner = row.lease_until = None
 
+    def renew_lease(self, source_id: int, owner: str, *, until: datetime) -> bool:
+        row = self._t.sources.get(source_id)
+        if row is None or row.lease_owner != owner:
+            return False
+        row.lease_until = until
+        return True
+
     def defer_poll(self, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
         row = self._t.sources.get(source_id)
         if row is not None and row.lease_owner == owner:
@@ -379,6 +386,13 @@ class MemoryTransaction(_MemoryStories):
         for url, version in pairs:
             self._t.page_links.setdefault((source_id, url), now)
             self._t.link_versions[(source_id, url)] = version
+
+    def prune_seen_versions(self, *, before: datetime) -> int:
+        old = [k for k, v in self._t.link_versions.items() if v is not None and v < before]
+        for key in old:
+            del self._t.link_versions[key]
+            self._t.page_links.pop(key, None)
+        return len(old)
 
     # -- items
     def store_items(

@@ -91,6 +91,11 @@ class StoreTransaction(Protocol):
         """Clear the lease if `owner` still holds it; else change nothing."""
         ...
 
+    def renew_lease(self, source_id: int, owner: str, *, until: datetime) -> bool:
+        """Set the lease's end to `until` if `owner` still holds it (expired or
+        not: nobody else claimed it meanwhile); False, changing nothing, if not."""
+        ...
+
     def record_poll(
         self,
         outcome: PollOutcome,
@@ -114,6 +119,11 @@ class StoreTransaction(Protocol):
         self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
     ) -> None:
         """Remember (url, lastmod); a URL already known takes the new lastmod."""
+        ...
+
+    def prune_seen_versions(self, *, before: datetime) -> int:
+        """Forget sitemap URLs whose remembered lastmod is before `before` (undated
+        ones and page links, whose version is NULL, stay); how many went."""
         ...
 
     # -- items

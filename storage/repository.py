@@ -87,6 +87,9 @@ class SqlTransaction:
     def release_lease(self, source_id: int, owner: str) -> None:
         sources.release_lease(self._s, source_id, owner)
 
+    def renew_lease(self, source_id: int, owner: str, *, until: datetime) -> bool:
+        return sources.renew_lease(self._s, source_id, owner, until=until)
+
     def record_poll(
         self,
         outcome: PollOutcome,
@@ -114,6 +117,9 @@ class SqlTransaction:
         self, source_id: int, pairs: Sequence[SeenVersion], now: datetime
     ) -> None:
         sources.add_seen_versions(self._s, source_id, pairs, now)
+
+    def prune_seen_versions(self, *, before: datetime) -> int:
+        return sources.prune_seen_versions(self._s, before=before)
 
     # -- items
     def store_items(

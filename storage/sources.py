@@ -399,6 +399,21 @@ def release_lease(session: Session, source_id: int, owner: str) -> None:
     )
 
 
+def renew_lease(session: Session, source_id: int, owner: str, *, until: datetime) -> bool:
+    """Move our lease's end to `until`; False if another owner holds the source.
+
+    On Postgres the UPDATE waits for a claimer's row lock and re-reads the
+    row, so a lease taken over meanwhile is seen; on SQLite the write lock
+    serialises it with claims."""
+    result = session.execute(
+        update(SourceRow)
+        .where(SourceRow.id == source_id, SourceRow.lease_owner == owner)
+        .values(lease_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount) == 1  # type: ignore[attr-defined]
+
+
 def seen_links(session: Session, source_id: int) -> frozenset[str]:
     return frozenset(
         session.scalars(select(PageLinkRow.url).where(PageLinkRow.source_id == source_id))
@@ -439,6 +454,22 @@ def add_seen_versions(
         index_elements=["source_id", "url"], set_={"version": stmt.excluded.version}
     )
     session.execute(stmt, rows)
+
+
+def prune_seen_versions(session: Session, *, before: datetime) -> int:
+    """Forget sitemap URLs last seen with a version before `before`.
+
+    Safe once `before` is older than the sitemap window: such a URL, listed
+    again with the same version, is too old to be wanted anyway, and with a
+    newer one it is wanted whether remembered or not. Undated URLs (and a
+    page source's links, whose version is NULL) are kept: forgetting them
+    would fetch them again."""
+    result = session.execute(
+        delete(PageLinkRow)
+        .where(PageLinkRow.version.is_not(None), PageLinkRow.version < before)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def update_source(

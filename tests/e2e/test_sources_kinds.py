@@ -8,12 +8,16 @@ clock, since `newswatch crawl` polls with it (the window is 7 days).
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from tests.e2e.conftest import CLI
+from tests.support.canary import Canary
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 from tests.support.thinktank import PUBLICATIONS, Publication, gz, serve_site, sitemap_index, urlset
 
@@ -229,3 +233,151 @@ def test_kind_and_spider_survive_opml_and_yaml(cli: CLI, tmp_path: Path) -> None
         assert r.code == 0 and "3 added" in r.out, r.err
         after = {n: (x["kind"], x["url"], x["spider"]) for n, x in sources(cli).items()}
         assert after == before, fmt
+
+
+SPIDER_YAML = """\
+sources:
+  - name: pubs
+    kind: spider
+    spider: {spider}
+  - name: project
+    kind: spider
+    spider: pkg.spiders:S
+"""
+SPIDER_OPML = """\
+<opml version="2.0"><body>
+<outline text="pubs" kind="spider" url="spider:pubs" spider="{spider}"/>
+</body></opml>
+"""
+
+
+@pytest.mark.parametrize("relative", ["spiders/thinktank.py", "./spiders/../spiders/thinktank.py"])
+@pytest.mark.parametrize("fmt", ["yaml", "opml"])
+def test_relative_spider_files_resolve_from_the_importing_file(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, relative: str
+) -> None:
+    """A relative `file.py:Class` in an imported file is the file's neighbour,
+    whatever the cwd; it is stored and shown absolute; module:Class stays."""
+    conf, elsewhere = tmp_path / "conf", tmp_path / "elsewhere"
+    (conf / "spiders").mkdir(parents=True)
+    elsewhere.mkdir()
+    spider = conf / "spiders" / "thinktank.py"
+    spider.write_bytes((ROOT / "examples" / "spiders" / "thinktank.py").read_bytes())
+    template = SPIDER_YAML if fmt == "yaml" else SPIDER_OPML
+    listing = conf / f"sources.{fmt}"
+    listing.write_text(template.format(spider=f"{relative}:PublicationsSpider"), encoding="utf-8")
+    monkeypatch.chdir(elsewhere)
+    r = cli("source", "import", os.path.relpath(listing, elsewhere))
+    assert r.code == 0, r.err
+    stored = f"{spider}:PublicationsSpider"
+    assert f"pubs: spider {stored}" in r.out
+    rows = sources(cli)
+    assert rows["pubs"]["spider"] == stored
+    if fmt == "yaml":
+        assert rows["project"]["spider"] == "pkg.spiders:S"
+    # the same relative path on the command line is taken from the cwd
+    monkeypatch.chdir(conf)
+    r = cli(
+        "source", "add", "again", "--kind", "spider", "--spider", f"{relative}:PublicationsSpider"
+    )
+    assert r.code == 0 and stored in r.out, r.err
+    assert sources(cli)["again"]["spider"] == stored
+
+
+def test_an_imported_spider_file_that_does_not_exist_adds_nothing(
+    cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    listing = tmp_path / "conf" / "sources.yaml"
+    listing.parent.mkdir()
+    listing.write_text(SPIDER_YAML.format(spider="spiders/gone.py:S"), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    r = cli("source", "import", str(listing))
+    assert r.code != 0 and "source 'pubs'" in r.err and "no spider file" in r.err, r.err
+    assert str(tmp_path / "conf" / "spiders" / "gone.py") in r.err
+    assert len(r.err.strip().splitlines()) == 1
+    assert cli("source", "list", "--json").out == ""
+
+
+HOSTILE = ROOT / "tests" / "fixtures" / "spiders" / "hostile.py"
+CANARY_SPELLINGS = ["localhost", "127.0.0.1", "2130706433", "0x7f.1", "127.1", "[::ffff:127.0.0.1]"]
+
+
+@pytest.mark.slow
+def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
+    cli: CLI, tmp_path: Path
+) -> None:
+    """The site is on 127.0.0.3 and the allowlist is 127.0.0.3/32 alone: a
+    canary on 127.0.0.1, aimed at by a spider's requests, sitemap <loc>s, a
+    child sitemap and redirects, sees 0 connections through `newswatch crawl`."""
+    site = LocalHTTPServer(host="127.0.0.3").start()
+    canary = Canary().start()
+    try:
+        serve_site(site)
+        at = [f"http://{host}:{canary.port}/admin" for host in CANARY_SPELLINGS]
+        site.route("/hop", (302, {"Location": f"http://localhost:{canary.port}/admin"}, b""))
+        site.route("/publications/moved", (301, {"Location": at[1]}, b""))
+        today = datetime.now(UTC).date().isoformat()
+        locs = [
+            *at,
+            site.url("/publications/moved"),
+            site.url(f"/publications/{PUBLICATIONS[0].slug}"),
+        ]
+        rows = "".join(f"<url><loc>{u}</loc><lastmod>{today}</lastmod></url>" for u in locs)
+        site.serve("/sitemap.xml", f"<urlset>{rows}</urlset>")
+        site.serve(
+            "/index.xml",
+            sitemap_index(
+                [
+                    (f"http://127.0.0.1:{canary.port}/child.xml", None),
+                    (site.url("/sitemap.xml"), None),
+                ]
+            ),
+        )
+        query = "&".join(f"target={quote(t, safe='')}" for t in [*at, site.url("/hop")])
+        spec = f"{HOSTILE}:CanarySeeker"
+        start = site.url(f"/start?{query}")
+        assert (
+            cli(
+                "source", "add", "seeker", "--kind", "spider", "--spider", spec, "--url", start
+            ).code
+            == 0
+        )
+        index = site.url("/index.xml")
+        assert cli("source", "add", index, "--kind", "sitemap", "--name", "site").code == 0
+
+        r = cli("crawl", env={**ENV, "NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.3/32"})
+        assert r.code == 0 and "1 failed" in r.out and "1 new items" in r.out, r.out + r.err
+        assert canary.connections == 0
+        assert site.hits("/hop") and site.hits("/publications/moved")  # reached, not followed
+        rows_by_name = sources(cli)
+        assert "refused" in str(rows_by_name["seeker"]["last_error"])
+        assert rows_by_name["site"]["items"] == 1
+    finally:
+        canary.stop()
+        site.stop()
+
+
+@pytest.mark.slow
+def test_a_hanging_spider_is_killed_and_fails_only_its_source(
+    cli: CLI, http_server: LocalHTTPServer
+) -> None:
+    serve_site(http_server)
+    publish_sitemaps(http_server, recent(PUBLICATIONS[:1], 1), "2025-01-01")
+    start = http_server.url("/publications")
+    spec = f"{HOSTILE}:Hanging"
+    assert (
+        cli("source", "add", "stuck", "--kind", "spider", "--spider", spec, "--url", start).code
+        == 0
+    )
+    news = http_server.url("/news.xml.gz")
+    assert cli("source", "add", news, "--kind", "sitemap", "--name", "site").code == 0
+
+    began = time.monotonic()
+    r = cli("crawl", env={**ENV, "NEWSWATCH_SPIDER_RUN_SECONDS": "1"})
+    assert r.code == 0 and "1 failed" in r.out and "1 new items" in r.out, r.out + r.err
+    assert time.monotonic() - began < 1 + 15 + 30  # run limit + grace, and a loaded machine
+    rows = sources(cli)
+    error = str(rows["stuck"]["last_error"])
+    assert "did not finish within 16s and was killed" in error and "\n" not in error
+    assert (rows["stuck"]["consecutive_failures"], rows["stuck"]["items"]) == (1, 0)
+    assert rows["site"]["last_error"] is None and rows["site"]["items"] == 1

@@ -1,4 +1,5 @@
-"""newswatch.scrapy.NewswatchPipeline inside a plain `scrapy runspider`, on both databases.
+"""newswatch.scrapy.NewswatchPipeline inside a plain `scrapy runspider` and a Scrapy
+project's `scrapy crawl`, on both databases.
 
 The example spider crawls the local think-tank site twice; its items are
 stored once, matched once and queued for alerting once.
@@ -124,3 +125,50 @@ def test_an_unknown_source_fails_the_crawl_loudly(db: Database, site: LocalHTTPS
     result = scrapy_crawl(db, site, "no-such-source")
     assert "no newswatch source named 'no-such-source'" in result.stderr
     assert counts(db) == (0, 0, 0)
+
+
+def scrapy_project(root: Path, source: str) -> Path:
+    """A plain Scrapy project (`scrapy startproject` layout) holding the example
+    spider, with newswatch's pipeline in its settings.py."""
+    package = root / "institute"
+    (package / "spiders").mkdir(parents=True)
+    (root / "scrapy.cfg").write_text("[settings]\ndefault = institute.settings\n")
+    (package / "__init__.py").write_text("")
+    (package / "spiders" / "__init__.py").write_text("")
+    (package / "spiders" / "publications.py").write_bytes(EXAMPLE.read_bytes())
+    (package / "settings.py").write_text(
+        'BOT_NAME = "institute"\n'
+        'SPIDER_MODULES = ["institute.spiders"]\n'
+        "ROBOTSTXT_OBEY = True\n"
+        "TELNETCONSOLE_ENABLED = False\n"
+        'ITEM_PIPELINES = {"newswatch.scrapy.NewswatchPipeline": 800}\n'
+        f"NEWSWATCH_SOURCE = {source!r}\n"
+    )
+    return root
+
+
+def test_the_pipeline_in_a_scrapy_project_stores_and_alerts_once(
+    db: Database, site: LocalHTTPServer, tmp_path: Path
+) -> None:
+    """`scrapy crawl` inside a project, the pipeline set in its settings.py."""
+    seed(db)
+    project = scrapy_project(tmp_path, "institute-pubs")
+    start = site.url("/publications")
+
+    def crawl() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "publications", "-a", f"url={start}"],
+            env=clean_env(NEWSWATCH_DATABASE_URL=db.url),
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+            cwd=project,
+        )
+
+    first = crawl()
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert counts(db) == (len(PUBLICATIONS), 2, 2)
+    second = crawl()
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert counts(db) == (len(PUBLICATIONS), 2, 2)

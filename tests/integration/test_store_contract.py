@@ -232,6 +232,76 @@ def test_seen_versions_take_the_newest_lastmod(store: Store) -> None:
         ] == [None, "pkg.mod:Spider"]
 
 
+def test_a_lease_is_renewed_only_by_its_holder(store: Store) -> None:
+    """renew_lease: the holder moves its lease's end (even once lapsed, while
+    nobody else claimed the source); anyone else changes nothing."""
+    with store.transaction() as tx:
+        a = tx.add_source(
+            name="a",
+            url="spider:a",
+            kind="spider",
+            every_seconds=600,
+            links_css=None,
+            now=T0,
+            spider="pkg.mod:S",
+        )
+        assert not tx.renew_lease(a.id, "p1", until=T0 + LEASE)  # nobody holds it
+        assert [s.id for s in tx.claim_due_sources(now=T0, owner="p1", lease=LEASE, limit=5)] == [
+            a.id
+        ]
+    later = T0 + 3 * LEASE  # p1's lease has lapsed; nobody claimed the source since
+    with store.transaction() as tx:
+        assert not tx.renew_lease(a.id, "p2", until=later + LEASE)
+        assert tx.renew_lease(a.id, "p1", until=later + LEASE)
+    with store.transaction() as tx:  # renewed: p2 cannot claim it now
+        assert tx.claim_due_sources(now=later, owner="p2", lease=LEASE, limit=5) == []
+    much_later = later + 2 * LEASE
+    with store.transaction() as tx:  # lapsed again, and p2 claims it: p1 cannot renew
+        assert [
+            s.id for s in tx.claim_due_sources(now=much_later, owner="p2", lease=LEASE, limit=5)
+        ] == [a.id]
+        assert not tx.renew_lease(a.id, "p1", until=much_later + LEASE)
+    with store.transaction() as tx:
+        assert tx.claim_due_sources(now=much_later, owner="p1", lease=LEASE, limit=5) == []
+
+
+def test_old_sitemap_versions_are_pruned_undated_and_page_links_stay(store: Store) -> None:
+    old, edge, fresh = T0 - timedelta(days=30), T0 - timedelta(days=14), T0 - timedelta(days=1)
+    with store.transaction() as tx:
+        for name, kind in (("p", "page"), ("s", "sitemap"), ("t", "sitemap")):
+            tx.add_source(
+                name=name,
+                url=f"https://{name}/",
+                kind=kind,
+                every_seconds=900,
+                links_css=None,
+                now=T0,
+            )
+        tx.add_seen_links(1, ["https://p/1"], T0 - timedelta(days=400))
+        tx.add_seen_versions(
+            2,
+            [
+                ("https://s/old", old),
+                ("https://s/edge", edge),
+                ("https://s/new", fresh),
+                ("https://s/undated", None),
+            ],
+            T0 - timedelta(days=400),
+        )
+        tx.add_seen_versions(3, [("https://t/old", old - timedelta(days=1))], T0)
+    with store.transaction() as tx:
+        assert tx.prune_seen_versions(before=edge) == 2
+    with store.transaction() as tx:
+        assert tx.seen_links(1) == {"https://p/1"}
+        assert tx.seen_versions(2) == {
+            "https://s/edge": edge,
+            "https://s/new": fresh,
+            "https://s/undated": None,
+        }
+        assert tx.seen_versions(3) == {}
+        assert tx.prune_seen_versions(before=edge) == 0
+
+
 def test_watchlists_keep_their_ids_and_recipients(store: Store) -> None:
     with store.transaction() as tx:
         tx.save_watchlists(
