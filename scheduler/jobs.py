@@ -126,6 +126,7 @@ class Poller:
         # Finish (or give up) well before the lease lapses and another replica may claim it.
         self.deadline = max(1.0, min(lease * 0.8, lease - 30.0))
         self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.spiders: set[int] = set()  # the spider sources among them (see HostQuota.spiders)
         self.unreleased: set[int] = set()  # our leases on sources whose poll did not save
         self.watchlists = WatchlistCache(ctx.store)
         self.accepting = True
@@ -168,7 +169,8 @@ class Poller:
             free = self.slots - len(self.tasks)
             if free <= 0:
                 return False
-            quota = HostQuota(host_key, self.per_host, dict(self.hosts))
+            spiders_free = self.ctx.spider_slots.size - len(self.spiders)
+            quota = HostQuota(host_key, self.per_host, dict(self.hosts), spiders=spiders_free)
             sources, compiled = await asyncio.to_thread(self._claim, free, quota)
             self.db.ok()
             if not self.accepting:  # a signal arrived while claiming: hand the leases back
@@ -177,6 +179,8 @@ class Poller:
             for src in sources:
                 task = asyncio.create_task(self._poll(src, compiled), name=f"poll:{src.name}")
                 self.tasks[src.id] = task
+                if src.kind == "spider":
+                    self.spiders.add(src.id)
                 self.fetching[src.id] = host = host_key(src.url)
                 self.hosts[host] += 1
                 task.add_done_callback(functools.partial(self._forget, src.id))
@@ -189,6 +193,7 @@ class Poller:
 
     def _forget(self, source_id: int, _task: asyncio.Task[None]) -> None:
         self.tasks.pop(source_id, None)
+        self.spiders.discard(source_id)
         self._host_free(source_id)  # a poll that ended before its fetch did
         self.slot_freed.set()
 

@@ -301,7 +301,11 @@ class MemoryTransaction(_MemoryStories):
 
         rows = sorted(filter(takeable, self._t.sources.values()), key=order)
         if hosts is not None:
-            picked = set(pick_per_host(((r.record.id, r.record.url) for r in rows), hosts, limit))
+            picked = set(
+                pick_per_host(
+                    ((r.record.id, r.record.url, r.record.kind) for r in rows), hosts, limit
+                )
+            )
             rows = [r for r in rows if r.record.id in picked]
         rows = rows[:limit]
         for r in rows:

@@ -264,21 +264,37 @@ class HostQuota:
     host_of: Callable[[str], str]
     per_host: int
     busy: Mapping[str, int] = field(default_factory=dict)
+    # How many spider sources the claim may take (None: no bound). A spider
+    # run waits for one of the process's spider slots while it holds a poll
+    # slot and a lease; claiming more than the free spider slots would fill
+    # the poll slots with waiting spiders and starve every feed.
+    spiders: int | None = None
 
 
-def pick_per_host(candidates: Iterable[tuple[int, str]], quota: HostQuota, limit: int) -> list[int]:
-    """Ids of the first `limit` candidates (id, url), in order, that keep every
-    host within its quota. Pure: the whole host-spreading decision.
+def pick_per_host(
+    candidates: Iterable[tuple[int, str, str | None]], quota: HostQuota, limit: int
+) -> list[int]:
+    """Ids of the first `limit` candidates (id, url, kind), in order, that keep
+    every host within its quota and the spiders within theirs. Pure: the
+    whole host-spreading decision.
 
     Why: a host serves `per_host` requests at once and one per delay; a
     claim of more of its sources than that only queues them in the client
     while they hold leases and poll slots that other hosts' sources need.
+    The same holds for spider runs and the process's spider slots.
     """
     taken: Counter[str] = Counter(quota.busy)
+    spiders = quota.spiders
     ids: list[int] = []
-    for source_id, url in candidates:
+    for source_id, url, kind in candidates:
         if len(ids) >= limit:
             break
+        if kind == "spider" and spiders is not None:
+            if spiders <= 0:
+                continue
+            spiders -= 1
+            ids.append(source_id)  # a spider's requests are paced by Scrapy, not by host slots
+            continue
         host = quota.host_of(url)
         if taken[host] < quota.per_host:
             taken[host] += 1
@@ -323,8 +339,11 @@ def claim_due_sources(
     if hosts is None:
         stmt = stmt.limit(limit)
     else:
-        scan = select(SourceRow.id, SourceRow.url).where(*claimable).order_by(*order)
-        rows = ((sid, url) for sid, url in session.execute(scan.limit(HOST_SCAN_LIMIT)))
+        scan = select(SourceRow.id, SourceRow.url, SourceRow.kind).where(*claimable)
+        rows = (
+            (sid, url, kind)
+            for sid, url, kind in session.execute(scan.order_by(*order).limit(HOST_SCAN_LIMIT))
+        )
         stmt = stmt.where(SourceRow.id.in_(pick_per_host(rows, hosts, limit)))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from alerts.watchlist_files import parse_watchlists
 from crawler.crawl_records import PollOutcome
@@ -254,6 +254,33 @@ def test_claim_takes_no_more_of_a_host_than_its_free_slots(db: Database) -> None
         app.crawl_context(), names=None, due_only=True, limit=100
     )  # no quota: as before
     assert [s.id for s in everything] == ids[3:10]
+
+
+def test_claim_takes_no_more_spiders_than_free_spider_slots(db: Database) -> None:
+    """4 due spider sources before 2 feeds: a claim with one free spider slot
+    takes one spider and both feeds (waiting spiders would fill the poll slots)."""
+    app = make_app(db)
+    app.clock = lambda: NOW
+    with app.session() as s:
+        for i in range(4):
+            source_repo.add_source(
+                s,
+                name=f"spider{i}",
+                url=f"https://site{i}.example/list",
+                kind="spider",
+                spider="examples/spiders/thinktank.py:PublicationsSpider",
+                every_seconds=900,
+                links_css=None,
+                now=NOW - timedelta(seconds=100 - i),  # due before the feeds
+            )
+    feeds = _due_sources(app, ["https://a.example/feed", "https://b.example/feed"])
+    for spiders, want in ((1, 1), (0, 0), (None, 4)):
+        with app.session() as s:  # hand every lease back
+            s.execute(update(SourceRow).values(lease_owner=None, lease_until=None))
+        quota = source_repo.HostQuota(host_key, 2, spiders=spiders)
+        got = claim(app.crawl_context(), names=None, due_only=True, limit=16, hosts=quota)
+        assert sum(src.kind == "spider" for src in got) == want
+        assert set(feeds) <= {src.id for src in got}
 
 
 def test_deferred_poll_hands_back_the_lease_and_is_due_soon(db: Database) -> None:
