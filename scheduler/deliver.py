@@ -2,7 +2,10 @@
 
 Exactly once in effect: an outbox row exists once per (item, watchlist,
 recipient) (a unique key), is sent only by the holder of its lease, and is
-marked sent only after the channel accepted it. The one gap is a crash (or a
+marked sent only after the channel accepted it. The rows of several
+watchlists to one address about one item (or folded story) are claimed as
+one batch and go as one message; a late one after that message is marked
+sent without a second (storage.alert_groups). The one gap is a crash (or a
 database outage) between the send and the mark: that alert is sent again when
 the lease expires; an email repeat carries the same Message-ID.
 
@@ -372,11 +375,9 @@ class _Sender:
             render.AlertMatch(a.match, a.highlights, self.stories.get(a.match.item_id))
             for a in batch.alerts
         ]
-        if batch.digest_period is None:
+        if batch.digest_period is None:  # one alert, or one per watchlist to this address
             ids = (alerts[0].match.item_id, batch.watchlist_id, r.id)
-            return render.email_message(
-                alerts[0], mail_from=self.mail_from, to=to, ids=ids, date=now
-            )
+            return render.group_email(alerts, mail_from=self.mail_from, to=to, ids=ids, date=now)
         return render.digest_email(
             batch.watchlist,
             batch.digest_period,
@@ -391,8 +392,7 @@ class _Sender:
     def _slack(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
-            story = self.stories.get(matches[0].item_id)
-            return render.slack_body(render.slack_payload(matches[0], story))
+            return render.slack_body(render.slack_group_payload(matches, self.stories))
         payload = render.slack_digest_payload(
             batch.watchlist, batch.digest_period, matches, part, self.stories
         )
@@ -401,7 +401,9 @@ class _Sender:
     def _webhook(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
-            return render.webhook_body(matches[0], self.stories.get(matches[0].item_id))
+            first = matches[0]
+            story = self.stories.get(first.item_id)
+            return render.webhook_body(first, story, group=matches, stories=self.stories)
         return render.digest_webhook_body(
             batch.watchlist, batch.digest_period, matches, part, self.stories
         )

@@ -11,6 +11,10 @@ Invariants:
 - rows are never deleted: pending -> sent, pending -> failed, failed -> pending.
 - the rows of one digest (watchlist, recipient, period) are claimed together
   or not at all.
+- immediate rows to one address about one item (or one folded story) are
+  claimed together or not at all, across watchlists, and go as one message;
+  once that message was sent, a later such row is marked sent without a
+  second one (storage.alert_groups).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from alerts.alert_records import StoredMatch
+from storage.alert_groups import GroupRow, plan
 from storage.leases import dead_tokens, liveness
 from storage.matches import stored_match
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow
@@ -53,7 +58,10 @@ class ClaimedAlert:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedBatch:
-    """What one send delivers: one alert, or every alert of one digest."""
+    """What one send delivers: one alert, the alerts of several watchlists to
+    one address about one item or folded story (oldest first; `recipient`,
+    `watchlist_id` and `watchlist` are the first one's), or every alert of
+    one digest."""
 
     recipient: RecipientRef
     watchlist_id: int
@@ -68,6 +76,11 @@ class ClaimedBatch:
     @property
     def attempts(self) -> int:
         return max(a.attempts for a in self.alerts)
+
+    @property
+    def watchlists(self) -> list[str]:
+        """Every watchlist the message names, in order, once each."""
+        return list(dict.fromkeys(a.match.watchlist for a in self.alerts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +215,7 @@ def claim_due(
         _take(session, OutboxRow.id.in_(picked), now, owner, lease)
     else:
         _take(session, OutboxRow.id.in_(singles), now, owner, lease)
+    leaders = _group_singles(session, now, owner, lease)
     _claim_digests(session, now, owner, lease, exclude_recipients, limit // 10 + 1)
     ids = list(
         session.scalars(
@@ -210,7 +224,88 @@ def claim_due(
             )
         )
     )
-    return _load_batches(session, ids) if ids else []
+    return _load_batches(session, ids, leaders) if ids else []
+
+
+_GROUP_COLUMNS = (
+    OutboxRow.id,
+    OutboxRow.address_key,
+    OutboxRow.item_id,
+    OutboxRow.story_id,
+    OutboxRow.status,
+    OutboxRow.lease_owner,
+    OutboxRow.lease_until,
+    OutboxRow.next_attempt_at,
+    OutboxRow.created_at,
+    OutboxRow.folded_into,
+)
+
+
+def _group_row(r: Any) -> GroupRow:
+    return GroupRow(*r)
+
+
+def _group_singles(session: Session, now: datetime, owner: str, lease: timedelta) -> dict[int, int]:
+    """Complete the groups of the single alerts just taken (storage.alert_groups):
+    fold what was sent already, give back what must wait, take the rest of each
+    group. Returns row id -> the first row of its message."""
+    held = session.execute(
+        select(*_GROUP_COLUMNS).where(
+            OutboxRow.lease_owner == owner,
+            OutboxRow.status == "pending",
+            OutboxRow.digest_period.is_(None),
+            OutboxRow.address_key.is_not(None),
+        )
+    ).all()
+    rows = {r.id: _group_row(r) for r in held}
+    for _ in range(8):  # a group rarely spans more than two hops
+        items = {(r.address_key, r.item_id) for r in rows.values()}
+        stories = {(r.address_key, r.story_id) for r in rows.values() if r.story_id is not None}
+        keys = {k for k, _ in items}
+        cond = [OutboxRow.item_id.in_({i for _, i in items})]
+        if stories:
+            cond.append(OutboxRow.story_id.in_({s for _, s in stories}))
+        found = session.execute(
+            select(*_GROUP_COLUMNS).where(
+                OutboxRow.address_key.in_(keys),
+                OutboxRow.digest_period.is_(None),
+                OutboxRow.status.in_(("pending", "sent")),
+                or_(*cond),
+            )
+        ).all()
+        new = [
+            _group_row(r)
+            for r in found
+            if r.id not in rows
+            and ((r.address_key, r.item_id) in items or (r.address_key, r.story_id) in stories)
+        ]
+        if not new:
+            break
+        rows.update((r.id, r) for r in new)
+    if not rows:
+        return {}
+    decided = plan(list(rows.values()), owner=owner, now=now)
+    for into in set(decided.fold.values()):
+        fold = [i for i, to in decided.fold.items() if to == into]
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(fold), OutboxRow.status == "pending")
+            .values(
+                status="sent",
+                sent_at=now,
+                folded_into=into,
+                last_error=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        log.info("alert_folded status=sent ids=%s into=%d", fold, into)
+    if decided.release:
+        _finish(session, decided.release, owner)
+    if decided.take:
+        _take(session, OutboxRow.id.in_(decided.take), now, owner, lease)
+    return decided.leader
 
 
 def free_dead_leases(session: Session, *, now: datetime, lease: timedelta) -> int:
@@ -282,7 +377,9 @@ def _claim_digests(
             _take(session, OutboxRow.id.in_(mine), now, owner, lease)
 
 
-def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
+def _load_batches(
+    session: Session, ids: Sequence[int], leaders: dict[int, int] | None = None
+) -> list[ClaimedBatch]:
     stmt = (
         select(OutboxRow, MatchRow, ItemRow, SourceRow.name, WatchlistRow.name, RecipientRow)
         .join(MatchRow, MatchRow.id == OutboxRow.match_id)
@@ -298,7 +395,11 @@ def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
         alert = ClaimedAlert(
             o.id, o.attempts, stored_match(m, item, source, wl_name), _highlights(m.hits)
         )
-        key = (o.id,) if o.digest_period is None else (o.watchlist_id, r.id, o.digest_period)
+        key = (
+            ((leaders or {}).get(o.id, o.id),)
+            if o.digest_period is None
+            else (o.watchlist_id, r.id, o.digest_period)
+        )
         batch = batches.get(key)
         if batch is None:
             ref = RecipientRef(r.id, r.watchlist_id, r.channel, r.target, r.secret)
