@@ -202,10 +202,13 @@ def digest_webhook_body(
 ) -> bytes:
     """A digest for a webhook: the period and the alert objects, newest first
     (as before; each carries its "story", by which a receiver groups); a digest
-    sent in parts says which (`part`, `parts`)."""
+    sent in parts says which (`part`, `parts`). A digest to an address of
+    several watchlists keeps one object per (item, watchlist); "watchlist" is
+    the first one's name, "watchlists" names them all."""
     ordered = [alert_object(m, stories.get(m.item_id)) for m in newest_first(matches)]
     doc: dict[str, Any] = {
         "watchlist": watchlist,
+        "watchlists": list(dict.fromkeys([watchlist, *(m.watchlist for m in matches)])),
         "digest": period,
         "count": len(ordered),
         "matches": ordered,
@@ -434,6 +437,15 @@ def _merged(alerts: Sequence[AlertMatch]) -> AlertMatch:
     highlights = tuple(dict.fromkeys(h for a in alerts for h in a.highlights))
     m = replace(first.match, snippets=snippets, terms=(terms_by_watchlist(alerts),))
     return AlertMatch(m, highlights, first.story)
+
+
+def merge_by_item(alerts: Sequence[AlertMatch]) -> list[AlertMatch]:
+    """A digest of several watchlists: one entry per item, naming each
+    watchlist's terms (`wl-a: SAM; wl-b: BRICS`); its match id is the item's
+    first match's. A digest of one watchlist is returned as it is."""
+    if len(watchlist_names(alerts)) <= 1:
+        return list(alerts)
+    return [_merged(group) for group in by_item(alerts)]
 
 
 def group_email(

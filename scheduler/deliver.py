@@ -61,7 +61,7 @@ from scheduler.delivery_policy import (
 )
 from scheduler.http_poster import HttpPoster
 from storage import StorageError
-from storage.outbox import ClaimedBatch, PendingSummary
+from storage.outbox import ClaimedAlert, ClaimedBatch, PendingSummary
 from storage.protocol import StoreTransaction
 
 __all__ = [
@@ -275,12 +275,18 @@ class _Sender:
         self.stories = {**self.stories, **read_stories(self.ctx, batch)}
         if batch.digest_period is None:
             return await self._deliver(batch, None)
-        matches = [a.match for a in batch.alerts]
+        # One entry per item (a digest of several watchlists to one address
+        # names each watchlist's terms there), so a part never splits an item.
+        by_item: dict[int, list[ClaimedAlert]] = {}
+        for a in batch.alerts:
+            by_item.setdefault(a.match.item_id, []).append(a)
+        matches = [e.match for e in render.merge_by_item(self._alerts(batch))]
         parts = render.digest_parts(batch.recipient.channel, matches, self.stories)
         if len(parts) == 1:
             return await self._deliver(batch, None)
-        by_id = {a.match.id: a for a in batch.alerts}
-        subs = [replace(batch, alerts=tuple(by_id[m.id] for m in p)) for p in parts]
+        subs = [
+            replace(batch, alerts=tuple(a for m in p for a in by_item[m.item_id])) for p in parts
+        ]
         total = DeliveryReport()
         for n, sub in enumerate(subs):
             step = await self._deliver(sub, (n + 1, len(subs)))
@@ -369,19 +375,22 @@ class _Sender:
         else:
             raise PermanentFailure(f"unknown channel {channel!r}")
 
-    def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
-        now, r = self.ctx.clock(), batch.recipient
-        alerts = [
+    def _alerts(self, batch: ClaimedBatch) -> list[render.AlertMatch]:
+        return [
             render.AlertMatch(a.match, a.highlights, self.stories.get(a.match.item_id))
             for a in batch.alerts
         ]
+
+    def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
+        now, r = self.ctx.clock(), batch.recipient
+        alerts = self._alerts(batch)
         if batch.digest_period is None:  # one alert, or one per watchlist to this address
             ids = (alerts[0].match.item_id, batch.watchlist_id, r.id)
             return render.group_email(alerts, mail_from=self.mail_from, to=to, ids=ids, date=now)
         return render.digest_email(
-            batch.watchlist,
+            ", ".join(batch.watchlists),
             batch.digest_period,
-            alerts,
+            render.merge_by_item(alerts),
             mail_from=self.mail_from,
             to=to,
             ids=(batch.watchlist_id, r.id),
@@ -393,8 +402,9 @@ class _Sender:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
             return render.slack_body(render.slack_group_payload(matches, self.stories))
+        merged = [e.match for e in render.merge_by_item(self._alerts(batch))]
         payload = render.slack_digest_payload(
-            batch.watchlist, batch.digest_period, matches, part, self.stories
+            ", ".join(batch.watchlists), batch.digest_period, merged, part, self.stories
         )
         return render.slack_body(payload)
 

@@ -81,8 +81,7 @@ def record_matches(
                 "created_at": now,
                 "digest_period": period,
                 "story_id": story_id if active.watchlist.stories == "fold" else None,
-                # immediate rows only: digests group per (watchlist, recipient, period)
-                "address_key": None if period is not None else recipient_key(recipient),
+                "address_key": recipient_key(recipient),
             }
             for rid, recipient in active.recipient_ids
         ]

@@ -482,7 +482,7 @@ class MemoryTransaction(_MemoryStories):
                     now,
                     period,
                     story_id=story,
-                    address_key=None if period is not None else recipient_key(recipient),
+                    address_key=recipient_key(recipient),
                 )
                 self._t.outbox_keys.add(key)
                 if fold is not None:
@@ -625,10 +625,10 @@ class MemoryTransaction(_MemoryStories):
     def _claim_digests(
         self, due: list[_OutboxRow], now: datetime, owner: str, lease: timedelta, groups: int
     ) -> None:
-        by_key: dict[tuple[int, int, str], list[_OutboxRow]] = {}
+        by_key: dict[tuple[object, ...], list[_OutboxRow]] = {}
         for o in due:
             if o.digest_period is not None:
-                by_key.setdefault((o.watchlist_id, o.recipient_id, o.digest_period), []).append(o)
+                by_key.setdefault(_digest_key(o), []).append(o)
         free_keys = [
             k for k, rows in by_key.items() if any(_lease_free(o.lease_until, now) for o in rows)
         ]
@@ -647,11 +647,7 @@ class MemoryTransaction(_MemoryStories):
             m = self._t.matches[o.match_id]
             wl_name = self._t.watchlists[o.watchlist_id].watchlist.name
             alert = ClaimedAlert(o.id, o.attempts, self._stored_match(m, wl_name), _spellings(m))
-            key = (
-                ((leaders or {}).get(o.id, o.id),)
-                if o.digest_period is None
-                else (o.watchlist_id, o.recipient_id, o.digest_period)
-            )
+            key = ((leaders or {}).get(o.id, o.id),) if o.digest_period is None else _digest_key(o)
             batch = batches.get(key)
             if batch is None:
                 ref = self._ref(o.recipient_id)
@@ -818,6 +814,13 @@ class MemoryTransaction(_MemoryStories):
                 row.removed_at = now
                 return
         raise WatchlistNotFound(f"no watchlist named {name!r}")
+
+
+def _digest_key(o: _OutboxRow) -> tuple[object, ...]:
+    """See storage.outbox: one digest per address and period, across watchlists."""
+    if o.address_key is None:
+        return ("recipient", o.watchlist_id, o.recipient_id, o.digest_period)
+    return ("address", o.address_key, o.digest_period)
 
 
 def _plus_one(row: _OutboxRow) -> int:

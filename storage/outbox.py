@@ -9,8 +9,8 @@ Invariants:
 - every state change after a send is guarded by `lease_owner = owner`, so a
   deliverer whose lease expired cannot overwrite what the new holder did.
 - rows are never deleted: pending -> sent, pending -> failed, failed -> pending.
-- the rows of one digest (watchlist, recipient, period) are claimed together
-  or not at all.
+- the rows of one digest (address, period; across watchlists) are claimed
+  together or not at all.
 - immediate rows to one address about one item (or one folded story) are
   claimed together or not at all, across watchlists, and go as one message;
   once that message was sent, a later such row is marked sent without a
@@ -356,20 +356,43 @@ def _claim_digests(
     exclude: Collection[int],
     groups: int,
 ) -> None:
+    """Take up to `groups` whole digests: one per (address, period) across
+    watchlists (rows without an address key: per (watchlist, recipient,
+    period), as before 0009), oldest first, each whole or not at all."""
     due = [*_due(now, exclude), OutboxRow.digest_period.is_not(None)]
-    keys = (
-        select(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
-        .where(*due, _lease_free(now))
-        .group_by(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
-        .order_by(func.min(OutboxRow.created_at))
+    first = func.min(OutboxRow.created_at)
+    by_address = (
+        select(OutboxRow.address_key, OutboxRow.digest_period, first)
+        .where(*due, _lease_free(now), OutboxRow.address_key.is_not(None))
+        .group_by(OutboxRow.address_key, OutboxRow.digest_period)
+        .order_by(first)
         .limit(groups)
     )
-    for wl, rcpt, period in session.execute(keys).all():
-        same = [
-            OutboxRow.watchlist_id == wl,
-            OutboxRow.recipient_id == rcpt,
-            OutboxRow.digest_period == period,
-        ]
+    by_recipient = (
+        select(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period, first)
+        .where(*due, _lease_free(now), OutboxRow.address_key.is_(None))
+        .group_by(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
+        .order_by(first)
+        .limit(groups)
+    )
+    found: list[tuple[datetime, list[Any]]] = [
+        (at, [OutboxRow.address_key == addr, OutboxRow.digest_period == period])
+        for addr, period, at in session.execute(by_address).all()
+    ]
+    found += [
+        (
+            at,
+            [
+                OutboxRow.address_key.is_(None),
+                OutboxRow.watchlist_id == wl,
+                OutboxRow.recipient_id == rcpt,
+                OutboxRow.digest_period == period,
+            ],
+        )
+        for wl, rcpt, period, at in session.execute(by_recipient).all()
+    ]
+    found.sort(key=lambda f: f[0])
+    for _, same in found[:groups]:
         free = select(OutboxRow.id).where(*due, *same, _lease_free(now))
         mine = list(session.scalars(_locked(session, free)))
         total = session.scalar(select(func.count()).select_from(OutboxRow).where(*due, *same))
@@ -395,11 +418,13 @@ def _load_batches(
         alert = ClaimedAlert(
             o.id, o.attempts, stored_match(m, item, source, wl_name), _highlights(m.hits)
         )
-        key = (
-            ((leaders or {}).get(o.id, o.id),)
-            if o.digest_period is None
-            else (o.watchlist_id, r.id, o.digest_period)
-        )
+        key: tuple[Any, ...] = ((leaders or {}).get(o.id, o.id),)
+        if o.digest_period is not None:  # one digest per address and period
+            key = (
+                ("address", o.address_key, o.digest_period)
+                if o.address_key is not None
+                else ("recipient", o.watchlist_id, r.id, o.digest_period)
+            )
         batch = batches.get(key)
         if batch is None:
             ref = RecipientRef(r.id, r.watchlist_id, r.channel, r.target, r.secret)

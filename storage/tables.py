@@ -295,8 +295,9 @@ class OutboxRow(Base):
     lease_until: Mapped[datetime | None]
     # Set only under `stories: fold` (the fold key); NULL for `each` rows.
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
-    # alerts.addresses.address_key of the recipient, on immediate rows only
-    # (NULL: digest rows, and rows older than migration 0009 never matched).
+    # alerts.addresses.address_key of the recipient (storage.alert_groups;
+    # digests are one per address and period). NULL: never written (rows are
+    # filled by migration 0009); such a row is grouped by itself/its recipient.
     address_key: Mapped[str | None] = mapped_column(String(32))
     # Marked sent without a message of its own: the row whose message named
     # this item to the same address already (storage.alert_groups).

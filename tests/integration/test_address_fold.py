@@ -36,7 +36,7 @@ EMAIL = "analyst@example.org"
 WINDOW = timedelta(hours=72)
 
 
-def define(app: App, *specs: tuple[str, str, Sequence[Recipient]]) -> None:
+def define(app: App, *specs: tuple[str, str, Sequence[Recipient]], digest: str = "none") -> None:
     """(name, stories, recipients) per watchlist; each matches its own name as a term."""
     with app.session() as s:
         save_watchlists(
@@ -47,6 +47,7 @@ def define(app: App, *specs: tuple[str, str, Sequence[Recipient]]) -> None:
                     rules=(Term(name),),
                     notify=tuple(notify),
                     stories=mode,  # type: ignore[arg-type]
+                    digest=digest,  # type: ignore[arg-type]
                 )
                 for name, mode, notify in specs
             ],
@@ -284,6 +285,38 @@ def test_a_group_retries_and_fails_together(db: Database, http_server: LocalHTTP
     clock.advance(hours=1)
     assert deliver(app).failed == 2 and len(calls) == 2
     assert statuses(app) == Counter(failed=2)
+
+
+def test_digests_of_two_watchlists_to_one_address_are_one_per_period(
+    db: Database, http_server: LocalHTTPServer
+) -> None:
+    hooks = collect(http_server, "/hook")
+    other = collect(http_server, "/other")
+    clock = Clock()
+    with smtp_server() as (smtp, url):
+        app = make_app(db, clock, smtp=url)
+        notify = [Recipient("email", EMAIL), Recipient("webhook", http_server.url("/hook"))]
+        define(
+            app,
+            ("air-defence", "each", notify),
+            ("brics", "each", [*notify, Recipient("webhook", http_server.url("/other"))]),
+            digest="hourly",
+        )
+        post(app, "isw", 1, ["air-defence", "brics"], title="Pantsir at BRICS")
+        post(app, "isw", 2, ["brics"], title="BRICS summit opens")
+        assert deliver(app).handled == 0  # not before the end of the hour
+        clock.at = T0.replace(hour=3, minute=0, second=1)
+        assert deliver(app).sent == 3 + 3 + 2  # rows: email 3, /hook 3, /other 2
+    assert len(smtp.messages) == 1 and len(hooks) == 1 and len(other) == 1
+    msg = smtp.messages[0].message
+    assert msg["Subject"].startswith("[newswatch] air-defence, brics: 2 new matches")
+    text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    lines = [line.strip() for line in text.splitlines()]
+    assert lines.count("Pantsir at BRICS") == 1  # the item once, both watchlists named
+    assert lines.count("Matched terms: air-defence: air-defence; brics: brics") == 1
+    assert "Matched terms: brics: brics" in text
+    assert hooks[0]["watchlists"] == ["air-defence", "brics"] and hooks[0]["count"] == 3
+    assert other[0]["watchlists"] == ["brics"] and other[0]["watchlist"] == "brics"
 
 
 # ---------------------------------------------------------------- property

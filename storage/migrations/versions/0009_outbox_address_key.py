@@ -4,9 +4,9 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-30
 
-`address_key` (alerts.addresses) is written on immediate rows by
-record_matches; existing immediate rows get it here, so alerts already sent
-fold a late row of another watchlist too. `folded_into` names the row whose
+`address_key` (alerts.addresses) is written on every row by
+record_matches; existing rows get it here, so alerts already sent fold a
+late row of another watchlist too, and digests group per address. `folded_into` names the row whose
 message carried a row marked sent without a message of its own.
 """
 
@@ -42,8 +42,7 @@ def upgrade() -> None:
     for rid, channel, target, secret in recipients.fetchall():
         conn.execute(
             sa.text(
-                "UPDATE outbox SET address_key = :k "
-                "WHERE recipient_id = :r AND digest_period IS NULL"
+                "UPDATE outbox SET address_key = :k WHERE recipient_id = :r"
             ),
             {"k": _key(channel, target, secret), "r": rid},
         )
