@@ -98,6 +98,7 @@ class AlertListing:
     sent_at: datetime | None
     created_at: datetime
     digest_period: str | None
+    folded_into: int | None = None  # sent in the message of that alert (alert_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +583,7 @@ def list_alerts(
             sent_at=o.sent_at,
             created_at=o.created_at,
             digest_period=o.digest_period,
+            folded_into=o.folded_into,
         )
         for o, wl, channel, target, title, url in session.execute(stmt)
     ]

@@ -22,7 +22,7 @@ from crawler.crawl_records import Item
 from newswatch.app import App
 from storage.items import store_items
 from storage.matches import record_matches
-from storage.outbox import claim_due, mark_sent
+from storage.outbox import claim_due, list_alerts, mark_sent
 from storage.sources import add_source
 from storage.stories import assign_story
 from storage.tables import OutboxRow, SourceRow
@@ -247,6 +247,8 @@ def test_a_late_row_after_the_message_sends_nothing_more(
     with app.session() as s:
         rows = s.scalars(select(OutboxRow).order_by(OutboxRow.id)).all()
         assert [(r.status, r.folded_into) for r in rows] == [("sent", None), ("sent", rows[0].id)]
+        listed = {a.id: a.folded_into for a in list_alerts(s)}  # `alerts --json`: "sent_with"
+        assert listed == {rows[0].id: None, rows[1].id: rows[0].id}
 
 
 def test_a_row_arriving_while_its_group_is_in_flight_waits_then_folds(
