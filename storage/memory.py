@@ -568,6 +568,7 @@ class MemoryTransaction(_MemoryStories):
             if o.digest_period is None
             and _lease_free(o.lease_until, now)
             and not self._waits_behind(o, now)
+            and not self._waits_for_its_group(o, now)
         ]
         for o in sorted(singles, key=lambda o: (o.created_at, o.id))[:limit]:
             o.lease_owner, o.lease_until = owner, now + lease
@@ -609,6 +610,18 @@ class MemoryTransaction(_MemoryStories):
             if o.status == "pending" and _lease_free(o.lease_until, now):
                 o.lease_owner, o.lease_until = owner, now + lease
         return decided.leader
+
+    def _waits_for_its_group(self, row: _OutboxRow, now: datetime) -> bool:
+        """See storage.outbox._waits_for_its_group."""
+        return row.address_key is not None and any(
+            e.address_key == row.address_key
+            and e.item_id == row.item_id
+            and e.id != row.id
+            and e.status == "pending"
+            and e.digest_period is None
+            and (e.next_attempt_at > now or (e.lease_until is not None and e.lease_until >= now))
+            for e in self._t.outbox.values()
+        )
 
     def _waits_behind(self, row: _OutboxRow, now: datetime) -> bool:
         """See storage.outbox._waits_behind: an earlier single alert to the same

@@ -152,6 +152,24 @@ def _waits_behind(now: datetime) -> Any:
     )
 
 
+def _waits_for_its_group(now: datetime) -> Any:
+    """True for a single alert whose group (same address and item, another
+    watchlist) has a pending member not takeable now: it would be given back
+    (storage.alert_groups), so it is not picked and takes no claim slot."""
+    other = aliased(OutboxRow)
+    return and_(
+        OutboxRow.address_key.is_not(None),
+        exists().where(
+            other.address_key == OutboxRow.address_key,
+            other.item_id == OutboxRow.item_id,
+            other.id != OutboxRow.id,
+            other.status == "pending",
+            other.digest_period.is_(None),
+            or_(other.next_attempt_at > now, other.lease_until >= now),
+        ),
+    )
+
+
 def _locked(session: Session, stmt: Select[Any]) -> Select[Any]:
     if session.get_bind().dialect.name == "postgresql":
         return stmt.with_for_update(skip_locked=True, of=OutboxRow)
@@ -206,7 +224,7 @@ def claim_due(
     free_dead_leases(session, now=now, lease=lease)
     due = [*_due(now, exclude_recipients), _lease_free(now)]
     singles = select(OutboxRow.id).where(
-        *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now)
+        *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now), ~_waits_for_its_group(now)
     )
     singles = singles.order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
@@ -263,12 +281,12 @@ def _group_singles(session: Session, now: datetime, owner: str, lease: timedelta
         items = {(r.address_key, r.item_id) for r in rows.values()}
         stories = {(r.address_key, r.story_id) for r in rows.values() if r.story_id is not None}
         keys = {k for k, _ in items}
-        cond = [OutboxRow.item_id.in_({i for _, i in items})]
+        cond = [OutboxRow.item_id.in_(sorted({i for _, i in items}))]
         if stories:
-            cond.append(OutboxRow.story_id.in_({s for _, s in stories}))
+            cond.append(OutboxRow.story_id.in_(sorted({s for _, s in stories})))
         found = session.execute(
             select(*_GROUP_COLUMNS).where(
-                OutboxRow.address_key.in_(keys),
+                OutboxRow.address_key.in_(sorted(keys)),
                 OutboxRow.digest_period.is_(None),
                 OutboxRow.status.in_(("pending", "sent")),
                 or_(*cond),

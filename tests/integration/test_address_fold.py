@@ -270,6 +270,24 @@ def test_a_row_arriving_while_its_group_is_in_flight_waits_then_folds(
     assert statuses(app) == Counter(sent=2)
 
 
+def test_a_waiting_row_takes_no_claim_slot(db: Database, http_server: LocalHTTPServer) -> None:
+    """With `limit=1`, a row that must wait for its group does not keep a
+    newer, unrelated alert of the same address from going out."""
+    hooks = collect(http_server, "/hook")
+    clock = Clock()
+    app = make_app(db, clock)
+    notify = [Recipient("webhook", http_server.url("/hook"))]
+    define(app, ("air-defence", "each", notify), ("brics", "each", notify))
+    item, _ = post(app, "isw", 1, ["air-defence"])
+    with app.session() as s:
+        claim_due(s, now=clock(), owner="other/1", lease=timedelta(minutes=10), limit=9)
+    record(app, item, ["brics"])  # waits for the held one
+    clock.advance(seconds=1)
+    post(app, "isw", 2, ["brics"], title="unrelated")
+    assert deliver(app, limit=1).sent == 1
+    assert [h["item"]["title"] for h in hooks] == ["unrelated"]
+
+
 def test_a_group_retries_and_fails_together(db: Database, http_server: LocalHTTPServer) -> None:
     calls: list[bytes] = []
 
