@@ -19,7 +19,7 @@ import json
 import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -171,8 +171,26 @@ def alert_object(m: StoredMatch, story: StoryContext | None = None) -> dict[str,
     }
 
 
-def webhook_body(m: StoredMatch, story: StoryContext | None = None) -> bytes:
-    return json.dumps(alert_object(m, story), ensure_ascii=False, separators=(",", ":")).encode()
+def webhook_body(
+    m: StoredMatch,
+    story: StoryContext | None = None,
+    *,
+    group: Sequence[StoredMatch] = (),
+    stories: Stories = NO_STORIES,
+) -> bytes:
+    """One immediate alert. The top-level fields are the first match's object
+    (as before: a receiver reading one `watchlist` keeps working); "watchlists"
+    names every watchlist the message covers; when it covers more than one
+    match (several watchlists to one address, see storage.alert_groups),
+    "matches" holds each one's object, oldest first, the first being `m`."""
+    doc = alert_object(m, story)
+    doc["watchlists"] = list(dict.fromkeys(x.watchlist for x in (m, *group)))
+    if len(group) > 1:
+        doc["matches"] = [
+            alert_object(x, story if x.item_id == m.item_id else stories.get(x.item_id))
+            for x in group
+        ]
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def digest_webhook_body(
@@ -184,10 +202,13 @@ def digest_webhook_body(
 ) -> bytes:
     """A digest for a webhook: the period and the alert objects, newest first
     (as before; each carries its "story", by which a receiver groups); a digest
-    sent in parts says which (`part`, `parts`)."""
+    sent in parts says which (`part`, `parts`). A digest to an address of
+    several watchlists keeps one object per (item, watchlist); "watchlist" is
+    the first one's name, "watchlists" names them all."""
     ordered = [alert_object(m, stories.get(m.item_id)) for m in newest_first(matches)]
     doc: dict[str, Any] = {
         "watchlist": watchlist,
+        "watchlists": list(dict.fromkeys([watchlist, *(m.watchlist for m in matches)])),
         "digest": period,
         "count": len(ordered),
         "matches": ordered,
@@ -391,6 +412,81 @@ def email_message(
     return msg
 
 
+def by_item(alerts: Sequence[AlertMatch]) -> list[list[AlertMatch]]:
+    """A grouped alert's matches per item, items in first-match order."""
+    items: dict[int, list[AlertMatch]] = {}
+    for a in alerts:
+        items.setdefault(a.match.item_id, []).append(a)
+    return list(items.values())
+
+
+def watchlist_names(alerts: Sequence[AlertMatch]) -> list[str]:
+    return list(dict.fromkeys(a.match.watchlist for a in alerts))
+
+
+def terms_by_watchlist(alerts: Sequence[AlertMatch]) -> str:
+    """ "air-defence: SAM, Pantsir; brics: BRICS" (each watchlist's own terms)."""
+    return "; ".join(f"{a.match.watchlist}: {', '.join(a.match.terms)}" for a in alerts)
+
+
+def _merged(alerts: Sequence[AlertMatch]) -> AlertMatch:
+    """One item's matches of several watchlists as one block: the first match's
+    item, every snippet once (in order), every found spelling highlighted."""
+    first = alerts[0]
+    snippets = tuple(dict.fromkeys(s for a in alerts for s in a.match.snippets))
+    highlights = tuple(dict.fromkeys(h for a in alerts for h in a.highlights))
+    m = replace(first.match, snippets=snippets, terms=(terms_by_watchlist(alerts),))
+    return AlertMatch(m, highlights, first.story)
+
+
+def merge_by_item(alerts: Sequence[AlertMatch]) -> list[AlertMatch]:
+    """A digest of several watchlists: one entry per item, naming each
+    watchlist's terms (`wl-a: SAM; wl-b: BRICS`); its match id is the item's
+    first match's. A digest of one watchlist is returned as it is."""
+    if len(watchlist_names(alerts)) <= 1:
+        return list(alerts)
+    return [_merged(group) for group in by_item(alerts)]
+
+
+def group_email(
+    alerts: Sequence[AlertMatch],
+    *,
+    mail_from: str,
+    to: str,
+    ids: tuple[int, int, int],
+    date: datetime,
+) -> EmailMessage:
+    """Several watchlists' alerts to one address about one item (or one folded
+    story) as one email naming every watchlist and each one's terms. `ids`
+    are the first alert's (item, watchlist, recipient): with one alert this is
+    exactly `email_message`, Message-ID included."""
+    if len(alerts) == 1:
+        return email_message(alerts[0], mail_from=mail_from, to=to, ids=ids, date=date)
+    names = watchlist_names(alerts)
+    first = alerts[0].match
+    subject = f"[newswatch] {', '.join(names)}: {first.item_title or first.item_url}"
+    msg = _new_message(
+        subject=subject,
+        mail_from=mail_from,
+        to=to,
+        msg_id=message_id(mail_from, "alert", *ids),
+        date=date,
+    )
+    groups = by_item(alerts)
+    what = "a new item" if len(groups) == 1 else f"{len(groups)} items of one story"
+    text = [f"Watchlists {', '.join(names)} matched {what}.", ""]
+    body = [
+        f"<p>Watchlists <b>{html.escape(', '.join(names))}</b> matched {html.escape(what)}.</p>"
+    ]
+    for group in groups:
+        merged = _merged(group)
+        text += [*_text_block(merged), ""]
+        body.append(_html_block(merged))
+    msg.set_content("\n".join(text))
+    msg.add_alternative(_html_page(header_text(subject), "".join(body)), subtype="html")
+    return msg
+
+
 def period_label(period: str) -> str:
     """A digest period key as people read it: hourly `2026-11-30T01` →
     `2026-11-30 01:00–02:00 UTC`, daily `2026-11-30` → `2026-11-30`. The key
@@ -505,6 +601,33 @@ def slack_payload(m: StoredMatch, story: StoryContext | None = None) -> dict[str
             {"type": "header", "text": {"type": "plain_text", "text": header}},
             _section(_slack_match_text(m, snippets=2, story=story)),
         ],
+        "unfurl_links": False,
+        "unfurl_media": False,
+    }
+
+
+def slack_group_payload(
+    matches: Sequence[StoredMatch], stories: Stories = NO_STORIES
+) -> dict[str, Any]:
+    """Several watchlists' alerts to one Slack webhook about one item (or one
+    folded story): one message naming every watchlist; one section per item
+    with each watchlist's terms. With one match this is `slack_payload`."""
+    first = matches[0]
+    if len(matches) == 1:
+        return slack_payload(first, stories.get(first.item_id))
+    alerts = [AlertMatch(m, (), stories.get(m.item_id)) for m in matches]
+    names = ", ".join(watchlist_names(alerts))
+    header = slack_fit(f"newswatch: {names}", SLACK_HEADER_CHARS)
+    text = f"[{slack_fit(names, 200)}] " + _slack_link(first.item_url, first.item_title, 500)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": header}}
+    ]
+    for group in by_item(alerts)[: SLACK_MAX_BLOCKS - 1]:
+        merged = _merged(group)
+        blocks.append(_section(_slack_match_text(merged.match, snippets=2, story=merged.story)))
+    return {
+        "text": text[:SLACK_TEXT_CHARS],
+        "blocks": blocks,
         "unfurl_links": False,
         "unfurl_media": False,
     }

@@ -32,6 +32,10 @@ def shown_target(channel: str, target: str) -> str:
     return mask_secret(target)
 
 
+def _sent_with(a: AlertListing) -> str:
+    return f"sent with alert {a.folded_into}" if a.folded_into is not None else "-"
+
+
 def _json(a: AlertListing) -> dict[str, Any]:
     return {
         "id": a.id,
@@ -46,6 +50,8 @@ def _json(a: AlertListing) -> dict[str, Any]:
         "sent_at": a.sent_at,
         "created_at": a.created_at,
         "digest": a.digest_period,
+        # sent in the message of that alert (one message per address and item)
+        "sent_with": a.folded_into,
     }
 
 
@@ -88,7 +94,7 @@ def alerts(
                 one_line(r.item_title, 50),
                 str(r.attempts),
                 iso(r.next_attempt_at) if r.status == "pending" else "-",
-                one_line(r.last_error or "-", 60),
+                one_line(r.last_error or _sent_with(r), 60),
             ]
             for r in rows
         ],

@@ -2,7 +2,10 @@
 
 Exactly once in effect: an outbox row exists once per (item, watchlist,
 recipient) (a unique key), is sent only by the holder of its lease, and is
-marked sent only after the channel accepted it. The one gap is a crash (or a
+marked sent only after the channel accepted it. The rows of several
+watchlists to one address about one item (or folded story) are claimed as
+one batch and go as one message; a late one after that message is marked
+sent without a second (storage.alert_groups). The one gap is a crash (or a
 database outage) between the send and the mark: that alert is sent again when
 the lease expires; an email repeat carries the same Message-ID.
 
@@ -58,7 +61,7 @@ from scheduler.delivery_policy import (
 )
 from scheduler.http_poster import HttpPoster
 from storage import StorageError
-from storage.outbox import ClaimedBatch, PendingSummary
+from storage.outbox import ClaimedAlert, ClaimedBatch, PendingSummary
 from storage.protocol import StoreTransaction
 
 __all__ = [
@@ -272,12 +275,18 @@ class _Sender:
         self.stories = {**self.stories, **read_stories(self.ctx, batch)}
         if batch.digest_period is None:
             return await self._deliver(batch, None)
-        matches = [a.match for a in batch.alerts]
+        # One entry per item (a digest of several watchlists to one address
+        # names each watchlist's terms there), so a part never splits an item.
+        by_item: dict[int, list[ClaimedAlert]] = {}
+        for a in batch.alerts:
+            by_item.setdefault(a.match.item_id, []).append(a)
+        matches = [e.match for e in render.merge_by_item(self._alerts(batch))]
         parts = render.digest_parts(batch.recipient.channel, matches, self.stories)
         if len(parts) == 1:
             return await self._deliver(batch, None)
-        by_id = {a.match.id: a for a in batch.alerts}
-        subs = [replace(batch, alerts=tuple(by_id[m.id] for m in p)) for p in parts]
+        subs = [
+            replace(batch, alerts=tuple(a for m in p for a in by_item[m.item_id])) for p in parts
+        ]
         total = DeliveryReport()
         for n, sub in enumerate(subs):
             step = await self._deliver(sub, (n + 1, len(subs)))
@@ -366,21 +375,22 @@ class _Sender:
         else:
             raise PermanentFailure(f"unknown channel {channel!r}")
 
-    def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
-        now, r = self.ctx.clock(), batch.recipient
-        alerts = [
+    def _alerts(self, batch: ClaimedBatch) -> list[render.AlertMatch]:
+        return [
             render.AlertMatch(a.match, a.highlights, self.stories.get(a.match.item_id))
             for a in batch.alerts
         ]
-        if batch.digest_period is None:
+
+    def _email(self, batch: ClaimedBatch, to: str, part: render.Part | None) -> EmailMessage:
+        now, r = self.ctx.clock(), batch.recipient
+        alerts = self._alerts(batch)
+        if batch.digest_period is None:  # one alert, or one per watchlist to this address
             ids = (alerts[0].match.item_id, batch.watchlist_id, r.id)
-            return render.email_message(
-                alerts[0], mail_from=self.mail_from, to=to, ids=ids, date=now
-            )
+            return render.group_email(alerts, mail_from=self.mail_from, to=to, ids=ids, date=now)
         return render.digest_email(
-            batch.watchlist,
+            ", ".join(batch.watchlists),
             batch.digest_period,
-            alerts,
+            render.merge_by_item(alerts),
             mail_from=self.mail_from,
             to=to,
             ids=(batch.watchlist_id, r.id),
@@ -391,17 +401,19 @@ class _Sender:
     def _slack(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
-            story = self.stories.get(matches[0].item_id)
-            return render.slack_body(render.slack_payload(matches[0], story))
+            return render.slack_body(render.slack_group_payload(matches, self.stories))
+        merged = [e.match for e in render.merge_by_item(self._alerts(batch))]
         payload = render.slack_digest_payload(
-            batch.watchlist, batch.digest_period, matches, part, self.stories
+            ", ".join(batch.watchlists), batch.digest_period, merged, part, self.stories
         )
         return render.slack_body(payload)
 
     def _webhook(self, batch: ClaimedBatch, part: render.Part | None) -> bytes:
         matches = [a.match for a in batch.alerts]
         if batch.digest_period is None:
-            return render.webhook_body(matches[0], self.stories.get(matches[0].item_id))
+            first = matches[0]
+            story = self.stories.get(first.item_id)
+            return render.webhook_body(first, story, group=matches, stories=self.stories)
         return render.digest_webhook_body(
             batch.watchlist, batch.digest_period, matches, part, self.stories
         )

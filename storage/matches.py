@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
+from alerts.addresses import recipient_key
 from alerts.alert_records import StoredMatch, WatchlistMatch
 from alerts.digests import digest_period
 from storage.items import insert_ignore
@@ -80,8 +81,9 @@ def record_matches(
                 "created_at": now,
                 "digest_period": period,
                 "story_id": story_id if active.watchlist.stories == "fold" else None,
+                "address_key": recipient_key(recipient),
             }
-            for rid, _ in active.recipient_ids
+            for rid, recipient in active.recipient_ids
         ]
         if rows:
             session.execute(_outbox_insert(session), rows)

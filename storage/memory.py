@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from alerts.addresses import recipient_key
 from alerts.alert_records import (
     AlsoReported,
     Query,
@@ -42,6 +43,7 @@ from crawler.crawl_records import (
     SourceKind,
     StoredItem,
 )
+from storage.alert_groups import GroupRow, plan
 from storage.outbox import (
     STATUSES,
     BacklogCounts,
@@ -125,6 +127,8 @@ class _OutboxRow:
     last_error: str | None = None
     sent_at: datetime | None = None
     story_id: int | None = None  # set only under `stories: fold`
+    address_key: str | None = None  # immediate rows: alerts.addresses
+    folded_into: int | None = None
 
 
 @dataclass
@@ -480,14 +484,23 @@ class MemoryTransaction(_MemoryStories):
             new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
             story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
-            for rid, _ in active.recipient_ids if alert else ():
+            for rid, recipient in active.recipient_ids if alert else ():
                 key = (item_id, active.id, rid)
                 fold = None if story is None else (story, active.id, rid)
                 if key in self._t.outbox_keys or fold in self._t.fold_keys:
                     continue
                 oid = self._t.next_id("outbox")
                 self._t.outbox[oid] = _OutboxRow(
-                    oid, match_id, item_id, active.id, rid, due, now, period, story_id=story
+                    oid,
+                    match_id,
+                    item_id,
+                    active.id,
+                    rid,
+                    due,
+                    now,
+                    period,
+                    story_id=story,
+                    address_key=recipient_key(recipient),
                 )
                 self._t.outbox_keys.add(key)
                 if fold is not None:
@@ -573,14 +586,60 @@ class MemoryTransaction(_MemoryStories):
             if o.digest_period is None
             and _lease_free(o.lease_until, now)
             and not self._waits_behind(o, now)
+            and not self._waits_for_its_group(o, now)
         ]
         for o in sorted(singles, key=lambda o: (o.created_at, o.id))[:limit]:
             o.lease_owner, o.lease_until = owner, now + lease
+        leaders = self._group_singles(now, owner, lease)
         self._claim_digests(due, now, owner, lease, limit // 10 + 1)
         mine = [
             o for o in self._t.outbox.values() if o.lease_owner == owner and o.status == "pending"
         ]
-        return self._batches(sorted(mine, key=lambda o: (o.created_at, o.id)))
+        return self._batches(sorted(mine, key=lambda o: (o.created_at, o.id)), leaders)
+
+    def _group_singles(self, now: datetime, owner: str, lease: timedelta) -> dict[int, int]:
+        """See storage.outbox._group_singles (the same plan, storage.alert_groups)."""
+        rows = [
+            GroupRow(
+                o.id,
+                o.address_key,
+                o.item_id,
+                o.story_id,
+                o.status,
+                o.lease_owner,
+                o.lease_until,
+                o.next_attempt_at,
+                o.created_at,
+                o.folded_into,
+            )
+            for o in self._t.outbox.values()
+            if o.digest_period is None
+            and o.address_key is not None
+            and o.status in ("pending", "sent")
+        ]
+        decided = plan(rows, owner=owner, now=now)
+        for i, into in decided.fold.items():
+            o = self._t.outbox[i]
+            o.status, o.sent_at, o.folded_into, o.last_error = "sent", now, into, None
+            o.lease_owner = o.lease_until = None
+        self._finish(decided.release, owner)
+        for i in decided.take:
+            o = self._t.outbox[i]
+            if o.status == "pending" and _lease_free(o.lease_until, now):
+                o.lease_owner, o.lease_until = owner, now + lease
+        return decided.leader
+
+    def _waits_for_its_group(self, row: _OutboxRow, now: datetime) -> bool:
+        """See storage.outbox._waits_for_its_group."""
+        return row.address_key is not None and any(
+            e.address_key == row.address_key
+            and e.item_id == row.item_id
+            and e.id != row.id
+            and e.status == "pending"
+            and e.digest_period is None
+            and (e.next_attempt_at > now or (e.lease_until is not None and e.lease_until >= now))
+            for e in self._t.outbox.values()
+        )
 
     def _waits_behind(self, row: _OutboxRow, now: datetime) -> bool:
         """See storage.outbox._waits_behind: an earlier single alert to the same
@@ -597,10 +656,10 @@ class MemoryTransaction(_MemoryStories):
     def _claim_digests(
         self, due: list[_OutboxRow], now: datetime, owner: str, lease: timedelta, groups: int
     ) -> None:
-        by_key: dict[tuple[int, int, str], list[_OutboxRow]] = {}
+        by_key: dict[tuple[object, ...], list[_OutboxRow]] = {}
         for o in due:
             if o.digest_period is not None:
-                by_key.setdefault((o.watchlist_id, o.recipient_id, o.digest_period), []).append(o)
+                by_key.setdefault(_digest_key(o), []).append(o)
         free_keys = [
             k for k, rows in by_key.items() if any(_lease_free(o.lease_until, now) for o in rows)
         ]
@@ -611,17 +670,15 @@ class MemoryTransaction(_MemoryStories):
                 for o in rows:
                     o.lease_owner, o.lease_until = owner, now + lease
 
-    def _batches(self, rows: list[_OutboxRow]) -> list[ClaimedBatch]:
+    def _batches(
+        self, rows: list[_OutboxRow], leaders: dict[int, int] | None = None
+    ) -> list[ClaimedBatch]:
         batches: dict[tuple[Any, ...], ClaimedBatch] = {}
         for o in rows:
             m = self._t.matches[o.match_id]
             wl_name = self._t.watchlists[o.watchlist_id].watchlist.name
             alert = ClaimedAlert(o.id, o.attempts, self._stored_match(m, wl_name), _spellings(m))
-            key = (
-                (o.id,)
-                if o.digest_period is None
-                else (o.watchlist_id, o.recipient_id, o.digest_period)
-            )
+            key = ((leaders or {}).get(o.id, o.id),) if o.digest_period is None else _digest_key(o)
             batch = batches.get(key)
             if batch is None:
                 ref = self._ref(o.recipient_id)
@@ -788,6 +845,13 @@ class MemoryTransaction(_MemoryStories):
                 row.removed_at = now
                 return
         raise WatchlistNotFound(f"no watchlist named {name!r}")
+
+
+def _digest_key(o: _OutboxRow) -> tuple[object, ...]:
+    """See storage.outbox: one digest per address and period, across watchlists."""
+    if o.address_key is None:
+        return ("recipient", o.watchlist_id, o.recipient_id, o.digest_period)
+    return ("address", o.address_key, o.digest_period)
 
 
 def _plus_one(row: _OutboxRow) -> int:

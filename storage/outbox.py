@@ -9,8 +9,12 @@ Invariants:
 - every state change after a send is guarded by `lease_owner = owner`, so a
   deliverer whose lease expired cannot overwrite what the new holder did.
 - rows are never deleted: pending -> sent, pending -> failed, failed -> pending.
-- the rows of one digest (watchlist, recipient, period) are claimed together
-  or not at all.
+- the rows of one digest (address, period; across watchlists) are claimed
+  together or not at all.
+- immediate rows to one address about one item (or one folded story) are
+  claimed together or not at all, across watchlists, and go as one message;
+  once that message was sent, a later such row is marked sent without a
+  second one (storage.alert_groups).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select, text, update
 from sqlalchemy.orm import Session, aliased
 
 from alerts.alert_records import StoredMatch
+from storage.alert_groups import GroupRow, plan
 from storage.leases import dead_tokens, liveness
 from storage.matches import stored_match
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow
@@ -53,7 +58,10 @@ class ClaimedAlert:
 
 @dataclass(frozen=True, slots=True)
 class ClaimedBatch:
-    """What one send delivers: one alert, or every alert of one digest."""
+    """What one send delivers: one alert, the alerts of several watchlists to
+    one address about one item or folded story (oldest first; `recipient`,
+    `watchlist_id` and `watchlist` are the first one's), or every alert of
+    one digest."""
 
     recipient: RecipientRef
     watchlist_id: int
@@ -68,6 +76,11 @@ class ClaimedBatch:
     @property
     def attempts(self) -> int:
         return max(a.attempts for a in self.alerts)
+
+    @property
+    def watchlists(self) -> list[str]:
+        """Every watchlist the message names, in order, once each."""
+        return list(dict.fromkeys(a.match.watchlist for a in self.alerts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +98,7 @@ class AlertListing:
     sent_at: datetime | None
     created_at: datetime
     digest_period: str | None
+    folded_into: int | None = None  # sent in the message of that alert (alert_groups)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +149,24 @@ def _waits_behind(now: datetime) -> Any:
             and_(earlier.created_at == OutboxRow.created_at, earlier.id < OutboxRow.id),
         ),
         or_(earlier.next_attempt_at > now, earlier.lease_until >= now),
+    )
+
+
+def _waits_for_its_group(now: datetime) -> Any:
+    """True for a single alert whose group (same address and item, another
+    watchlist) has a pending member not takeable now: it would be given back
+    (storage.alert_groups), so it is not picked and takes no claim slot."""
+    other = aliased(OutboxRow)
+    return and_(
+        OutboxRow.address_key.is_not(None),
+        exists().where(
+            other.address_key == OutboxRow.address_key,
+            other.item_id == OutboxRow.item_id,
+            other.id != OutboxRow.id,
+            other.status == "pending",
+            other.digest_period.is_(None),
+            or_(other.next_attempt_at > now, other.lease_until >= now),
+        ),
     )
 
 
@@ -192,7 +224,7 @@ def claim_due(
     free_dead_leases(session, now=now, lease=lease)
     due = [*_due(now, exclude_recipients), _lease_free(now)]
     singles = select(OutboxRow.id).where(
-        *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now)
+        *due, OutboxRow.digest_period.is_(None), ~_waits_behind(now), ~_waits_for_its_group(now)
     )
     singles = singles.order_by(OutboxRow.created_at, OutboxRow.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
@@ -202,6 +234,7 @@ def claim_due(
         _take(session, OutboxRow.id.in_(picked), now, owner, lease)
     else:
         _take(session, OutboxRow.id.in_(singles), now, owner, lease)
+    leaders = _group_singles(session, now, owner, lease)
     _claim_digests(session, now, owner, lease, exclude_recipients, limit // 10 + 1)
     ids = list(
         session.scalars(
@@ -210,7 +243,88 @@ def claim_due(
             )
         )
     )
-    return _load_batches(session, ids) if ids else []
+    return _load_batches(session, ids, leaders) if ids else []
+
+
+_GROUP_COLUMNS = (
+    OutboxRow.id,
+    OutboxRow.address_key,
+    OutboxRow.item_id,
+    OutboxRow.story_id,
+    OutboxRow.status,
+    OutboxRow.lease_owner,
+    OutboxRow.lease_until,
+    OutboxRow.next_attempt_at,
+    OutboxRow.created_at,
+    OutboxRow.folded_into,
+)
+
+
+def _group_row(r: Any) -> GroupRow:
+    return GroupRow(*r)
+
+
+def _group_singles(session: Session, now: datetime, owner: str, lease: timedelta) -> dict[int, int]:
+    """Complete the groups of the single alerts just taken (storage.alert_groups):
+    fold what was sent already, give back what must wait, take the rest of each
+    group. Returns row id -> the first row of its message."""
+    held = session.execute(
+        select(*_GROUP_COLUMNS).where(
+            OutboxRow.lease_owner == owner,
+            OutboxRow.status == "pending",
+            OutboxRow.digest_period.is_(None),
+            OutboxRow.address_key.is_not(None),
+        )
+    ).all()
+    rows = {r.id: _group_row(r) for r in held}
+    for _ in range(8):  # a group rarely spans more than two hops
+        items = {(r.address_key, r.item_id) for r in rows.values()}
+        stories = {(r.address_key, r.story_id) for r in rows.values() if r.story_id is not None}
+        keys = {k for k, _ in items}
+        cond = [OutboxRow.item_id.in_(sorted({i for _, i in items}))]
+        if stories:
+            cond.append(OutboxRow.story_id.in_(sorted({s for _, s in stories})))
+        found = session.execute(
+            select(*_GROUP_COLUMNS).where(
+                OutboxRow.address_key.in_(sorted(keys)),
+                OutboxRow.digest_period.is_(None),
+                OutboxRow.status.in_(("pending", "sent")),
+                or_(*cond),
+            )
+        ).all()
+        new = [
+            _group_row(r)
+            for r in found
+            if r.id not in rows
+            and ((r.address_key, r.item_id) in items or (r.address_key, r.story_id) in stories)
+        ]
+        if not new:
+            break
+        rows.update((r.id, r) for r in new)
+    if not rows:
+        return {}
+    decided = plan(list(rows.values()), owner=owner, now=now)
+    for into in set(decided.fold.values()):
+        fold = [i for i, to in decided.fold.items() if to == into]
+        session.execute(
+            update(OutboxRow)
+            .where(OutboxRow.id.in_(fold), OutboxRow.status == "pending")
+            .values(
+                status="sent",
+                sent_at=now,
+                folded_into=into,
+                last_error=None,
+                lease_owner=None,
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        log.info("alert_folded status=sent ids=%s into=%d", fold, into)
+    if decided.release:
+        _finish(session, decided.release, owner)
+    if decided.take:
+        _take(session, OutboxRow.id.in_(decided.take), now, owner, lease)
+    return decided.leader
 
 
 def free_dead_leases(session: Session, *, now: datetime, lease: timedelta) -> int:
@@ -261,20 +375,43 @@ def _claim_digests(
     exclude: Collection[int],
     groups: int,
 ) -> None:
+    """Take up to `groups` whole digests: one per (address, period) across
+    watchlists (rows without an address key: per (watchlist, recipient,
+    period), as before 0009), oldest first, each whole or not at all."""
     due = [*_due(now, exclude), OutboxRow.digest_period.is_not(None)]
-    keys = (
-        select(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
-        .where(*due, _lease_free(now))
-        .group_by(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
-        .order_by(func.min(OutboxRow.created_at))
+    first = func.min(OutboxRow.created_at)
+    by_address = (
+        select(OutboxRow.address_key, OutboxRow.digest_period, first)
+        .where(*due, _lease_free(now), OutboxRow.address_key.is_not(None))
+        .group_by(OutboxRow.address_key, OutboxRow.digest_period)
+        .order_by(first)
         .limit(groups)
     )
-    for wl, rcpt, period in session.execute(keys).all():
-        same = [
-            OutboxRow.watchlist_id == wl,
-            OutboxRow.recipient_id == rcpt,
-            OutboxRow.digest_period == period,
-        ]
+    by_recipient = (
+        select(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period, first)
+        .where(*due, _lease_free(now), OutboxRow.address_key.is_(None))
+        .group_by(OutboxRow.watchlist_id, OutboxRow.recipient_id, OutboxRow.digest_period)
+        .order_by(first)
+        .limit(groups)
+    )
+    found: list[tuple[datetime, list[Any]]] = [
+        (at, [OutboxRow.address_key == addr, OutboxRow.digest_period == period])
+        for addr, period, at in session.execute(by_address).all()
+    ]
+    found += [
+        (
+            at,
+            [
+                OutboxRow.address_key.is_(None),
+                OutboxRow.watchlist_id == wl,
+                OutboxRow.recipient_id == rcpt,
+                OutboxRow.digest_period == period,
+            ],
+        )
+        for wl, rcpt, period, at in session.execute(by_recipient).all()
+    ]
+    found.sort(key=lambda f: f[0])
+    for _, same in found[:groups]:
         free = select(OutboxRow.id).where(*due, *same, _lease_free(now))
         mine = list(session.scalars(_locked(session, free)))
         total = session.scalar(select(func.count()).select_from(OutboxRow).where(*due, *same))
@@ -282,7 +419,9 @@ def _claim_digests(
             _take(session, OutboxRow.id.in_(mine), now, owner, lease)
 
 
-def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
+def _load_batches(
+    session: Session, ids: Sequence[int], leaders: dict[int, int] | None = None
+) -> list[ClaimedBatch]:
     stmt = (
         select(OutboxRow, MatchRow, ItemRow, SourceRow.name, WatchlistRow.name, RecipientRow)
         .join(MatchRow, MatchRow.id == OutboxRow.match_id)
@@ -298,7 +437,13 @@ def _load_batches(session: Session, ids: Sequence[int]) -> list[ClaimedBatch]:
         alert = ClaimedAlert(
             o.id, o.attempts, stored_match(m, item, source, wl_name), _highlights(m.hits)
         )
-        key = (o.id,) if o.digest_period is None else (o.watchlist_id, r.id, o.digest_period)
+        key: tuple[Any, ...] = ((leaders or {}).get(o.id, o.id),)
+        if o.digest_period is not None:  # one digest per address and period
+            key = (
+                ("address", o.address_key, o.digest_period)
+                if o.address_key is not None
+                else ("recipient", o.watchlist_id, r.id, o.digest_period)
+            )
         batch = batches.get(key)
         if batch is None:
             ref = RecipientRef(r.id, r.watchlist_id, r.channel, r.target, r.secret)
@@ -456,6 +601,7 @@ def list_alerts(
             sent_at=o.sent_at,
             created_at=o.created_at,
             digest_period=o.digest_period,
+            folded_into=o.folded_into,
         )
         for o, wl, channel, target, title, url in session.execute(stmt)
     ]

@@ -272,6 +272,10 @@ class OutboxRow(Base):
             sqlite_where=text("story_id IS NOT NULL"),
             postgresql_where=text("story_id IS NOT NULL"),
         ),
+        # One message per address and item (or folded story) across watchlists:
+        # the claim finds a row's relatives through these (storage.alert_groups).
+        Index("ix_outbox_address_item", "address_key", "item_id"),
+        Index("ix_outbox_address_story", "address_key", "story_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -291,3 +295,10 @@ class OutboxRow(Base):
     lease_until: Mapped[datetime | None]
     # Set only under `stories: fold` (the fold key); NULL for `each` rows.
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
+    # alerts.addresses.address_key of the recipient (storage.alert_groups;
+    # digests are one per address and period). NULL: never written (rows are
+    # filled by migration 0009); such a row is grouped by itself/its recipient.
+    address_key: Mapped[str | None] = mapped_column(String(32))
+    # Marked sent without a message of its own: the row whose message named
+    # this item to the same address already (storage.alert_groups).
+    folded_into: Mapped[int | None] = mapped_column(Integer)

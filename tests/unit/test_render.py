@@ -192,6 +192,7 @@ def test_webhook_body_is_the_matches_json_object_plus_its_story() -> None:
         "matched_at": "2026-11-22T02:10:00+00:00",
         "story": None,  # not assigned yet
         "also": [],
+        "watchlists": ["air-defence"],  # added with the grouped alerts (issue #17)
     }
     assert json.loads(render.webhook_body(replace(match(), story_id=17)))["story"] == 17
 
