@@ -429,8 +429,8 @@ def list_stories(
     Two queries whatever `limit` is: the stories (plain columns, by
     `ix_stories_last_seen`), then every member with its source and the
     watchlists of its matches, for all of them at once (the story ids as a
-    subquery, by `ix_items_story_id`; a member matched by two watchlists comes
-    twice). 1,000 stories cost 40 ms of CPU rather than 90-120 ms."""
+    list, by `ix_items_story_id`; a member matched by two watchlists comes
+    twice). 1,000 stories: 78 ms of CPU on SQLite instead of 100 ms."""
     query = (
         select(StoryRow.id, StoryRow.title, StoryRow.first_seen, StoryRow.last_seen)
         .order_by(StoryRow.last_seen.desc(), StoryRow.id.desc())
@@ -444,17 +444,24 @@ def list_stories(
             StoryRow.last_seen <= seen, or_(StoryRow.last_seen < seen, StoryRow.id < last)
         )
     if watchlist is not None:
+        # correlated: the newest stories are probed one by one (their members by
+        # ix_items_story_id, each member's match by the (item, watchlist) key)
+        # until `limit` pass, instead of collecting every story the watchlist
+        # ever matched
+        wanted = select(WatchlistRow.id).where(WatchlistRow.name == watchlist)
         matched = (
-            select(ItemRow.story_id)
+            select(ItemRow.id)
             .join(MatchRow, MatchRow.item_id == ItemRow.id)
-            .join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
-            .where(WatchlistRow.name == watchlist, ItemRow.story_id.is_not(None))
+            .where(
+                ItemRow.story_id == StoryRow.id,
+                MatchRow.watchlist_id.in_(wanted.scalar_subquery()),
+            )
         )
-        query = query.where(StoryRow.id.in_(matched))
+        query = query.where(matched.exists())
     stories = session.execute(query).all()
     if not stories:
         return []
-    members, names = _listed_members(session, query.with_only_columns(StoryRow.id))
+    members, names = _listed_members(session, [sid for sid, *_ in stories])
     return [
         StoryView(
             id=sid,
@@ -471,10 +478,11 @@ def list_stories(
 
 
 def _listed_members(
-    session: Session, story_ids: Any
+    session: Session, story_ids: list[int]
 ) -> tuple[dict[int, list[StoryItemView]], dict[int, set[str]]]:
-    """Members (published order) and watchlist names of the stories `story_ids`
-    (a select of ids) selects, in one query."""
+    """Members (published order) and watchlist names of the stories `story_ids`,
+    in one query. The ids as a list, not the listing as a subquery: with a
+    `watchlist` filter the subquery would run its semi-join a second time."""
     members: dict[int, list[StoryItemView]] = defaultdict(list)
     names: dict[int, set[str]] = defaultdict(set)
     rows = session.execute(
