@@ -74,8 +74,8 @@ def test_rows_follow_every_write(db: Database) -> None:
         free = [i for i in items if i not in taken]
         for n, terms in enumerate([["A", "A", "B"], [], ["C", 7], ["Ünï", "é"]]):
             conn.execute(insert(MatchRow).values(
-                id=matches[-1] + 1 + n, item_id=free[n], watchlist_id=2, terms=terms, hits=[], snippets=[],
-                matched_at=NOW,
+                id=matches[-1] + 1 + n, item_id=free[n], watchlist_id=2, terms=terms, hits=[],
+                snippets=[], matched_at=NOW,
             ))  # fmt: skip
     _check(db.engine)
     with db.engine.begin() as conn:
