@@ -252,6 +252,25 @@ class MatchRow(Base):
     matched_at: Mapped[datetime]
 
 
+class MatchTermRow(Base):
+    """One term of one match, dated by its item's UTC day of publication
+    ('YYYY-MM-DD') with the item's language: the trends page's counts read
+    one range of `ix_match_terms_day` instead of joining every match to its
+    item. Derived data: database triggers (migration 0009) write it in the
+    transaction that writes the match; nothing in Python writes it."""
+
+    __tablename__ = "match_terms"
+    __table_args__ = (Index("ix_match_terms_day", "day", "term", "language", "watchlist_id"),)
+
+    match_id: Mapped[int] = mapped_column(
+        ForeignKey("matches.id", ondelete="CASCADE"), primary_key=True
+    )
+    term: Mapped[str] = mapped_column(Text, primary_key=True)
+    watchlist_id: Mapped[int] = mapped_column(Integer)
+    day: Mapped[str] = mapped_column(String(10))
+    language: Mapped[str | None] = mapped_column(String(16))
+
+
 class OutboxRow(Base):
     """One alert owed to one recipient. Never deleted; `status` moves
     pending -> sent, or pending -> failed (and back to pending on retry)."""

@@ -18,7 +18,6 @@ items.
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any, Protocol
 
-from sqlalchemy import Date, Integer, Select, Text, cast, func, literal, select, text
+from sqlalchemy import Integer, Select, func, literal, or_, select, text
 from sqlalchemy.orm import Session, load_only, sessionmaker
 
 from alerts.alert_records import StoredMatch
@@ -35,12 +34,23 @@ from storage.db import transaction
 from storage.matches import stored_match
 from storage.outbox import AlertListing, list_alerts
 from storage.stories import StoryView, list_stories
-from storage.tables import ItemRow, MatchRow, RuleRow, SourceRow, StoryRow, WatchlistRow
+from storage.tables import (
+    ItemRow,
+    MatchRow,
+    MatchTermRow,
+    RuleRow,
+    SourceRow,
+    StoryRow,
+    WatchlistRow,
+)
 
 MAX_GROUPS = 100
 MAX_MATCHES_SCANNED = 500
-API_LIMIT = 1000
+API_LIMIT = 1000  # the largest `limit` accepted (as before the page cap)
+API_PAGE = 500  # the most objects one API response holds; `Link: rel="next"` goes on
 API_DEFAULT = 100
+# A position in a newest-first listing: (time, id) of the last object served.
+Cursor = tuple[datetime, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +63,7 @@ class MatchFilter:
     source: str | None = None
     since: datetime | None = None
     tag: str | None = None  # a source tag (an OPML folder)
+    before: Cursor | None = None  # only matches after this one (newest first): the API's cursor
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +150,11 @@ class WebReader(Protocol):
     def story_page(self, key: int) -> MatchGroup | None: ...
     def item_page(self, item_id: int) -> MatchGroup | int | None: ...
     def stories(
-        self, watchlist: str | None, since: datetime | None, limit: int
+        self,
+        watchlist: str | None,
+        since: datetime | None,
+        limit: int,
+        before: Cursor | None = None,
     ) -> list[StoryView]: ...
     def matches(self, f: MatchFilter, limit: int) -> list[StoredMatch]: ...
     def filter_choices(self) -> FilterChoices: ...
@@ -171,9 +186,15 @@ class SqlWebReader:
         with self._read() as s:
             return item_page(s, item_id)
 
-    def stories(self, watchlist: str | None, since: datetime | None, limit: int) -> list[StoryView]:
+    def stories(
+        self,
+        watchlist: str | None,
+        since: datetime | None,
+        limit: int,
+        before: Cursor | None = None,
+    ) -> list[StoryView]:
         with self._read() as s:
-            return list_stories(s, watchlist=watchlist, since=since, limit=limit)
+            return list_stories(s, watchlist=watchlist, since=since, limit=limit, before=before)
 
     def matches(self, f: MatchFilter, limit: int) -> list[StoredMatch]:
         with self._read() as s:
@@ -208,9 +229,16 @@ def _json_has(session: Session, column: str, value: str, name: str) -> Any:
     ).bindparams(**{name: value})
 
 
-def _has_term(session: Session, term: str) -> Any:
-    """`term` is one of the JSON array `matches.terms` (exact, as the CLI prints it)."""
-    return _json_has(session, "matches.terms", term, "term")
+def _has_term(term: str) -> Any:
+    """`term` is one of the match's terms (exact, as the CLI prints it): a
+    primary-key probe of `match_terms` per scanned match, instead of parsing
+    its JSON list (Postgres also mis-estimated `jsonb ?` and sorted every
+    matching row rather than scanning `ix_matches_matched_at` newest first)."""
+    return (
+        select(MatchTermRow.match_id)
+        .where(MatchTermRow.match_id == MatchRow.id, MatchTermRow.term == term)
+        .exists()
+    )
 
 
 def _where(session: Session, stmt: Select[Any], f: MatchFilter) -> Select[Any]:
@@ -224,9 +252,15 @@ def _where(session: Session, stmt: Select[Any], f: MatchFilter) -> Select[Any]:
     if f.source:
         stmt = stmt.where(SourceRow.name == f.source)
     if f.term:
-        stmt = stmt.where(_has_term(session, f.term))
+        stmt = stmt.where(_has_term(f.term))
     if f.tag:
         stmt = stmt.where(ItemRow.source_id.in_(_tagged_sources(session, f.tag)))
+    if f.before is not None:
+        # `<=` on the indexed column bounds the range; the OR breaks ties by id
+        at, last = f.before
+        stmt = stmt.where(
+            MatchRow.matched_at <= at, or_(MatchRow.matched_at < at, MatchRow.id < last)
+        )
     return stmt
 
 
@@ -264,8 +298,20 @@ def filtered_matches(session: Session, f: MatchFilter, limit: int) -> list[Store
     """Matches newest first as `matches --json` reads them (the same converter,
     `stored_match`), without loading the item bodies it does not show."""
     stmt = _joined(MatchRow, WatchlistRow.name, ItemRow, SourceRow.name).options(
-        load_only(MatchRow.id, MatchRow.terms, MatchRow.snippets, MatchRow.matched_at),
-        load_only(ItemRow.id, ItemRow.url, ItemRow.title, ItemRow.published, ItemRow.language),
+        load_only(
+            MatchRow.id, MatchRow.terms, MatchRow.snippets, MatchRow.matched_at, raiseload=True
+        ),
+        load_only(
+            ItemRow.id,
+            ItemRow.url,
+            ItemRow.title,
+            ItemRow.published,
+            ItemRow.language,
+            ItemRow.story_id,
+            # a column left out raises instead of loading lazily, one query per row
+            # (a missing `story_id` made 1,000 objects cost 1,000 queries)
+            raiseload=True,
+        ),
     )
     if _no_source_tagged(session, f):
         return []
@@ -510,52 +556,36 @@ def _distinct_tags(session: Session) -> Any:
 # ---------------------------------------------------------------- trends
 
 
-def _day(session: Session) -> Any:
-    """The UTC day of an item's publication: a date (Postgres) or the text
-    'YYYY-MM-DD' (SQLite stores naive UTC text)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return cast(func.timezone("UTC", ItemRow.published), Date)
-    return func.substr(ItemRow.published, 1, 10)
-
-
 def trends(
     session: Session, *, now: datetime, days: int, watchlist: str | None = None
 ) -> list[TrendSeries]:
-    """Mentions (matched items) per UTC day of publication per term, split by
-    language, over the `days` days up to `now`, most mentioned term first.
+    """Mentions (matches) per UTC day of publication per term, split by
+    language, over the `days` days up to `now`'s day, most mentioned term first.
 
-    Counted in the database (one row per terms/day/language); the bound on
-    `matched_at` uses its index and drops nothing, since an item is matched
-    after it is published."""
+    Read from `match_terms` (one row per match and term, dated and with its
+    item's language, kept by triggers; migration 0009): one range of the
+    covering index `ix_match_terms_day`, counted in the database, so the page
+    neither joins matches to items nor parses their term lists."""
     start = (now - timedelta(days=days - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    day = _day(session).label("day")
-    terms = cast(MatchRow.terms, Text).label("terms")
     stmt = (
-        select(terms, day, ItemRow.language, func.count())
-        .join(ItemRow, ItemRow.id == MatchRow.item_id)
-        .where(MatchRow.matched_at >= start, ItemRow.published >= start)
-        .where(ItemRow.published <= now)
-        .group_by(terms, day, ItemRow.language)
+        select(MatchTermRow.day, MatchTermRow.term, MatchTermRow.language, func.count())
+        .where(MatchTermRow.day >= start.date().isoformat())
+        .where(MatchTermRow.day <= now.date().isoformat())
+        .group_by(MatchTermRow.day, MatchTermRow.term, MatchTermRow.language)
     )
     if watchlist:
         wanted = select(WatchlistRow.id).where(WatchlistRow.name == watchlist)
-        stmt = stmt.where(MatchRow.watchlist_id.in_(wanted.scalar_subquery()))
+        stmt = stmt.where(MatchTermRow.watchlist_id.in_(wanted.scalar_subquery()))
     counts: Counter[tuple[str, str, int]] = Counter()
     first = start.date()
-    for raw, on, language, n in session.execute(stmt):
-        offset = ((on if isinstance(on, date) else date.fromisoformat(on)) - first).days
-        for term in dict.fromkeys(_terms(raw)):
-            counts[(term, language or "?", offset)] += int(n)
+    for on, term, language, n in session.execute(stmt):
+        counts[(term, language or "?", (_date(on) - first).days)] += int(n)
     return _series(counts, start, days)
 
 
-@lru_cache(maxsize=4096)
-def _terms(raw: str | None) -> tuple[str, ...]:
-    try:
-        value = json.loads(raw) if raw else []
-    except ValueError:
-        return ()
-    return tuple(str(t) for t in value) if isinstance(value, list) else ()
+@lru_cache(maxsize=1024)
+def _date(day: str) -> date:
+    return date.fromisoformat(day)
 
 
 def _series(counts: Counter[tuple[str, str, int]], start: datetime, days: int) -> list[TrendSeries]:

@@ -56,12 +56,16 @@ def when(dt: datetime | None) -> str:
 
 
 def duration(seconds: int | None) -> str:
+    """An interval as the CLI writes one: `15m`, `1h30m`, `1h15m1s` (an
+    adaptive interval is any number of seconds), never `4501s`."""
     if not seconds:
         return "–"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    parts, rest = [], seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
 
 
 def mask_target(channel: str, target: str) -> str:

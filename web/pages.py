@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -21,15 +21,17 @@ import jinja2
 from aiohttp import web
 
 from alerts.render import match_object
-from storage.views import MatchFilter, MatchGroup, WebReader
+from storage.views import Cursor, MatchFilter, MatchGroup, WebReader
 from web import security
 from web.chart import line_chart
 from web.params import (
     TREND_DAYS,
     BadParameter,
-    limit,
+    cursor,
+    cursor_text,
     match_filter,
     number,
+    page_size,
     parse_since,
     text_field,
     trend_days,
@@ -154,29 +156,47 @@ async def alerts(request: web.Request) -> web.Response:
     return render(request, "alerts.html", failed=failed, pending=pending, shown=ALERTS_SHOWN)
 
 
+def _json_page(
+    request: web.Request, objects: list[Any], size: int, last: Cursor | None
+) -> web.Response:
+    """One JSON array; when the page is full, a `Link: <…>; rel="next"` header
+    whose URL is this one with the `cursor` of the last object served."""
+    response = web.json_response(objects)
+    if last is not None and len(objects) >= size:
+        url = request.rel_url.update_query(cursor=cursor_text(*last))
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return response
+
+
 async def api_matches(request: web.Request) -> web.Response:
-    """The `matches --json` objects (same converter), newest first, as one array."""
+    """The `matches --json` objects (same converter), newest first, as one array
+    of at most API_PAGE; the next page's URL is in the `Link` header."""
     try:
         f: MatchFilter = match_filter(request.query, _now(request))
-        n = limit(request.query)
+        f = replace(f, before=cursor(request.query))
+        n = page_size(request.query)
     except BadParameter as e:
         return web.json_response({"error": str(e)}, status=400)
     found = await _read(request, _reader(request).matches, f, n)
-    return web.json_response([match_object(m) for m in found])
+    last = (found[-1].matched_at, found[-1].id) if found else None
+    return _json_page(request, [match_object(m) for m in found], n, last)
 
 
 async def api_stories(request: web.Request) -> web.Response:
     """The `stories --json` objects (`StoryView.as_json`, the same converter),
-    newest first, as one array; `watchlist`, `since`, `limit` as the CLI's options."""
+    newest first, as one array of at most API_PAGE; `watchlist`, `since`,
+    `limit` as the CLI's options; the next page's URL is in the `Link` header."""
     try:
         watchlist = text_field(request.query, "watchlist")
         since_text = text_field(request.query, "since")
         since = parse_since(since_text, _now(request)) if since_text else None
-        n = limit(request.query)
+        n = page_size(request.query)
+        before = cursor(request.query)
     except BadParameter as e:
         return web.json_response({"error": str(e)}, status=400)
-    found = await _read(request, _reader(request).stories, watchlist, since, n)
-    return web.json_response([story.as_json() for story in found])
+    found = await _read(request, _reader(request).stories, watchlist, since, n, before)
+    last = (found[-1].last_seen, found[-1].id) if found else None
+    return _json_page(request, [story.as_json() for story in found], n, last)
 
 
 async def login_form(request: web.Request) -> web.Response:

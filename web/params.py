@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
-from storage.views import API_DEFAULT, API_LIMIT, MatchFilter
+from storage.views import API_DEFAULT, API_LIMIT, API_PAGE, Cursor, MatchFilter
 
 _DURATION = re.compile(r"^\s*(\d{1,6})\s*([smhdw])\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -71,6 +71,37 @@ def limit(query: Mapping[str, str], default: int = API_DEFAULT) -> int:
     if n is None or not 1 <= n <= API_LIMIT:
         raise BadParameter(f"limit: must be a number from 1 to {API_LIMIT}")
     return n
+
+
+def page_size(query: Mapping[str, str]) -> int:
+    """`limit` (1 to 1,000, as before) capped at API_PAGE objects per response;
+    the rest follows the `Link: rel="next"` header."""
+    return min(limit(query), API_PAGE)
+
+
+_CURSOR = re.compile(r"^(-?[0-9]{1,18})\.([0-9]{1,18})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def cursor_text(at: datetime, last: int) -> str:
+    """The `cursor` of a listing position: microseconds since 1970 (UTC) and the id."""
+    micros = (at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}.{last}"
+
+
+def cursor(query: Mapping[str, str]) -> Cursor | None:
+    """The `cursor` parameter of a `Link: rel="next"` URL, or None."""
+    raw = query.get("cursor", "").strip()
+    if not raw:
+        return None
+    m = _CURSOR.match(raw)
+    if m is None:
+        raise BadParameter("cursor: not a cursor from a Link header")
+    try:
+        at = _EPOCH + timedelta(microseconds=int(m.group(1)))
+    except OverflowError:
+        raise BadParameter("cursor: out of range") from None
+    return at, int(m.group(2))
 
 
 def trend_days(query: Mapping[str, str]) -> int:

@@ -173,3 +173,14 @@ def test_params() -> None:
     assert trend_days({}) == 30 and trend_days({"days": "90"}) == 90
     with pytest.raises(BadParameter):
         trend_days({"days": "7"})
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(None, "–"), (0, "–"), (59, "59s"), (60, "1m"), (900, "15m"), (3600, "1h"), (5400, "1h30m"),
+     (4501, "1h15m1s"), (2251, "37m31s"), (86400, "1d"), (90061, "1d1h1m1s")],
+)  # fmt: skip
+def test_intervals_read_as_the_cli_writes_them(seconds: int | None, shown: str) -> None:
+    from web.format import duration
+
+    assert duration(seconds) == shown
