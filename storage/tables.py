@@ -256,7 +256,7 @@ class MatchTermRow(Base):
     """One term of one match, dated by its item's UTC day of publication
     ('YYYY-MM-DD') with the item's language: the trends page's counts read
     one range of `ix_match_terms_day` instead of joining every match to its
-    item. Derived data: database triggers (migration 0009) write it in the
+    item. Derived data: database triggers (migration 0010) write it in the
     transaction that writes the match; nothing in Python writes it."""
 
     __tablename__ = "match_terms"

@@ -1,4 +1,4 @@
-"""`match_terms` (migration 0009), the trends page's dated term rows, is kept
+"""`match_terms` (migration 0010), the trends page's dated term rows, is kept
 by database triggers: after any mix of writes it equals what it is derived
 from, `matches` joined to `items`, on SQLite and PostgreSQL. And the trends
 read from it count what the join counts."""
@@ -150,7 +150,7 @@ def test_trends_count_what_the_join_counts(db: Database, days: int, watchlist: s
 
 
 def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
-    """Upgrading a database that already holds matches (0008 -> 0009) fills
+    """Upgrading a database that already holds matches (0009 -> 0010) fills
     the table from them, as the triggers would have."""
     scenario(db.engine, NOW, history=3)
     with db.engine.begin() as conn:
@@ -162,7 +162,7 @@ def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
             conn.execute(text("DROP TABLE match_terms"))
             for name in ("tr_match_terms_insert", "tr_match_terms_update", "tr_match_terms_item"):
                 conn.execute(text(f"DROP TRIGGER {name}"))
-    command.stamp(_alembic_config(db.engine), "0008")
-    upgrade(db.engine)  # 0008 -> 0009 over a database holding matches
+    command.stamp(_alembic_config(db.engine), "0009")
+    upgrade(db.engine)  # 0009 -> 0010 over a database holding matches
     _check(db.engine)
     assert _stored(db.engine)

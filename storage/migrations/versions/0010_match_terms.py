@@ -1,7 +1,7 @@
 """match_terms: one row per (match, term) with its item's UTC day and language
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-30
 
 The web view's trends page counts mentions per day per term per language.
@@ -26,8 +26,8 @@ table copy drops their triggers: it must create them again
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0010"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
