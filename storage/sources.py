@@ -296,6 +296,7 @@ def claim_due_sources(
     names: Sequence[str] | None = None,
     due_only: bool = True,
     hosts: HostQuota | None = None,
+    free_dead: bool = True,
 ) -> list[Source]:
     """Take a lease on sources to poll, so no two processes poll one at once.
 
@@ -305,9 +306,15 @@ def claim_due_sources(
     makes the source claimable again, and so does one whose holder is provably
     dead (`free_dead_leases`), at once. With `hosts`, no host gets more than
     its quota (see pick_per_host): the due sources are read first (id and
-    URL only, unlocked), picked, then locked and re-checked.
+    URL only, unlocked, streamed: reading stops at the `limit`-th pick, so a
+    backlog of thousands of due sources does not make every small claim
+    fetch thousands of rows), picked, then locked and re-checked.
+    `free_dead=False` skips `free_dead_leases` (three queries, one over every
+    leased row): the daemon's first claim of each tick frees dead leases, the
+    refills within the tick (one claim per poll that ends) skip it.
     """
-    free_dead_leases(session, now=now, lease=lease)
+    if free_dead:
+        free_dead_leases(session, now=now, lease=lease)
     claimable = [
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
@@ -324,8 +331,14 @@ def claim_due_sources(
         stmt = stmt.limit(limit)
     else:
         scan = select(SourceRow.id, SourceRow.url).where(*claimable).order_by(*order)
-        rows = ((sid, url) for sid, url in session.execute(scan.limit(HOST_SCAN_LIMIT)))
-        stmt = stmt.where(SourceRow.id.in_(pick_per_host(rows, hosts, limit)))
+        result = session.execute(
+            scan.limit(HOST_SCAN_LIMIT).execution_options(yield_per=max(64, 4 * limit))
+        )
+        try:
+            picked = pick_per_host(((sid, url) for sid, url in result), hosts, limit)
+        finally:
+            result.close()
+        stmt = stmt.where(SourceRow.id.in_(picked))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     claimed = list(session.scalars(stmt))
