@@ -204,11 +204,13 @@ def setup_database(args: argparse.Namespace, port: int, env: dict[str, str], tmp
     import psycopg
 
     subprocess.run([NEWSWATCH, "init"], env=env, check=True, capture_output=True)
-    lines = ["sources:"]
-    for n in range(args.feeds):
-        url = f"http://{host_of(n, args.hosts)}:{port}/feed/{n}"
-        lines.append(f"  - {{name: feed-{n}, url: '{url}', kind: feed, every: 1h}}")
-    Path(tmp, "sources.yaml").write_text("\n".join(lines) + "\n")
+    # feed-0 through the CLI (validated as an operator's would be), the rest
+    # copied from its row in SQL: `source import` of 10,000 sources takes
+    # minutes on a loaded machine, and only the rows matter here.
+    url0 = f"http://{host_of(0, args.hosts)}:{port}/feed/0"
+    Path(tmp, "sources.yaml").write_text(
+        f"sources:\n  - {{name: feed-0, url: '{url0}', kind: feed, every: 1h}}\n"
+    )
     for cmd in (["source", "import"], ["watchlist", "import"]):
         name = "sources.yaml" if cmd[0] == "source" else "watchlists.yaml"
         done = subprocess.run([NEWSWATCH, *cmd, f"{tmp}/{name}"], env=env, capture_output=True)
@@ -216,12 +218,24 @@ def setup_database(args: argparse.Namespace, port: int, env: dict[str, str], tmp
             raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr.decode()[-500:]}")
     with psycopg.connect(pg_plain(env["NEWSWATCH_DATABASE_URL"]), autocommit=True) as conn:
         conn.execute(
-            "UPDATE sources SET every_seconds = %s, current_interval_seconds = %s, "
-            "next_poll_at = now() + (id %% %s) * make_interval(secs => %s)",
-            (args.every, args.every, args.feeds, args.every / args.feeds),
+            "INSERT INTO sources (name, url, kind, every_seconds, enabled, consecutive_failures,"
+            " baseline_pending, tags, created_at) SELECT 'feed-' || g,"
+            " 'http://127.0.0.' || (2 + g %% %s) || ':' || %s || '/feed/' || g, kind,"
+            " every_seconds, enabled, 0, baseline_pending, tags, created_at"
+            " FROM sources, generate_series(1, %s) AS g WHERE name = 'feed-0'",
+            (args.hosts, port, args.feeds - 1),
         )
         if args.seed:
             seed_validators(args, conn)
+        # Last, so that setup time does not make feeds overdue before a replica
+        # runs: the first feed is due `--start-delay` s from now (the replica's
+        # start-up, slow on a loaded machine), the others spread over one interval.
+        conn.execute(
+            "UPDATE sources SET every_seconds = %s, current_interval_seconds = %s, "
+            "next_poll_at = now() + make_interval(secs => %s) "
+            "+ (id %% %s) * make_interval(secs => %s)",
+            (args.every, args.every, args.start_delay, args.feeds, args.every / args.feeds),
+        )
         conn.execute(LAG_TRIGGER)
 
 
@@ -431,7 +445,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             ):
                 for count in args.replicas:
                     while len(replicas) < count:
-                        replicas.append(Replica(args, db_url, Path(f"{tmp}/r{len(replicas)}.log")))
+                        logs = Path(args.logs or tmp)
+                        replicas.append(Replica(args, db_url, logs / f"r{len(replicas)}.log"))
                     if rows:
                         time.sleep(args.settle)
                     else:
@@ -491,6 +506,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=30)
     parser.add_argument("--window", type=float, default=90)
     parser.add_argument("--warmup-max", type=float, default=900)
+    parser.add_argument("--start-delay", type=float, default=30.0)
+    parser.add_argument("--logs", help="directory to keep the replicas' logs in")
     parser.add_argument("--entries", type=int, default=ENTRIES, help="entries per feed")
     parser.add_argument(
         "--no-seed",

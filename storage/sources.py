@@ -37,6 +37,13 @@ from storage.tables import ItemRow, PageLinkRow, SourceRow
 # query of two columns; beyond that many due sources the daemon is far
 # behind anyway, and the oldest are served first).
 HOST_SCAN_LIMIT = 10_000
+# Candidates picked beyond a claim's limit (plus as many again as the limit):
+# replicas claim the head of the same queue, and rows another claim has locked
+# are skipped (FOR UPDATE SKIP LOCKED), so a claim of exactly `limit`
+# candidates came back short whenever two replicas raced (bench/scale.py:
+# two replicas polled less than one). Any subset of the picks keeps every
+# host within its quota, so locking the first `limit` free ones is safe.
+CLAIM_SPARE = 8
 
 log = logging.getLogger(__name__)
 
@@ -335,10 +342,13 @@ def claim_due_sources(
             scan.limit(HOST_SCAN_LIMIT).execution_options(yield_per=max(64, 4 * limit))
         )
         try:
-            picked = pick_per_host(((sid, url) for sid, url in result), hosts, limit)
+            # Twice the limit: another replica's claim may hold some of them
+            # locked (skipped below); a short claim would end the tick.
+            extra = limit + CLAIM_SPARE
+            picked = pick_per_host(((sid, url) for sid, url in result), hosts, limit + extra)
         finally:
             result.close()
-        stmt = stmt.where(SourceRow.id.in_(picked))
+        stmt = stmt.where(SourceRow.id.in_(picked)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     claimed = list(session.scalars(stmt))
