@@ -154,9 +154,13 @@ class Poller:
         loop = asyncio.get_running_loop()
         until = loop.time() + self.refill_window
         first = True
-        while await self._fill(first):
-            first = False
-            if len(self.tasks) >= self.slots:  # else a poll ended while claiming
+        while True:
+            # Every slot busy (also at the tick's start, the usual case when
+            # saturated: the last tick's refills filled them): wait for one to
+            # free within the window rather than skip the whole tick.
+            if len(self.tasks) >= self.slots:
+                if self.refill_window <= 0:
+                    return
                 self.slot_freed.clear()
                 try:
                     await asyncio.wait_for(self.slot_freed.wait(), until - loop.time())
@@ -164,6 +168,9 @@ class Poller:
                     return
                 # Let a few more polls end, so the claim takes several sources.
                 await asyncio.sleep(max(0.0, min(self.refill_gather, until - loop.time())))
+            if not await self._fill(first):
+                return
+            first = False
             if loop.time() >= until:
                 return
 

@@ -141,3 +141,34 @@ def test_refills_gather_several_sources_per_claim(http_server: LocalHTTPServer, 
     assert claims[0] == "claim free_dead=True got=4"
     assert all("free_dead=False" in c for c in claims[1:])
     assert store.calls.count("watchlists_version") == 1
+
+
+def test_a_tick_that_starts_with_every_slot_busy_still_refills(
+    http_server: LocalHTTPServer,
+) -> None:
+    """Saturated, the last tick's refills leave every slot busy when the next
+    tick starts; that tick must wait for a slot within its window, not end at
+    once (which left one tick in two without refills)."""
+    store = setup(http_server)
+    for n in range(FEEDS):
+
+        def slow(_request: object, n: int = n) -> tuple[int, dict[str, str], bytes]:
+            time.sleep(0.6)
+            return 200, {}, rss(f"story {n}")
+
+        http_server.route(f"/f{n}", slow)  # type: ignore[arg-type]
+
+    async def go() -> int:
+        ctx = crawl_context(store, Clock())
+        ctx = replace(ctx, limits=replace(ctx.limits, concurrency=2, per_host=100))
+        metrics = Metrics()
+        async with http() as client:
+            poller = Poller(ctx, client, DatabaseState(metrics), metrics, refill_window=0.1)
+            await poller.tick()  # fills both slots, its window ends first
+            assert len(poller.tasks) == 2
+            poller.refill_window = 30.0
+            await poller.tick()  # starts with both slots busy
+            await asyncio.gather(*poller.tasks.values())
+        return polled(http_server)
+
+    assert asyncio.run(go()) == FEEDS
