@@ -17,6 +17,7 @@ class BackfillReport:
     new: int = 0
     alerts: int = 0
     stories: int = 0  # items given a story as the backfill passed them
+    backend: str = ""  # the automaton chosen for the stored text's volume
     sample: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -30,7 +31,11 @@ def backfill(
         active = tx.get_watchlist(name)
     # One named watchlist: if it cannot compile (stored before import refused
     # such terms), say so (InvalidWatchlistError) rather than match nothing.
-    compiled = CompiledWatchlists.build([active], skip_invalid=False)
+    # Hyperscan only when the stored text is large enough to pay back its
+    # compile (7 s at 10,000 terms); a small backfill runs on pyahocorasick.
+    volume = ctx.store.text_bytes_since(since)
+    compiled = CompiledWatchlists.build([active], skip_invalid=False, expected_bytes=volume)
+    report.backend = compiled.matcher.backend
     for batch in ctx.store.items_since(since):
         report.scanned += len(batch)
         hits = []

@@ -20,12 +20,21 @@ from storage.watchlists import ActiveWatchlist
 
 log = logging.getLogger("newswatch.crawl")
 
-# For one-shot commands. Hyperscan scans faster but compiles slowly (~1 s for
-# 200 terms with aliases, ~5 s for 1,000; pyahocorasick: 4 and 16 ms), and a
-# crawl matches a few MB of new text, which pyahocorasick does in well under
-# a second at that size. The daemon compiles once per watchlist change and
+# For one-shot commands that cannot know their volume in advance (`match`
+# of one text, the Scrapy pipeline's items one by one). Hyperscan scans
+# faster but compiles slowly (~0.65 ms per term: 1.3 s at 1,000 terms, 7.2 s
+# at 10,000; pyahocorasick 0.01-0.13 s). Commands that can estimate their
+# text (backfill: the stored bytes; crawl: per source claimed) pass
+# `expected_bytes` instead and get `choose_backend`'s pick. The daemon
+# compiles once per watchlist change and matches for its whole life, so it
 # keeps the default (Hyperscan where available). Results are identical.
 ONE_SHOT_BACKEND: BackendName = "aho"
+
+# The new text one claimed source brings to a crawl, for `choose_backend`: a
+# first poll of a 30-entry feed with summaries (~1 KB of text each). A
+# re-crawl brings less (unchanged items are not matched), so this errs towards
+# pyahocorasick only when the crawl is large.
+CRAWL_BYTES_PER_SOURCE = 30_000
 
 
 @dataclass(frozen=True)
@@ -40,13 +49,21 @@ class CompiledWatchlists:
         backend: BackendName | None = None,
         *,
         skip_invalid: bool = True,
+        expected_bytes: int | None = None,
     ) -> CompiledWatchlists:
         """Compile the active watchlists; one that cannot compile is skipped
         with an error naming it, and the others match (never stop the crawl).
-        With `skip_invalid=False` it raises InvalidWatchlistError instead."""
+        With `skip_invalid=False` it raises InvalidWatchlistError instead.
+        `expected_bytes` (the text a one-shot run will match) lets the default
+        backend be chosen by `choose_backend`: pyahocorasick unless Hyperscan's
+        compile pays for itself on that volume."""
         matcher = compile_watchlists(
-            [a.watchlist for a in actives], backend, skip_invalid=skip_invalid
+            [a.watchlist for a in actives],
+            backend,
+            skip_invalid=skip_invalid,
+            expected_bytes=expected_bytes,
         )
+        log.debug("watchlists_compiled backend=%s", matcher.backend)
         for name, reason in matcher.skipped:
             log.error("watchlist_skipped status=invalid watchlist=%s error=%r", name, reason)
         return cls(matcher, {a.watchlist.name: a for a in actives})
@@ -56,9 +73,12 @@ def document(item: Item) -> Document:
     return Document(title=item.title, summary=item.summary, body=item.text, language=item.language)
 
 
-def load_watchlists(store: Store, backend: BackendName | None = None) -> CompiledWatchlists:
+def load_watchlists(
+    store: Store, backend: BackendName | None = None, *, expected_bytes: int | None = None
+) -> CompiledWatchlists:
     with store.transaction() as tx:
-        return CompiledWatchlists.build(tx.active_watchlists(), backend)
+        actives = tx.active_watchlists()
+    return CompiledWatchlists.build(actives, backend, expected_bytes=expected_bytes)
 
 
 class WatchlistCache:

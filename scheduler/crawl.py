@@ -27,7 +27,7 @@ from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
 from scheduler.compiled_watchlists import (
-    ONE_SHOT_BACKEND,
+    CRAWL_BYTES_PER_SOURCE,
     CompiledWatchlists,
     document,
     load_watchlists,
@@ -263,6 +263,7 @@ def claim(
     due_only: bool,
     limit: int,
     hosts: HostQuota | None = None,
+    free_dead: bool = True,
 ) -> list[Source]:
     with ctx.store.transaction() as tx:
         if names:
@@ -279,6 +280,7 @@ def claim(
             names=names,
             due_only=due_only,
             hosts=hosts,
+            free_dead=free_dead,
         )
 
 
@@ -454,7 +456,7 @@ async def crawl(
             on_start(len(sources))
         if not sources:
             return report
-        compiled = load_watchlists(ctx.store, ONE_SHOT_BACKEND)
+        compiled = load_watchlists(ctx.store, expected_bytes=len(sources) * CRAWL_BYTES_PER_SOURCE)
         if parse_workers is None:
             parse_workers = ctx.limits.parse_workers
         if parse_workers is None:

@@ -64,6 +64,10 @@ SHUTDOWN_GRACE = 6.0
 # Share of a poll tick during which the tick refills poll slots as polls end
 # (scheduler.jobs.Poller._tick); the rest keeps ticks from overlapping.
 REFILL = 0.8
+# After a poll ends, a refill waits this share of a tick for others to end,
+# so one claim transaction takes several sources (bench/scale.py: one claim
+# per ended poll cost more than the poll's own save).
+REFILL_GATHER = 0.05
 HARD_DEADLINE = 9.5
 PRUNE_EVERY = 3600.0
 BACKLOG_EVERY = 15.0
@@ -166,7 +170,13 @@ async def _run(
 ) -> None:
     async with ctx.crawl.http() as client:
         poller = Poller(
-            ctx.crawl, client, db, metrics, executor, refill_window=REFILL * ctx.poll_tick
+            ctx.crawl,
+            client,
+            db,
+            metrics,
+            executor,
+            refill_window=REFILL * ctx.poll_tick,
+            refill_gather=REFILL_GATHER * ctx.poll_tick,
         )
         deliverer = Deliverer(ctx.delivery, HttpPoster(client), db, metrics)
         scheduler = AsyncIOScheduler(timezone=UTC)

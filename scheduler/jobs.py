@@ -106,10 +106,15 @@ class Poller:
         metrics: Metrics,
         executor: Executor | None = None,
         refill_window: float = 0.0,
+        refill_gather: float = 0.0,
     ) -> None:
         self.ctx = ctx
         # How long a tick keeps refilling poll slots as polls end (see _tick).
         self.refill_window = refill_window
+        # How long a refill waits after a slot frees for more to free, so that
+        # one claim takes several sources rather than one per ended poll.
+        self.refill_gather = refill_gather
+        self.claims = 0  # claim transactions, for tests and the bench
         self.slot_freed = asyncio.Event()
         self.client = client
         self.db = db
@@ -150,19 +155,32 @@ class Poller:
         the window ends before the next tick, so ticks never overlap."""
         loop = asyncio.get_running_loop()
         until = loop.time() + self.refill_window
-        while await self._fill():
-            if len(self.tasks) >= self.slots:  # else a poll ended while claiming
+        first = True
+        while True:
+            # Every slot busy (also at the tick's start, the usual case when
+            # saturated: the last tick's refills filled them): wait for one to
+            # free within the window rather than skip the whole tick.
+            if len(self.tasks) >= self.slots:
+                if self.refill_window <= 0:
+                    return
                 self.slot_freed.clear()
                 try:
                     await asyncio.wait_for(self.slot_freed.wait(), until - loop.time())
                 except TimeoutError:
                     return
+                # Let a few more polls end, so the claim takes several sources.
+                await asyncio.sleep(max(0.0, min(self.refill_gather, until - loop.time())))
+            if not await self._fill(first):
+                return
+            first = False
             if loop.time() >= until:
                 return
 
-    async def _fill(self) -> bool:
+    async def _fill(self, first: bool = True) -> bool:
         """Claim due sources for the free slots and start their polls; True
-        when the claim filled every free slot and the refill window is open."""
+        when the claim filled every free slot and the refill window is open.
+        The first claim of a tick also frees dead owners' leases and checks
+        whether a watchlist changed; the refills after it only claim."""
         with guarded("poll", self.db, self.metrics):
             if self.unreleased:
                 await asyncio.to_thread(self.release_leases)
@@ -171,7 +189,7 @@ class Poller:
                 return False
             spiders_free = self.ctx.spider_slots.size - len(self.spiders)
             quota = HostQuota(host_key, self.per_host, dict(self.hosts), spiders=spiders_free)
-            sources, compiled = await asyncio.to_thread(self._claim, free, quota)
+            sources, compiled = await asyncio.to_thread(self._claim, free, quota, first)
             self.db.ok()
             if not self.accepting:  # a signal arrived while claiming: hand the leases back
                 self.unreleased.update(s.id for s in sources)
@@ -205,13 +223,17 @@ class Poller:
                 del self.hosts[host]
 
     def _claim(
-        self, limit: int, hosts: HostQuota
+        self, limit: int, hosts: HostQuota, first: bool = True
     ) -> tuple[list[Source], CompiledWatchlists | None]:
-        sources = claim(self.ctx, names=None, due_only=True, limit=limit, hosts=hosts)
+        self.claims += 1
+        sources = claim(
+            self.ctx, names=None, due_only=True, limit=limit, hosts=hosts, free_dead=first
+        )
         if not sources:
             return [], None
         try:
-            return sources, self.watchlists.get()
+            cached = self.watchlists.compiled
+            return sources, cached if cached is not None and not first else self.watchlists.get()
         except BaseException:
             self.unreleased.update(s.id for s in sources)
             raise

@@ -123,6 +123,25 @@ def iter_items_since(
         last_id = chunk[-1].id
 
 
+def text_bytes_since(session: Session, since: datetime | None) -> int:
+    """UTF-8 bytes of the title, summary and body of the items fetched since
+    `since`: the text a backfill will match, to choose its automaton."""
+    from sqlalchemy import LargeBinary, cast, func
+
+    def size(column: Any) -> Any:
+        if session.get_bind().dialect.name == "postgresql":
+            return func.octet_length(column)
+        return func.length(cast(column, LargeBinary))  # SQLite: a BLOB's length is its bytes
+
+    total = func.coalesce(
+        func.sum(size(ItemRow.title) + size(ItemRow.summary) + size(ItemRow.body)), 0
+    )
+    stmt = select(total)
+    if since is not None:
+        stmt = stmt.where(ItemRow.fetched_at >= since)
+    return int(session.scalar(stmt) or 0)
+
+
 def count_items(session: Session) -> int:
     from sqlalchemy import func
 

@@ -289,6 +289,7 @@ class MemoryTransaction(_MemoryStories):
         names: Sequence[str] | None = None,
         due_only: bool = True,
         hosts: HostQuota | None = None,
+        free_dead: bool = True,
     ) -> list[Source]:
         def takeable(r: _SourceRow) -> bool:
             s = r.record
@@ -926,6 +927,13 @@ class MemoryStore:
                 for r in rows
             ]
             last_id = rows[-1].id
+
+    def text_bytes_since(self, since: datetime | None) -> int:
+        return sum(
+            len(r.item.title.encode()) + len(r.item.summary.encode()) + len(r.item.text.encode())
+            for r in self._tables.items.values()
+            if since is None or r.fetched_at >= since
+        )
 
 
 def as_store(store: MemoryStore) -> Store:

@@ -76,10 +76,13 @@ class StoreTransaction(Protocol):
         names: Sequence[str] | None = None,
         due_only: bool = True,
         hosts: HostQuota | None = None,
+        free_dead: bool = True,
     ) -> list[Source]:
         """Lease up to `limit` enabled sources whose lease is free (and that
         are due, when `due_only`), the earliest next poll first; with `hosts`,
-        no host beyond its quota (storage.sources.pick_per_host)."""
+        no host beyond its quota (storage.sources.pick_per_host). With
+        `free_dead`, leases of provably dead owners are freed first (a claimer
+        that claims many times a second does it once per tick)."""
         ...
 
     def defer_poll(self, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
@@ -294,4 +297,9 @@ class Store(Protocol):
     ) -> Iterator[list[StoredItem]]:
         """Stored items oldest first, in batches (keyset pagination: a backfill
         over millions of items never holds them all)."""
+        ...
+
+    def text_bytes_since(self, since: datetime | None) -> int:
+        """UTF-8 bytes of the title, summary and body of the items that
+        `items_since(since)` yields (a backfill chooses its automaton by it)."""
         ...

@@ -69,6 +69,7 @@ class SqlTransaction:
         names: Sequence[str] | None = None,
         due_only: bool = True,
         hosts: HostQuota | None = None,
+        free_dead: bool = True,
     ) -> list[Source]:
         return sources.claim_due_sources(
             self._s,
@@ -79,6 +80,7 @@ class SqlTransaction:
             names=names,
             due_only=due_only,
             hosts=hosts,
+            free_dead=free_dead,
         )
 
     def defer_poll(self, source_id: int, owner: str, *, next_poll_at: datetime) -> None:
@@ -345,6 +347,10 @@ class SqlStore:
     ) -> Iterator[list[StoredItem]]:
         with self.sessions() as reader:
             yield from items.iter_items_since(reader, since, batch=batch)
+
+    def text_bytes_since(self, since: datetime | None) -> int:
+        with self.sessions() as reader:
+            return items.text_bytes_since(reader, since)
 
 
 def as_store(store: SqlStore) -> Store:

@@ -37,6 +37,13 @@ from storage.tables import ItemRow, PageLinkRow, SourceRow
 # query of two columns; beyond that many due sources the daemon is far
 # behind anyway, and the oldest are served first).
 HOST_SCAN_LIMIT = 10_000
+# Candidates picked beyond a claim's limit (plus as many again as the limit):
+# replicas claim the head of the same queue, and rows another claim has locked
+# are skipped (FOR UPDATE SKIP LOCKED), so a claim of exactly `limit`
+# candidates came back short whenever two replicas raced (bench/scale.py:
+# two replicas polled less than one). Any subset of the picks keeps every
+# host within its quota, so locking the first `limit` free ones is safe.
+CLAIM_SPARE = 8
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +319,7 @@ def claim_due_sources(
     names: Sequence[str] | None = None,
     due_only: bool = True,
     hosts: HostQuota | None = None,
+    free_dead: bool = True,
 ) -> list[Source]:
     """Take a lease on sources to poll, so no two processes poll one at once.
 
@@ -321,9 +329,15 @@ def claim_due_sources(
     makes the source claimable again, and so does one whose holder is provably
     dead (`free_dead_leases`), at once. With `hosts`, no host gets more than
     its quota (see pick_per_host): the due sources are read first (id and
-    URL only, unlocked), picked, then locked and re-checked.
+    URL only, unlocked, streamed: reading stops at the `limit`-th pick, so a
+    backlog of thousands of due sources does not make every small claim
+    fetch thousands of rows), picked, then locked and re-checked.
+    `free_dead=False` skips `free_dead_leases` (three queries, one over every
+    leased row): the daemon's first claim of each tick frees dead leases, the
+    refills within the tick (one claim per poll that ends) skip it.
     """
-    free_dead_leases(session, now=now, lease=lease)
+    if free_dead:
+        free_dead_leases(session, now=now, lease=lease)
     claimable = [
         SourceRow.enabled.is_(True),
         or_(SourceRow.lease_until.is_(None), SourceRow.lease_until < now),
@@ -340,11 +354,21 @@ def claim_due_sources(
         stmt = stmt.limit(limit)
     else:
         scan = select(SourceRow.id, SourceRow.url, SourceRow.kind).where(*claimable)
-        rows = (
-            (sid, url, kind)
-            for sid, url, kind in session.execute(scan.order_by(*order).limit(HOST_SCAN_LIMIT))
+        result = session.execute(
+            scan.order_by(*order)
+            .limit(HOST_SCAN_LIMIT)
+            .execution_options(yield_per=max(64, 4 * limit))
         )
-        stmt = stmt.where(SourceRow.id.in_(pick_per_host(rows, hosts, limit)))
+        try:
+            # Twice the limit: another replica's claim may hold some of them
+            # locked (skipped below); a short claim would end the tick.
+            extra = limit + CLAIM_SPARE
+            picked = pick_per_host(
+                ((sid, url, kind) for sid, url, kind in result), hosts, limit + extra
+            )
+        finally:
+            result.close()
+        stmt = stmt.where(SourceRow.id.in_(picked)).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     claimed = list(session.scalars(stmt))

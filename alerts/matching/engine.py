@@ -45,6 +45,7 @@ from alerts.matching.backends import (
     Backend,
     BackendName,
     Target,
+    choose_backend,
     make_backend,
     spelling_key,
 )
@@ -136,7 +137,9 @@ class _Builder:
         if target not in bucket:
             bucket.append(target)
 
-    def backend(self, name: BackendName) -> Backend | None:
+    def backend(self, name: BackendName, expected_bytes: int | None = None) -> Backend | None:
+        if name == "auto" and expected_bytes is not None:
+            name = choose_backend(len(self.targets), expected_bytes)
         return make_backend({k: tuple(t) for k, t in self.targets.items()}, name)
 
 
@@ -150,6 +153,7 @@ def compile_watchlists(
     backend: BackendName | None = None,
     *,
     skip_invalid: bool = False,
+    expected_bytes: int | None = None,
 ) -> Matcher:
     """Compile every watchlist into one `Matcher`; bad queries raise QuerySyntaxError.
 
@@ -160,6 +164,9 @@ def compile_watchlists(
     "auto" (Hyperscan when installed, else pyahocorasick), "hyperscan"
     (AlertError where not installed) or "aho";
     the results are the same with each. None means `DEFAULT_BACKEND`.
+    `expected_bytes`, the text a one-shot run expects to match, turns "auto"
+    into `choose_backend(distinct keys, expected_bytes)`: pyahocorasick
+    unless Hyperscan's longer compile pays for itself on that volume.
     """
     builder = _Builder()
     compiled: list[_Compiled] = []
@@ -173,7 +180,8 @@ def compile_watchlists(
             skipped.append((wl.name, str(e)))
             continue
         compiled.append(one)
-    return Matcher(tuple(compiled), builder.backend(backend or DEFAULT_BACKEND), tuple(skipped))
+    automaton = builder.backend(backend or DEFAULT_BACKEND, expected_bytes)
+    return Matcher(tuple(compiled), automaton, tuple(skipped))
 
 
 def _compile_one(builder: _Builder, wi: int, wl: Watchlist) -> _Compiled:

@@ -7,7 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from typing import Any
+
+import pytest
 
 from scheduler.jobs import DatabaseState, Poller
 from scheduler.metrics import Metrics
@@ -69,3 +74,101 @@ def test_the_window_bounds_a_tick(http_server: LocalHTTPServer) -> None:
     took = asyncio.run(one_tick(store, refill_window=0.5))
     assert 0.4 < took < 1.4
     assert polled(http_server) == 2
+
+
+class SpyStore(MemoryStore):
+    """The real in-memory store, recording what each claim transaction asks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        with super().transaction() as tx:
+            yield _Spy(tx, self.calls)
+
+
+class _Spy:
+    def __init__(self, tx: Any, calls: list[str]) -> None:
+        self._tx, self._calls = tx, calls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tx, name)
+
+    def claim_due_sources(self, **kw: Any) -> Any:
+        got = self._tx.claim_due_sources(**kw)
+        self._calls.append(f"claim free_dead={kw.get('free_dead', True)} got={len(got)}")
+        return got
+
+    def watchlists_version(self) -> Any:
+        self._calls.append("watchlists_version")
+        return self._tx.watchlists_version()
+
+
+@pytest.mark.parametrize("feeds", [12, 25])
+def test_refills_gather_several_sources_per_claim(http_server: LocalHTTPServer, feeds: int) -> None:
+    """A refill waits `refill_gather` after a slot frees: all four polls of a
+    claim end within it, so the next claim takes four again, not one. Only
+    the first claim of the tick frees dead leases and checks the watchlists'
+    version; the refills reuse what it found."""
+    store = SpyStore()
+    add_watchlist(store)
+    for n in range(feeds):
+        add_source(store, f"f{n}", http_server.route(f"/f{n}", (200, {}, rss(f"story {n}"))))
+
+    async def go() -> Poller:
+        ctx = crawl_context(store, Clock())
+        ctx = replace(ctx, limits=replace(ctx.limits, concurrency=4, per_host=100))
+        metrics = Metrics()
+        async with http() as client:
+            poller = Poller(
+                ctx,
+                client,
+                DatabaseState(metrics),
+                metrics,
+                refill_window=30.0,
+                refill_gather=0.5,
+            )
+            await poller.tick()
+            await asyncio.gather(*poller.tasks.values())
+        return poller
+
+    poller = asyncio.run(go())
+    assert sum(1 for n in range(feeds) if http_server.hits(f"/f{n}")) == feeds
+    claims = [c for c in store.calls if c.startswith("claim")]
+    assert poller.claims == len(claims) <= -(-feeds // 4) + 2  # ~4 per claim, not 1
+    assert claims[0] == "claim free_dead=True got=4"
+    assert all("free_dead=False" in c for c in claims[1:])
+    assert store.calls.count("watchlists_version") == 1
+
+
+def test_a_tick_that_starts_with_every_slot_busy_still_refills(
+    http_server: LocalHTTPServer,
+) -> None:
+    """Saturated, the last tick's refills leave every slot busy when the next
+    tick starts; that tick must wait for a slot within its window, not end at
+    once (which left one tick in two without refills)."""
+    store = setup(http_server)
+    for n in range(FEEDS):
+
+        def slow(_request: object, n: int = n) -> tuple[int, dict[str, str], bytes]:
+            time.sleep(0.6)
+            return 200, {}, rss(f"story {n}")
+
+        http_server.route(f"/f{n}", slow)  # type: ignore[arg-type]
+
+    async def go() -> int:
+        ctx = crawl_context(store, Clock())
+        ctx = replace(ctx, limits=replace(ctx.limits, concurrency=2, per_host=100))
+        metrics = Metrics()
+        async with http() as client:
+            poller = Poller(ctx, client, DatabaseState(metrics), metrics, refill_window=0.1)
+            await poller.tick()  # fills both slots, its window ends first
+            assert len(poller.tasks) == 2
+            poller.refill_window = 30.0
+            await poller.tick()  # starts with both slots busy
+            await asyncio.gather(*poller.tasks.values())
+        return polled(http_server)
+
+    assert asyncio.run(go()) == FEEDS
