@@ -524,7 +524,9 @@ MAX_MEMBERS = 8192
 MAX_SCORED = 8
 MAX_STORY_MEMBERS = 64  # members of one story held (the latest); bounds one story's scoring
 _CHUNK = 256  # items per matrix product (bounds the (chunk x members) block)
-_TOP_ROWS = 2048  # rows ranked per item; beyond this, argpartition picks the best
+Matrix = npt.NDArray[np.float32]
+Vector = npt.NDArray[np.float32]
+Rows = npt.NDArray[np.int64]
 
 
 class StoryIndex:
@@ -572,6 +574,7 @@ class StoryIndex:
         self.max_members = max(1, max_members)
         self.max_scored = max(1, max_scored)
         self.max_story_members = max(1, max_story_members)
+        self._top_rows = self.max_scored * self.max_story_members
         self._languages: dict[str, int] = {}
         self._reset()
 
@@ -768,47 +771,50 @@ class StoryIndex:
 
     # ------------------------------------------------------------ deciding
 
-    def _bounds(self, item: ItemFeatures, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """The most a member row can add to the cosine for this item (see _bonus)."""
+    def _bounds(
+        self,
+        items: Sequence[ItemFeatures],
+        has_concepts: npt.NDArray[np.bool_],
+        has_numbers: npt.NDArray[np.bool_],
+        lang: npt.NDArray[np.int32],
+    ) -> Matrix:
+        """(items x members): the most each member can add to the cosine (see _bonus)."""
         p = self.params
-        out = np.zeros(len(rows), dtype=np.float32)
-        if item.concepts and p.concept_weight > 0:
-            out += np.float32(p.concept_weight) * self._has_concepts[rows]
-        if item.numbers and p.number_weight > 0:
-            out += np.float32(p.number_weight) * self._has_numbers[rows]
+        out = np.zeros((len(items), len(lang)), dtype=np.float32)
+        if p.concept_weight > 0:
+            mine = np.array([bool(i.concepts) for i in items])
+            out += np.float32(p.concept_weight) * np.outer(mine, has_concepts)
+        if p.number_weight > 0:
+            mine = np.array([bool(i.numbers) for i in items])
+            out += np.float32(p.number_weight) * np.outer(mine, has_numbers)
         if p.same_language_margin > 0:
-            lang = self._lang[rows]
-            if item.language is None:
-                out -= np.float32(p.same_language_margin)
-            else:
-                code = self._languages.get(item.language, -2)
-                out -= np.float32(p.same_language_margin) * ((lang == -1) | (lang == code))
+            codes = np.array([self._language(i.language) for i in items], dtype=np.int32)
+            unknown = codes == -1
+            same = unknown[:, None] | (lang == -1)[None, :] | (codes[:, None] == lang[None, :])
+            out -= np.float32(p.same_language_margin) * same
         elif p.same_language_margin < 0:
             out -= np.float32(p.same_language_margin)
         return out
 
-    def _choose(
-        self, item: ItemFeatures, rows: npt.NDArray[np.int64], cosines: npt.NDArray[np.float32]
-    ) -> Assignment:
-        """The decision of `_decide` over the stories of `rows`, scoring stories
-        in decreasing upper bound (see the class docstring)."""
+    def _choose(self, item: ItemFeatures, rows: Rows, bound: Vector) -> Assignment:
+        """The decision of `_decide` over the stories of `rows` (their upper
+        bounds given), scoring stories in decreasing bound (see the class
+        docstring)."""
         p = self.params
-        bound = cosines + self._bounds(item, rows)
-        ok = bound >= p.threshold - _SLACK
-        if not ok.any():
-            return Assignment(None, 0.0)
-        rows, bound = rows[ok], bound[ok]
-        if len(rows) > _TOP_ROWS:
-            top = np.argpartition(-bound, _TOP_ROWS)[:_TOP_ROWS]
+        if len(rows) > self._top_rows:
+            # Enough rows for the top max_scored stories to be exact: rows that
+            # beat a story's best row belong to better stories, which hold at
+            # most max_story_members rows each.
+            top = np.argpartition(-bound, self._top_rows)[: self._top_rows]
             rows, bound = rows[top], bound[top]
         owners = self._owner[rows]
         order = np.lexsort((owners, -bound))
-        owners, bound = owners[order], bound[order]
-        _, first = np.unique(owners, return_index=True)
-        first.sort()
         best: tuple[float, int] | None = None
-        seen, scored = 0.0, 0
-        for sid, ub in zip(owners[first].tolist(), bound[first].tolist(), strict=True):
+        seen, scored, done = 0.0, 0, set()
+        for sid, ub in zip(owners[order].tolist(), bound[order].tolist(), strict=True):
+            if sid in done:
+                continue
+            done.add(sid)
             if scored >= self.max_scored or (best is not None and ub < best[0] - _SLACK):
                 break
             story = self._stories[sid]
@@ -836,23 +842,43 @@ class StoryIndex:
         (item ids) order members of equal time for the member bound. Returns
         (story id, decision) per item; decision.story_id None means it was new.
         Items go in chunks: one product of the chunk against the members held
-        before it, one of the chunk against itself, then the bound is applied.
+        before it and one against itself, bounds for the whole chunk, then
+        each item in turn scores the few stories its bounds leave.
         """
         out: list[tuple[int, Assignment]] = []
+        bar = np.float32(self.params.threshold - _SLACK)
         for start in range(0, len(items), _CHUNK):
             chunk = items[start : start + _CHUNK]
             batch = np.stack([np.asarray(i.vector, dtype=np.float32) for i in chunk])
             self._reserve(batch.shape[1], len(chunk))  # no row moves within the chunk
             held = np.flatnonzero(self._alive[: self._n]).astype(np.int64)
-            block = batch @ self._vec[held].astype(np.float32).T
-            inner = batch @ batch.T
             base = self._n
+            bound = batch @ self._vec[held].astype(np.float32).T
+            bound += self._bounds(
+                chunk, self._has_concepts[held], self._has_numbers[held], self._lang[held]
+            )
+            ok = bound >= bar
+            inner = batch @ batch.T
+            inner += self._bounds(
+                chunk,
+                np.array([bool(i.concepts) for i in chunk]),
+                np.array([bool(i.numbers) for i in chunk]),
+                np.array([self._language(i.language) for i in chunk], dtype=np.int32),
+            )
+            inner_ok = inner >= bar
             for k, item in enumerate(chunk):
-                own = np.arange(base, base + k, dtype=np.int64)
-                rows = np.concatenate([held, own])
-                cosines = np.concatenate([block[k], inner[k, :k]]).astype(np.float32, copy=False)
-                live = self._alive[rows]
-                decision = self._choose(item, rows[live], cosines[live])
+                at = np.flatnonzero(ok[k])
+                rows, ub = held[at], bound[k, at]
+                if k:
+                    mine = np.flatnonzero(inner_ok[k, :k])
+                    if len(mine):
+                        rows = np.concatenate([rows, base + mine])
+                        ub = np.concatenate([ub, inner[k, mine]])
+                if len(rows):
+                    live = self._alive[rows]
+                    if not live.all():
+                        rows, ub = rows[live], ub[live]
+                decision = self._choose(item, rows, ub) if len(rows) else Assignment(None, 0.0)
                 sid = decision.story_id if decision.story_id is not None else new_story_id(item)
                 self.add(sid, item.published, item, None if keys is None else keys[start + k])
                 out.append((sid, decision))

