@@ -520,10 +520,10 @@ def _decide(item: ItemFeatures, plausible: Iterable[Candidate], params: StoryPar
 # titles): each item is compared with at most MAX_MEMBERS members (the latest
 # by (published, key)) and scores in full at most MAX_SCORED stories (highest
 # upper bound first). Below both, decisions are exactly `assign`'s.
-MAX_MEMBERS = 8192
-MAX_SCORED = 8
+MAX_MEMBERS = 4096
+MAX_SCORED = 6
 MAX_STORY_MEMBERS = 64  # members of one story held (the latest); bounds one story's scoring
-_CHUNK = 256  # items per matrix product (bounds the (chunk x members) block)
+_CHUNK = 128  # items per matrix product (bounds the (chunk x members) block)
 Matrix = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
@@ -541,7 +541,7 @@ class StoryIndex:
       (published, key) (key: the item id when given, else insertion order)
       and forgets older ones (a story whose members are all forgotten is
       dropped). Cosines of a chunk of items against them are ONE matrix
-      product (float16 storage, float32 product), so an item costs at most
+      product, so an item costs at most
       `max_members` dot products, never the whole window.
     - **one story's members**: at most `max_story_members` (the latest), so
       scoring one story costs at most that many member comparisons (a feed
@@ -555,7 +555,8 @@ class StoryIndex:
       stories (the cap: only ever misses a join, e.g. when the top stories
       are all vetoed, as in a feed of "Item 1", "Item 2", ...).
 
-    Memory: ~1 KB per member for the float16 row + its features.
+    Memory: ~3 KB per member (float32 row, float16 vector in its features,
+    the features), so at most ~12 MB with the default bounds.
     Not thread-safe: one assigner at a time, which the database lock
     guarantees anyway.
     """
@@ -582,7 +583,7 @@ class StoryIndex:
         self._stories: dict[int, Candidate] = {}
         self._rows_of: dict[int, list[int]] = {}
         self._dim = 0
-        self._vec = np.zeros((0, 0), dtype=np.float16)
+        self._vec = np.zeros((0, 0), dtype=np.float32)
         self._owner = np.zeros(0, dtype=np.int64)
         self._when = np.zeros(0, dtype=np.float64)  # published, epoch seconds
         self._key = np.zeros(0, dtype=np.int64)
@@ -615,7 +616,7 @@ class StoryIndex:
         """Room for `extra` more rows without moving any (compacting dead rows first)."""
         if self._dim == 0:
             self._dim = dim
-            self._vec = np.zeros((0, dim), dtype=np.float16)
+            self._vec = np.zeros((0, dim), dtype=np.float32)
         if self._n + extra <= self._vec.shape[0]:
             return
         if self._live * 2 < self._n:  # mostly dead rows: compact before growing
@@ -853,7 +854,7 @@ class StoryIndex:
             self._reserve(batch.shape[1], len(chunk))  # no row moves within the chunk
             held = np.flatnonzero(self._alive[: self._n]).astype(np.int64)
             base = self._n
-            bound = batch @ self._vec[held].astype(np.float32).T
+            bound = batch @ self._vec[held].T
             bound += self._bounds(
                 chunk, self._has_concepts[held], self._has_numbers[held], self._lang[held]
             )
