@@ -114,8 +114,6 @@ class StoryAssigner:
                 log.warning("story_cache status=reset reason=previous_batch_not_committed")
                 self.reset()
             self._written = []
-        if self._index is not None:
-            return self._index
         index = self.index()
         heads = {h.story_id: h for h in reader.heads()}
         for sid in [s for s in self._heads if s not in heads]:
