@@ -37,6 +37,10 @@ log = logging.getLogger("newswatch.stories")
 
 ENCODE_BATCH = 64  # titles per encoder call
 REBUILD_BATCH = 500  # items per transaction in rebuild and backfill
+# New items of one save encoded before its transaction (vectors kept in memory,
+# 1 KB each); a larger poll (a 100,000-item feed) is encoded inside it in chunks.
+PRE_ENCODE_MAX = 5_000
+ENCODE_CHUNK = 2_000
 
 
 @dataclass
@@ -207,6 +211,8 @@ def encode_new(
     with store.transaction() as tx:
         known = tx.known_urls([it.url for it in items])
     new = [it for it in items if it.url not in known]
+    if len(new) > PRE_ENCODE_MAX:
+        return {}  # a huge poll: assign_new encodes it in chunks (bounded memory)
     vectors = encode(assigner, [(it.title, it.summary, it.text) for it in new])
     if vectors is None:
         return {}
@@ -228,6 +234,18 @@ def assign_new(
     identity = assigner.identity()
     rows = [(item_id, vectors[it.url]) for item_id, it, _ in new if it.url in vectors]
     tx.save_story_vectors(rows, encoder=identity)
+    if not vectors and len(new) > PRE_ENCODE_MAX:
+        # More new items than encode_new keeps in memory: encode them here, a
+        # chunk at a time, and let the assignment read the vectors back. This
+        # holds the save transaction (not yet the assignment lock) meanwhile.
+        for start in range(0, len(new), ENCODE_CHUNK):
+            part = new[start : start + ENCODE_CHUNK]
+            got = encode(assigner, [(it.title, it.summary, it.text) for _, it, _ in part])
+            if got is None:
+                break  # zero vectors: every item still gets a story
+            tx.save_story_vectors(
+                [(item_id, got[k]) for k, (item_id, _, _) in enumerate(part)], encoder=identity
+            )
     concepts = {item_id: c for item_id, _, c in new}
     return _assign(assigner, tx, [item_id for item_id, _, _ in new], concepts, now, identity)
 
