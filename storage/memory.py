@@ -55,9 +55,9 @@ from storage.outbox import (
 from storage.protocol import Store
 from storage.sources import HostQuota, SourceExists, pick_per_host
 from storage.stories import (
-    ActiveStory,
     DecideBatch,
     StoredMember,
+    StoryHead,
     StoryStorageError,
     Vectors,
 )
@@ -218,18 +218,27 @@ class _MemoryStories:
         )[:batch]
         return [self._member(r.id, encoder) for r in rows]
 
-    def _stories_between(
-        self, since: datetime, until: datetime, encoder: tuple[str, str]
-    ) -> list[ActiveStory]:
-        out = []
-        for story in sorted(self._t.stories.values(), key=lambda s: s.id):
-            if not since <= story.first_seen <= until:
-                continue
-            ids = [i for i, r in self._t.items.items() if r.story_id == story.id]
-            members = sorted(
-                (self._member(i, encoder) for i in ids), key=lambda m: (m.published, m.item_id)
-            )
-            out.append(ActiveStory(story.id, story.first_seen, story.last_seen, tuple(members)))
+    def _heads(self, since: datetime, until: datetime) -> list[StoryHead]:
+        counts: dict[int, int] = {}
+        for r in self._t.items.values():
+            if r.story_id is not None:
+                counts[r.story_id] = counts.get(r.story_id, 0) + 1
+        return [
+            StoryHead(story.id, story.first_seen, counts.get(story.id, 0))
+            for story in sorted(self._t.stories.values(), key=lambda s: s.id)
+            if since <= story.first_seen <= until
+        ]
+
+    def _story_members(
+        self, story_ids: Sequence[int], encoder: tuple[str, str]
+    ) -> dict[int, list[StoredMember]]:
+        wanted = set(story_ids)
+        out: dict[int, list[StoredMember]] = {}
+        for i, r in self._t.items.items():
+            if r.story_id in wanted:
+                out.setdefault(r.story_id, []).append(self._member(i, encoder))
+        for members in out.values():
+            members.sort(key=lambda m: (m.published, m.item_id))
         return out
 
     def assign_stories(
@@ -246,9 +255,21 @@ class _MemoryStories:
             return {}
         since = min(m.published for m in items) - window
         until = max(m.published for m in items) + window
-        candidates = self._stories_between(since, until, encoder)
-        choices = decide(items, candidates)
-        known = {c.story_id for c in candidates}
+        heads = self._heads(since, until)
+        t = self._t
+
+        class Reader:
+            def heads(_self) -> list[StoryHead]:
+                return heads
+
+            def members(_self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
+                return self._story_members(story_ids, encoder)
+
+            def stories_of(_self, ids: Sequence[int]) -> dict[int, int | None]:
+                return {i: (t.items[i].story_id if i in t.items else None) for i in ids}
+
+        choices = decide(items, Reader())
+        known = {h.story_id for h in heads}
         created: dict[int, int] = {}
         out: dict[int, int] = {}
         for item, choice in zip(items, choices, strict=True):

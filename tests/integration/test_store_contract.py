@@ -647,13 +647,13 @@ def test_stories_are_assigned_once_under_the_decision_given(store: Store) -> Non
     enc = ("test", "1/title")
     seen: list[tuple[list[int], list[list[int]]]] = []
 
-    def decide(items: Any, candidates: Any) -> list[int]:
-        seen.append(
-            ([m.item_id for m in items], [[m.item_id for m in c.members] for c in candidates])
-        )
-        return (
-            [-1, -1, -2][: len(items)] if not candidates else [candidates[0].story_id] * len(items)
-        )
+    def decide(items: Any, reader: Any) -> list[int]:
+        heads = reader.heads()
+        members = reader.members([h.story_id for h in heads])
+        candidates = [[m.item_id for m in members.get(h.story_id, [])] for h in heads]
+        seen.append(([m.item_id for m in items], candidates))
+        assert reader.stories_of([m.item_id for m in items]) == {m.item_id: None for m in items}
+        return [-1, -1, -2][: len(items)] if not heads else [heads[0].story_id] * len(items)
 
     with store.transaction() as tx:
         assert tx.known_urls(["https://news.example/a/0", "https://news.example/a/9"]) == {

@@ -112,3 +112,24 @@ def test_rebuild_assigns_stored_items_in_batches(http_server: LocalHTTPServer) -
     sam = {sid for title, sid in found.items() if title.startswith("SAM")}
     assert len(sam) == 1 and found["Weather today"] not in sam
     assert assign_unassigned(assigner(enc), store, Clock(), batch=2) == 0
+
+
+def test_a_poll_too_big_to_pre_encode_is_encoded_in_chunks_in_the_transaction(
+    http_server: LocalHTTPServer, monkeypatch: Any
+) -> None:
+    """Above PRE_ENCODE_MAX new items, encode_new keeps no vectors in memory;
+    assign_new encodes them chunk by chunk and the stories are the same."""
+    import scheduler.story_assignment as sa
+
+    monkeypatch.setattr(sa, "PRE_ENCODE_MAX", 1)
+    monkeypatch.setattr(sa, "ENCODE_CHUNK", 2)
+    store = MemoryStore()
+    add_source(store, "a", http_server.route("/a", (200, {}, FEED_A)))
+    add_source(store, "b", http_server.route("/b", (200, {}, FEED_B)))
+    enc = CountingEncoder()
+    ctx = dataclasses.replace(crawl_context(store, Clock()), stories=assigner(enc))
+    assert asyncio.run(crawl(ctx, parse_workers=0)).new_items == 3
+    assert len(enc.encoded) == 2 * 3  # each new item once, none lost between chunks
+    found = stories(store)
+    sam = {sid for title, sid in found.items() if title.startswith("SAM")}
+    assert len(sam) == 1 and found["Weather today"] not in sam  # joined: vectors were used
