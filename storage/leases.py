@@ -240,9 +240,15 @@ class OwnerLock:
 
     def close(self) -> None:
         """Close the lock's connection for real (invalidate: a pooled connection
-        put back in the pool would keep its session, and the lock with it)."""
+        put back in the pool would keep its session, and the lock with it).
+        The lock is released by a statement first: the server ends a closed
+        session's backend (and frees its locks) only some time after the
+        socket closes, and a liveness check in that gap would see us alive."""
         if self.conn is not None:
             with contextlib.suppress(Exception):  # best effort on a broken connection
+                self.conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                self.conn.commit()
+            with contextlib.suppress(Exception):
                 self.conn.invalidate()
                 self.conn.close()
             self.conn = None
