@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import add
 
 from alerts.matching.backends import LEFT, PLURAL, RIGHT, STAR, spelling_key
 from alerts.matching.query_parser import And, Atom, Near, Not, QueryNode, parse_query
@@ -78,20 +79,26 @@ def field_key(raw: str) -> str:
 
 
 def key_terms(key_ci: str, out: set[str]) -> None:
-    """Add the index terms of one lower-cased search key to `out`."""
-    out.update(run[:MAX_TOKEN] for run in _WORD_RUN_RE.findall(key_ci))
+    """Add the index terms of one lower-cased search key to `out`.
+
+    (C-level loops only: `map` and set updates, no Python frame per term.)
+    """
+    words = set(_WORD_RUN_RE.findall(key_ci))
+    if words and max(map(len, words)) > MAX_TOKEN:
+        words = {w[:MAX_TOKEN] for w in words}
+    out |= words
     if not key_ci.isascii():
         for run in _CJK_RUN_RE.findall(key_ci):
-            out.update(run[i : i + 2] for i in range(len(run) - 1))
+            out.update(map(add, run, run[1:]))
 
 
 def document_terms(fields: Iterable[str]) -> list[str]:
-    """The sorted index terms of a document's fields (title, summary, body)."""
+    """The index terms of a document's fields (title, summary, body), once each."""
     out: set[str] = set()
     for raw in fields:
         if raw:
             key_terms(field_key(raw), out)
-    return sorted(out)
+    return list(out)
 
 
 def query_condition(query: str, case_sensitive: bool | None = None) -> Condition | None:

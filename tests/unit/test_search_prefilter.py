@@ -198,4 +198,4 @@ def test_queries_the_index_cannot_narrow_are_scanned() -> None:
 def test_long_tokens_are_cut_on_both_sides() -> None:
     word = "x" * 100
     assert query_condition(word + "*") == Token("x" * 64)
-    assert document_terms(("", "", f"a {word}s b")) == ["a", "b", "x" * 64]
+    assert sorted(document_terms(("", "", f"a {word}s b"))) == ["a", "b", "x" * 64]
