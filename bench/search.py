@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -71,13 +72,15 @@ class Corpus:
             "ko": ["있다", "것으로", *_vocab(rng, hangul, 8000, 1, 4)],
             "zh": ["的", "了", *_vocab(rng, han, 6000, 1, 2)],
         }
-        self.weights = {k: [1 / (r + 1) for r in range(len(v))] for k, v in self.vocab.items()}
+        self.cumulative = {
+            k: list(accumulate(1 / (r + 1) for r in range(len(v)))) for k, v in self.vocab.items()
+        }
         self.rng = rng
 
     def item(self, i: int) -> Item:
         lang = ("en", "ru", "ko", "zh")[i % 4]
         n = 160 if lang in ("en", "ru") else 300 if lang == "ko" else 600
-        words = self.rng.choices(self.vocab[lang], self.weights[lang], k=n)
+        words = self.rng.choices(self.vocab[lang], cum_weights=self.cumulative[lang], k=n)
         if i % 1000 == 7:
             words.insert(self.rng.randrange(n), "Pantsir")
         if i % 1000 == 503:

@@ -252,7 +252,17 @@ def test_postgres_item_too_large_for_a_tsvector_is_always_a_candidate(
             language="en",
             content_hash="1" * 64,
         )
-        store_items(s, src.id, [big, small], T0)
+        empty = Item(
+            url="https://a.example/empty",
+            guid="empty",
+            title="",
+            summary="",
+            text="",
+            published=T0,
+            language=None,
+            content_hash="2" * 64,
+        )
+        store_items(s, src.id, [big, small, empty], T0)
         marked = s.execute(
             text("SELECT count(*) FROM search_terms WHERE terms = array_to_tsvector(ARRAY['§§'])")
         ).scalar()
