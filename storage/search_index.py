@@ -106,7 +106,18 @@ def _indexed_page(session: Session, condition: Condition, before: int | None) ->
         if before is not None:
             sql += " AND rowid < :before"
         sql += " ORDER BY rowid DESC LIMIT :n"
-    return list(session.scalars(text(sql), {"q": q, "before": before, "n": PAGE}))
+    params = {"q": q, "before": before, "n": PAGE}
+    if _dialect(session) != "postgresql":
+        return list(session.scalars(text(sql), params))
+    # The planner underestimates how selective an OR of rare lexemes is and
+    # reads every tsvector (seq scan: 1.1 s per 50k items, vs 0.06 s through
+    # GIN). Without seq scans it still walks the primary key backwards for
+    # common terms, and uses the GIN index for rare ones.
+    session.execute(text("SET LOCAL enable_seqscan = off"))
+    try:
+        return list(session.scalars(text(sql), params))
+    finally:
+        session.execute(text("RESET enable_seqscan"))
 
 
 def _pending_page(session: Session, before: int | None) -> list[int]:
