@@ -201,8 +201,9 @@ _DESIGNATOR = re.compile(
     r"(?<![A-Za-zА-Яа-яЁё0-9-])([A-Za-zА-Яа-яЁё]{1,8})[-‐]?(\d{1,4})([A-Za-zА-Яа-я]{0,3})"
     r"(?![A-Za-zА-Яа-яЁё0-9-])"
 )
-# Classes that exclude each other, in four languages: the family "bm" (ballistic
-# missile range class). Lower-cased substrings (CJK/Hangul need no boundary).
+# Classes that exclude each other, in four languages: the family "bm" (what was
+# launched: the ballistic-missile range class, a cruise missile or a spy satellite).
+# Lower-cased substrings (CJK/Hangul need no boundary).
 _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     (
         "bm",
@@ -228,9 +229,12 @@ _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         (
             "srbm",
             "short-range ballistic",
+            "short-range missile",
             "단거리 탄도",
             "단거리탄도",
+            "단거리 미사일",
             "短程弹道",
+            "短程导弹",
             "ракеты малой дальности",
             "ракета малой дальности",
             "оперативно-тактическ",
@@ -246,6 +250,37 @@ _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
             "潜射弹道",
             "баллистической ракеты подводных",
             "баллистическую ракету с подводной",
+        ),
+    ),
+    # What else a launch can be (third round): a cruise missile or a spy satellite is
+    # another incident than a ballistic launch of any class, and than each other.
+    (
+        "bm",
+        "cruise",
+        (
+            "cruise missile",
+            "순항미사일",
+            "순항 미사일",
+            "巡航导弹",
+            "крылатых ракет",
+            "крылатые ракет",
+            "крылатую ракет",
+            "крылатой ракет",
+            "крылатая ракет",
+            "крылатыми ракет",
+        ),
+    ),
+    (
+        "bm",
+        "reconsat",
+        (
+            "spy satellite",
+            "reconnaissance satellite",
+            "정찰위성",
+            "侦察卫星",
+            "разведывательный спутник",
+            "разведывательного спутника",
+            "разведывательным спутником",
         ),
     ),
 )

@@ -3,33 +3,13 @@ migrated schema exactly (so a model change without a migration fails here)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from storage.db import _alembic_config, make_engine, upgrade
+from storage.db import _alembic_config, upgrade
 from storage.tables import Base, include_name
-from tests.conftest import BACKENDS, _pg_database
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-        yield engine
-        engine.dispose()
-        return
-    gen = _pg_database(f"newswatch_migr_{uuid.uuid4().hex[:8]}")
-    engine = make_engine(next(gen))
-    yield engine
-    engine.dispose()
-    next(gen, None)
 
 
 def test_upgrade_from_first_revision_keeps_data(fresh_engine: Engine) -> None:

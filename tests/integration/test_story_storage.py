@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,7 +42,7 @@ from storage.tables import (
     StoryRow,
     WatchlistRow,
 )
-from tests.conftest import BACKENDS, Database, _pg_database
+from tests.conftest import Database
 
 T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -351,20 +349,6 @@ def test_outbox_fold_key_is_unique_per_story_only(db: Database) -> None:
 
 
 # ---------------------------------------------------------------- migration
-
-
-@pytest.fixture(params=BACKENDS)
-def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-        yield engine
-        engine.dispose()
-        return
-    gen = _pg_database(f"newswatch_migr_{uuid.uuid4().hex[:8]}")
-    engine = make_engine(next(gen))
-    yield engine
-    engine.dispose()
-    next(gen, None)
 
 
 def test_upgrade_from_0004_keeps_items_matches_and_alerts(fresh_engine: Engine) -> None:

@@ -44,7 +44,8 @@ def test_one_place_in_four_scripts(title: str, summary: str, expected: set[str])
     "text",
     [
         "북한, 대남 선전 강화",  # 선전 = propaganda here, not Shenzhen
-        "Samsung begins supplying HBM4 chips to Nvidia",
+        "Chip stocks rally as memory prices climb",
+        "통일부, 개성 있는 디자인 공모",  # 개성 = character here, not Kaesong
         "",
         "<script>alert(1)</script>",
     ],

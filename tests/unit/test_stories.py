@@ -432,3 +432,76 @@ def test_real_encoder_joins_one_event_across_languages_and_keeps_incidents_apart
     joined = story(1, feats[0], feats[1])
     assert assign(feats[2], [joined], params).story_id is None  # SRBM vs ICBM: veto
     assert assign(feats[3], [joined], params).story_id is None  # unrelated
+
+
+# ---------------------------------------------------------------- launch classes, scripts
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("N. Korea fires several cruise missiles into Yellow Sea", "North Korea fires ICBM"),
+        ("북한, 서해상으로 순항미사일 여러 발 발사", "북한, 정찰위성 발사"),
+        ("韩军：朝鲜向黄海发射数枚巡航导弹", "朝鲜发射军事侦察卫星"),
+        (
+            "КНДР запустила несколько крылатых ракет",
+            "КНДР запустила военный разведывательный спутник",
+        ),
+        ("North Korea launches spy satellite", "КНДР запустила МБР"),
+        ("북한, 순항미사일 발사", "朝鲜发射短程弹道导弹"),
+        # "short-range missiles" without "ballistic", then the ICBM of two days before
+        (
+            "North Korea fires 4 short-range missiles, two days after ICBM launch",
+            "N. Korea fires ICBM",
+        ),
+        ("북한, 단거리 미사일 발사…ICBM 이틀 만", "북한, 대륙간탄도미사일 발사"),
+        ("朝鲜发射短程导弹", "朝鲜发射洲际弹道导弹"),
+    ],
+)
+def test_a_cruise_missile_a_spy_satellite_and_a_ballistic_launch_are_other_incidents(
+    a: str, b: str
+) -> None:
+    x, y = item(a, concepts=("w/c",)), item(b, concepts=("w/c",), language="zh")
+    assert conflicts(x, y) and conflicts(y, x)
+    assert assign(y, [story(1, x)], PLAIN).story_id is None
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        (
+            "N. Korea fires several cruise missiles into Yellow Sea",
+            "북한, 서해상으로 순항미사일 여러 발 발사",
+        ),
+        ("韩军：朝鲜向黄海发射数枚巡航导弹", "КНДР запустила несколько крылатых ракет"),
+        ("KCNA says reconnaissance satellite placed in orbit", "朝鲜发射军事侦察卫星"),
+        ("КНДР запустила военный разведывательный спутник", "북한, 정찰위성 발사"),
+    ],
+)
+def test_one_launch_class_in_two_scripts_does_not_veto(a: str, b: str) -> None:
+    assert not conflicts(item(a), item(b, language="ko"))
+
+
+_LATIN_TO_CYR = str.maketrans("ABEKMHOPCTXaekopcx", "АВЕКМНОРСТХаекорсх")
+
+
+@given(
+    family=st.sampled_from(["S", "K", "F", "Su", "Ka", "Mi", "KF", "Kh"]),
+    x=st.integers(1, 999),
+    y=st.integers(1, 999),
+    cyrillic_a=st.booleans(),
+    cyrillic_b=st.booleans(),
+)
+def test_designator_conflicts_do_not_depend_on_the_script(
+    family: str, x: int, y: int, cyrillic_a: bool, cyrillic_b: bool
+) -> None:
+    """С-400 (Cyrillic look-alike letters) and S-400 are one model; S-400 and
+    С-500 conflict in any mix of scripts, both ways."""
+
+    def spell(n: int, cyr: bool) -> str:
+        d = f"{family}-{n}"
+        return d.translate(_LATIN_TO_CYR) if cyr else d
+
+    a = item(f"Russia delivers {spell(x, cyrillic_a)} systems")
+    b = item(f"Поставка {spell(y, cyrillic_b)} завершена", language="ru")
+    assert conflicts(a, b) == conflicts(b, a) == (x != y)
