@@ -28,6 +28,7 @@ from newswatch.cli_common import (
     print_table,
 )
 from newswatch.durations import parse_duration
+from storage import StorageError
 from storage.search import (
     ItemFilter,
     get_item,
@@ -98,6 +99,25 @@ def reindex(ctx: typer.Context) -> None:
     echo(f"search index rebuilt: {done:,} items", file=sys.stderr)
 
 
+# A search indexes the pending items first when there are at most this many
+# (one batch: a second or two); more are scanned (the daemon indexes them).
+INDEX_FIRST = 1_000
+
+
+def index_few_pending(ctx: typer.Context) -> int:
+    """Index the pending items when few; how many. Any database refusal (e.g. a
+    read-only user, a busy SQLite writer) leaves them pending: they are scanned."""
+    a = get_app(ctx)
+    try:
+        with a.session() as s:
+            if not 0 < pending_count(s) <= INDEX_FIRST:
+                return 0
+        with a.session() as s:
+            return index_pending(s, INDEX_FIRST)
+    except StorageError:
+        return 0
+
+
 def search(
     ctx: typer.Context,
     query: Annotated[
@@ -147,12 +167,15 @@ def search(
             where = ItemFilter(a.now() - timedelta(seconds=parse_duration(since)), source, language)
         except ValueError as e:
             raise UsageProblem(f"--since: {e}") from e
+    indexed = index_few_pending(ctx) if plan is not None else 0
     with a.session() as s:
         if plan is None:
             batches = iter_items_newest_first(s, where)
         else:
             batches = iter_candidate_items(s, where, plan)
         if verbose:
+            if indexed:
+                echo(f"search: indexed {indexed:,} new items first", file=sys.stderr)
             echo(describe_plan(plan, pending_count(s)), file=sys.stderr)
         hits = list(found_items(matcher, batches, limit))
     if json:
@@ -194,7 +217,10 @@ def describe_plan(plan: Condition | None, pending: int) -> str:
         )
     line = f"search: index lookup {one_line(fts5_query(plan), 200)}, each candidate checked"
     if pending:
-        line += f"; {pending:,} items not indexed yet are scanned (`search --reindex`)"
+        line += (
+            f"; {pending:,} items not indexed yet are scanned "
+            "(the daemon indexes them, or `search --reindex`)"
+        )
     return line
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crawler.crawl_records import Item, StoredItem
-from storage.search_index import index_items
+from storage.search_index import mark_pending
 from storage.tables import Base, ItemRow, MatchRow, SourceRow
 
 BATCH = 500
@@ -52,15 +52,10 @@ def store_items(
         stmt = insert_ignore(session, ItemRow, ["url"]).returning(ItemRow.id, ItemRow.url)
         fresh = {url: item_id for item_id, url in session.execute(stmt, rows)}
         new_ids.update(fresh)
-        # The search prefilter indexes every new item, as stored, in this transaction.
-        index_items(
-            session,
-            (
-                (fresh[r["url"]], r["title"], r["summary"], r["body"])
-                for r in rows
-                if r["url"] in fresh
-            ),
-        )
+    # Not indexed here (that doubled the crawl's CPU per item): listed as
+    # pending, which every search scans, until the daemon's search-index job
+    # (or `newswatch search`) indexes them (storage.search_index).
+    mark_pending(session, list(new_ids.values()))
     return new_ids
 
 

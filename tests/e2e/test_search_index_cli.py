@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from newswatch import cli_search
 from storage.db import transaction
-from storage.search_index import reset_index
+from storage.search_index import pending_count, reset_index
 from tests.conftest import Database
 from tests.e2e.conftest import CLI
 from tests.e2e.test_first_hour import rows, stored
@@ -29,21 +30,39 @@ def found(cli: CLI, base: str, query: str) -> list[str]:
     return sorted(str(x["url"]).removeprefix(base) for x in rows(cli, "search", query))
 
 
+def pending(db: Database) -> int:
+    with transaction(db.factory) as s:
+        return pending_count(s)
+
+
 def test_results_are_the_same_pending_indexed_and_reindexed(
-    cli: CLI, http_server: LocalHTTPServer, db: Database
+    cli: CLI, http_server: LocalHTTPServer, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base = stored(cli, http_server)
-    assert {q: found(cli, base, q) for q in QUERIES} == QUERIES  # indexed when stored
+    assert pending(db) == 5  # the crawl only lists its new items as pending
+    r = cli("search", "Pantsir", "--verbose")  # few pending: indexed first
+    assert r.code == 0 and "indexed 5 new items first" in r.err, r.err
+    assert "not indexed" not in r.err and pending(db) == 0, r.err
+    assert {q: found(cli, base, q) for q in QUERIES} == QUERIES
     with transaction(db.factory) as s:
         reset_index(s)  # as after migration 0009: every item pending
+    monkeypatch.setattr(cli_search, "INDEX_FIRST", 4)  # more pending than a search indexes
     r = cli("search", "Pantsir", "--verbose")
     assert r.code == 0 and "5 items not indexed yet are scanned" in r.err, r.err
-    assert {q: found(cli, base, q) for q in QUERIES} == QUERIES
+    assert "indexed 5" not in r.err and pending(db) == 5
+    assert {q: found(cli, base, q) for q in QUERIES} == QUERIES  # scanned: same results
     r = cli("search", "--reindex")
     assert r.code == 0 and "search index rebuilt: 5 items" in r.err, r.err
     r = cli("search", "Pantsir", "-v")
     assert r.code == 0 and "index lookup" in r.err and "not indexed" not in r.err, r.err
     assert {q: found(cli, base, q) for q in QUERIES} == QUERIES
+
+
+def test_a_lone_han_query_scans_and_indexes_nothing(
+    cli: CLI, http_server: LocalHTTPServer, db: Database
+) -> None:
+    base = stored(cli, http_server)
+    assert found(cli, base, "北") == [] and pending(db) == 5  # a scan needs no index
 
 
 @pytest.mark.parametrize(

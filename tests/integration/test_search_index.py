@@ -263,6 +263,7 @@ def test_postgres_item_too_large_for_a_tsvector_is_always_a_candidate(
             content_hash="2" * 64,
         )
         store_items(s, src.id, [big, small, empty], T0)
+        assert index_pending(s) == 3
         marked = s.execute(
             text("SELECT count(*) FROM search_terms WHERE terms = array_to_tsvector(ARRAY['§§'])")
         ).scalar()
