@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from alerts.alert_records import Document, Query, Watchlist, WatchlistMatch
+from alerts.matching.prefilter import Condition
 from crawler.crawl_records import StoredItem
 from newswatch.cli_common import (
     UsageProblem,
@@ -27,7 +28,15 @@ from newswatch.cli_common import (
     print_table,
 )
 from newswatch.durations import parse_duration
-from storage.search import ItemFilter, get_item, iter_items_newest_first, matches_of_item
+from storage import StorageError
+from storage.search import (
+    ItemFilter,
+    get_item,
+    iter_candidate_items,
+    iter_items_newest_first,
+    matches_of_item,
+)
+from storage.search_index import fts5_query, index_pending, pending_count, reset_index
 
 
 def compile_query(text: str) -> object:
@@ -66,11 +75,55 @@ def found_items(
                     return
 
 
+def search_plan(text: str) -> Condition | None:
+    """The prefilter index condition of QUERY, or None when only a scan is sound."""
+    from alerts.matching.prefilter import query_condition
+
+    return query_condition(text)
+
+
+def reindex(ctx: typer.Context) -> None:
+    """Rebuild the search index: every item pending, then indexed in batches."""
+    a = get_app(ctx)
+    with a.session() as s:
+        total = reset_index(s)
+    done = 0
+    while True:
+        with a.session() as s:
+            n = index_pending(s)
+        if not n:
+            break
+        done += n
+        if done % 50_000 < n:
+            echo(f"indexed {done:,} of {total:,} items", file=sys.stderr)
+    echo(f"search index rebuilt: {done:,} items", file=sys.stderr)
+
+
+# A search indexes the pending items first when there are at most this many
+# (one batch: a second or two); more are scanned (the daemon indexes them).
+INDEX_FIRST = 1_000
+
+
+def index_few_pending(ctx: typer.Context) -> int:
+    """Index the pending items when few; how many. Any database refusal (e.g. a
+    read-only user, a busy SQLite writer) leaves them pending: they are scanned."""
+    a = get_app(ctx)
+    try:
+        with a.session() as s:
+            if not 0 < pending_count(s) <= INDEX_FIRST:
+                return 0
+        with a.session() as s:
+            return index_pending(s, INDEX_FIRST)
+    except StorageError:
+        return 0
+
+
 def search(
     ctx: typer.Context,
     query: Annotated[
-        str, typer.Argument(help='Watchlist query: words, "phrases", AND OR NOT NEAR.')
-    ],
+        str | None,
+        typer.Argument(help='Watchlist query: words, "phrases", AND OR NOT NEAR.'),
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="Items fetched within this period, e.g. 7d.")
     ] = None,
@@ -80,9 +133,33 @@ def search(
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=100_000, help="Most results shown.")] = 50,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines.", metavar="")] = False,
+    reindex_all: Annotated[
+        bool,
+        typer.Option(
+            "--reindex",
+            help="Rebuild the search index of every stored item first (QUERY optional).",
+            metavar="",
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Say how the search ran (index or scan).", metavar=""),
+    ] = False,
 ) -> None:
-    """Stored items matching QUERY under the watchlist rules, newest first."""
+    """Stored items matching QUERY under the watchlist rules, newest first.
+
+    A query with a word or phrase outside NOT that the index can express
+    reads only the items the index names (then checks each with the matcher);
+    any other query scans every item. The results are the same.
+    """
+    if reindex_all:
+        reindex(ctx)
+        if query is None:
+            return
+    if query is None:
+        raise UsageProblem("give a query, e.g. 'Pantsir AND (\"North Korea\" OR DPRK)'")
     matcher = compile_query(query)
+    plan = search_plan(query)
     where = ItemFilter(since=None, source=source, language=language)
     a = get_app(ctx)
     if since is not None:
@@ -90,8 +167,17 @@ def search(
             where = ItemFilter(a.now() - timedelta(seconds=parse_duration(since)), source, language)
         except ValueError as e:
             raise UsageProblem(f"--since: {e}") from e
+    indexed = index_few_pending(ctx) if plan is not None else 0
     with a.session() as s:
-        hits = list(found_items(matcher, iter_items_newest_first(s, where), limit))
+        if plan is None:
+            batches = iter_items_newest_first(s, where)
+        else:
+            batches = iter_candidate_items(s, where, plan)
+        if verbose:
+            if indexed:
+                echo(f"search: indexed {indexed:,} new items first", file=sys.stderr)
+            echo(describe_plan(plan, pending_count(s)), file=sys.stderr)
+        hits = list(found_items(matcher, batches, limit))
     if json:
         print_jsonl(
             {
@@ -121,6 +207,21 @@ def search(
     )
     if not hits:
         echo("no stored item matches", file=sys.stderr)
+
+
+def describe_plan(plan: Condition | None, pending: int) -> str:
+    if plan is None:
+        return (
+            "search: scanning every item (no word or phrase outside NOT that the index "
+            "can look up, e.g. a lone Han character, a symbol, or OR with such a term)"
+        )
+    line = f"search: index lookup {one_line(fts5_query(plan), 200)}, each candidate checked"
+    if pending:
+        line += (
+            f"; {pending:,} items not indexed yet are scanned "
+            "(the daemon indexes them, or `search --reindex`)"
+        )
+    return line
 
 
 def show(

@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crawler.crawl_records import Item, StoredItem
+from storage.search_index import mark_pending
 from storage.tables import Base, ItemRow, MatchRow, SourceRow
 
 BATCH = 500
@@ -49,7 +50,12 @@ def store_items(
     for start in range(0, len(unique), BATCH):
         rows = [_row(source_id, it, fetched_at) for it in unique[start : start + BATCH]]
         stmt = insert_ignore(session, ItemRow, ["url"]).returning(ItemRow.id, ItemRow.url)
-        new_ids.update((url, item_id) for item_id, url in session.execute(stmt, rows))
+        fresh = {url: item_id for item_id, url in session.execute(stmt, rows)}
+        new_ids.update(fresh)
+    # Not indexed here (that doubled the crawl's CPU per item): listed as
+    # pending, which every search scans, until the daemon's search-index job
+    # (or `newswatch search`) indexes them (storage.search_index).
+    mark_pending(session, list(new_ids.values()))
     return new_ids
 
 

@@ -437,6 +437,9 @@ class MemoryTransaction(_MemoryStories):
             self._t.item_ids[it.url] = new[it.url] = item_id
         return new
 
+    def index_search_pending(self, batch: int) -> int:
+        return 0  # no search index in memory: `newswatch search` needs a database
+
     def prune_items(self, *, before: datetime) -> int:
         matched = {m.item_id for m in self._t.matches.values()}
         gone = [r for r in self._t.items.values() if r.fetched_at < before and r.id not in matched]

@@ -140,6 +140,10 @@ class StoreTransaction(Protocol):
         """Delete unmatched items fetched before `before`; how many went."""
         ...
 
+    def index_search_pending(self, batch: int) -> int:
+        """Index up to `batch` items not in the search index yet; how many."""
+        ...
+
     # -- watchlists, matches and the outbox rows they owe
     def active_watchlists(self, names: Sequence[str] | None = None) -> list[ActiveWatchlist]: ...
 

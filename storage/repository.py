@@ -27,7 +27,16 @@ from crawler.crawl_records import (
     SourceKind,
     StoredItem,
 )
-from storage import items, matches, outbox, sources, stories, story_context, watchlists
+from storage import (
+    items,
+    matches,
+    outbox,
+    search_index,
+    sources,
+    stories,
+    story_context,
+    watchlists,
+)
 from storage.db import database_error, session_factory, transaction
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
@@ -131,6 +140,9 @@ class SqlTransaction:
 
     def prune_items(self, *, before: datetime) -> int:
         return items.prune_items(self._s, before=before)
+
+    def index_search_pending(self, batch: int) -> int:
+        return search_index.index_pending(self._s, batch)
 
     # -- watchlists and matches
     def active_watchlists(self, names: Sequence[str] | None = None) -> list[ActiveWatchlist]:

@@ -1,10 +1,11 @@
 """Reading stored items for `newswatch search` and `newswatch show`.
 
-Search streams items newest first in keyset batches (by id, the primary
-key: no OFFSET, no sort, constant memory) with the cheap filters (since,
-source, language) in SQL; the matcher confirms each item in Python with
-exactly the watchlist rules. bench/search.py measures it; see
-docs/notes/first-hour.md for why no full-text index (yet).
+Search streams items newest first in batches (constant memory) with the
+cheap filters (since, source, language) in SQL; the matcher confirms each
+item in Python with exactly the watchlist rules. Items come either from a
+keyset scan of every item (by id, the primary key: no OFFSET, no sort) or,
+when the query has an index condition, from the candidates of the prefilter
+index (`storage.search_index`). bench/search.py measures both.
 """
 
 from __future__ import annotations
@@ -12,15 +13,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from alerts.alert_records import StoredMatch
+from alerts.matching.prefilter import Condition
 from crawler.crawl_records import StoredItem
 from storage import StorageError
 from storage.items import _record
 from storage.matches import stored_match
+from storage.search_index import candidate_ids
 from storage.sources import normalize_name
 from storage.tables import ItemRow, MatchRow, SourceRow, WatchlistRow
 
@@ -42,19 +46,7 @@ def iter_items_newest_first(
     session: Session, where: ItemFilter, *, batch: int = BATCH
 ) -> Iterator[list[StoredItem]]:
     """Stored items, newest (highest id) first, in batches of `batch`."""
-    stmt = (
-        select(ItemRow, SourceRow.name)
-        .join(SourceRow, SourceRow.id == ItemRow.source_id)
-        .order_by(ItemRow.id.desc())
-        .limit(batch)
-    )
-    if where.since is not None:
-        stmt = stmt.where(ItemRow.fetched_at >= where.since)
-    if where.source is not None:
-        stmt = stmt.where(SourceRow.name == normalize_name(where.source))
-    if where.language is not None:
-        lang = where.language.lower()
-        stmt = stmt.where((ItemRow.language == lang) | ItemRow.language.like(f"{lang}-%"))
+    stmt = _filtered(where).limit(batch)
     last_id: int | None = None
     while True:
         page = stmt if last_id is None else stmt.where(ItemRow.id < last_id)
@@ -65,6 +57,38 @@ def iter_items_newest_first(
         if len(chunk) < batch:
             return
         last_id = chunk[-1].id
+
+
+def iter_candidate_items(
+    session: Session, where: ItemFilter, condition: Condition, *, batch: int = BATCH
+) -> Iterator[list[StoredItem]]:
+    """The items the prefilter index names for `condition` (see
+    `storage.search_index.candidate_ids`: a superset of the matches), newest
+    first, in batches of at most `batch`, filtered like the scan."""
+    stmt = _filtered(where)
+    ids = candidate_ids(session, condition)
+    while chunk := list(islice(ids, batch)):
+        found = [
+            _record(row, name) for row, name in session.execute(stmt.where(ItemRow.id.in_(chunk)))
+        ]
+        if found:
+            yield found
+
+
+def _filtered(where: ItemFilter) -> Select[ItemRow, str]:
+    stmt = (
+        select(ItemRow, SourceRow.name)
+        .join(SourceRow, SourceRow.id == ItemRow.source_id)
+        .order_by(ItemRow.id.desc())
+    )
+    if where.since is not None:
+        stmt = stmt.where(ItemRow.fetched_at >= where.since)
+    if where.source is not None:
+        stmt = stmt.where(SourceRow.name == normalize_name(where.source))
+    if where.language is not None:
+        lang = where.language.lower()
+        stmt = stmt.where((ItemRow.language == lang) | ItemRow.language.like(f"{lang}-%"))
+    return stmt
 
 
 def get_item(session: Session, ref: str) -> StoredItem:

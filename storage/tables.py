@@ -152,6 +152,25 @@ class StoryRow(Base):
     created_at: Mapped[datetime]
 
 
+def include_name(name: str | None, type_: str, _parents: object) -> bool:
+    """For Alembic's comparison: the search index tables (FTS5 on SQLite,
+    tsvector on PostgreSQL, migration 0009) are made by SQL, not by models."""
+    prefixes = ("search_fts", "search_terms")
+    return not (type_ == "table" and name is not None and name.startswith(prefixes))
+
+
+class SearchPendingRow(Base):
+    """An item whose search terms are not indexed yet: every search treats it
+    as a candidate (storage.search_index). The index itself (search_fts on
+    SQLite, search_terms on PostgreSQL) is made by migration 0009, not here."""
+
+    __tablename__ = "search_pending"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
 class ItemVectorRow(Base):
     """An item's sentence vector: float16 little-endian bytes of one encoder
     release; a row of another (encoder, version) is re-encoded before use."""

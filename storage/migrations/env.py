@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from alembic import context
 
-from storage.tables import Base
+from storage.tables import Base, include_name
 
 config = context.config
+
+
 engine = config.attributes.get("engine")
 if engine is None:  # command-line alembic (revision --autogenerate) for developers
     from sqlalchemy import create_engine
@@ -19,6 +21,7 @@ with engine.connect() as connection:
         target_metadata=Base.metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -9,7 +9,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from storage.db import _alembic_config, upgrade
-from storage.tables import Base
+from storage.tables import Base, include_name
 
 
 def test_upgrade_from_first_revision_keeps_data(fresh_engine: Engine) -> None:
@@ -32,5 +32,6 @@ def test_upgrade_from_first_revision_keeps_data(fresh_engine: Engine) -> None:
 def test_models_match_migrations(fresh_engine: Engine) -> None:
     upgrade(fresh_engine)
     with fresh_engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, Base.metadata)
     assert diff == []
