@@ -1,7 +1,7 @@
 """The search prefilter index: index terms per item, candidates per query condition.
 
 Terms come from `alerts.matching.prefilter` (word tokens and CJK bigrams of
-the matcher's own search keys). Stored per backend (migration 0009):
+the matcher's own search keys). Stored per backend (migration 0011):
 
 - SQLite: `search_fts`, a contentless FTS5 table (`detail=none`: no
   positions) fed our own terms separated by spaces; the `ascii` tokenizer

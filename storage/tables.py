@@ -154,7 +154,7 @@ class StoryRow(Base):
 
 def include_name(name: str | None, type_: str, _parents: object) -> bool:
     """For Alembic's comparison: the search index tables (FTS5 on SQLite,
-    tsvector on PostgreSQL, migration 0009) are made by SQL, not by models."""
+    tsvector on PostgreSQL, migration 0011) are made by SQL, not by models."""
     prefixes = ("search_fts", "search_terms")
     return not (type_ == "table" and name is not None and name.startswith(prefixes))
 
@@ -162,7 +162,7 @@ def include_name(name: str | None, type_: str, _parents: object) -> bool:
 class SearchPendingRow(Base):
     """An item whose search terms are not indexed yet: every search treats it
     as a candidate (storage.search_index). The index itself (search_fts on
-    SQLite, search_terms on PostgreSQL) is made by migration 0009, not here."""
+    SQLite, search_terms on PostgreSQL) is made by migration 0011, not here."""
 
     __tablename__ = "search_pending"
 

@@ -45,7 +45,7 @@ def test_results_are_the_same_pending_indexed_and_reindexed(
     assert "not indexed" not in r.err and pending(db) == 0, r.err
     assert {q: found(cli, base, q) for q in QUERIES} == QUERIES
     with transaction(db.factory) as s:
-        reset_index(s)  # as after migration 0009: every item pending
+        reset_index(s)  # as after migration 0011: every item pending
     monkeypatch.setattr(cli_search, "INDEX_FIRST", 4)  # more pending than a search indexes
     r = cli("search", "Pantsir", "--verbose")
     assert r.code == 0 and "5 items not indexed yet are scanned" in r.err, r.err

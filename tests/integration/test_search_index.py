@@ -60,7 +60,7 @@ def corpus(n: int, seed: int) -> list[Item]:
 
 @pytest.fixture
 def stored(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
-    """120 items from two sources; the older half pending, as after migration 0009."""
+    """120 items from two sources; the older half pending, as after migration 0011."""
     monkeypatch.setattr(search_index, "PAGE", 7)  # many pages of candidates
     with transaction(db.factory) as s:
         a = add_source(

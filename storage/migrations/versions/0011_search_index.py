@@ -1,7 +1,7 @@
 """search index: search_pending, and search_fts (SQLite) / search_terms (PostgreSQL)
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30
 
 The prefilter index of `newswatch search` (storage.search_index). Existing
@@ -13,8 +13,8 @@ stays SQL-only and fast.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
