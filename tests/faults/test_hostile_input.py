@@ -337,7 +337,10 @@ def test_case(crawled: CrawlRun, case: Case) -> None:
 # ------------------------------------------------------------------ 100,000 items
 
 
-@pytest.mark.timeout(600)  # ~45 s per backend on a quiet machine; minutes on a loaded one
+# Stories are part of the save: every one of the 100,000 items is encoded and
+# given a story (issue #12 budgets <= 3 ms of CPU per item). Measured: ~113 s
+# of CPU on SQLite (45 s before stories); 217 s wall on SQLite at load ~5.
+@pytest.mark.timeout(1200)
 def test_hundred_thousand_item_feed(db: Database, tmp_path: Path, canaries: list[Canary]) -> None:
     """A 9 MB feed of 100,000 items: stored completely, in bounded time and memory;
     the 100 that match become 100 alerts."""
@@ -377,13 +380,13 @@ def test_hundred_thousand_item_feed(db: Database, tmp_path: Path, canaries: list
         run = run_newswatch(
             ["crawl"],
             base_env(db.url, NEWSWATCH_FETCH_TIMEOUT="10", NEWSWATCH_MAX_RESPONSE_BYTES="20000000"),
-            timeout=240,
+            timeout=540,
         )
         assert run.code == 0, run.err[-2000:]
         assert "100000 new items, 100 new matches" in run.out, run.out
         assert len(received) == 100
         assert run.peak_rss_mb < MAX_RSS_MB, run.peak_rss_mb
-        assert run.seconds < 180, run.seconds
+        assert run.seconds < 480, run.seconds  # bounded: 100k x (parse + store + story)
         again = run_newswatch(
             ["crawl"],
             base_env(db.url, NEWSWATCH_FETCH_TIMEOUT="10", NEWSWATCH_MAX_RESPONSE_BYTES="20000000"),
