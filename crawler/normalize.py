@@ -19,6 +19,8 @@ import lxml.etree
 import lxml.html
 from w3lib.url import canonicalize_url
 
+from crawler.simple_html import simple_text
+
 # Query parameters that identify a campaign or a click, never the content.
 TRACKING_PARAMS = frozenset(
     {
@@ -188,6 +190,16 @@ def html_to_text(html: str) -> str:
     cleaned = _CONTROL.sub("", html)
     if not _MARKUP_HINT.search(cleaned):
         return collapse_whitespace(cleaned)
+    simple = simple_text(cleaned)  # most summaries and bodies: no tree needed
+    if simple is not None:
+        return collapse_whitespace(simple)
+    return tree_text(cleaned)
+
+
+def tree_text(cleaned: str) -> str:
+    """html_to_text through lxml's tree: every fragment the fast path
+    (crawler.simple_html) declines; also the reference its tests compare to.
+    `cleaned` has had the control characters removed."""
     try:
         root = lxml.etree.fromstring(cleaned.encode("utf-8", "replace"), _html_parser())
     except (lxml.etree.ParserError, ValueError):
