@@ -26,7 +26,7 @@ workers (RUSAGE_CHILDREN gives the largest worker; the total counts it once
 per worker).
 
     .venv/bin/python bench/crawl.py [--feeds 1000] [--entries 30] [--postgres]
-                                    [--profile FILE]
+                                    [--profile FILE] [--workers N] [--no-stories]
 """
 
 from __future__ import annotations
@@ -127,8 +127,10 @@ def run_crawls(
     profile: str | None,
     workers: int | None,
     validators: Any,
+    stories: bool,
     out: Any,
 ) -> None:
+    import dataclasses
     import logging
 
     from alerts.watchlist_files import parse_watchlists
@@ -169,7 +171,10 @@ def run_crawls(
         cpu_before = _cpu()
         started = time.perf_counter()
         profiler = _profiler(profile if label != "second" else None)
-        report = asyncio.run(crawl(app.crawl_context(), parse_workers=workers))
+        context = app.crawl_context()
+        if not stories:  # diagnostic only: the crawl's own cost without story assignment
+            context = dataclasses.replace(context, stories=None)
+        report = asyncio.run(crawl(context, parse_workers=workers))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(f"{profile}.{label}")
@@ -298,6 +303,11 @@ def main() -> None:
         "--profile", help="cProfile the first and third SQLite crawls into FILE.first, FILE.third"
     )
     parser.add_argument("--workers", type=int, help="parse workers (default: the crawl decides)")
+    parser.add_argument(
+        "--no-stories",
+        action="store_true",
+        help="diagnostic: crawl without story assignment (the measured crawl keeps it on)",
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
@@ -330,12 +340,17 @@ def measure(
     print(f"baseline: {baseline[0]:.1f} s, {baseline[1]} items; again {again[0]:.1f} s", flush=True)
     rows: list[tuple[str, Any]] = [("baseline", (*baseline, again[0]))]
     url = f"sqlite:///{tmp}/crawl.db"
-    crawls = in_child(run_crawls, base, args.feeds, url, args.profile, args.workers, validators)
+    stories = not args.no_stories
+    crawls = in_child(
+        run_crawls, base, args.feeds, url, args.profile, args.workers, validators, stories
+    )
     rows.append(("sqlite", crawls))
     if args.postgres:
         pg_url, drop = postgres_database()
         try:
-            crawled = in_child(run_crawls, base, args.feeds, pg_url, None, args.workers, validators)
+            crawled = in_child(
+                run_crawls, base, args.feeds, pg_url, None, args.workers, validators, stories
+            )
             rows.append(("postgres", crawled))
         finally:
             drop()

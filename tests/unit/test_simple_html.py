@@ -102,25 +102,25 @@ def nested(draw: st.DrawFn) -> str:
     return "".join(node(0) for _ in range(draw(st.integers(1, 4))))
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(fragments(TAGS))
 def test_fast_path_equals_lxml_on_tag_soup(html: str) -> None:
     same(html)
 
 
-@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nested())
 def test_fast_path_equals_lxml_on_nested_fragments(html: str) -> None:
     same(html)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.text(max_size=200))
 def test_fast_path_equals_lxml_on_any_text(text: str) -> None:
     same(text)
 
 
-@settings(max_examples=500)
+@settings(max_examples=500, deadline=None)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=6), st.sampled_from(TAGS[:25]))
 def test_fast_path_equals_lxml_around_any_character(text: str, tag: str) -> None:
     code = ord(text[0]) if text else 65
