@@ -26,7 +26,7 @@ workers (RUSAGE_CHILDREN gives the largest worker; the total counts it once
 per worker).
 
     .venv/bin/python bench/crawl.py [--feeds 1000] [--entries 30] [--postgres]
-                                    [--profile FILE] [--stories-off]
+                                    [--profile FILE] [--workers N] [--stories-off] [--no-stories]
 
 `--stories-off` adds a SQLite crawl without the story step in the same run
 (the issue #12 comparison: first crawl with stories / without).
@@ -307,6 +307,11 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, help="parse workers (default: the crawl decides)")
     parser.add_argument(
+        "--no-stories",
+        action="store_true",
+        help="diagnostic: the measured crawls run without story assignment",
+    )
+    parser.add_argument(
         "--stories-off",
         action="store_true",
         help="also crawl SQLite without the story step, in the same run (stories on vs off)",
@@ -344,7 +349,14 @@ def measure(
     rows: list[tuple[str, Any]] = [("baseline", (*baseline, again[0]))]
     url = f"sqlite:///{tmp}/crawl.db"
     crawls = in_child(
-        run_crawls, base, args.feeds, url, args.profile, args.workers, validators, True
+        run_crawls,
+        base,
+        args.feeds,
+        url,
+        args.profile,
+        args.workers,
+        validators,
+        not args.no_stories,
     )
     rows.append(("sqlite", crawls))
     if args.stories_off:

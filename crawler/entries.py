@@ -17,9 +17,10 @@ from crawler.crawl_records import Item
 from crawler.normalize import (
     canonical_url,
     collapse_whitespace,
-    content_hash,
+    collapsed_content_hash,
     detect_language,
     html_to_text,
+    simple_canonical_url,
     storable,
 )
 
@@ -59,7 +60,7 @@ def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
         text=text,
         published=published or fetched_at,
         language=language,
-        content_hash=content_hash(title, text),
+        content_hash=collapsed_content_hash(title, text),
         dated=published is not None,
     )
 
@@ -102,6 +103,9 @@ def _url_like(guid: str | None) -> str | None:
 def _item_url(base: str, link: str | None) -> str | None:
     if not link or not link.strip():
         return None
+    simple = simple_canonical_url(link)  # absolute http(s): urljoin would keep it
+    if simple is not None:
+        return simple
     try:
         absolute = urljoin(base, link.strip())
         if urlsplit(absolute).scheme not in ("http", "https"):

@@ -19,6 +19,8 @@ import lxml.etree
 import lxml.html
 from w3lib.url import canonicalize_url
 
+from crawler.simple_html import simple_text
+
 # Query parameters that identify a campaign or a click, never the content.
 TRACKING_PARAMS = frozenset(
     {
@@ -73,6 +75,57 @@ def canonical_url(url: str) -> str:
     values kept) and percent-encoding normalised; the path keeps its case.
     Raises ValueError for a URL that cannot be parsed.
     """
+    simple = simple_canonical_url(url)
+    if simple is not None:
+        return simple
+    return _canonical_url(url)
+
+
+# The common shape of an item link, for which canonical_url's answer can be
+# written down without parsing twice and asking w3lib: http(s), a plain ASCII
+# host, an optional port, a path of characters w3lib leaves alone (no ";"
+# params) and no dot
+# segment, a query of plain key=value pairs, any printable fragment.
+_SIMPLE_URL = re.compile(
+    r"(?i:(https?))://"
+    r"((?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z][A-Za-z0-9-]{0,61}[A-Za-z0-9])"
+    r"(?::([0-9]{1,5}))?"
+    r"(/[A-Za-z0-9/_~!$'()*+,=:@.-]*)?"
+    r"(?:\?((?:[A-Za-z0-9._~-]+(?:=[A-Za-z0-9._~-]*)?)?(?:&[A-Za-z0-9._~-]+(?:=[A-Za-z0-9._~-]*)?)*))?"
+    r"(?:#[!-~]*)?"
+)
+
+
+def simple_canonical_url(url: str) -> str | None:
+    """canonical_url of a URL of the common shape (`_SIMPLE_URL`, see
+    tests/unit/test_normalize_fast.py), or None: ask the general path."""
+    m = _SIMPLE_URL.fullmatch(url.strip())
+    if m is None:
+        return None
+    scheme, host, port, path, query = m.groups()
+    if (path and "/." in path) or "xn--" in host.lower():
+        return None  # dot segments are resolved, IDNA labels checked by w3lib
+    scheme = scheme.lower()
+    netloc = host.lower()
+    if port is not None:
+        number = int(port)
+        if number > 65535:
+            return None
+        if DEFAULT_PORTS[scheme] != number:
+            netloc = f"{netloc}:{number}"
+    out = f"{scheme}://{netloc}{path or '/'}"
+    if query:
+        pairs = sorted(
+            (k, v)
+            for k, _, v in (p.partition("=") for p in query.split("&") if p)
+            if not _is_tracking(k)
+        )
+        if pairs:
+            out += "?" + "&".join(f"{k}={v}" for k, v in pairs)
+    return out
+
+
+def _canonical_url(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     query = [
@@ -188,6 +241,16 @@ def html_to_text(html: str) -> str:
     cleaned = _CONTROL.sub("", html)
     if not _MARKUP_HINT.search(cleaned):
         return collapse_whitespace(cleaned)
+    simple = simple_text(cleaned)  # most summaries and bodies: no tree needed
+    if simple is not None:
+        return collapse_whitespace(simple)
+    return tree_text(cleaned)
+
+
+def tree_text(cleaned: str) -> str:
+    """html_to_text through lxml's tree: every fragment the fast path
+    (crawler.simple_html) declines; also the reference its tests compare to.
+    `cleaned` has had the control characters removed."""
     try:
         root = lxml.etree.fromstring(cleaned.encode("utf-8", "replace"), _html_parser())
     except (lxml.etree.ParserError, ValueError):
@@ -228,6 +291,17 @@ def content_hash(title: str, text: str) -> str:
     """
     norm = unicodedata.normalize("NFKC", f"{title}\n{text}")
     return hashlib.sha256(collapse_whitespace(norm).encode("utf-8")).hexdigest()
+
+
+def collapsed_content_hash(title: str, text: str) -> str:
+    """content_hash of a title and text that are already `collapse_whitespace`
+    output (as an Item's are): when NFKC changes nothing (a quick check, true
+    for most text) collapsing again would change nothing either, so both
+    passes over the text are skipped."""
+    joined = f"{title}\n{text}" if title and text else title or text
+    if not unicodedata.is_normalized("NFKC", joined):
+        return content_hash(title, text)
+    return hashlib.sha256(joined.encode("utf-8")).hexdigest()
 
 
 # --- language ----------------------------------------------------------------

@@ -55,3 +55,103 @@ def test_script_counts_equal_counting_single_characters(text: str) -> None:
         assert count_chars(runs, text) == len(re.findall(single, text)), name
     letters = len(text) - count_chars(normalize._NOT_LETTER, text)
     assert letters == len(re.findall(r"[^\W\d_]", text))
+
+
+# --- canonical_url: the common-shape fast path equals the general path --------
+
+URL_PIECES = st.sampled_from(
+    [*"aZ09-._~!$'()*+,;=:@/%?&#é \t", "utm_source", "FBCLID", "xn--", "/./", "/../", "%7e"]
+)
+
+
+@st.composite
+def item_urls(draw: st.DrawFn) -> str:
+    scheme = draw(st.sampled_from(["http", "https", "HTTPS", "Http", "ftp"]))
+    labels = draw(
+        st.lists(
+            st.from_regex(r"[A-Za-z0-9][A-Za-z0-9-]{0,8}", fullmatch=True), min_size=1, max_size=4
+        )
+    )
+    host = ".".join(labels) + draw(st.sampled_from(["", "", ".", "-"]))
+    port = draw(st.sampled_from(["", "", ":80", ":443", ":8080", ":0443", ":99999", ":"]))
+    path = "".join(draw(st.lists(URL_PIECES, max_size=10)))
+    query = "&".join(
+        draw(
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["a", "b", "id", "utm_medium", "Gclid", "", "x.y", "k~"]),
+                    st.sampled_from(["", "=", "=1", "=v-2", "=a=b", "=%20", "=x+y"]),
+                ).map("".join),
+                max_size=5,
+            )
+        )
+    )
+    tail = draw(st.sampled_from(["", "", "?", "#", "#frag", "#a b", "#\u00e9"]))
+    q = f"?{query}" if query or draw(st.booleans()) else ""
+    return f"{draw(st.sampled_from(['', ' ']))}{scheme}://{host}{port}/{path}{q}{tail}"
+
+
+def _outcome(fn: object, *args: str) -> str:
+    try:
+        return str(fn(*args))  # type: ignore[operator]
+    except ValueError as e:
+        return f"ValueError: {type(e).__name__}"
+
+
+@settings(max_examples=1500, deadline=None)
+@given(item_urls())
+def test_canonical_url_fast_path_equals_the_general_path(url: str) -> None:
+    assert _outcome(normalize.canonical_url, url) == _outcome(normalize._canonical_url, url)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(item_urls(), st.sampled_from(["https://feeds.example/rss", "http://127.0.0.1:8080/f/1"]))
+def test_item_url_fast_path_equals_urljoin_then_canonical(link: str, base: str) -> None:
+    from urllib.parse import urljoin, urlsplit
+
+    from crawler.entries import _item_url
+
+    try:
+        absolute = urljoin(base, link.strip())
+        slow = (
+            normalize._canonical_url(absolute)
+            if urlsplit(absolute).scheme in ("http", "https")
+            else None
+        )
+    except ValueError:
+        slow = None
+    assert _item_url(base, link) == slow
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.from_regex(normalize._SIMPLE_URL, fullmatch=True), st.sampled_from(["", " ", "\n"]))
+def test_canonical_url_fast_path_equals_the_general_path_on_its_own_shape(
+    url: str, pad: str
+) -> None:
+    """URLs the fast path's pattern accepts (the other strategy mostly
+    generates ones it declines): same answer as w3lib's path, or declined."""
+    url = pad + url + pad
+    general = _outcome(normalize._canonical_url, url)
+    assert _outcome(normalize.canonical_url, url) == general
+    from crawler.entries import _item_url
+
+    expected = None if general.startswith("ValueError") else general
+    assert _item_url("https://feeds.example/rss", url) == expected
+
+
+def test_canonical_url_fast_path_takes_the_common_links() -> None:
+    for url in (
+        "https://site3.example/news/3/4?utm_source=rss&utm_medium=feed",
+        "https://www.rand.org/pubs/RR123.html?id=7&b=2#comments",
+        "HTTP://WWW.Example.COM:80/News/Story?utm_source=rss&id=5#c",
+    ):
+        assert normalize.simple_canonical_url(url) == normalize._canonical_url(url)
+
+
+@settings(max_examples=800, deadline=None)
+@given(st.text(), st.text(alphabet=st.sampled_from([*WHITESPACE, "a", "Ａ", "ﬁ", "한", "\u0301"])))
+def test_collapsed_content_hash_equals_content_hash(a: str, b: str) -> None:
+    title, text = collapse_whitespace(a), collapse_whitespace(b)
+    assert normalize.collapsed_content_hash(title, text) == normalize.content_hash(title, text)
+    assert normalize.collapsed_content_hash(text, "") == normalize.content_hash(text, "")
+    assert normalize.collapsed_content_hash("", title) == normalize.content_hash("", title)

@@ -1,0 +1,168 @@
+"""The fast path of `normalize.html_to_text`: simple fragments without lxml.
+
+Most feed summaries and bodies are a handful of well-nested tags: `<p>`,
+`<a href>`, `<b>`, lists, `<br>`, a `<script>` or an `<img>`, and a few
+character references. For those, the text libxml2's recovering HTML parser
+would give is decided by the tags alone: a block element's start and end are
+line breaks, an inline element is nothing, a script or style is dropped with
+its content, references are decoded. `simple_text` produces that text with
+one C-level regex split and a loop over the tags (~3x cheaper than parsing,
+walking and serialising a tree), and returns None for everything else,
+which lxml then parses as before:
+
+- any `<` that does not start a plain start or end tag (comments, DOCTYPE,
+  processing instructions, CDATA, a stray `<`), a tag outside the short
+  lists below, attributes with `<` or `&` in them, `<x/>` on a non-void tag;
+- nesting that libxml2 would repair: an end tag that is not the innermost
+  open element's, a block inside an inline or a paragraph, an element open
+  twice, text or other tags directly inside `<ul>`/`<ol>`;
+- references other than `&name;` (HTML5 names), `&#n;`, `&#xh;` of a plain
+  character, or a bare `&` (`AT&T` is text unless a legacy name such as
+  `&copy` starts it), and characters that parsers treat specially (C1 controls,
+  surrogates, noncharacters, U+FEFF).
+
+Whitespace-only text is kept as it is: libxml2 2.14 keeps it in the body
+(older releases dropped some as "ignorable"; tests/unit/test_simple_html.py
+pins the difference that would make, `x<img> <b>y</b>` is "x y", and checks
+`simple_text` against lxml on generated fragments).
+"""
+
+from __future__ import annotations
+
+import html.entities
+import re
+
+# A plain start or end tag: ASCII name, attributes without '<' or '&', nothing else.
+_TAG = re.compile(
+    r"<(/?)([A-Za-z][A-Za-z0-9]*)"
+    r"((?:[ \t\n\r]+[A-Za-z_:][-A-Za-z0-9_:.]*"
+    r"(?:[ \t\n\r]*=[ \t\n\r]*(?:\"[^\"<&]*\"|'[^'<&]*'|[^ \t\n\r\"'<>=`&]+))?)*)"
+    r"[ \t\n\r]*(/?)>"
+)
+_GROUPS = 5  # text, then the tag's 4 groups
+_INLINE = "a b i em strong span u s small code cite q abbr font del ins big tt strike kbd var dfn"
+INLINE = frozenset(_INLINE.split(" "))
+VOID_INLINE = frozenset({"img"})
+FLOW = frozenset(["div", "li", "blockquote", "section", "article", "figure"])  # may hold blocks
+# blocks of inline content only
+PHRASE = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption"])
+LISTS = frozenset({"ul", "ol"})
+RAW = frozenset({"script", "style"})  # dropped with their content
+_REFERENCE = re.compile(
+    r"&(?:#([0-9]{1,7});|#[xX]([0-9A-Fa-f]{1,6});|([A-Za-z][A-Za-z0-9]{0,31});"
+    r"|([A-Za-z0-9]+)|(?=#))"
+)
+_SPECIAL = re.compile("[\x80-\x9f\ud800-\udfff\ufdd0-\ufdef\ufeff\ufffe\uffff]")
+_NAMED = {k[:-1]: v for k, v in html.entities.html5.items() if k.endswith(";")}
+# HTML's legacy references that need no ';' ("&copy2025" is "©2025").
+_LEGACY = tuple(k for k in html.entities.html5 if not k.endswith(";"))
+_BLANK = " \t\n\r"
+MAX_DEPTH = 64  # deeper nesting is left to libxml2 (it caps depth its own way)
+
+
+class _NotSimple(Exception):
+    pass
+
+
+def _reference(m: re.Match[str]) -> str:
+    number, hexa, name, word = m.groups()
+    if name is not None:
+        value = _NAMED.get(name)
+        if value is None:
+            raise _NotSimple(name)
+        return value
+    if word is not None:  # "AT&T": text, unless a legacy name starts it
+        if word.startswith(_LEGACY):
+            raise _NotSimple(word)
+        return m.group()
+    if number is None and hexa is None:
+        raise _NotSimple("malformed numeric reference")
+    code = int(number) if number is not None else int(hexa, 16)
+    if (
+        (code < 0x20 and code not in (9, 10))
+        or 0x7F <= code <= 0x9F
+        or 0xD800 <= code <= 0xDFFF
+        or 0xFDD0 <= code <= 0xFDEF
+        or code & 0xFFFE == 0xFFFE
+        or code == 0xFEFF
+        or code > 0x10FFFF
+    ):
+        raise _NotSimple(code)
+    return chr(code)
+
+
+def simple_text(html: str) -> str | None:
+    """The text of `html` as html_to_text's lxml path sees it, before
+    whitespace is collapsed (block boundaries as "\\n"); None when the
+    fragment is not simple (see the module docstring). `html` has had
+    html_to_text's control characters removed."""
+    if _SPECIAL.search(html) is not None:
+        return None
+    try:
+        return _walk(_TAG.split(html))
+    except _NotSimple:
+        return None
+
+
+def _walk(parts: list[str]) -> str | None:
+    out: list[str] = []
+    stack: list[str] = []
+    raw: str | None = None  # inside <script>/<style> until its end tag
+    end = len(parts)
+    for i in range(0, end, _GROUPS):
+        text = parts[i]
+        if text and raw is None:
+            if "<" in text:
+                return None
+            if "&" in text:
+                text = _REFERENCE.sub(_reference, text)
+            if stack and stack[-1] in LISTS and text.strip(_BLANK):
+                return None
+            out.append(text)
+        if i + 1 >= end:
+            break
+        close, name, attrs, slash = parts[i + 1 : i + _GROUPS]
+        name = name.lower()
+        if raw is not None:
+            if close and name == raw and not attrs:
+                raw = None
+            continue
+        top = stack[-1] if stack else None
+        if close:
+            if attrs or slash or top != name:
+                return None
+            stack.pop()
+            if name not in INLINE:
+                out.append("\n")
+        elif len(stack) >= MAX_DEPTH:
+            return None
+        elif name in INLINE:
+            if top in LISTS or name in stack or slash:
+                return None
+            stack.append(name)
+        elif name in VOID_INLINE or name == "br":
+            if top in LISTS:
+                return None
+            if name == "br":
+                out.append("\n")
+        elif name in RAW:
+            if slash or top in LISTS:
+                return None
+            raw = name
+        elif slash:
+            return None
+        elif name == "li":
+            if top not in LISTS:
+                return None
+            stack.append(name)
+            out.append("\n")
+        elif name in FLOW or name in PHRASE or name in LISTS:
+            if top is not None and top not in FLOW:
+                return None
+            stack.append(name)
+            out.append("\n")
+        else:
+            return None
+    if raw is not None:
+        return None
+    return "".join(out)

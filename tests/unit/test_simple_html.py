@@ -1,0 +1,184 @@
+"""crawler.simple_html: the fast path of html_to_text gives exactly lxml's text.
+
+Every test compares `html_to_text` (fast path first) with `tree_text` (the
+lxml tree it replaces) on generated fragments: well-nested ones the fast
+path takes, and broken, exotic or hostile ones it must either get right or
+decline.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from crawler import normalize
+from crawler.normalize import html_to_text, tree_text
+from crawler.simple_html import simple_text
+from tests.support.feedgen import LANGS, html_body, paragraph, sentence
+
+
+def reference(html: str) -> str:
+    """html_to_text as it was before the fast path: text without `<`/`&` as
+    it is, everything else through lxml's tree."""
+    cleaned = normalize._CONTROL.sub("", html)
+    if "<" not in cleaned and "&" not in cleaned:
+        return normalize.collapse_whitespace(cleaned)
+    return tree_text(cleaned)
+
+
+def same(html: str) -> None:
+    """html_to_text and the reference agree: the same text, or the same error
+    (the lxml path raises ValueError on a decoded control character in a
+    block, "<p>&#8;</p>"; the fast path declines those, so both raise)."""
+    outcomes = []
+    for fn in (html_to_text, reference):
+        try:
+            outcomes.append(fn(html))
+        except ValueError as e:
+            outcomes.append(type(e).__name__)
+    assert outcomes[0] == outcomes[1], html
+
+
+_TAGS = (
+    "p div span a b i em strong u s small code cite q abbr font del ins li ul ol br img "
+    "h1 h2 h3 blockquote section article figure figcaption script style hr table td tr "
+    "pre title textarea noscript iframe svg head body html sub sup wbr label mark"
+)
+TAGS = _TAGS.split(" ")
+ATTRS = ["", ' href="/x"', " class='c d'", " alt=x", ' data-a="1 > 2"', " checked", ' a="&amp;"']
+PIECES = [
+    *"ab Жя한字 \t\n\r.,;!-'\"=>/",
+    *["&amp;", "&lt;", "&#8217;", "&#x41;", "&nbsp;", "&", "&copy", "&copy;", "AT&T", "&T"],
+    *["&#", "&#x;", "&amp", "&notin", "&Eacute", "&#0;", "&#150;", "&#xD800;", "&bogus;"],
+    *["\xa0", "\u3000", "\x85", "\ufeff", "\u2028", "\x00", "\x0c", "\x1c", "\ud800"],
+    *["<", "<!-- c -->"],
+]
+TEXT = st.lists(st.sampled_from(PIECES), max_size=12).map("".join)
+
+
+@st.composite
+def fragments(draw: st.DrawFn, tags: list[str]) -> str:
+    out: list[str] = []
+    for _ in range(draw(st.integers(0, 14))):
+        kind = draw(st.integers(0, 3))
+        if kind == 0:
+            out.append(draw(TEXT))
+        else:
+            name = draw(st.sampled_from(tags))
+            if draw(st.booleans()):
+                name = name.upper()
+            close = "/" if kind == 1 else ""
+            attrs = draw(st.sampled_from(ATTRS)) if not close else ""
+            slash = "/" if draw(st.integers(0, 9)) == 0 else ""
+            space = draw(st.sampled_from(["", "", " ", "\n"]))
+            out.append(f"<{close}{name}{attrs}{space}{slash}>")
+    return "".join(out)
+
+
+@st.composite
+def nested(draw: st.DrawFn) -> str:
+    """Well-nested fragments of the supported tags (what the fast path should take)."""
+
+    def node(depth: int) -> str:
+        kind = draw(st.integers(0, 5 if depth < 4 else 0))
+        if kind == 0:
+            return draw(TEXT.filter(lambda t: "<" not in t))
+        if kind == 1:
+            return draw(st.sampled_from(["<br>", "<br/>", '<img src="/i.png" alt="">', "<hr>"]))
+        if kind == 2:
+            return draw(st.sampled_from(["<script>x(1<2)</script>", "<style>p{}</style>"]))
+        if kind == 3:
+            items = [f"<li>{node(depth + 1)}</li>" for _ in range(draw(st.integers(0, 3)))]
+            blank = draw(st.sampled_from(["", " ", "\n"]))
+            return f"<ul>{blank}{blank.join(items)}{blank}</ul>"
+        name = draw(st.sampled_from(["p", "div", "b", "a", "span", "em", "li", "h2", "sub"]))
+        inner = "".join(node(depth + 1) for _ in range(draw(st.integers(0, 3))))
+        end = "" if draw(st.integers(0, 6)) == 0 else f"</{name}>"
+        return f"<{name}>{inner}{end}"
+
+    return "".join(node(0) for _ in range(draw(st.integers(1, 4))))
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fragments(TAGS))
+def test_fast_path_equals_lxml_on_tag_soup(html: str) -> None:
+    same(html)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(nested())
+def test_fast_path_equals_lxml_on_nested_fragments(html: str) -> None:
+    same(html)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(max_size=200))
+def test_fast_path_equals_lxml_on_any_text(text: str) -> None:
+    same(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=6), st.sampled_from(TAGS[:25]))
+def test_fast_path_equals_lxml_around_any_character(text: str, tag: str) -> None:
+    code = ord(text[0]) if text else 65
+    for html in (f"<{tag}>{text}</{tag}> x", f"x<{tag}> {text}<b>y</b>", f"&amp;{text}&#{code};"):
+        same(html)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<p>a</p> <p>b</p>",
+        "x<img src=a> <b>y</b>",
+        "x<img src=a> y",
+        "<script>s</script> <b>y</b>x",
+        "<b>a</b> <i>b</i>",
+        "x<img> \n<b>y</b>",
+        " <b>lead</b>",
+        "AT&T &amp; co &copy; 2025 &#8217; &#x2019; &nbsp;x",
+        "<ul>\n<li>one</li>\n<li>two &lt;three&gt;</li>\n</ul>",
+        '<p><a href="/related/1">Link</a> and <b>bold</b>text</p>\n<p>next</p>',
+        "<div><p>a<br>b</p><blockquote>q</blockquote></div>tail",
+        "<P>Upper</P><BR/>case",
+    ],
+)
+def test_fast_path_takes_common_markup_and_equals_lxml(html: str) -> None:
+    assert simple_text(normalize._CONTROL.sub("", html)) is not None
+    same(html)
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "<b><p>x</b>y",  # a block inside an inline: libxml2 moves the line break
+        "<p>a<p>b",  # an implied end
+        "<p>x</div>y",  # a stray end tag
+        "<!-- c -->x",
+        "a < b <p>",
+        "&copy2025 <b>x</b>",  # a legacy reference without ';'
+        "<p/>x",
+        "<pre>\nx</pre>",
+        "<table><tr><td>x</td></tr></table>",
+        "<ul>text<li>x</li></ul>",
+        "<div>" * 100 + "x",
+    ],
+)
+def test_fast_path_declines_what_libxml2_repairs(html: str) -> None:
+    assert simple_text(normalize._CONTROL.sub("", html)) is None
+    same(html)
+
+
+def test_fast_path_takes_the_bench_feeds_markup() -> None:
+    """bench/crawl.py's generated bodies and summaries all take the fast path, same text."""
+    rng = random.Random(7)
+    samples = []
+    for lang in LANGS:
+        for _ in range(40):
+            samples.append(html_body(rng, lang, rng.randint(300, 3000)))
+            samples.append(f"<p>{sentence(rng, lang)} {paragraph(rng, lang, 2)}</p>")
+    for html in samples:
+        assert simple_text(html) is not None, html[:200]
+        same(html)
