@@ -259,10 +259,12 @@ def tree_text(cleaned: str) -> str:
         return ""
     lxml.etree.strip_elements(root, *_SKIPPED, with_tail=False)
     for element in root.iter(*_BLOCKS):
-        element.text = "\n" + (element.text or "")
-        element.tail = "\n" + (element.tail or "")
+        # Character references decode to control characters (`&#8;`, `&#x1b;`)
+        # that lxml refuses to set back: strip them here, and in the result.
+        element.text = "\n" + _CONTROL.sub("", element.text or "")
+        element.tail = "\n" + _CONTROL.sub("", element.tail or "")
     text = lxml.etree.tostring(root, method="text", encoding="unicode")
-    return collapse_whitespace(text)
+    return collapse_whitespace(_CONTROL.sub("", text))
 
 
 def collapse_whitespace(text: str) -> str:
