@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from sqlalchemy import text
 
-from alerts.addresses import address_key
+from alerts.address_keys import address_key
 from storage.db import make_engine, session_factory, upgrade
 from storage.outbox import claim_due
 from storage.tables import (

@@ -2,7 +2,7 @@
 (storage.outbox, storage.memory) gather the rows and apply the plan.
 
 Two immediate outbox rows belong to one message when they share an address
-key (alerts.addresses) and either the item, or, both being `stories: fold`
+key (alerts.address_keys) and either the item, or, both being `stories: fold`
 rows, the story (the outbox's `story_id` is set only on fold rows). Groups are
 the connected components of that relation, so a group may span several
 watchlists, recipients and (for a folded story) items.

@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Insert
 
-from alerts.addresses import recipient_key
+from alerts.address_keys import recipient_key
 from alerts.alert_records import StoredMatch, WatchlistMatch
 from alerts.digests import digest_period
 from storage.items import insert_ignore

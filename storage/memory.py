@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from alerts.addresses import recipient_key
+from alerts.address_keys import recipient_key
 from alerts.alert_records import (
     AlsoReported,
     Query,
@@ -127,7 +127,7 @@ class _OutboxRow:
     last_error: str | None = None
     sent_at: datetime | None = None
     story_id: int | None = None  # set only under `stories: fold`
-    address_key: str | None = None  # immediate rows: alerts.addresses
+    address_key: str | None = None  # immediate rows: alerts.address_keys
     folded_into: int | None = None
 
 

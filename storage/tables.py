@@ -333,7 +333,7 @@ class OutboxRow(Base):
     lease_until: Mapped[datetime | None]
     # Set only under `stories: fold` (the fold key); NULL for `each` rows.
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id"))
-    # alerts.addresses.address_key of the recipient (storage.alert_groups;
+    # alerts.address_keys.address_key of the recipient (storage.alert_groups;
     # digests are one per address and period). NULL: never written (rows are
     # filled by migration 0009); such a row is grouped by itself/its recipient.
     address_key: Mapped[str | None] = mapped_column(String(32))

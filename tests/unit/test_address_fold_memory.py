@@ -11,7 +11,7 @@ from datetime import timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.addresses import address_key
+from alerts.address_keys import address_key
 from alerts.alert_records import Hit, Recipient, Term, Watchlist, WatchlistMatch
 from crawler.crawl_records import Item
 from scheduler.deliver import DeliveryReport, deliver_due

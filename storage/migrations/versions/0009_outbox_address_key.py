@@ -4,7 +4,7 @@ Revision ID: 0009
 Revises: 0008
 Create Date: 2026-11-30
 
-`address_key` (alerts.addresses) is written on every row by
+`address_key` (alerts.address_keys) is written on every row by
 record_matches; existing rows get it here, so alerts already sent fold a
 late row of another watchlist too, and digests group per address. `folded_into` names the row whose
 message carried a row marked sent without a message of its own.
@@ -22,7 +22,7 @@ depends_on = None
 
 
 def _key(channel: str, target: str, secret: str | None) -> str:
-    # alerts.addresses.address_key as of this revision (kept here so that a
+    # alerts.address_keys.address_key as of this revision (kept here so that a
     # later change there does not change what this migration wrote).
     written = target.strip()
     if channel == "email" and "@" in written:
