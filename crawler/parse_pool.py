@@ -22,15 +22,14 @@ from contextlib import contextmanager
 
 log = logging.getLogger(__name__)
 
-# Below this many feeds a worker costs more than it saves on 2 cores: its
-# start (spawn, imports, language model) and pickling every Item back, while
-# the crawling process and the bench's server already use the cores.
-# bench/crawl.py --no-stories --workers 0|1 (30 entries per feed, load 4-6):
-# 10 feeds 1.25 vs 1.50 s, 30: 1.33 vs 2.08 s, 100: 3.26 vs 3.83 s (in-process
-# wins), 300: 7.06 vs 7.41 s (a tie), 1,000: 26.5 s in-process vs 17.8 s with
-# the worker (it wins); docs/notes/crawl-profile.md, step 3. In-process also
-# saves the worker's ~150 MB.
-MIN_SOURCES_FOR_POOL = 500
+# From this many feeds on, `crawl` parses in a worker process. Speed alone
+# would say 500: bench/crawl.py --no-stories --workers 0|1 (30 entries per
+# feed, load 4-6): 10 feeds 1.25 vs 1.50 s, 100: 3.26 vs 3.83 s (in-process
+# wins), 300: 7.06 vs 7.41 s (a tie), 1,000: 26.5 vs 17.8 s (the worker wins);
+# docs/notes/crawl-profile.md, step 3. But the worker also contains hostile
+# bodies: parsed in-process, the 88 hostile cases of tests/faults peaked at
+# 659 MB in the crawling process (cap 512 MB). Containment first: 20.
+MIN_SOURCES_FOR_POOL = 20
 
 
 def default_workers() -> int:
