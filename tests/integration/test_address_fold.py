@@ -23,14 +23,14 @@ from newswatch.app import App
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.outbox import claim_due, list_alerts, mark_sent
-from storage.sources import add_source
 from storage.stories import assign_story
-from storage.tables import OutboxRow, SourceRow
+from storage.tables import OutboxRow
 from storage.watchlists import active_watchlists, save_watchlists
 from tests.conftest import Database
 from tests.integration.test_outbox import T0, Clock, deliver, make_app
 from tests.support.httpserver import LocalHTTPServer, Request
 from tests.support.smtpserver import smtp_server
+from tests.support.sources import feed_source_id
 
 EMAIL = "analyst@example.org"
 WINDOW = timedelta(hours=72)
@@ -68,17 +68,7 @@ def post(
     matches with the watchlists named in `matching`, as the crawl does.
     Returns (item id, story id)."""
     with app.session() as s:
-        sid = s.scalar(select(SourceRow.id).where(SourceRow.name == source))
-        if sid is None:
-            sid = add_source(
-                s,
-                name=source,
-                url=f"https://{source}.example/feed",
-                kind="feed",
-                every_seconds=900,
-                links_css=None,
-                now=app.now(),
-            ).id
+        sid = feed_source_id(s, source, app.now())
         url = f"https://{source}.example/a/{n}"
         it = Item(
             url=url,

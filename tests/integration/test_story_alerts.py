@@ -23,12 +23,13 @@ from storage.items import store_items
 from storage.matches import record_matches
 from storage.sources import add_source
 from storage.stories import assign_story
-from storage.tables import ItemRow, OutboxRow, SourceRow, WatchlistRow
+from storage.tables import ItemRow, OutboxRow, WatchlistRow
 from storage.watchlists import active_watchlists, save_watchlists
 from tests.conftest import Database
 from tests.integration.test_outbox import T0, Clock, deliver, make_app
 from tests.support.httpserver import LocalHTTPServer, Request
 from tests.support.smtpserver import smtp_server
+from tests.support.sources import feed_source_id
 
 WINDOW = timedelta(hours=72)
 
@@ -66,17 +67,7 @@ def post(
     """Store one item of `source`, put it into `story` (None: a new one), then
     record its matches with every watchlist, as the crawl does. Returns its story."""
     with app.session() as s:
-        sid = s.scalar(select(SourceRow.id).where(SourceRow.name == source))
-        if sid is None:
-            sid = add_source(
-                s,
-                name=source,
-                url=f"https://{source}.example/feed",
-                kind="feed",
-                every_seconds=900,
-                links_css=None,
-                now=app.now(),
-            ).id
+        sid = feed_source_id(s, source, app.now())
         url = f"https://{source}.example/a/{n}"
         it = Item(
             url=url,
