@@ -1,7 +1,8 @@
 """Shared machinery of the fault-injection suite (`pytest -m faults`).
 
 - `run_newswatch`: the real `newswatch` console script in a subprocess, with its
-  exit status, output, wall time and peak RSS (from wait4, for that child only).
+  exit status, output, wall time and peak RSS of the child and its descendants
+  (their VmHWM, sampled while they run; see `_tree_peak_mb`).
 - canaries: plain TCP listeners on 127.0.0.2 and [::1] that only count
   accepted connections. The suite allows exactly 127.0.0.1
   (NEWSWATCH_ALLOW_PRIVATE_ADDRESSES=127.0.0.1), so any connection a canary
@@ -65,21 +66,58 @@ def start_newswatch(
     )
 
 
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every live process below it (from /proc/PID/task/TID/children)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        with contextlib.suppress(OSError):
+            for tid in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    todo.extend(int(child) for child in f.read().split())
+    return found
+
+
+def _tree_peak_mb(pid: int) -> float:
+    """The largest VmHWM (peak resident set) among `pid` and its descendants, in MB.
+
+    Not wait4's ru_maxrss: Linux folds the old mm's high-water mark into the
+    process's maxrss at execve, so a child forked from a big pytest worker
+    reported the worker's RSS (774 MB for a crawl that used under 300 MB).
+    VmHWM belongs to the mm that execve created, so it counts our process only.
+    """
+    peak = 0
+    for each in _descendants(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{each}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+                    break
+    return peak / 1024.0
+
+
 def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-    """Wait for `proc` (killing it after `timeout`); return (status, peak RSS in MB)."""
+    """Wait for `proc` (killing it after `timeout`); return (status, peak RSS in MB).
+
+    The peak is sampled every 20 ms while the process lives; VmHWM is a
+    high-water mark, so only growth in the last interval before exit is missed.
+    """
     deadline = time.monotonic() + timeout
+    peak = 0.0
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        peak = max(peak, _tree_peak_mb(proc.pid))
+        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.monotonic() > deadline:
             proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
+            pid, status, _ = os.wait4(proc.pid, 0)
             break
         time.sleep(0.02)
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code
-    return code, usage.ru_maxrss / 1024.0
+    return code, peak
 
 
 def run_newswatch(args: list[str], env: dict[str, str], timeout: float = 120.0) -> Proc:
