@@ -313,6 +313,8 @@ _TABLE: dict[str, tuple[str, str, str, str]] = {
 }
 
 _HANGUL = re.compile(r"[가-힣]")
+_LATIN = re.compile(r"[A-Z]")  # every English name starts with a capital
+_CYRILLIC = re.compile(r"[А-Яа-яЁё]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -349,15 +351,17 @@ def countries(text: str, language: str | None = None) -> frozenset[str]:
     del language
     if not text:
         return frozenset()
+    latin = bool(_LATIN.search(text))
+    cyrillic = bool(_CYRILLIC.search(text))
     hangul = bool(_HANGUL.search(text))
-    han = bool(_HAN.search(text))
+    han = bool(_HAN.search(text)) and not hangul
     found: set[str] = set()
     for code, en, ru, ko, zh in _compiled():
         if (
-            en.search(text)
-            or ru.search(text)
+            (latin and en.search(text))
+            or (cyrillic and ru.search(text))
             or (hangul and ko.search(text))
-            or (han and not hangul and zh.search(text))
+            or (han and zh.search(text))
         ):
             found.add(code)
     return frozenset(found)

@@ -441,8 +441,8 @@ def features(
     concepts = frozenset(concepts)
     lang = _primary(language)
     named = _countries(text) | countries_of_concepts(concepts)
-    home = _home(title, lang)
-    if home and named and not _countries(_clean(title)):
+    home = _home(title, lang) if named else None
+    if home and not _countries(_clean(title)):
         # A national-language headline that names no country is about that country
         # ("방사청, F-35A 20대 추가 도입": Korea's) when its lead names another (the
         # seller). An item that names no country at all stays without one: it
