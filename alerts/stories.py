@@ -365,12 +365,13 @@ def designators(text: str) -> dict[str, tuple[str, ...]]:
 
 
 _MULT = {
-    "thousand": 10**3, "million": 10**6, "billion": 10**9, "тыс": 10**3, "млн": 10**6,
-    "млрд": 10**9, "천": 10**3, "만": 10**4, "억": 10**8, "千": 10**3, "万": 10**4, "亿": 10**8,
+    "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12, "тыс": 10**3,
+    "млн": 10**6, "млрд": 10**9, "трлн": 10**12, "천": 10**3, "만": 10**4, "억": 10**8,
+    "조": 10**12, "千": 10**3, "万": 10**4, "亿": 10**8, "万亿": 10**12,
 }  # fmt: skip
 _NUMBER = re.compile(
     r"(?<![A-Za-zА-Яа-яЁё0-9.,:-])(\d{1,3}(?:,\d{3})+(?![0-9])|\d+(?:[.,]\d{1,2}(?![0-9]))?)\s?"
-    r"(thousand|million|billion|тыс|млн|млрд|천|만|억|千|万|亿)?"
+    r"(thousand|million|billion|trillion|тыс|млн|млрд|трлн|천|만|억|조|千|万亿|万|亿)?"
 )
 _MONTHS = (
     "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|январ|феврал|март|апрел|мая|май|июн|июл"
@@ -384,10 +385,24 @@ _SKIP_AFTER = re.compile(
 )
 _MONEY_BEFORE = re.compile(r"[$€£¥₩]\s?$")
 _MONEY_AFTER = re.compile(
-    r"\s?(?:dollar|euro|won|yuan|rubl|달러|유로|원|위안|美元|欧元|元|руб|долл|евро)", re.I
+    r"\s?(?:dollar|euro|won|yuan|yen|rubl|달러|유로|원|위안|엔|美元|欧元|韩元|日元|元|руб|долл|евро|иен"
+    r"|вон)",
+    re.I,
 )
 _PERCENT_AFTER = re.compile(r"\s?(?:%|퍼센트|percent|процент)", re.I)
 _DATE_BEFORE = re.compile(r"(?:" + _MONTHS + r")[a-zа-я]*\.?\s?$", re.I)
+
+
+# Basis points are hundredths of a percent (25个基点 = 25 bp = 0.25%), and percentage
+# points are percentages (0,25 п.п. = 0.25%p = 0.25%).
+_BASIS_POINTS = re.compile(
+    r"(?<![\d.,])(\d{1,4})\s?"
+    r"(?:个基点|基点|bps?\b|basis points?|베이시스포인트|базисн\w* пункт\w*|б\.\s?п\.)",
+    re.I,
+)
+_POINTS = re.compile(r"\s?(?:п\.\s?п\.|percentage points?|%\s?포인트|%p)", re.I)
+# A range of percentages, "3.25%-3.50%" or "3.25∼3.50%": both ends are percentages.
+_PCT_RANGE = re.compile(r"(\d+(?:[.,]\d+)?)\s?%?\s?[-–~∼〜]\s?(\d+(?:[.,]\d+)?)\s?%")
 
 
 def _decimal(digits: str) -> str:
@@ -404,7 +419,8 @@ def quantities(text: str) -> frozenset[str]:
     Dates, times, ordinals, years and designator digits are left out: they
     differ between outlets reporting one event (30일 vs "on Monday").
     """
-    text = _DESIGNATOR.sub(" ", text)
+    text = _BASIS_POINTS.sub(lambda m: f" {int(m.group(1)) / 100:g}%", _DESIGNATOR.sub(" ", text))
+    text = _PCT_RANGE.sub(r"\1% \2%", _POINTS.sub("%", text))
     out: set[str] = set()
     for m in _NUMBER.finditer(text):
         digits, mult = m.group(1), m.group(2)
