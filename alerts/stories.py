@@ -307,9 +307,11 @@ _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
 # Kinds of incident that exclude each other, named in a TITLE (lower-cased
 # substrings; CJK/Hangul need no boundary). Two titles that both name kinds,
 # none in common, report different incidents (a volcano and a quake; a
-# capsized boat and a wildfire). Only kinds whose words are unambiguous are
-# listed: no "attack", "fire", "launch" or "meeting" (one event is told as a
-# strike, a fire and an attack by different outlets).
+# capsized boat and a wildfire; quarterly profit and a capital-spending plan;
+# a leaders' summit and a ministers' meeting). Only kinds whose words are
+# unambiguous are listed: no "attack", "fire" or "meeting" (one event is told
+# as a strike, a fire and an attack by different outlets), no "launch" or
+# "supply" (titles name an earlier launch: "bombers fly after ICBM launch").
 _KIND_WORDS: dict[str, tuple[str, ...]] = {
     "quake": ("earthquake", "quake", "magnitude", "지진", "地震", "землетрясен", "магнитуд"),
     "volcano": ("volcan", "erupt", "화산", "분화", "火山", "喷发", "вулкан", "извержен"),
@@ -329,6 +331,12 @@ _KIND_WORDS: dict[str, tuple[str, ...]] = {
     "budget": ("budget", "예산", "추경", "预算", "бюджет"),
     "call": ("phone call", "by phone", "phone talks", "통화", "通电话", "通话", "телефонн"),
     "drill": ("drill", "exercise", "훈련", "연습", "演习", "军演", "演练", "учени"),
+    "earnings": ("profit", "earnings", "revenue", "영업이익", "순이익", "영업익", "영업손실",
+                 "实现营收", "利润", "营收", "прибыль", "выручк"),
+    "summit": ("summit", "leaders meet", "leaders' meeting", "정상회담", "정상회의", "首脑会谈",
+               "峰会", "领导人会议", "саммит"),
+    "ministers": ("minister", "장관", "外长", "部长", "министр", "глав мид", "главы мид"),
+    "capex": ("capital spending", "capex", "설비투자", "资本支出", "капитальн"),
 }  # fmt: skip
 
 

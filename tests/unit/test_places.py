@@ -225,6 +225,10 @@ def test_country_veto_is_symmetric_and_exactly_disjointness(xs: list[str], ys: l
         ("Passenger train derails", "Хакеры похитили криптовалюту"),
         ("EU adopts sanctions package", "EU budget talks"),
         ("台风登陆冲绳", "冲绳附近发生地震"),
+        ("TSMC fourth-quarter profit jumps 57%", "TSMC plans record capital spending"),
+        ("삼성전자 4분기 영업이익 최대", "삼성전자 올해 설비투자 확대"),
+        ("Japan, South Korea leaders hold summit in Nara", "한일 외교장관 서울서 회담"),
+        ("中日韩峰会在东京举行", "Главы МИД Японии и Китая провели встречу"),
     ],
 )
 def test_titles_naming_different_kinds_of_incident_never_join(a: str, b: str) -> None:
@@ -242,6 +246,9 @@ def test_titles_naming_different_kinds_of_incident_never_join(a: str, b: str) ->
         ("Fishing boat capsizes off Jeju", "제주 해상서 어선 전복"),
         ("Typhoon nears Okinawa", "Тайфун приближается к Окинаве"),
         ("Quake rattles Taiwan", "Tsunami warning after tremor"),  # one side names no kind
+        ("TSMC profit jumps 57%", "台积电第四季度净利润同比增长57%"),
+        ("Lee, Xi hold summit in Shenzhen", "이재명·시진핑 정상회담"),
+        ("Foreign ministers meet in Tokyo", "한중일 외교장관 도쿄서 회의"),
     ],
 )
 def test_one_kind_in_two_scripts_does_not_veto(a: str, b: str) -> None:
