@@ -18,7 +18,10 @@ worst outcome, so:
 - a **conflict vetoes** a story outright, whatever the score: when the item
   and any member both name designators of one family (F-35A/F-16, K2/K9,
   ICBM/SRBM, Hwasong-18/Hwasong-15) but none in common, or both carry
-  quantities in their titles but none in common (20 vs 40 aircraft). The
+  quantities in their titles but none in common (20 vs 40 aircraft), or
+  both name countries but none in common (alerts.places: a volcano in Japan
+  and one in Russia), or both titles name kinds of incident but none in
+  common (a quake and a typhoon; quarterly profit and a capex plan). The
   encoder's typical failure is "same kind of event, different incident",
   and these are the tokens that tell incidents apart;
 - thresholds are tuned on bench/data/stories_dev.yaml for zero merged events
@@ -517,7 +520,9 @@ def conflicts(a: ItemFeatures, b: ItemFeatures, vetoes: frozenset[str] = VETOES)
     each item also names the other's primary ("SRBMs, days after an ICBM
     test" vs "ICBM launch": srbm is not named by the second, so they
     conflict). Quantities: numbers in both titles with none in common (20 vs
-    40 jets).
+    40 jets). Countries: both name countries (title + lead), none in common.
+    Kinds: both titles name kinds of incident (`_KIND_WORDS`), none in common.
+    `vetoes` selects which of the four apply (StoryParams.vetoes).
     """
     if "designators" in vetoes:
         for family, models in a.designators.items():
