@@ -18,7 +18,10 @@ worst outcome, so:
 - a **conflict vetoes** a story outright, whatever the score: when the item
   and any member both name designators of one family (F-35A/F-16, K2/K9,
   ICBM/SRBM, Hwasong-18/Hwasong-15) but none in common, or both carry
-  quantities in their titles but none in common (20 vs 40 aircraft). The
+  quantities in their titles but none in common (20 vs 40 aircraft), or
+  both name countries but none in common (alerts.places: a volcano in Japan
+  and one in Russia), or both titles name kinds of incident but none in
+  common (a quake and a typhoon; quarterly profit and a capex plan). The
   encoder's typical failure is "same kind of event, different incident",
   and these are the tokens that tell incidents apart;
 - thresholds are tuned on bench/data/stories_dev.yaml for zero merged events
@@ -39,6 +42,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from alerts.places import countries as _countries
+from alerts.places import countries_of_concepts
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -61,6 +67,17 @@ __all__ = [
 ]
 
 DEFAULT_WINDOW = timedelta(hours=72)
+# What `conflicts` checks (StoryParams.vetoes): model designators, title quantities,
+# disjoint countries (alerts.places), disjoint kinds of incident in the titles.
+VETOES = frozenset({"designators", "quantities", "countries", "kinds"})
+# The country of a national language, and the script its headlines are written in
+# (a declared language that the title's script contradicts gets no home country).
+_HOME: dict[str, tuple[str, re.Pattern[str]]] = {
+    "ko": ("KR", re.compile(r"[가-힣]")),
+    "zh": ("CN", re.compile(r"^(?!.*[가-힣ぁ-ゟ゠-ヿ]).*[\u4e00-\u9fff]", re.S)),
+    "ru": ("RU", re.compile(r"[А-Яа-яЁё]")),
+    "ja": ("JP", re.compile(r"[ぁ-ゟ゠-ヿ]")),
+}
 _LEAD_CHARS = 240  # the lead: first sentence of summary/text, at most this long
 
 
@@ -76,6 +93,9 @@ class StoryParams:
     # What the encoder reads: "title" (one pass over the cleaned title) or
     # "title+text" (title row + title-and-lead row, summed: two passes).
     encode: str = "title+text"
+    # Which conflicts veto a story (see `conflicts`); the round-3 engine had only
+    # designators and quantities.
+    vetoes: frozenset[str] = VETOES
 
 
 # Tuned on the development set only (bench/stories.py --tune); see the notes.
@@ -125,6 +145,8 @@ class ItemFeatures:
     concepts: frozenset[str]
     language: str | None = None  # primary subtag; None: unknown
     numbers: frozenset[str] = frozenset()  # specific quantities of title + lead (evidence)
+    countries: frozenset[str] = frozenset()  # countries title + lead name (alerts.places)
+    kinds: frozenset[str] = frozenset()  # kinds of incident the title names (_KIND_WORDS)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -285,6 +307,48 @@ _CLASS_WORDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
         ),
     ),
 )
+# Kinds of incident that exclude each other, named in a TITLE (lower-cased
+# substrings; CJK/Hangul need no boundary). Two titles that both name kinds,
+# none in common, report different incidents (a volcano and a quake; a
+# capsized boat and a wildfire; quarterly profit and a capital-spending plan;
+# a leaders' summit and a ministers' meeting). Only kinds whose words are
+# unambiguous are listed: no "attack", "fire" or "meeting" (one event is told
+# as a strike, a fire and an attack by different outlets), no "launch" or
+# "supply" (titles name an earlier launch: "bombers fly after ICBM launch").
+_KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "quake": ("earthquake", "quake", "magnitude", "지진", "地震", "землетрясен", "магнитуд"),
+    "volcano": ("volcan", "erupt", "화산", "분화", "火山", "喷发", "вулкан", "извержен"),
+    "storm": ("typhoon", "cyclone", "hurricane", "태풍", "台风", "тайфун", "циклон", "ураган"),
+    "wildfire": ("wildfire", "forest fire", "bushfire", "산불", "山火", "森林火灾", "лесной пожар",
+                 "лесного пожар", "лесные пожар", "лесных пожар"),
+    "flood": ("flood", "홍수", "洪水", "洪灾", "наводнен", "паводок", "паводк"),
+    "wreck": ("capsiz", "sinks", "sank", "shipwreck", "전복", "침몰", "倾覆", "沉没", "翻沉",
+              "затонул", "опрокинул"),
+    "derail": ("derail", "탈선", "脱轨", "сошел с рельс", "сошли с рельс", "сход с рельс",
+               "схода с рельс", "сходе с рельс"),
+    "rate": ("interest rate", "rate cut", "rate hike", "cuts rate", "holds rate", "raises rate",
+             "기준금리", "利率", "降息", "加息", "ключевую ставк", "ключевой ставк",
+             "ключевая ставк"),
+    "sanctions": ("sanction", "제재", "制裁", "санкц"),
+    "hack": ("hack", "해킹", "黑客", "хакер", "взлом"),
+    "budget": ("budget", "예산", "추경", "预算", "бюджет"),
+    "call": ("phone call", "by phone", "phone talks", "통화", "通电话", "通话", "телефонн"),
+    "drill": ("drill", "exercise", "훈련", "연습", "演习", "军演", "演练", "учени"),
+    "earnings": ("profit", "earnings", "revenue", "영업이익", "순이익", "영업익", "영업손실",
+                 "实现营收", "利润", "营收", "прибыль", "выручк"),
+    "summit": ("summit", "leaders meet", "leaders' meeting", "정상회담", "정상회의", "首脑会谈",
+               "峰会", "领导人会议", "саммит"),
+    "ministers": ("minister", "장관", "外长", "部长", "министр", "глав мид", "главы мид"),
+    "capex": ("capital spending", "capex", "설비투자", "资本支出", "капитальн"),
+}  # fmt: skip
+
+
+def event_kinds(title: str) -> frozenset[str]:
+    """The kinds of incident a title names (see _KIND_WORDS)."""
+    low = title.lower()
+    return frozenset(k for k, words in _KIND_WORDS.items() if any(w in low for w in words))
+
+
 _NOT_FAMILIES = frozenset({"covid", "q", "h", "no", "nr", "n", "vs", "top", "i", "t"})
 
 
@@ -312,12 +376,13 @@ def designators(text: str) -> dict[str, tuple[str, ...]]:
 
 
 _MULT = {
-    "thousand": 10**3, "million": 10**6, "billion": 10**9, "тыс": 10**3, "млн": 10**6,
-    "млрд": 10**9, "천": 10**3, "만": 10**4, "억": 10**8, "千": 10**3, "万": 10**4, "亿": 10**8,
+    "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12, "тыс": 10**3,
+    "млн": 10**6, "млрд": 10**9, "трлн": 10**12, "천": 10**3, "만": 10**4, "억": 10**8,
+    "조": 10**12, "千": 10**3, "万": 10**4, "亿": 10**8, "万亿": 10**12,
 }  # fmt: skip
 _NUMBER = re.compile(
     r"(?<![A-Za-zА-Яа-яЁё0-9.,:-])(\d{1,3}(?:,\d{3})+(?![0-9])|\d+(?:[.,]\d{1,2}(?![0-9]))?)\s?"
-    r"(thousand|million|billion|тыс|млн|млрд|천|만|억|千|万|亿)?"
+    r"(thousand|million|billion|trillion|тыс|млн|млрд|трлн|천|만|억|조|千|万亿|万|亿)?"
 )
 _MONTHS = (
     "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|январ|феврал|март|апрел|мая|май|июн|июл"
@@ -331,10 +396,24 @@ _SKIP_AFTER = re.compile(
 )
 _MONEY_BEFORE = re.compile(r"[$€£¥₩]\s?$")
 _MONEY_AFTER = re.compile(
-    r"\s?(?:dollar|euro|won|yuan|rubl|달러|유로|원|위안|美元|欧元|元|руб|долл|евро)", re.I
+    r"\s?(?:dollar|euro|won|yuan|yen|rubl|달러|유로|원|위안|엔|美元|欧元|韩元|日元|元|руб|долл|евро|иен"
+    r"|вон)",
+    re.I,
 )
 _PERCENT_AFTER = re.compile(r"\s?(?:%|퍼센트|percent|процент)", re.I)
 _DATE_BEFORE = re.compile(r"(?:" + _MONTHS + r")[a-zа-я]*\.?\s?$", re.I)
+
+
+# Basis points are hundredths of a percent (25个基点 = 25 bp = 0.25%), and percentage
+# points are percentages (0,25 п.п. = 0.25%p = 0.25%).
+_BASIS_POINTS = re.compile(
+    r"(?<![\d.,])(\d{1,4})\s?"
+    r"(?:个基点|基点|bps?\b|basis points?|베이시스포인트|базисн\w* пункт\w*|б\.\s?п\.)",
+    re.I,
+)
+_POINTS = re.compile(r"\s?(?:п\.\s?п\.|percentage points?|%\s?포인트|%p)", re.I)
+# A range of percentages, "3.25%-3.50%" or "3.25∼3.50%": both ends are percentages.
+_PCT_RANGE = re.compile(r"(\d+(?:[.,]\d+)?)\s?%?\s?[-–~∼〜]\s?(\d+(?:[.,]\d+)?)\s?%")
 
 
 def _decimal(digits: str) -> str:
@@ -351,7 +430,8 @@ def quantities(text: str) -> frozenset[str]:
     Dates, times, ordinals, years and designator digits are left out: they
     differ between outlets reporting one event (30일 vs "on Monday").
     """
-    text = _DESIGNATOR.sub(" ", text)
+    text = _BASIS_POINTS.sub(lambda m: f" {int(m.group(1)) / 100:g}%", _DESIGNATOR.sub(" ", text))
+    text = _PCT_RANGE.sub(r"\1% \2%", _POINTS.sub("%", text))
     out: set[str] = set()
     for m in _NUMBER.finditer(text):
         digits, mult = m.group(1), m.group(2)
@@ -385,16 +465,36 @@ def features(
 ) -> ItemFeatures:
     """Features of one item; `vector` is the encoder's row for `story_text(...)`."""
     text = story_text(title, summary, body)
+    concepts = frozenset(concepts)
+    lang = _primary(language)
+    named = _countries(text) | countries_of_concepts(concepts)
+    home = _home(title, lang) if named else None
+    if home and not _countries(_clean(title)):
+        # A national-language headline that names no country is about that country
+        # ("방사청, F-35A 20대 추가 도입": Korea's) when its lead names another (the
+        # seller). An item that names no country at all stays without one: it
+        # cannot veto ("三星开始向英伟达供应HBM4" is not about China).
+        named |= {home}
     return ItemFeatures(
         text=text,
         vector=np.asarray(vector, dtype=np.float32),
         published=published,
         designators=designators(text),
         quantities=quantities(_clean(title)),
-        concepts=frozenset(concepts),
-        language=_primary(language),
+        concepts=concepts,
+        language=lang,
         numbers=frozenset(q for q in quantities(text) if _specific(q)),
+        countries=named,
+        kinds=event_kinds(_clean(title)),
     )
+
+
+def _home(title: str, language: str | None) -> str | None:
+    """The country of the item's language when its title is written in that language's script."""
+    entry = _HOME.get(language or "")
+    if entry is None or not entry[1].search(title):
+        return None
+    return entry[0]
 
 
 def _specific(quantity: str) -> bool:
@@ -413,20 +513,29 @@ def _primary(language: str | None) -> str | None:
 # ---------------------------------------------------------------- decisions
 
 
-def conflicts(a: ItemFeatures, b: ItemFeatures) -> bool:
+def conflicts(a: ItemFeatures, b: ItemFeatures, vetoes: frozenset[str] = VETOES) -> bool:
     """True when the two surely report different incidents, whatever they say otherwise.
 
     Designators: a family named by both whose primary models differ, unless
     each item also names the other's primary ("SRBMs, days after an ICBM
     test" vs "ICBM launch": srbm is not named by the second, so they
     conflict). Quantities: numbers in both titles with none in common (20 vs
-    40 jets).
+    40 jets). Countries: both name countries (title + lead), none in common.
+    Kinds: both titles name kinds of incident (`_KIND_WORDS`), none in common.
+    `vetoes` selects which of the four apply (StoryParams.vetoes).
     """
-    for family, models in a.designators.items():
-        other = b.designators.get(family)
-        if other and models[0] != other[0] and not (models[0] in other and other[0] in models):
-            return True
-    return any(_disjoint(a.quantities, b.quantities, kind) for kind in ("n", "money", "pct"))
+    if "designators" in vetoes:
+        for family, models in a.designators.items():
+            other = b.designators.get(family)
+            if other and models[0] != other[0] and not (models[0] in other and other[0] in models):
+                return True
+    if "countries" in vetoes and a.countries and b.countries and not a.countries & b.countries:
+        return True
+    if "kinds" in vetoes and a.kinds and b.kinds and not a.kinds & b.kinds:
+        return True
+    return "quantities" in vetoes and any(
+        _disjoint(a.quantities, b.quantities, kind) for kind in ("n", "money", "pct")
+    )
 
 
 def _disjoint(a: frozenset[str], b: frozenset[str], kind: str) -> bool:
@@ -474,7 +583,7 @@ def _in_window(item: ItemFeatures, story: Candidate, window: timedelta) -> bool:
 
 def _story_score(item: ItemFeatures, story: Candidate, params: StoryParams) -> float | None:
     """Best member score, or None when any member conflicts (veto) or there are none."""
-    if not story.members or any(conflicts(item, m) for m in story.members):
+    if not story.members or any(conflicts(item, m, params.vetoes) for m in story.members):
         return None
     matrix = np.stack([m.vector for m in story.members]).astype(np.float32, copy=False)
     cosines = matrix @ item.vector.astype(np.float32, copy=False)
