@@ -493,20 +493,24 @@ class MemoryTransaction(_MemoryStories):
     ) -> int:
         new = 0
         for active, match in found:
-            if (item_id, active.id) in self._t.match_ids:
-                continue  # already matched before: its outbox rows exist too
-            match_id = self._t.next_id("matches")
-            self._t.matches[match_id] = _MatchRow(
-                match_id,
-                item_id,
-                active.id,
-                list(match.terms),
-                [asdict(h) for h in match.hits[:50]],
-                list(match.snippets),
-                now,
-            )
-            self._t.match_ids[(item_id, active.id)] = match_id
-            new += 1
+            known = self._t.match_ids.get((item_id, active.id))
+            if known is not None:
+                if not alert:
+                    continue
+                match_id = known  # matched before, maybe without alerts: owe them now
+            else:
+                match_id = self._t.next_id("matches")
+                self._t.matches[match_id] = _MatchRow(
+                    match_id,
+                    item_id,
+                    active.id,
+                    list(match.terms),
+                    [asdict(h) for h in match.hits[:50]],
+                    list(match.snippets),
+                    now,
+                )
+                self._t.match_ids[(item_id, active.id)] = match_id
+                new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
             story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
             for rid, recipient in active.recipient_ids if alert else ():

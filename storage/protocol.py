@@ -166,7 +166,9 @@ class StoreTransaction(Protocol):
     ) -> int:
         """Store one item's matches and one pending outbox row per active
         recipient (due at the end of its digest period); how many matches were new.
-        `alert=False`: the matches only, no outbox row (a first poll's old item)."""
+        `alert=False`: the matches only, no outbox row (a first poll's old item).
+        A match already stored gets the outbox rows it lacks (backfill reaches a
+        first poll's old items); rows already owed are never written twice."""
         ...
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
