@@ -108,8 +108,7 @@ def add(
     if src.kind == "spider":
         note = f" {src.spider}" if src.spider else " (fed from outside by a Scrapy project)"
     echo(
-        f"added {src.name} ({src.kind or 'kind detected at first poll'}) "
-        f"{shown_url(src.url)}{note}"
+        f"added {src.name} ({src.kind or 'kind detected at first poll'}) {shown_url(src.url)}{note}"
     )
 
 
