@@ -136,7 +136,9 @@ def backfill(
     verb = "would match" if dry_run else "matched"
     echo(
         f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "
-        f"{report.new} new" + ("" if dry_run else f", {report.alerts} alerts queued")
+        f"{report.new} new"
+        + (f", {report.unalerted} matched before without alerts" if report.unalerted else "")
+        + ("" if dry_run else f", {report.alerts} alerts queued")
     )
     for title, url in report.sample:
         echo(f"  {one_line(title, 80)}  {url}")

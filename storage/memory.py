@@ -571,6 +571,15 @@ class MemoryTransaction(_MemoryStories):
             if m.watchlist_id == watchlist_id and m.item_id in wanted
         )
 
+    def count_matches_without_alerts(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        wanted = set(item_ids)
+        owed = {o.match_id for o in self._t.outbox.values()}
+        return sum(
+            1
+            for m in self._t.matches.values()
+            if m.watchlist_id == watchlist_id and m.item_id in wanted and m.id not in owed
+        )
+
     def count_alerts(self, watchlist_id: int) -> int:
         return sum(1 for o in self._t.outbox.values() if o.watchlist_id == watchlist_id)
 

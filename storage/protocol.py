@@ -175,6 +175,11 @@ class StoreTransaction(Protocol):
         """How many of these items already match this watchlist (backfill --dry-run)."""
         ...
 
+    def count_matches_without_alerts(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        """How many of these items match this watchlist with no outbox row at all
+        (a first poll's old items): a backfill queues their alerts (--dry-run)."""
+        ...
+
     def count_alerts(self, watchlist_id: int) -> int:
         """Outbox rows of a watchlist, whatever their status (backfill's report)."""
         ...

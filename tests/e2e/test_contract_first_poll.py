@@ -134,12 +134,19 @@ def test_backfill_reaches_the_first_polls_old_items_once(
     if stories == "each":
         assert first == 4  # two recent items, two recipients
 
+    dry = cli("backfill", "--watchlist", "air", "--dry-run", env=ENV)
+    assert dry.code == 0 and "would match 5, 0 new, " in dry.out, dry.out
+    unalerted = 3 if stories == "each" else int(dry.out.split(", 0 new, ")[1].split()[0])
+    assert f", {unalerted} matched before without alerts" in dry.out and unalerted >= 3
     r = cli("backfill", "--watchlist", "air", env=ENV)
     assert r.code == 0, r.err
     assert cli("crawl", env=ENV).code == 0  # delivers what the backfill queued
     assert cli("watchlist", "import", str(tmp_path / "w.yaml")).code == 0  # same recipients
     again = cli("backfill", "--watchlist", "air", env=ENV)
     assert again.code == 0 and "0 new, 0 alerts queued" in again.out, again.out
+    if stories == "each":  # under fold an item of a story already alerted owes none
+        dry = cli("backfill", "--watchlist", "air", "--dry-run", env=ENV)
+        assert "without alerts" not in dry.out, dry.out
     assert cli("crawl", env=ENV).code == 0
 
     story_of = {

@@ -33,6 +33,7 @@ def test_a_match_stored_without_alerts_owes_them_once_recorded_with_alerts(
         assert tx.record_matches(ids[0], [(active, match("w"))], T0, alert=False) == 1
         assert tx.record_matches(ids[1], [(active, match("w"))], T0) == 1
         assert tx.count_alerts(active.id) == recipients
+        assert tx.count_matches_without_alerts(active.id, ids) == 1
         # again without alerts: nothing
         assert tx.record_matches(ids[0], [(active, match("w"))], T0, alert=False) == 0
         assert tx.count_alerts(active.id) == recipients
@@ -40,6 +41,8 @@ def test_a_match_stored_without_alerts_owes_them_once_recorded_with_alerts(
         assert tx.record_matches(ids[0], [(active, match("w"))], T0) == 0
         assert tx.count_alerts(active.id) == 2 * recipients
         assert tx.count_matches(active.id, ids) == 2
+        assert tx.count_matches_without_alerts(active.id, ids) == 0
+        assert tx.count_matches_without_alerts(active.id, []) == 0
         # and never twice, for either item
         for item_id in ids:
             assert tx.record_matches(item_id, [(active, match("w"))], T0) == 0
