@@ -249,15 +249,9 @@ def _json_row(x: Source, cap: int) -> dict[str, object]:
 def shown_url(url: str) -> str:
     """A source URL as listings print it: a password in it (a private feed's
     basic auth) masked, `https://user:***@host/feed`. `export` keeps it."""
-    import re
+    from alerts.secrets import mask_url_password
 
-    m = re.match(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)\Z", url, re.S)
-    if m is None:
-        return url
-    userinfo, at, hostport = m.group(2).rpartition("@")
-    if not at or ":" not in userinfo:
-        return url
-    return f"{m.group(1)}{userinfo.split(':', 1)[0]}:***@{hostport}{m.group(3)}"
+    return mask_url_password(url)
 
 
 def _warn_same_url(session: object, name: str, url: str) -> None:
