@@ -21,7 +21,7 @@ from newswatch.cli_common import (
 )
 from newswatch.durations import parse_duration
 from storage.matches import list_matches
-from storage.watchlists import get_watchlist
+from storage.watchlists import get_watchlist, watchlist_name
 
 
 def _since(text: str | None) -> timedelta | None:
@@ -96,8 +96,8 @@ def matches(
     a = get_app(ctx)
     delta = _since(since)
     with a.session() as s:
-        if watchlist is not None:
-            get_watchlist(s, watchlist)
+        if watchlist is not None:  # removed ones too: their matches are kept
+            watchlist = watchlist_name(s, watchlist)
         found = list_matches(s, watchlist=watchlist, since=a.now() - delta if delta else None)
         if json:
             from alerts.render import match_object

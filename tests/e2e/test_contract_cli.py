@@ -146,3 +146,25 @@ def test_greek_whole_words_and_kana_inside_words(
     r = cli("match", "--watchlist", "w", text)
     assert r.code == 0, r.err
     assert r.out.startswith("w: matched" if matched else "w: no match"), r.out
+
+
+def test_watchlist_filters_take_any_normal_form_and_removed_watchlists(
+    cli: CLI, http_server: LocalHTTPServer, tmp_path: Path
+) -> None:
+    """Names are compared in NFC however they are typed; `watchlist remove`
+    keeps matches (README), so `matches --watchlist` still lists them."""
+    nfc, nfd = "caf\u00e9", "cafe\u0301"
+    wl = tmp_path / "c.yaml"
+    wl.write_text(f"watchlists:\n  - name: {nfc}\n    terms: [BRICS]\n", encoding="utf-8")
+    assert cli("watchlist", "import", str(wl)).code == 0
+    _crawl(cli, http_server, tmp_path)
+    expected = [(nfc, "both", ["BRICS"])]
+    assert _matches(cli, "--watchlist", nfc) == expected
+    assert _matches(cli, "--watchlist", nfd) == expected
+    for name in (nfc, nfd):
+        r = cli("stories", "--watchlist", name, "--json")
+        assert r.code == 0 and len(r.out.splitlines()) == 1, (name, r)
+    assert cli("watchlist", "remove", nfd).code == 0
+    assert _matches(cli, "--watchlist", nfd) == expected  # kept, still listable
+    r = cli("matches", "--watchlist", "never-existed")
+    assert r.code == 1 and "no watchlist named 'never-existed'" in r.err
