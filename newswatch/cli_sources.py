@@ -107,7 +107,9 @@ def add(
         )
     if src.kind == "spider":
         note = f" {src.spider}" if src.spider else " (fed from outside by a Scrapy project)"
-    echo(f"added {src.name} ({src.kind or 'kind detected at first poll'}) {src.url}{note}")
+    echo(
+        f"added {src.name} ({src.kind or 'kind detected at first poll'}) {shown_url(src.url)}{note}"
+    )
 
 
 def resolve_spider(spec: str | None, base: Path | None = None) -> str | None:
@@ -154,7 +156,7 @@ def _detect(a: object, url: str) -> tuple[str | None, str, str]:
     async def run() -> tuple[str | None, str, str]:
         async with a.http_client() as client:
             found = await detect_kind(client, url)
-        note = f" (feed advertised by {url})" if found.url != url else ""
+        note = f" (feed advertised by {shown_url(url)})" if found.url != url else ""
         return found.kind, found.url, note
 
     try:
@@ -202,7 +204,7 @@ def list_(
                 str(x.consecutive_failures),
                 one_line(x.last_error or "-", 60),
                 one_line(", ".join(tags.get(x.name, ())) or "-", 40),
-                x.url,
+                shown_url(x.url),
             ]
             for x in sources
         ],
@@ -227,7 +229,7 @@ def _json_row(x: Source, cap: int) -> dict[str, object]:
     eff = effective_interval(x, max_interval=cap)
     return {
         "name": x.name,
-        "url": x.url,
+        "url": shown_url(x.url),
         "kind": x.kind,
         "every": format_duration(x.every_seconds),
         "interval": _duration(eff.seconds),
@@ -244,6 +246,14 @@ def _json_row(x: Source, cap: int) -> dict[str, object]:
     }
 
 
+def shown_url(url: str) -> str:
+    """A source URL as listings print it: a password in it (a private feed's
+    basic auth) masked, `https://user:***@host/feed`. `export` keeps it."""
+    from alerts.secrets import mask_url_password
+
+    return mask_url_password(url)
+
+
 def _warn_same_url(session: object, name: str, url: str) -> None:
     """One feed under two names is polled twice and alerts twice: say so."""
     from storage.repository import AdminSession
@@ -253,7 +263,7 @@ def _warn_same_url(session: object, name: str, url: str) -> None:
     others = [n for n in source_edits.names_with_url(session, url) if n != name]
     if others:
         echo(
-            f"newswatch: warning: {url} is already a source as {others[0]!r}; "
+            f"newswatch: warning: {shown_url(url)} is already a source as {others[0]!r}; "
             f"adding it as {name!r} polls it twice",
             file=sys.stderr,
         )

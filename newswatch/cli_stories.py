@@ -17,7 +17,7 @@ from newswatch.cli_common import (
 )
 from newswatch.cli_matching import _since
 from storage.stories import list_stories
-from storage.watchlists import get_watchlist
+from storage.watchlists import watchlist_name
 
 app = typer.Typer(no_args_is_help=False, invoke_without_command=True)
 
@@ -39,7 +39,7 @@ def stories(
     delta = _since(since)
     with a.session() as s:
         if watchlist is not None:
-            get_watchlist(s, watchlist)  # an unknown name is a one-line error
+            watchlist = watchlist_name(s, watchlist)  # an unknown name is a one-line error
         found = list_stories(
             s, watchlist=watchlist, since=a.now() - delta if delta else None, limit=limit
         )

@@ -16,6 +16,7 @@ class BackfillReport:
     matched: int = 0
     new: int = 0
     alerts: int = 0
+    unalerted: int = 0  # --dry-run: matched before with no alert yet (a first poll's old items)
     stories: int = 0  # items given a story as the backfill passed them
     backend: str = ""  # the automaton chosen for the stored text's volume
     sample: list[tuple[str, str]] = field(default_factory=list)
@@ -51,6 +52,8 @@ def backfill(
             if ids:
                 with ctx.store.transaction() as tx:
                     known = tx.count_matches(active.id, ids)
+                    if active.recipient_ids:
+                        report.unalerted += tx.count_matches_without_alerts(active.id, ids)
                 report.new += len(ids) - known
             continue
         if ctx.stories is not None:  # stories first: an outbox row may read its item's story

@@ -4,7 +4,9 @@
 one outbox row per active recipient are inserted in the caller's
 transaction, each with ON CONFLICT DO NOTHING on its unique key, so running
 it twice for the same item (a re-poll, a restart, a second daemon, a
-backfill) creates nothing twice.
+backfill) creates nothing twice. A match stored without alerts (a first
+poll's old item) gets its outbox rows when it is recorded again with alerts
+(`backfill`): every match is owed its alerts, once.
 
 Under `stories: fold` the outbox row also carries the item's story, and the
 partial unique key (story, watchlist, recipient) lets only the first matching
@@ -64,8 +66,20 @@ def record_matches(
             },
         )
         if match_id is None:
-            continue  # already matched before: its outbox rows exist too
-        new += 1
+            if not alert:
+                continue
+            # Matched before. Its alerts may never have been queued (a first
+            # poll's old item is matched with alert=False): a backfill owes
+            # them now. Rows already queued are skipped by ON CONFLICT below.
+            match_id = session.scalar(
+                select(MatchRow.id).where(
+                    MatchRow.item_id == item_id, MatchRow.watchlist_id == active.id
+                )
+            )
+            if match_id is None:  # pragma: no cover - the conflict names this row
+                continue
+        else:
+            new += 1
         period, due = digest_period(active.watchlist.digest, now, daily_at)
         if not alert:
             continue

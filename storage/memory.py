@@ -493,20 +493,24 @@ class MemoryTransaction(_MemoryStories):
     ) -> int:
         new = 0
         for active, match in found:
-            if (item_id, active.id) in self._t.match_ids:
-                continue  # already matched before: its outbox rows exist too
-            match_id = self._t.next_id("matches")
-            self._t.matches[match_id] = _MatchRow(
-                match_id,
-                item_id,
-                active.id,
-                list(match.terms),
-                [asdict(h) for h in match.hits[:50]],
-                list(match.snippets),
-                now,
-            )
-            self._t.match_ids[(item_id, active.id)] = match_id
-            new += 1
+            known = self._t.match_ids.get((item_id, active.id))
+            if known is not None:
+                if not alert:
+                    continue
+                match_id = known  # matched before, maybe without alerts: owe them now
+            else:
+                match_id = self._t.next_id("matches")
+                self._t.matches[match_id] = _MatchRow(
+                    match_id,
+                    item_id,
+                    active.id,
+                    list(match.terms),
+                    [asdict(h) for h in match.hits[:50]],
+                    list(match.snippets),
+                    now,
+                )
+                self._t.match_ids[(item_id, active.id)] = match_id
+                new += 1
             period, due = digest_period(active.watchlist.digest, now, daily_at)
             story = self._t.items[item_id].story_id if active.watchlist.stories == "fold" else None
             for rid, recipient in active.recipient_ids if alert else ():
@@ -565,6 +569,15 @@ class MemoryTransaction(_MemoryStories):
             1
             for m in self._t.matches.values()
             if m.watchlist_id == watchlist_id and m.item_id in wanted
+        )
+
+    def count_matches_without_alerts(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        wanted = set(item_ids)
+        owed = {o.match_id for o in self._t.outbox.values()}
+        return sum(
+            1
+            for m in self._t.matches.values()
+            if m.watchlist_id == watchlist_id and m.item_id in wanted and m.id not in owed
         )
 
     def count_alerts(self, watchlist_id: int) -> int:

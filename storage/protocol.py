@@ -166,11 +166,18 @@ class StoreTransaction(Protocol):
     ) -> int:
         """Store one item's matches and one pending outbox row per active
         recipient (due at the end of its digest period); how many matches were new.
-        `alert=False`: the matches only, no outbox row (a first poll's old item)."""
+        `alert=False`: the matches only, no outbox row (a first poll's old item).
+        A match already stored gets the outbox rows it lacks (backfill reaches a
+        first poll's old items); rows already owed are never written twice."""
         ...
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
         """How many of these items already match this watchlist (backfill --dry-run)."""
+        ...
+
+    def count_matches_without_alerts(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        """How many of these items match this watchlist with no outbox row at all
+        (a first poll's old items): a backfill queues their alerts (--dry-run)."""
         ...
 
     def count_alerts(self, watchlist_id: int) -> int:

@@ -179,6 +179,21 @@ class SqlTransaction:
         )
         return int(self._s.scalar(stmt) or 0)
 
+    def count_matches_without_alerts(self, watchlist_id: int, item_ids: Collection[int]) -> int:
+        if not item_ids:
+            return 0
+        owed = select(OutboxRow.id).where(OutboxRow.match_id == MatchRow.id).exists()
+        stmt = (
+            select(func.count())
+            .select_from(MatchRow)
+            .where(
+                MatchRow.watchlist_id == watchlist_id,
+                MatchRow.item_id.in_(list(item_ids)),
+                ~owed,
+            )
+        )
+        return int(self._s.scalar(stmt) or 0)
+
     def count_alerts(self, watchlist_id: int) -> int:
         stmt = (
             select(func.count())

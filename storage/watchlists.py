@@ -164,6 +164,16 @@ def get_watchlist(session: Session, name: str) -> ActiveWatchlist:
     return found[0]
 
 
+def watchlist_name(session: Session, name: str) -> str:
+    """The stored name `name` stands for (NFC, as stored), removed watchlists
+    included: their matches and stories stay listable. WatchlistNotFound if
+    no watchlist ever had it."""
+    nfc = unicodedata.normalize("NFC", name)
+    if session.scalar(select(WatchlistRow.id).where(WatchlistRow.name == nfc)) is None:
+        raise WatchlistNotFound(f"no watchlist named {name!r}")
+    return nfc
+
+
 def remove_watchlist(session: Session, name: str, now: datetime) -> None:
     """Soft removal: the watchlist stops matching; its matches and alerts stay."""
     name = unicodedata.normalize("NFC", name)  # names are stored in NFC (alerts.watchlist_files)

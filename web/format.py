@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from markupsafe import Markup, escape
 
 from alerts.render import highlight_html, safe_link
+from alerts.secrets import mask_url_password
 
 # Bidi embeddings, overrides and isolates, plus other invisible format characters.
 _BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
@@ -34,9 +35,12 @@ def feed_text(text: str | None) -> Markup:
 
 
 def link(url: str | None, label: str | None = None) -> Markup:
-    """An <a> for http(s) URLs only; anything else (javascript:, data:) as text."""
-    shown = feed_text(label if label is not None else url)
-    href = safe_link(url or "")
+    """An <a> for http(s) URLs only; anything else (javascript:, data:) as text.
+    A URL with a password in it (a private feed's basic auth) is shown masked
+    and not linked: the page would carry the password."""
+    masked = mask_url_password(url or "")
+    shown = feed_text(label if label is not None else masked)
+    href = safe_link(url or "") if masked == (url or "") else None
     if href is None:
         return shown
     return Markup('<a href="{}" rel="noopener noreferrer nofollow" target="_blank">{}</a>').format(
