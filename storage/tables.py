@@ -323,6 +323,8 @@ class OutboxRow(Base):
         # the claim finds a row's relatives through these (storage.alert_groups).
         Index("ix_outbox_address_item", "address_key", "item_id"),
         Index("ix_outbox_address_story", "address_key", "story_id"),
+        # The web view's /alerts: the newest rows of one status (migration 0012).
+        Index("ix_outbox_status_created", "status", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -179,6 +179,7 @@ def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
         assert conn.scalar(text("SELECT count(*) FROM match_terms")), "0010 fills the table"
     with db.engine.begin() as conn:  # as 0011 left it
         conn.execute(text("DROP INDEX ix_matches_watchlist"))
+        conn.execute(text("DROP INDEX ix_outbox_status_created"))
     command.stamp(_alembic_config(db.engine), "0011")
     command.upgrade(_alembic_config(db.engine), "0012")  # rebuilt, with matched_at
     _check(db.engine)
