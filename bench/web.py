@@ -14,8 +14,11 @@ round trip is what the client saw. The
 baseline in the same run is the static stylesheet (no database): `ratio` is
 page/baseline. `cpu` is the CPU time of this process per request (server,
 client, and on SQLite the database itself): what the page costs without
-contention. The machine's load average is printed: on a shared machine
-every figure scales with it.
+contention. On PostgreSQL `db cpu` adds the CPU time the database server's
+backends spent per request (read from /proc for the backends connected to
+the bench's database; `cpu` + `db cpu` is what a request costs there). The
+machine's load average is printed before and after each backend: on a
+shared machine every time scales with it, the CPU figures do not.
 The target is ≤ 200 ms per page. Each story is a matched item joined by
 1-5 other items (~17,500 items in stories); the rest have no story, as items
 the story step has not reached.
@@ -35,7 +38,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from storage.db import make_engine, session_factory, upgrade
 from storage.views import SqlWebReader
@@ -73,11 +77,53 @@ PAGES = [
 ]
 
 
-def _time(url: str, rounds: int) -> tuple[list[float], list[float], list[float]]:
+class DatabaseCpu:
+    """CPU time (ms) spent so far by the PostgreSQL backends connected to one
+    database, from /proc/PID/stat (the server runs on this machine); 0 on
+    SQLite, whose work is done in this process and counted in `cpu`."""
+
+    def __init__(self, engine: Engine) -> None:
+        # its own connection, outside the pool the pages use: never counted
+        self._conn = (
+            create_engine(engine.url, poolclass=NullPool).connect()
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        self._tick = 1000 / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def __call__(self) -> float:
+        if self._conn is None:
+            return 0.0
+        pids = self._conn.scalars(
+            text(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        ).all()
+        self._conn.rollback()
+        total = 0.0
+        for pid in pids:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # a backend that just ended
+            total += (int(fields[11]) + int(fields[12])) * self._tick  # utime + stime
+        return total
+
+
+def _time(
+    url: str, rounds: int, db_cpu: DatabaseCpu
+) -> tuple[list[float], list[float], list[float], float]:
     """Server times (the page's Server-Timing header), the client's round
     trips and the CPU time this process spent (server, client and, on SQLite,
-    the database) of `rounds` requests, in ms."""
+    the database) of `rounds` requests, in ms; and the database server's CPU
+    per request (PostgreSQL)."""
     server, client, cpu = [], [], []
+    db_start = db_cpu()
     for _ in range(rounds):
         start, start_cpu = time.perf_counter(), time.process_time()
         reply = fetch(url)
@@ -86,7 +132,7 @@ def _time(url: str, rounds: int) -> tuple[list[float], list[float], list[float]]
         assert reply.status == 200, (url, reply.status, reply.body[:200])
         timing = reply.headers.get("Server-Timing", "app;dur=0")
         server.append(float(timing.split("dur=")[1]))
-    return server, client, cpu
+    return server, client, cpu, (db_cpu() - db_start) / rounds
 
 
 def _cursor(url: str) -> str:
@@ -137,20 +183,27 @@ def run(
     urls = [served.url + p.format(item=item, story=story, **links) for p in PAGES]
     lines = [
         f"\n{backend}: {items:,} items, {matches:,} matches, {stories:,} stories"
-        f" (loaded in {load:.0f} s); {repeat} passes of {rounds} rounds"
+        f" (loaded in {load:.0f} s); {repeat} passes of {rounds} rounds",
+        f"load average before: {_load()}",
     ]
-    head = f"{'page':46} {'p50 ms':>7} {'p95 ms':>7} {'ratio':>6} {'round trip':>11} {'cpu':>6}"
+    head = (
+        f"{'page':46} {'p50 ms':>7} {'p95 ms':>7} {'ratio':>6} {'round trip':>11} {'cpu':>6}"
+        f" {'db cpu':>7}"
+    )
     lines.append(head)
+    db_cpu = DatabaseCpu(engine)
     p50s: dict[str, list[float]] = {u: [] for u in urls}
     p95s: dict[str, list[float]] = {u: [] for u in urls}
     trips: dict[str, list[float]] = {u: [] for u in urls}
     cpus: dict[str, list[float]] = {u: [] for u in urls}
+    db_cpus: dict[str, list[float]] = {u: [] for u in urls}
     try:
         for u in urls:
             fetch(u)  # warm-up (template compile, plan caches)
         for _ in range(repeat):
             for u in urls:
-                server, client, cpu = _time(u, rounds)
+                server, client, cpu, db = _time(u, rounds, db_cpu)
+                db_cpus[u].append(db)
                 p50s[u].append(statistics.median(server))
                 p95s[u].append(_p95(server))
                 trips[u].append(statistics.median(client))
@@ -161,10 +214,12 @@ def run(
             flag = "" if p95 <= 200 else "  p95 OVER 200 ms"
             figures = (
                 f"{p50:7.1f} {p95:7.1f} {p50 / base:6.0f} {statistics.median(trips[u]):11.1f}"
-                f" {statistics.median(cpus[u]):6.1f}"
+                f" {statistics.median(cpus[u]):6.1f} {statistics.median(db_cpus[u]):7.1f}"
             )
             lines.append(f"{page:46} {figures}{flag}")
+        lines.append(f"load average after: {_load()}")
     finally:
+        db_cpu.close()
         served.stop()
         engine.dispose()
     return lines
@@ -183,7 +238,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--backends", default="sqlite,postgres")
     args = ap.parse_args()
-    out = [f"load average before: {_load()} (cores: {os.cpu_count()})"]
+    out = [f"cores: {os.cpu_count()}"]
     for backend in args.backends.split(","):
         if backend == "sqlite":
             with tempfile.TemporaryDirectory() as tmp:
@@ -206,7 +261,6 @@ def main() -> None:
                     conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
                 admin.dispose()
     print("\n".join(out))
-    print(f"load average after: {_load()}")
 
 
 if __name__ == "__main__":

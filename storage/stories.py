@@ -14,12 +14,24 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Table, bindparam, case, func, insert, or_, select, text, update
+from sqlalchemy import (
+    String,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    type_coerce,
+    update,
+)
 from sqlalchemy.orm import Session
 
 from storage.items import insert_ignore
@@ -563,6 +575,45 @@ def _english(language: str | None) -> bool:
 
 # ---------------------------------------------------------------- listing
 
+_STAMP = "%04d-%02d-%02dT%02d:%02d:%02d+00:00"
+
+
+def iso_seconds(moment: datetime) -> str:
+    """`moment.isoformat(timespec="seconds")`. Storage's datetimes are UTC
+    (`tzinfo is UTC`) and are formatted with `%`: `isoformat`'s offset
+    arithmetic made it ~45 % slower, and a page of 500 stories has 2,374."""
+    if moment.tzinfo is UTC:
+        m = moment
+        return _STAMP % (m.year, m.month, m.day, m.hour, m.minute, m.second)
+    return moment.isoformat(timespec="seconds")
+
+
+def utc_text(value: str) -> datetime:
+    """A SQLite timestamp as `UTCDateTime` reads it (naive UTC text, as it
+    writes it, to an aware UTC datetime) in one step: SQLAlchemy's parse
+    then `replace(tzinfo=UTC)` cost ~1.5 µs a value, this ~0.3 µs."""
+    try:
+        moment = datetime.fromisoformat(value + "+00:00")
+        if moment.tzinfo is UTC:  # ("2026-11-30+00:00" parses, but naive)
+            return moment
+    except ValueError:  # text with an offset of its own, or another shape
+        pass
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _same(moment: datetime) -> datetime:
+    return moment
+
+
+def _published(session: Session) -> tuple[Any, Callable[[Any], datetime]]:
+    """`items.published` for a listing of many members, and what makes it a
+    datetime: on SQLite the stored text, parsed by `utc_text`; on Postgres
+    the column as it is (the driver's aware datetimes)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return type_coerce(ItemRow.published, String), utc_text
+    return ItemRow.published, _same
+
 
 @dataclass(frozen=True, slots=True)
 class StoryItemView:
@@ -587,9 +638,7 @@ class StoryView:
     items: tuple[StoryItemView, ...]  # published order
 
     def as_json(self) -> dict[str, Any]:
-        def stamp(moment: datetime) -> str:
-            return moment.isoformat(timespec="seconds")
-
+        stamp = iso_seconds
         return {
             "id": self.id,
             "title": self.title,
@@ -654,7 +703,8 @@ def list_stories(
             )
         )
         query = query.where(matched.exists())
-    stories = session.execute(query).all()
+    # Core rows (the connection, not the ORM session): ~10% less CPU per row
+    stories = session.connection().execute(query).all()
     if not stories:
         return []
     members, names = _listed_members(session, [sid for sid, *_ in stories])
@@ -681,9 +731,10 @@ def _listed_members(
     `watchlist` filter the subquery would run its semi-join a second time."""
     members: dict[int, list[StoryItemView]] = defaultdict(list)
     names: dict[int, set[str]] = defaultdict(set)
-    rows = session.execute(
+    published_column, moment = _published(session)
+    rows = session.connection().execute(
         select(ItemRow.story_id, ItemRow.id, ItemRow.url, ItemRow.title, SourceRow.name)
-        .add_columns(ItemRow.language, ItemRow.published, WatchlistRow.name)
+        .add_columns(ItemRow.language, published_column, WatchlistRow.name)
         .join(SourceRow, SourceRow.id == ItemRow.source_id)
         .outerjoin(MatchRow, MatchRow.item_id == ItemRow.id)
         .outerjoin(WatchlistRow, WatchlistRow.id == MatchRow.watchlist_id)
@@ -694,7 +745,7 @@ def _listed_members(
     for story_id, item_id, url, title, source, language, published, name in rows:
         sid = story_id or 0  # never 0: selected by story id above
         if item_id != last:  # a member's rows are adjacent (ordered by its id last)
-            members[sid].append(StoryItemView(url, title, source, language, published))
+            members[sid].append(StoryItemView(url, title, source, language, moment(published)))
             last = item_id
         if name is not None:
             names[sid].add(name)

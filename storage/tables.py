@@ -260,6 +260,8 @@ class MatchRow(Base):
     __table_args__ = (
         UniqueConstraint("item_id", "watchlist_id"),
         Index("ix_matches_matched_at", "matched_at"),
+        # The web view's watchlist filter, newest first (migration 0012).
+        Index("ix_matches_watchlist", "watchlist_id", "matched_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -273,13 +275,19 @@ class MatchRow(Base):
 
 class MatchTermRow(Base):
     """One term of one match, dated by its item's UTC day of publication
-    ('YYYY-MM-DD') with the item's language: the trends page's counts read
-    one range of `ix_match_terms_day` instead of joining every match to its
-    item. Derived data: database triggers (migration 0010) write it in the
-    transaction that writes the match; nothing in Python writes it."""
+    ('YYYY-MM-DD') with the item's language and the match's `matched_at`: the
+    trends page's counts read one range of `ix_match_terms_day` instead of
+    joining every match to its item, and the web view's term filter walks
+    `ix_match_terms_term` newest first (testing watchlist and language on the
+    index entry) instead of every match. Derived data: database triggers
+    (migrations 0010 and 0012) write it in the transaction that writes the
+    match; nothing in Python writes it."""
 
     __tablename__ = "match_terms"
-    __table_args__ = (Index("ix_match_terms_day", "day", "term", "language", "watchlist_id"),)
+    __table_args__ = (
+        Index("ix_match_terms_day", "day", "term", "language", "watchlist_id"),
+        Index("ix_match_terms_term", "term", "matched_at", "match_id", "watchlist_id", "language"),
+    )
 
     match_id: Mapped[int] = mapped_column(
         ForeignKey("matches.id", ondelete="CASCADE"), primary_key=True
@@ -288,6 +296,7 @@ class MatchTermRow(Base):
     watchlist_id: Mapped[int] = mapped_column(Integer)
     day: Mapped[str] = mapped_column(String(10))
     language: Mapped[str | None] = mapped_column(String(16))
+    matched_at: Mapped[datetime]  # the match's (a copy, kept by the triggers)
 
 
 class OutboxRow(Base):
@@ -314,6 +323,8 @@ class OutboxRow(Base):
         # the claim finds a row's relatives through these (storage.alert_groups).
         Index("ix_outbox_address_item", "address_key", "item_id"),
         Index("ix_outbox_address_story", "address_key", "story_id"),
+        # The web view's /alerts: the newest rows of one status (migration 0012).
+        Index("ix_outbox_status_created", "status", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -17,21 +17,27 @@ from markupsafe import Markup, escape
 from alerts.render import highlight_html, safe_link
 from alerts.secrets import mask_url_password
 
-# Bidi embeddings, overrides and isolates, plus other invisible format characters.
-_BIDI = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Bidi embeddings, overrides and isolates, other invisible format characters,
+# and C0/C1 controls (tab and newline excepted): one class, one pass.
+_HIDDEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def plain(text: str | None) -> str:
     """Feed text with bidi and control characters made visible as U+FFFD."""
     if not text:
         return ""
-    return _CONTROL.sub("\ufffd", _BIDI.sub("\ufffd", unicodedata.normalize("NFC", text)))
+    return _HIDDEN.sub("\ufffd", unicodedata.normalize("NFC", text))
+
+
+# Markup is built with f-strings around `escape(...)`, not `Markup.format`:
+# the same escaping (markupsafe's `escape`, which `format` applies to each
+# argument), without `string.Formatter`'s pure-Python parsing, which was
+# most of the CPU of a page of 400 alerts (12 ms).
 
 
 def feed_text(text: str | None) -> Markup:
     """Escaped feed text in a <bdi>, so its direction cannot leak out."""
-    return Markup("<bdi>{}</bdi>").format(plain(text))
+    return Markup(f"<bdi>{escape(plain(text))}</bdi>")  # noqa: S704 - escaped
 
 
 def link(url: str | None, label: str | None = None) -> Markup:
@@ -43,16 +49,15 @@ def link(url: str | None, label: str | None = None) -> Markup:
     href = safe_link(url or "") if masked == (url or "") else None
     if href is None:
         return shown
-    return Markup('<a href="{}" rel="noopener noreferrer nofollow" target="_blank">{}</a>').format(
-        href, shown
+    return Markup(  # noqa: S704 - the href escaped, `shown` is Markup already
+        f'<a href="{escape(href)}" rel="noopener noreferrer nofollow" target="_blank">{shown}</a>'
     )
 
 
 def snippet(text: str, highlights: Sequence[str]) -> Markup:
     """The snippet escaped, each found spelling in <mark>."""
-    return Markup("<bdi>{}</bdi>").format(
-        Markup(highlight_html(plain(text), [plain(h) for h in highlights]))  # noqa: S704 - escaped
-    )
+    marked = highlight_html(plain(text), [plain(h) for h in highlights])  # escapes the text
+    return Markup(f"<bdi>{marked}</bdi>")  # noqa: S704 - escaped by highlight_html
 
 
 def when(dt: datetime | None) -> str:

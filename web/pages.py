@@ -10,6 +10,7 @@ runs there.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -156,12 +157,20 @@ async def alerts(request: web.Request) -> web.Response:
     return render(request, "alerts.html", failed=failed, pending=pending, shown=ALERTS_SHOWN)
 
 
+def _compact(value: Any) -> str:
+    """JSON without padding or `\\uXXXX` escapes of non-ASCII text (UTF-8 on
+    the wire): feed text is mostly not ASCII, and its escapes are 2-3 times
+    the size of its UTF-8. Stored text holds no lone surrogates (neither
+    database stores them), so the UTF-8 encoding cannot fail."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _json_page(
     request: web.Request, objects: list[Any], size: int, last: Cursor | None
 ) -> web.Response:
     """One JSON array; when the page is full, a `Link: <…>; rel="next"` header
     whose URL is this one with the `cursor` of the last object served."""
-    response = web.json_response(objects)
+    response = web.json_response(objects, dumps=_compact)
     if last is not None and len(objects) >= size:
         url = request.rel_url.update_query(cursor=cursor_text(*last))
         response.headers["Link"] = f'<{url}>; rel="next"'

@@ -16,6 +16,8 @@ Invariants:
 
 from __future__ import annotations
 
+import functools
+import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -138,6 +140,25 @@ async def _database_down(request: web.Request, handler: Handler) -> web.StreamRe
         return pages.render(request, "missing.html", status=503, message=message.capitalize())
 
 
+@functools.cache
+def freeze_heap() -> None:
+    """Once per process: move every object alive when the server starts
+    (modules, SQLAlchemy's and Jinja's machinery, the app) out of the cyclic
+    garbage collector's sight (`gc.freeze`). A page allocates thousands of
+    rows and dicts; each full collection then scanned the whole heap again,
+    ~45 ms of CPU for the ~90,000 objects of a served web view, landing on
+    whichever request crossed the threshold (a 500-story API page: median
+    33 ms of CPU, slowest of 15 81 ms; frozen: 35 ms). Objects alive at
+    startup mostly live as long as the process; one that dies later is
+    still freed by its reference count, only a cycle of them is kept."""
+    gc.collect()
+    gc.freeze()
+
+
+async def _freeze_heap(_app: web.Application) -> None:
+    freeze_heap()
+
+
 def create_app(reader: WebReader, config: WebConfig) -> web.Application:
     """The web view as an aiohttp application. The daemon mounts it as the
     root of its HTTP server (adding /healthz and /metrics); `newswatch web`
@@ -147,6 +168,7 @@ def create_app(reader: WebReader, config: WebConfig) -> web.Application:
     )
     app[pages.CONTEXT] = pages.Context(reader, config.clock, config.token, templates())
     app.on_response_prepare.append(_secure_headers)
+    app.on_startup.append(_freeze_heap)
     app.on_cleanup.append(pages.close_threads)
     pages.add_routes(app)
     app.router.add_static("/static", HERE / "static", append_version=False)

@@ -1,7 +1,7 @@
-"""`match_terms` (migration 0010), the trends page's dated term rows, is kept
-by database triggers: after any mix of writes it equals what it is derived
-from, `matches` joined to `items`, on SQLite and PostgreSQL. And the trends
-read from it count what the join counts."""
+"""`match_terms` (migrations 0010 and 0012), the trends page's dated term rows
+and the term filter's index, is kept by database triggers: after any mix of
+writes it equals what it is derived from, `matches` joined to `items`, on
+SQLite and PostgreSQL. And the trends read from it count what the join counts."""
 
 from __future__ import annotations
 
@@ -22,24 +22,27 @@ from tests.support.webdata import scenario
 NOW = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 
 
-def _derived(engine: Engine) -> Counter[tuple[int, str, int, str, str | None]]:
+Row = tuple[int, str, int, str, str | None, datetime]
+
+
+def _derived(engine: Engine) -> Counter[Row]:
     """match_terms as it should be, recomputed in Python from the join."""
-    want: Counter[tuple[int, str, int, str, str | None]] = Counter()
+    want: Counter[Row] = Counter()
     with engine.connect() as conn:
         rows = conn.execute(
-            select(MatchRow.id, MatchRow.terms, MatchRow.watchlist_id)
+            select(MatchRow.id, MatchRow.terms, MatchRow.watchlist_id, MatchRow.matched_at)
             .add_columns(ItemRow.published, ItemRow.language)
             .join(ItemRow, ItemRow.id == MatchRow.item_id)
         )
-        for mid, terms, wl, published, language in rows:
+        for mid, terms, wl, matched_at, published, language in rows:
             day = published.astimezone(UTC).date().isoformat()
             terms = terms if isinstance(terms, list) else []
             for term in dict.fromkeys(str(t) for t in terms if t is not None):
-                want[(mid, term, wl, day, language)] += 1
+                want[(mid, term, wl, day, language, matched_at)] += 1
     return want
 
 
-def _stored(engine: Engine) -> Counter[tuple[int, str, int, str, str | None]]:
+def _stored(engine: Engine) -> Counter[Row]:
     with engine.connect() as conn:
         rows = conn.execute(
             select(
@@ -48,6 +51,7 @@ def _stored(engine: Engine) -> Counter[tuple[int, str, int, str, str | None]]:
                 MatchTermRow.watchlist_id,
                 MatchTermRow.day,
                 MatchTermRow.language,
+                MatchTermRow.matched_at,
             )
         )
         return Counter(tuple(r) for r in rows)  # type: ignore[misc]
@@ -81,6 +85,11 @@ def test_rows_follow_every_write(db: Database) -> None:
     with db.engine.begin() as conn:
         conn.execute(update(MatchRow).where(MatchRow.id == matches[0]).values(terms=["Z", "Y"]))
         conn.execute(update(MatchRow).where(MatchRow.id == matches[-1]).values(item_id=free[-1]))
+        conn.execute(
+            update(MatchRow)
+            .where(MatchRow.id == matches[1])
+            .values(matched_at=NOW - timedelta(hours=5, microseconds=7))
+        )
     _check(db.engine)
     with db.engine.begin() as conn:
         conn.execute(
@@ -150,8 +159,10 @@ def test_trends_count_what_the_join_counts(db: Database, days: int, watchlist: s
 
 
 def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
-    """Upgrading a database that already holds matches (0009 -> 0010) fills
-    the table from them, as the triggers would have."""
+    """Upgrading a database that already holds matches (0009 -> 0010, then
+    0011 -> 0012, which rebuilds the table with `matched_at`) fills the table
+    from them, as the triggers would have; and the triggers of 0012 keep it
+    after the upgrade."""
     scenario(db.engine, NOW, history=3)
     with db.engine.begin() as conn:
         if db.backend == "postgres":
@@ -164,6 +175,16 @@ def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
                 conn.execute(text(f"DROP TRIGGER {name}"))
     command.stamp(_alembic_config(db.engine), "0009")
     command.upgrade(_alembic_config(db.engine), "0010")  # over a database holding matches
-    command.stamp(_alembic_config(db.engine), "head")
+    with db.engine.connect() as conn:
+        assert conn.scalar(text("SELECT count(*) FROM match_terms")), "0010 fills the table"
+    with db.engine.begin() as conn:  # as 0011 left it
+        conn.execute(text("DROP INDEX ix_matches_watchlist"))
+        conn.execute(text("DROP INDEX ix_outbox_status_created"))
+    command.stamp(_alembic_config(db.engine), "0011")
+    command.upgrade(_alembic_config(db.engine), "0012")  # rebuilt, with matched_at
     _check(db.engine)
     assert _stored(db.engine)
+    with db.engine.begin() as conn:  # the new triggers are in place
+        conn.execute(update(MatchRow).values(matched_at=NOW - timedelta(minutes=3)))
+        conn.execute(update(ItemRow).values(language="xx"))
+    _check(db.engine)

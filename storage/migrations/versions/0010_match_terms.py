@@ -19,8 +19,9 @@ watchlist went); a match whose terms change, or an item whose publication
 time or language changes, rewrites its rows.
 
 On SQLite a later migration that rebuilds `matches` or `items` by a batch
-table copy drops their triggers: it must create them again
-(`create_triggers`).
+table copy drops their triggers: it must create them again, with the
+newest migration's `create_triggers` (0012 rebuilt this table with
+`matched_at` and its own triggers).
 """
 
 import sqlalchemy as sa
