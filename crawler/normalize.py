@@ -404,9 +404,9 @@ def _identifier(group: str) -> Any:
         if ident is None:
             base = _identifiers.get("all")
             if base is None:
-                from py3langid.langid import MODEL_FILE, LanguageIdentifier
+                from crawler.langid_walk import load_identifier  # the model loads here
 
-                base = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+                base = load_identifier()
                 _identifiers["all"] = base
             ident = copy.copy(base)  # shares the full model; set_languages rebinds the subset
             langs = _CYRILLIC_LANGS if group == "cyrillic" else (*_LATIN_LANGS, *_OTHER_LANGS)
