@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+import string
 import threading
 import unicodedata
 from typing import Any
@@ -337,6 +338,11 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]+")
 _HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]+")
+_ANY_CJK = re.compile(  # the union of _HANGUL, _KANA and _HAN: none of them if no match
+    r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\u3040-\u30ff\u31f0-\u31ff"
+    r"\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]"
+)
+_ASCII_LETTERS = string.ascii_letters.encode("ascii")  # what [^\W\d_] matches in ASCII
 _NOT_LETTER = re.compile(r"[\W\d_]+")  # the complement of a letter, [^\W\d_]
 _CYRILLIC_LANGS = ("ru", "uk", "be", "bg", "sr", "mk", "kk")
 _LATIN_LANGS = [
@@ -394,7 +400,8 @@ def detect_language(text: str) -> str | None:
     the first MODEL_SAMPLE characters.
     """
     sample = text[:LANGUAGE_SAMPLE]
-    if sample.isascii():
+    ascii_only = sample.isascii()
+    if ascii_only or _ANY_CJK.search(sample) is None:  # one scan instead of three
         hangul = kana = han = 0
     else:
         hangul, kana, han = (count_chars(p, sample) for p in (_HANGUL, _KANA, _HAN))
@@ -406,10 +413,13 @@ def detect_language(text: str) -> str | None:
             return "ja"
         if han >= MIN_CJK:
             return "zh"
-    letters = len(sample) - count_chars(_NOT_LETTER, sample)
+    if ascii_only:  # ASCII letters are [A-Za-z]: bytes.translate deletes them in C
+        letters = len(sample) - len(sample.encode("ascii").translate(None, _ASCII_LETTERS))
+    else:
+        letters = len(sample) - count_chars(_NOT_LETTER, sample)
     if letters - cjk < MIN_LETTERS:
         return None
-    cyrillic = 0 if sample.isascii() else count_chars(_CYRILLIC, sample)
+    cyrillic = 0 if ascii_only else count_chars(_CYRILLIC, sample)
     group = "cyrillic" if cyrillic * 2 > letters else "other"
     lang, _score = _identifier(group).classify(sample[:MODEL_SAMPLE])
     return str(lang)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from py3langid.langid import MODEL_FILE, LanguageIdentifier, visit_counts
 
@@ -101,3 +101,69 @@ def test_detect_language_uses_the_fast_walk() -> None:
     ident = normalize._identifier("other")
     assert isinstance(ident._walk, DfaWalk)
     assert normalize._identifier("cyrillic")._walk is ident._walk  # one cache per process
+
+
+def old_detect_language(text: str) -> str | None:
+    """detect_language before the one-scan CJK check and the ASCII letter count."""
+    sample = text[: normalize.LANGUAGE_SAMPLE]
+    count = normalize.count_chars
+    if sample.isascii():
+        hangul = kana = han = 0
+    else:
+        hangul, kana, han = (
+            count(p, sample) for p in (normalize._HANGUL, normalize._KANA, normalize._HAN)
+        )
+    cjk = hangul + kana + han
+    if cjk >= normalize.MIN_CJK:
+        if hangul >= max(kana, han) / 2 and hangul >= normalize.MIN_CJK:
+            return "ko"
+        if kana >= normalize.MIN_CJK:
+            return "ja"
+        if han >= normalize.MIN_CJK:
+            return "zh"
+    letters = len(sample) - count(normalize._NOT_LETTER, sample)
+    if letters - cjk < normalize.MIN_LETTERS:
+        return None
+    cyrillic = 0 if sample.isascii() else count(normalize._CYRILLIC, sample)
+    group = "cyrillic" if cyrillic * 2 > letters else "other"
+    lang, _score = normalize._identifier(group).classify(sample[: normalize.MODEL_SAMPLE])
+    return str(lang)
+
+
+SCRIPTS = st.lists(
+    st.sampled_from(
+        [
+            *"abcXYZ_09 .,\n\t²½Ⅻ",
+            "한국",
+            "カナ",
+            "漢字",
+            "Жжё",
+            "é",
+            "ß",
+            "\u0627",
+            "\u202e",
+            "\x00",
+        ]
+    ),
+    max_size=120,
+).map("".join)
+
+
+# around the MIN_LETTERS / MIN_CJK boundaries: a dozen characters, cases, scripts
+NEAR_BOUNDARY = st.lists(
+    st.sampled_from([*"aBcDxYZ", "한", "カ", "字", "Ж", "ё", " ", "1", "_", "²"]),
+    min_size=6,
+    max_size=22,
+).map("".join)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    st.one_of(
+        NEAR_BOUNDARY, SCRIPTS, TEXT, st.text(), st.text(alphabet="aZ _1.").map(lambda s: s * 9)
+    )
+)
+@example("한abcdefghijk")  # one CJK character first: the letters left are one short
+@example("ABCDEFGHIJKL")  # twelve capitals: just enough letters
+def test_detect_language_equals_the_old_code(text: str) -> None:
+    assert normalize.detect_language(text) == old_detect_language(text)
