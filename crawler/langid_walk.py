@@ -18,10 +18,12 @@ emit the same feature share its key), so the Naive Bayes sum over them is
 bit-identical. tests/unit/test_langid_walk.py compares the two on generated
 and hostile byte strings, and the scores and labels of both identifiers.
 
-Memory: a state's dict holds only the bytes seen after it; after
-`MAX_EDGES` cached transitions new ones are looked up in the model's table
-every time (the same answer, a Python call per such byte), so a long-running
-process fed hostile text cannot grow it without bound.
+Memory: a state's dict holds only the bytes seen after it; past
+`MAX_STATES` states or `MAX_EDGES` cached transitions, new ones are looked
+up in the model's table every time (the same answer, a Python call per such
+byte; Counter counts keys, not state objects, so a state made afresh counts
+the same), so a long-running process fed hostile text cannot grow it
+without bound.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ from itertools import accumulate, islice
 from operator import attrgetter, getitem
 from typing import Any
 
-MAX_EDGES = 200_000  # ~10-15 MB of dict entries at most; real text uses a few thousand
+# Bounds of the cache (real text: ~1,400 states and ~3,100 transitions, ~0.5 MB):
+MAX_STATES = 20_000  # ~5 MB of state dicts; beyond, a state is made afresh each visit
+MAX_EDGES = 200_000  # ~10 MB of dict entries; beyond, a transition is looked up each time
 
 
 class _State(dict[int, "_State"]):
@@ -82,13 +86,14 @@ class DfaWalk:
                     feature = int(self._output[number])
                     state.key = feature if feature >= 0 else -1 - number
                     state.walk = self
-                    self._states[number] = state
+                    if len(self._states) < MAX_STATES:  # else a one-off: counted by its key
+                        self._states[number] = state
         return state
 
     def step(self, state: _State, byte: int) -> _State:
-        """The state after `byte`, from the model's table; cached while under MAX_EDGES."""
+        """The state after `byte`, from the model's table; cached within the bounds."""
         nxt = self._state(self._nextmove[self._rowbase[state.number] + byte])
-        if self._edges < MAX_EDGES:
+        if self._edges < MAX_EDGES and self._states.get(state.number) is state:
             state[byte] = nxt
             self._edges += 1
         return nxt

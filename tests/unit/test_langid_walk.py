@@ -87,14 +87,21 @@ def test_classify_is_the_same_on_feed_prose(
 def test_cache_is_bounded_and_stays_right(
     models: tuple[LanguageIdentifier, LanguageIdentifier], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Past MAX_EDGES transitions the walk stops caching and keeps answering right."""
+    """Past MAX_EDGES transitions or MAX_STATES states the walk stops caching
+    and keeps answering right."""
     lib, _ = models
+    data = bytes(range(256)) * 3 + "Северная Корея развернула комплекс".encode()
     monkeypatch.setattr(langid_walk, "MAX_EDGES", 50)
     walk = DfaWalk(lib.tk_nextmove, lib._rowbase, lib.tk_output)
-    data = bytes(range(256)) * 3 + "Северная Корея развернула комплекс".encode()
     assert counted(walk, data) == reference(lib, data)
     assert walk.edges == 50
     assert counted(walk, data) == reference(lib, data)
+    monkeypatch.setattr(langid_walk, "MAX_EDGES", 10_000)
+    monkeypatch.setattr(langid_walk, "MAX_STATES", 20)
+    walk = DfaWalk(lib.tk_nextmove, lib._rowbase, lib.tk_output)
+    for _ in range(2):
+        assert counted(walk, data) == reference(lib, data)
+        assert len(walk._states) == 20
 
 
 def test_detect_language_uses_the_fast_walk() -> None:
