@@ -91,12 +91,14 @@ def _reference(m: re.Match[str]) -> str:
     return chr(code)
 
 
-def simple_text(html: str) -> str | None:
+def simple_text(html: str, *, printable: bool = False) -> str | None:
     """The text of `html` as html_to_text's lxml path sees it, before
     whitespace is collapsed (block boundaries as "\\n"); None when the
     fragment is not simple (see the module docstring). `html` has had
-    html_to_text's control characters removed."""
-    if _SPECIAL.search(html) is not None:
+    html_to_text's control characters removed. `printable`: the caller found
+    every line of `html` `str.isprintable()`, so none of `_SPECIAL` is there
+    (all are controls, surrogates, format characters or unassigned)."""
+    if not printable and _SPECIAL.search(html) is not None:
         return None
     try:
         return _walk(_TAG.split(html))

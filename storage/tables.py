@@ -75,6 +75,18 @@ class Base(DeclarativeBase):
 
 class SourceRow(Base):
     __tablename__ = "sources"
+    __table_args__ = (
+        # The due-source claim (storage.sources.claim_due_sources): enabled
+        # sources in poll order. The predicate is the query's own
+        # (`enabled.is_(True)`), so both planners see that the query implies it.
+        Index(
+            "ix_sources_due",
+            "next_poll_at",
+            "id",
+            sqlite_where=text("enabled IS 1"),
+            postgresql_where=text("enabled IS true"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
