@@ -1,7 +1,7 @@
 """sources: an index for the due-source claim (next_poll_at, id) of enabled sources
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-11-30
 
 `storage.sources.claim_due_sources` (every daemon tick and refill, and the
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
