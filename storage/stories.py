@@ -236,13 +236,18 @@ def items_without_story(
     since: datetime | None = None,
     encoder: tuple[str, str] | None = None,
     ids: Sequence[int] | None = None,
+    fetched_since: datetime | None = None,
 ) -> list[StoredMember]:
     """Up to `batch` unassigned items (of `ids`, when given), oldest (published, id) first: `stories
-    rebuild` and the daemon's catch-up assign them in this order, so stories
-    come out the same as if the items had arrived live."""
+    rebuild` and the pending drain (scheduler.story_assignment.drain_pending)
+    assign them in this order, so stories come out the same as if the items
+    had arrived live. `since` bounds the published time, `fetched_since` the
+    time the item was stored (the drain's "recent" items, not the archive)."""
     where: list[Any] = [ItemRow.story_id.is_(None)]
     if since is not None:
         where.append(ItemRow.published >= since)
+    if fetched_since is not None:
+        where.append(ItemRow.fetched_at >= fetched_since)
     keyed = select(ItemRow.id, ItemRow.published).order_by(ItemRow.published, ItemRow.id)
     if ids is None:
         found = [row.id for row in session.execute(keyed.where(*where).limit(batch))]
@@ -257,6 +262,30 @@ def items_without_story(
         ]
         found = [item_id for _, item_id in sorted(rows)[:batch]]
     return members_of(session, found, encoder)
+
+
+def unassigned_ids(
+    session: Session,
+    limit: int,
+    *,
+    since: datetime | None = None,
+    fetched_since: datetime | None = None,
+) -> list[int]:
+    """Ids of up to `limit` items without a story, oldest (published, id)
+    first (published since `since`, stored since `fetched_since`). One sort
+    per call: a drain reads the ids of many batches at once, then their
+    members batch by batch (items_without_story with `ids`), instead of
+    sorting every pending item again for each batch."""
+    where: list[Any] = [ItemRow.story_id.is_(None)]
+    if since is not None:
+        where.append(ItemRow.published >= since)
+    if fetched_since is not None:
+        where.append(ItemRow.fetched_at >= fetched_since)
+    return list(
+        session.scalars(
+            select(ItemRow.id).where(*where).order_by(ItemRow.published, ItemRow.id).limit(limit)
+        )
+    )
 
 
 def members_of(
