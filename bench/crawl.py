@@ -175,6 +175,7 @@ def run_crawls(
                 every_seconds=3600,
                 links_css=None,
                 now=app.now(),
+                alert_backlog=True,  # every match queues its alert: the alert path is timed
             )
         save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
     results: dict[str, Any] = {}

@@ -150,7 +150,7 @@ def check(app: App) -> None:
     assert fold_rows(app) == [*event, *event]  # two recipients, one row each
     with app.session() as s:
         sizes = story_sizes(s)
-        counts = dict(s.execute(select(StoryRow.id, StoryRow.item_count)).tuples().all())
+        counts = {sid: n for sid, n in s.execute(select(StoryRow.id, StoryRow.item_count))}
     assert sizes == counts
 
 

@@ -123,13 +123,14 @@ def test_rebuild_assigns_stored_items_in_batches(http_server: LocalHTTPServer) -
 def test_a_poll_too_big_to_pre_encode_is_encoded_in_chunks_in_the_transaction(
     http_server: LocalHTTPServer, monkeypatch: Any
 ) -> None:
-    """Above PRE_ENCODE_MAX new items, encode_new keeps no vectors in memory;
+    """Above PRE_ENCODE_MAX matched items, prepare keeps no vectors in memory;
     assign_new encodes them chunk by chunk and the stories are the same."""
     import scheduler.story_assignment as sa
 
     monkeypatch.setattr(sa, "PRE_ENCODE_MAX", 0)
     monkeypatch.setattr(sa, "ENCODE_CHUNK", 2)
     store = MemoryStore()
+    add_watchlist(store)  # the SAM items match: their stories are decided in the save
     add_source(store, "a", http_server.route("/a", (200, {}, FEED_A)))
     add_source(store, "b", http_server.route("/b", (200, {}, FEED_B)))
     enc = CountingEncoder()
@@ -141,3 +142,28 @@ def test_a_poll_too_big_to_pre_encode_is_encoded_in_chunks_in_the_transaction(
     found = stories(store)
     sam = {sid for title, sid in found.items() if title.startswith("SAM")}
     assert len(sam) == 1 and found["Weather today"] not in sam  # joined: vectors were used
+
+
+def test_the_assigners_gazetteer_names_what_gazetteer_matcher_names() -> None:
+    """StoryAssigner compiles the gazetteer with pyahocorasick (10 ms, not
+    Hyperscan's 1.2 s at every start): on every labelled item of the story
+    bench, the anchors must be those of `alerts.gazetteer.gazetteer_matcher()`."""
+    from pathlib import Path
+
+    import yaml
+
+    from alerts.alert_records import Document
+    from alerts.gazetteer import anchor_concepts, gazetteer_matcher
+
+    ours, reference = assigner(HashingEncoder()).gazetteer(), gazetteer_matcher()
+    data = Path(__file__).resolve().parents[2] / "bench" / "data"
+    named = 0
+    for path in sorted(data.glob("stories_*.yaml")):
+        events = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("events") or []
+        for event in events:
+            for _, _, language, title, lead in event["items"]:
+                doc = Document(title=title, summary=lead, language=language)
+                got = anchor_concepts(ours, doc)
+                assert got == anchor_concepts(reference, doc), title
+                named += len(got)
+    assert named > 100  # the sets name places and organisations: the check is not empty
