@@ -113,8 +113,10 @@ def save_outcomes(
     def match(item: Item) -> list[WatchlistMatch]:
         return compiled.matcher.match(document(item))
 
-    prepared = prepare(ctx.stories, ctx.store, polls, match)  # outside the transaction: CPU
     try:
+        # outside the transaction (CPU), but inside the try: an item the matcher
+        # cannot take (a lone surrogate) fails its own source, as it does inside
+        prepared = prepare(ctx.stories, ctx.store, polls, match)
         with ctx.store.transaction() as tx:
             counts = _save_polls(ctx, tx, polls, compiled, rng, now, prepared)
             ctx.crash.crash("after_store")
