@@ -379,10 +379,10 @@ def assign_unassigned(
 
     A crash between batches loses nothing: what was not committed is still
     without a story, and the next drain, crawl or rebuild assigns it."""
-    identity, total = assigner.identity(), 0
+    total = 0
     while keep_going():
         if ids is not None:  # a backfill's batch: few, sorted by items_without_story
-            assigned = _assign_some(assigner, store, now, identity, ids, batch)
+            assigned = _assign_some(assigner, store, now, ids, batch)
             total += assigned
             if assigned == 0:
                 return total
@@ -394,9 +394,7 @@ def assign_unassigned(
         for start in range(0, len(todo), batch):
             if start and not keep_going():
                 return total
-            total += _assign_some(
-                assigner, store, now, identity, todo[start : start + batch], batch
-            )
+            total += _assign_some(assigner, store, now, todo[start : start + batch], batch)
     return total
 
 
@@ -407,12 +405,13 @@ def _assign_some(
     assigner: StoryAssigner,
     store: Store,
     now: Callable[[], datetime],
-    identity: tuple[str, str],
     ids: Sequence[int],
     batch: int,
 ) -> int:
     """Encode (between transactions) and assign up to `batch` of `ids` still
-    without a story, in (published, id) order; how many were assigned."""
+    without a story, in (published, id) order; how many were assigned. The
+    encoder loads here, on the first item to assign, never for an empty drain."""
+    identity = assigner.identity()
     with store.transaction() as tx:
         members = tx.items_without_story(batch, encoder=identity, ids=ids)
     if not members:

@@ -167,3 +167,19 @@ def test_the_assigners_gazetteer_names_what_gazetteer_matcher_names() -> None:
                 assert got == anchor_concepts(reference, doc), title
                 named += len(got)
     assert named > 100  # the sets name places and organisations: the check is not empty
+
+
+def test_a_drain_with_nothing_pending_never_loads_the_encoder() -> None:
+    """The daemon's `stories` job runs every 10 s: with nothing pending it must
+    not load the model (~1 s of CPU and ~120 MB) into a daemon that never needed it."""
+    from scheduler.story_assignment import drain_pending
+
+    loads: list[int] = []
+
+    def encoder() -> HashingEncoder:
+        loads.append(1)
+        return HashingEncoder()
+
+    store = MemoryStore()
+    assert drain_pending(StoryAssigner(encoder, timedelta(hours=72)), store, Clock()) == 0
+    assert loads == []
