@@ -147,7 +147,7 @@ def _drain(a: App, keep_going: Callable[[], bool]) -> None:
     from scheduler.crawl import drain_stories
 
     try:
-        drain_stories(a.crawl_context(), keep_going=keep_going)
+        drain_stories(a.crawl_context(), keep_going=keep_going, one_shot=True)
     except Exception as e:
         log.error("story_drain status=failed error=%r", " ".join(str(e).split())[:300])
 

@@ -111,7 +111,7 @@ class NewswatchPipeline:
             self.flush()
             from scheduler.crawl import drain_stories
 
-            drain_stories(self._app.crawl_context())  # the stories of items that matched nothing
+            drain_stories(self._app.crawl_context(), one_shot=True)  # items that matched nothing
         finally:
             self._app.close()
             self._app = None

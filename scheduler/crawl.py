@@ -45,6 +45,7 @@ from scheduler.poll_policy import (
 from scheduler.saver import in_saver
 from scheduler.spider_leases import LeaseLost, leased_run
 from scheduler.story_assignment import (
+    ONE_SHOT_BATCH,
     Prepared,
     assign_new,
     assigned_now,
@@ -498,9 +499,11 @@ def drain_stories(
     *,
     budget: float | None = None,
     keep_going: Callable[[], bool] = lambda: True,
+    one_shot: bool = False,
 ) -> int:
     """Give the items stored without a story (they matched nothing) one: the
-    daemon's `stories` job, and `newswatch crawl` after delivering. How many."""
+    daemon's `stories` job, and `newswatch crawl` after delivering
+    (`one_shot`: larger transactions, nothing else of the process waits). How many."""
     return drain_pending(
         ctx.stories,
         ctx.store,
@@ -508,6 +511,7 @@ def drain_stories(
         budget=budget,
         keep_going=keep_going,
         crash=ctx.crash.crash,
+        batch=ONE_SHOT_BATCH if one_shot else None,
     )
 
 

@@ -56,6 +56,12 @@ REBUILD_BATCH = 500  # items per transaction in rebuild and backfill
 PRE_ENCODE_MAX = 5_000
 ENCODE_CHUNK = 2_000
 DRAIN_BATCH = 250  # pending items per drain transaction (SQLite's write lock: ~0.1 s)
+# A one-shot command's drain (`crawl` after delivering, the Scrapy pipeline at
+# close): nothing else of the process waits, so fewer, longer transactions.
+# Each assignment transaction reads the heads of every story in the window
+# (StoryAssigner.refresh), so 250-item batches made a 100,000-item backlog
+# quadratic (400 reads of up to 100,000 heads); 5,000 holds the lock ~2-3 s.
+ONE_SHOT_BATCH = 5_000
 
 
 @dataclass
@@ -436,11 +442,13 @@ def drain_pending(
     budget: float | None = None,
     keep_going: Callable[[], bool] = lambda: True,
     crash: Callable[[str], None] = lambda _point: None,
+    batch: int | None = None,
 ) -> int:
     """Assign the items the crawl stored without a story (they matched no
     watchlist): those stored within the story window, oldest published
-    first, DRAIN_BATCH per transaction, for up to `budget` seconds (None: until
-    none is left) or while `keep_going()`. How many were assigned.
+    first, `batch` per transaction (default DRAIN_BATCH: the daemon's), for up
+    to `budget` seconds (None: until none is left) or while `keep_going()`.
+    How many were assigned.
 
     Items stored longer ago than the window without a story (the archive
     before stories, or a drain that never ran) are `stories rebuild`'s: a
@@ -459,7 +467,7 @@ def drain_pending(
         store,
         now,
         fetched_since=now() - assigner.window,
-        batch=DRAIN_BATCH,
+        batch=batch or DRAIN_BATCH,
         keep_going=go_on,
     )
     if done:
