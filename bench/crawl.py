@@ -206,7 +206,7 @@ def run_crawls(
             results["alerts"] = _alert_latency(app, wall_start)
             pending = _pending(app)
             cpu_before, started = _cpu(), time.perf_counter()
-            drained = drain_stories(ctx)
+            drained = drain_stories(ctx, one_shot=True)  # as `newswatch crawl` does
             results["drain"] = (
                 time.perf_counter() - started,
                 _cpu()[0] - cpu_before[0],
