@@ -26,10 +26,19 @@ workers (RUSAGE_CHILDREN gives the largest worker; the total counts it once
 per worker).
 
     .venv/bin/python bench/crawl.py [--feeds 1000] [--entries 30] [--postgres]
-                                    [--profile FILE] [--workers N] [--stories-off] [--no-stories]
+                                    [--profile FILE] [--workers N] [--stories-off]
+                                    [--stories-inline] [--no-stories]
 
-`--stories-off` adds a SQLite crawl without the story step in the same run
-(the issue #12 comparison: first crawl with stories / without).
+Stories: the crawl assigns the items that matched a watchlist in its save
+transaction and leaves the others pending; `newswatch crawl` then drains
+them (scheduler.story_assignment.drain_pending) after delivering. The first
+crawl's row is the crawl alone (when every alert is queued); the "drain"
+line after it is the pending items' assignment, timed separately, and
+"alerts queued" gives when the crawl's outbox rows were written (seconds
+after its start: median and last). `--stories-off` adds a SQLite crawl
+without the story step in the same run (the issue #12 comparison: first
+crawl with stories / without); `--stories-inline` adds one that assigns
+every new item in the save transaction (the design before the drain).
 """
 
 from __future__ import annotations
@@ -130,16 +139,18 @@ def run_crawls(
     profile: str | None,
     workers: int | None,
     validators: Any,
-    stories: bool,
+    stories: str,
     out: Any,
 ) -> None:
+    """`stories`: "deferred" (the default crawl), "inline" (every item in the
+    save transaction, as before the drain) or "off" (no story step)."""
     import dataclasses
     import logging
 
     from alerts.watchlist_files import parse_watchlists
     from newswatch.app import build_app
     from newswatch.config import Settings
-    from scheduler.crawl import crawl
+    from scheduler.crawl import crawl, drain_stories
     from storage.db import upgrade
     from storage.sources import add_source
     from storage.watchlists import save_watchlists
@@ -164,6 +175,7 @@ def run_crawls(
                 every_seconds=3600,
                 links_css=None,
                 now=app.now(),
+                alert_backlog=True,  # every match queues its alert: the alert path is timed
             )
         save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
     results: dict[str, Any] = {}
@@ -175,8 +187,11 @@ def run_crawls(
         started = time.perf_counter()
         profiler = _profiler(profile if label != "second" else None)
         ctx = app.crawl_context()
-        if not stories:  # the same crawl without the story step (issue #12's comparison)
+        if stories == "off":  # the same crawl without the story step (issue #12's comparison)
             ctx = dataclasses.replace(ctx, stories=None)
+        elif stories == "inline" and ctx.stories is not None:
+            ctx.stories.defer_unmatched = False
+        wall_start = app.now()
         report = asyncio.run(crawl(ctx, parse_workers=workers))
         if profiler is not None:
             profiler.disable()
@@ -187,11 +202,46 @@ def run_crawls(
             elapsed,
             _summary(report) + f"; cpu: crawler {cpu[0]:.1f} s, workers {cpu[1]:.1f} s",
         )
+        if label == "first":
+            results["alerts"] = _alert_latency(app, wall_start)
+            pending = _pending(app)
+            cpu_before, started = _cpu(), time.perf_counter()
+            drained = drain_stories(ctx, one_shot=True)  # as `newswatch crawl` does
+            results["drain"] = (
+                time.perf_counter() - started,
+                _cpu()[0] - cpu_before[0],
+                pending,
+                drained,
+            )
     app.close()
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     results["rss"] = (self_kb, child_kb, _workers(feeds) if workers is None else workers)
     out.put(results)
+
+
+def _alert_latency(app: Any, start: Any) -> tuple[int, float, float]:
+    """(outbox rows, median and last seconds after `start` at which they were queued)."""
+    from sqlalchemy import select
+
+    from storage.tables import OutboxRow
+
+    with app.session() as s:
+        stamps = sorted(
+            (c - start).total_seconds() for c in s.scalars(select(OutboxRow.created_at))
+        )
+    if not stamps:
+        return 0, 0.0, 0.0
+    return len(stamps), stamps[len(stamps) // 2], stamps[-1]
+
+
+def _pending(app: Any) -> int:
+    from sqlalchemy import func, select
+
+    from storage.tables import ItemRow
+
+    with app.session() as s:
+        return int(s.scalar(select(func.count()).where(ItemRow.story_id.is_(None))) or 0)
 
 
 def _profiler(path: str | None) -> Any:
@@ -316,6 +366,11 @@ def main() -> None:
         action="store_true",
         help="also crawl SQLite without the story step, in the same run (stories on vs off)",
     )
+    parser.add_argument(
+        "--stories-inline",
+        action="store_true",
+        help="also crawl SQLite assigning every new item in the save (the design before the drain)",
+    )
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
@@ -356,20 +411,26 @@ def measure(
         args.profile,
         args.workers,
         validators,
-        not args.no_stories,
+        "off" if args.no_stories else "deferred",
     )
     rows.append(("sqlite", crawls))
+    if args.stories_inline:
+        inline = in_child(
+            run_crawls, base, args.feeds, f"sqlite:///{tmp}/inline.db", None, args.workers,
+            validators, "inline",
+        )  # fmt: skip
+        rows.append(("sqlite-inline", inline))
     if args.stories_off:
         plain = in_child(
             run_crawls, base, args.feeds, f"sqlite:///{tmp}/plain.db", None, args.workers,
-            validators, False,
+            validators, "off",
         )  # fmt: skip
         rows.append(("sqlite-nostories", plain))
     if args.postgres:
         pg_url, drop = postgres_database()
         try:
             crawled = in_child(
-                run_crawls, base, args.feeds, pg_url, None, args.workers, validators, True
+                run_crawls, base, args.feeds, pg_url, None, args.workers, validators, "deferred"
             )
             rows.append(("postgres", crawled))
         finally:
@@ -393,6 +454,18 @@ def print_table(rows: list[tuple[str, Any]]) -> None:
             ratio = secs / against
             mark = "ok" if ratio <= aim else "MISSED"
             print(f"{db + ' ' + label:<22} {secs:8.2f} {ratio:7.3f}  ≤{aim:<5} {mark}  {summary}")
+            if label == "first" and "drain" in result:
+                wall, cpu, pending, drained = result["drain"]
+                n, mid, last = result["alerts"]
+                print(
+                    f"{db + ' drain':<22} {wall:8.2f} {'':>7}  {'':>6}  "
+                    f"{pending} items pending after the crawl, {drained} assigned; "
+                    f"cpu {cpu:.1f} s"
+                )
+                print(
+                    f"{db + ' alerts queued':<22} {'':>8} {'':>7}  {'':>6}  "
+                    f"{n} outbox rows, median {mid:.2f} s, last {last:.2f} s after the start"
+                )
         self_kb, child_kb, workers = result["rss"]
         total = (self_kb + workers * child_kb) / 1024
         print(
@@ -402,8 +475,15 @@ def print_table(rows: list[tuple[str, Any]]) -> None:
     print(f"{'baseline peak memory':<22} {base_kb / 1024:7.0f} MB")
     named = dict(rows[1:])
     if "sqlite-nostories" in named:
-        on, off = named["sqlite"]["first"][0], named["sqlite-nostories"]["first"][0]
-        print(f"first crawl, stories on / off: {on:.2f} s / {off:.2f} s = {on / off:.3f}")
+        off = named["sqlite-nostories"]["first"][0]
+        for db in ("sqlite", "sqlite-inline"):
+            if db not in named:
+                continue
+            on, drain = named[db]["first"][0], named[db]["drain"][0]
+            print(
+                f"first crawl, {db} / stories off: {on:.2f} s / {off:.2f} s = {on / off:.3f}; "
+                f"with the drain {on + drain:.2f} s = {(on + drain) / off:.3f}"
+            )
     print(f"load average: {os.getloadavg()}")
 
 

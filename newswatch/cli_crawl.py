@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from storage.outbox import PendingSummary
 
 T = TypeVar("T")
+log = logging.getLogger("newswatch.crawl")
 
 
 def crawl(
@@ -61,6 +63,10 @@ def crawl(
         delivery = a.delivery_context()
         delivered = _summary(asyncio.run(stop.guard(deliver_all(delivery, grace=grace))))
         _say_left(pending_summary(delivery), grace)
+        # Last, the stories of the new items that matched nothing (no alert
+        # waits for them): every item has its story when `crawl` exits, unless
+        # a SIGTERM stops it between batches (the next crawl or daemon goes on).
+        _drain(a, lambda: not stop.requested)
     except Terminated:
         if progress:
             progress.stop()
@@ -133,6 +139,17 @@ class _Stop:
         finally:
             loop.remove_signal_handler(signal.SIGTERM)
             signal.signal(signal.SIGTERM, self.note)
+
+
+def _drain(a: App, keep_going: Callable[[], bool]) -> None:
+    """Best effort: the crawl's own work is saved; items left without a story
+    are assigned by the next crawl, the daemon or `stories rebuild`."""
+    from scheduler.crawl import drain_stories
+
+    try:
+        drain_stories(a.crawl_context(), keep_going=keep_going, one_shot=True)
+    except Exception as e:
+        log.error("story_drain status=failed error=%r", " ".join(str(e).split())[:300])
 
 
 def _finished(signum: int, _frame: FrameType | None) -> None:

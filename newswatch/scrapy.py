@@ -109,6 +109,9 @@ class NewswatchPipeline:
             return
         try:
             self.flush()
+            from scheduler.crawl import drain_stories
+
+            drain_stories(self._app.crawl_context(), one_shot=True)  # items that matched nothing
         finally:
             self._app.close()
             self._app = None

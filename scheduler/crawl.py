@@ -2,11 +2,14 @@
 
 For each polled source, ONE transaction writes the new items, the source's
 fetch state (ETag, Last-Modified, body hash, next poll), the matches of the
-new items and their outbox rows (polls that finish together share one
-transaction, see save_outcomes; a source is never split). So a crash
-anywhere leaves either all of it or none of it: if none, the validators
-were not saved either, the source is fetched again and the items are new
-again, and no match is ever lost between "stored" and "matched".
+new items, the stories of the matched ones and their outbox rows (polls that
+finish together share one transaction, see save_outcomes; a source is never
+split). So a crash anywhere leaves either all of it or none of it: if none,
+the validators were not saved either, the source is fetched again and the
+items are new again, and no match is ever lost between "stored" and
+"matched". New items that matched nothing are stored without a story
+("pending"): scheduler.story_assignment.drain_pending gives them one later,
+off the crawl's critical path (no alert waits for their story).
 """
 
 from __future__ import annotations
@@ -15,14 +18,13 @@ import asyncio
 import functools
 import logging
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from alerts.alert_records import WatchlistMatch
-from alerts.embedding import Vectors
 from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
@@ -42,7 +44,15 @@ from scheduler.poll_policy import (
 )
 from scheduler.saver import in_saver
 from scheduler.spider_leases import LeaseLost, leased_run
-from scheduler.story_assignment import assign_new, concepts_of, encode_new
+from scheduler.story_assignment import (
+    ONE_SHOT_BATCH,
+    Prepared,
+    assign_new,
+    assigned_now,
+    concepts_of,
+    drain_pending,
+    prepare,
+)
 from storage.db import DatabaseRefused, DatabaseUnavailable
 from storage.protocol import ActiveWatchlist, StoreTransaction
 from storage.sources import HostQuota, SourceNotFound, normalize_name
@@ -100,10 +110,16 @@ def save_outcomes(
     makes a 1,000-feed crawl cheap on the database.
     """
     now = ctx.clock()
-    vectors = encode_new(ctx.stories, ctx.store, polls)  # outside the transaction: CPU
+
+    def match(item: Item) -> list[WatchlistMatch]:
+        return compiled.matcher.match(document(item))
+
     try:
+        # outside the transaction (CPU), but inside the try: an item the matcher
+        # cannot take (a lone surrogate) fails its own source, as it does inside
+        prepared = prepare(ctx.stories, ctx.store, polls, match)
         with ctx.store.transaction() as tx:
-            counts = _save_polls(ctx, tx, polls, compiled, rng, now, vectors)
+            counts = _save_polls(ctx, tx, polls, compiled, rng, now, prepared)
             ctx.crash.crash("after_store")
     except Exception as e:
         if is_outage(e):
@@ -160,7 +176,7 @@ def _save_one(
     rng: random.Random,
     now: datetime,
 ) -> tuple[int, int]:
-    return _save_polls(ctx, tx, [(source, outcome)], compiled, rng, now, {})[0]
+    return _save_polls(ctx, tx, [(source, outcome)], compiled, rng, now, Prepared())[0]
 
 
 def _save_polls(
@@ -170,12 +186,15 @@ def _save_polls(
     compiled: CompiledWatchlists,
     rng: random.Random,
     now: datetime,
-    vectors: Mapping[str, Vectors],
+    prepared: Prepared,
 ) -> list[tuple[int, int]]:
-    """Items of every poll, then their stories (one assignment per batch), then
-    matches, outbox rows and fetch state: an outbox row may read its item's story."""
-    staged = [_store_new(tx, src, outcome, compiled, now) for src, outcome in polls]
-    assign_new(ctx.stories, tx, [(i, it, c) for st in staged for i, it, c, _ in st], vectors, now)
+    """Items of every poll, then the stories of those that matched (one
+    assignment per batch), then matches, outbox rows and fetch state: an
+    outbox row may read its item's story. Items that matched nothing stay
+    pending (story_id NULL) for drain_pending."""
+    staged = [_store_new(tx, src, outcome, compiled, now, prepared) for src, outcome in polls]
+    matched = [(i, it, c) for st in staged for i, it, c, _ in st if assigned_now(ctx.stories, c)]
+    assign_new(ctx.stories, tx, matched, prepared.vectors, now)
     return [
         _finish_one(ctx, tx, src, outcome, st, rng, now)
         for (src, outcome), st in zip(polls, staged, strict=True)
@@ -192,6 +211,7 @@ def _store_new(
     outcome: PollOutcome,
     compiled: CompiledWatchlists,
     now: datetime,
+    prepared: Prepared,
 ) -> Staged:
     if outcome.status == "deferred" or not outcome.items:
         return []
@@ -199,7 +219,10 @@ def _store_new(
     by_url = {it.url: it for it in outcome.items}
     out: Staged = []
     for url, item_id in new.items():
-        found = compiled.matcher.match(document(by_url[url]))
+        if url in prepared.checked:  # matched before the transaction
+            found = prepared.found.get(url, [])
+        else:
+            found = compiled.matcher.match(document(by_url[url]))
         pairs = [(compiled.by_name[m.watchlist], m) for m in found]
         out.append((item_id, by_url[url], concepts_of(found), pairs))
     return out
@@ -469,6 +492,27 @@ async def crawl(
         if unsaved:
             _release_leases(ctx, unsaved)
     return report
+
+
+def drain_stories(
+    ctx: CrawlContext,
+    *,
+    budget: float | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+    one_shot: bool = False,
+) -> int:
+    """Give the items stored without a story (they matched nothing) one: the
+    daemon's `stories` job, and `newswatch crawl` after delivering
+    (`one_shot`: larger transactions, nothing else of the process waits). How many."""
+    return drain_pending(
+        ctx.stories,
+        ctx.store,
+        ctx.clock,
+        budget=budget,
+        keep_going=keep_going,
+        crash=ctx.crash.crash,
+        batch=ONE_SHOT_BATCH if one_shot else None,
+    )
 
 
 def _release_leases(ctx: CrawlContext, sources: Sequence[Source]) -> None:

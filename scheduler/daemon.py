@@ -22,6 +22,12 @@ the schedule of each source, so replicas and restarts need no job store):
   late by up to an hour is still sent at once, and it is never lost anyway
   (the next delivery pass sends any due row).
 - prune (hourly) and backlog (every 15 s): housekeeping in worker threads.
+- stories (every 10 s): assigns, in a worker thread, the stories of the new
+  items the polls stored without one (they matched no watchlist; matched
+  items get theirs in the save transaction, before their alerts), in
+  transactions of 250 items, for about 5 s a run (scheduler.story_assignment
+  .drain_pending). Its lag is what a new unmatched item waits before it
+  shows in its story; no alert waits for it.
 - search-index (every 30 s): indexes, in a worker thread, the items the crawl
   only listed as pending for `newswatch search` (storage.search_index), in
   transactions of 500 items, for about 5 s a run (a sixth of one core at most:
@@ -57,6 +63,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from crawler.parse_pool import default_workers
 from scheduler import SchedulerError, lock
 from scheduler.context import DaemonContext
+from scheduler.crawl import drain_stories
 from scheduler.health import DatabaseProbe, HealthServer
 from scheduler.http_poster import HttpPoster
 from scheduler.jobs import (
@@ -85,6 +92,8 @@ HARD_DEADLINE = 9.5
 PRUNE_EVERY = 3600.0
 BACKLOG_EVERY = 15.0
 SEARCH_INDEX_EVERY = 30.0
+STORIES_EVERY = 10.0
+STORIES_BUDGET = 5.0  # seconds of draining per run: half of one core at most
 
 
 class Stopper:
@@ -271,7 +280,17 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
                 index_search, ctx.housekeeping, keep_going=lambda: parts.poller.accepting
             )
 
+    async def stories() -> None:
+        with guarded("stories", db, metrics):
+            await asyncio.to_thread(
+                drain_stories,
+                ctx.crawl,
+                budget=STORIES_BUDGET,
+                keep_going=lambda: parts.poller.accepting,
+            )
+
     s.add_job(housekeeping, IntervalTrigger(seconds=PRUNE_EVERY), id="prune", **common)
+    s.add_job(stories, IntervalTrigger(seconds=STORIES_EVERY), id="stories", **common)
     s.add_job(
         search_index, IntervalTrigger(seconds=SEARCH_INDEX_EVERY), id="search-index", **common
     )

@@ -1,23 +1,37 @@
-"""Stories in the use-cases: encode new items, then assign them under the store's lock.
+"""Stories in the use-cases: assign matched items at once, the others soon after.
 
-The crawl calls `encode_new` before its save transaction (encoding is the
-slow part, ~1 ms of CPU per title, and must not hold the database) and
-`assign_new` inside it, after the items are stored and BEFORE their matches
-and outbox rows are written, so that an outbox row can read its item's story.
+The crawl splits its new items in two (docs/design.md "Stories off the
+crawl's critical path"):
+
+- Items that matched a watchlist are given a story inside the save
+  transaction, after they are stored and BEFORE their matches and outbox
+  rows are written, so that a `fold` outbox row carries its story. Their
+  vectors are encoded before the transaction (`prepare`; encoding is the
+  slow part, ~1 ms of CPU per title, and must not hold the database).
+- Every other new item is stored with `story_id` NULL: "pending". No alert
+  depends on its story, so it is assigned later, off the crawl's critical
+  path, by `drain_pending` (the daemon's `stories` job; `newswatch crawl`
+  after delivery, before it exits; the Scrapy pipeline when the spider
+  closes), in (published, id) order, one batch per transaction.
+
 Backfill and `stories rebuild` call `assign_unassigned`, which streams items
 without a story in (published, id) order, one batch per transaction.
 
 Invariant: an item's story is decided under the store's assignment lock
 (storage.stories: an advisory lock on PostgreSQL, the write lock on SQLite),
 with the candidates read inside it, so two replicas crawling one event make
-one story. The decision is `alerts.stories` (pure); this module only builds
-its inputs: vectors, watchlist concepts (the matched rule ids) united with the
-gazetteer's anchors (`alerts.gazetteer`).
+one story, and a drain running beside a crawl in the same process decides
+after it, never at the same time (the in-process index below is only used
+under that lock). The decision is `alerts.stories` (pure); this module only
+builds its inputs: vectors, watchlist concepts (the matched rule ids) united
+with the gazetteer's anchors (`alerts.gazetteer`).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -26,8 +40,8 @@ import numpy as np
 
 from alerts.alert_records import Document, WatchlistMatch
 from alerts.embedding import Encoder, Vectors, embed_items, vector_version
-from alerts.gazetteer import anchor_concepts, gazetteer_matcher
-from alerts.matching.engine import Matcher
+from alerts.gazetteer import anchor_concepts, gazetteer_watchlist
+from alerts.matching.engine import Matcher, compile_watchlists
 from alerts.stories import ItemFeatures, StoryIndex, features, params_for
 from crawler.crawl_records import Item, PollOutcome, Source
 from storage.protocol import Store, StoreTransaction
@@ -41,6 +55,13 @@ REBUILD_BATCH = 500  # items per transaction in rebuild and backfill
 # 1 KB each); a larger poll (a 100,000-item feed) is encoded inside it in chunks.
 PRE_ENCODE_MAX = 5_000
 ENCODE_CHUNK = 2_000
+DRAIN_BATCH = 250  # pending items per drain transaction (SQLite's write lock: ~0.1 s)
+# A one-shot command's drain (`crawl` after delivering, the Scrapy pipeline at
+# close): nothing else of the process waits, so fewer, longer transactions.
+# Each assignment transaction reads the heads of every story in the window
+# (StoryAssigner.refresh), so 250-item batches made a 100,000-item backlog
+# quadratic (400 reads of up to 100,000 heads); 5,000 holds the lock ~2-3 s.
+ONE_SHOT_BATCH = 5_000
 
 
 @dataclass
@@ -67,6 +88,9 @@ class StoryAssigner:
 
     encoder: Callable[[], Encoder]
     window: timedelta
+    # False: every new item is assigned in the save transaction, as before the
+    # drain existed (bench/crawl.py measures both in one run; tests compare them).
+    defer_unmatched: bool = True
     _gazetteer: Matcher | None = field(default=None, repr=False)
     _index: StoryIndex | None = field(default=None, repr=False)
     _heads: dict[int, tuple[datetime, int]] = field(default_factory=dict, repr=False)
@@ -74,14 +98,22 @@ class StoryAssigner:
     _batch: list[tuple[int, int, datetime]] = field(default_factory=list, repr=False)
     _written: list[tuple[int, int]] = field(default_factory=list, repr=False)
     _reader: object = field(default=None, repr=False)  # the batch being decided
+    # One encoder call at a time (the crawl's saver and a drain thread share
+    # the model); held per ENCODE_BATCH, never while waiting for the database.
+    _encoding: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def identity(self) -> tuple[str, str]:
         enc = self.encoder()
         return enc.name, vector_version(enc)
 
     def gazetteer(self) -> Matcher:
+        """The gazetteer's automaton, compiled with pyahocorasick: ~10 ms where
+        Hyperscan (`gazetteer_matcher()`'s "auto") took 1.2 s of CPU at every
+        process start, on the crawl's critical path; the anchors are the same
+        (the backends give identical results) and the scan of a title and
+        summary costs ~11 µs either way."""
         if self._gazetteer is None:
-            self._gazetteer = gazetteer_matcher()
+            self._gazetteer = compile_watchlists([gazetteer_watchlist()], "aho")
         return self._gazetteer
 
     def index(self) -> StoryIndex:
@@ -188,35 +220,66 @@ def encode(assigner: StoryAssigner, triples: Sequence[tuple[str, str, str]]) -> 
     fails (assignment then uses zero vectors: no alert is lost to this step)."""
     try:
         enc = assigner.encoder()
-        parts = [  # float16: the stored precision, half the memory of a 100,000-item poll
-            embed_items(enc, triples[i : i + ENCODE_BATCH]).astype(np.float16)
-            for i in range(0, len(triples), ENCODE_BATCH)
-        ]
+        parts = []
+        for i in range(0, len(triples), ENCODE_BATCH):
+            with assigner._encoding:
+                rows = embed_items(enc, triples[i : i + ENCODE_BATCH])
+            parts.append(rows.astype(np.float16))  # the stored precision, half the memory
     except Exception as e:
         log.error("story_encode status=failed items=%d error=%r", len(triples), str(e)[:200])
         return None
     return np.concatenate(parts) if parts else None
 
 
-def encode_new(
-    assigner: StoryAssigner | None, store: Store, polls: Sequence[tuple[Source, PollOutcome]]
-) -> dict[str, Vectors]:
-    """{url: vector} of the polls' items not stored yet, encoded outside any
-    transaction (one short read says which are new)."""
-    if assigner is None:
-        return {}
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What the crawl works out for a batch of polls before its transaction:
+    the watchlist matches of every item not stored yet (`found`, by URL;
+    `checked` says which URLs were matched here), and the vectors of those
+    that matched (the items whose story is decided in the transaction)."""
+
+    checked: frozenset[str] = frozenset()
+    found: Mapping[str, list[WatchlistMatch]] = field(default_factory=dict)
+    vectors: Mapping[str, Vectors] = field(default_factory=dict)
+
+
+def new_items(store: Store, polls: Sequence[tuple[Source, PollOutcome]]) -> list[Item]:
+    """The polls' items whose URL is not stored yet (one short read)."""
     items = list({it.url: it for _, outcome in polls for it in outcome.items}.values())
     if not items:
-        return {}
+        return []
     with store.transaction() as tx:
         known = tx.known_urls([it.url for it in items])
-    new = [it for it in items if it.url not in known]
-    if len(new) > PRE_ENCODE_MAX:
-        return {}  # a huge poll: assign_new encodes it in chunks (bounded memory)
-    vectors = encode(assigner, [(it.title, it.summary, it.text) for it in new])
-    if vectors is None:
-        return {}
-    return {it.url: vectors[i] for i, it in enumerate(new)}
+    return [it for it in items if it.url not in known]
+
+
+def prepare(
+    assigner: StoryAssigner | None,
+    store: Store,
+    polls: Sequence[tuple[Source, PollOutcome]],
+    match: Callable[[Item], list[WatchlistMatch]],
+) -> Prepared:
+    """Outside any transaction: match the polls' new items and encode those
+    that matched. An item another replica stores meanwhile is simply not new
+    inside the transaction (its matches and vector are not used); one that is
+    new there but was not checked here is matched there."""
+    if assigner is None:
+        return Prepared()
+    new = new_items(store, polls)
+    found = {it.url: got for it in new if (got := match(it))}
+    matched = [it for it in new if it.url in found or not assigner.defer_unmatched]
+    vectors: dict[str, Vectors] = {}
+    if matched and len(matched) <= PRE_ENCODE_MAX:
+        rows = encode(assigner, [(it.title, it.summary, it.text) for it in matched])
+        if rows is not None:
+            vectors = {it.url: rows[i] for i, it in enumerate(matched)}
+    return Prepared(frozenset(it.url for it in new), found, vectors)
+
+
+def assigned_now(assigner: StoryAssigner | None, concepts: frozenset[str]) -> bool:
+    """Whether a new item with these watchlist concepts gets its story in the
+    save transaction (it matched, or nothing is deferred), not from the drain."""
+    return assigner is not None and (bool(concepts) or not assigner.defer_unmatched)
 
 
 def assign_new(
@@ -227,19 +290,22 @@ def assign_new(
     now: datetime,
 ) -> dict[int, int]:
     """Inside the save transaction: store the new items' vectors and give each
-    a story. `new` is (item id, item, watchlist concepts); the concepts are
-    passed in because the matches are written after this."""
+    a story (the crawl passes its matched items only). `new` is (item id,
+    item, watchlist concepts); the concepts are passed in because the matches
+    are written after this."""
     if assigner is None or not new:
         return {}
     identity = assigner.identity()
     rows = [(item_id, vectors[it.url]) for item_id, it, _ in new if it.url in vectors]
     tx.save_story_vectors(rows, encoder=identity)
-    if not vectors and len(new) > PRE_ENCODE_MAX:
-        # More new items than encode_new keeps in memory: encode them here, a
-        # chunk at a time, and let the assignment read the vectors back. This
-        # holds the save transaction (not yet the assignment lock) meanwhile.
-        for start in range(0, len(new), ENCODE_CHUNK):
-            part = new[start : start + ENCODE_CHUNK]
+    missing = [entry for entry in new if entry[1].url not in vectors]
+    if missing:
+        # Not encoded before the transaction (more than `prepare` keeps in
+        # memory, or not seen as new then): encode them here, a chunk at a
+        # time, and let the assignment read the vectors back. This holds the
+        # save transaction (not yet the assignment lock) meanwhile.
+        for start in range(0, len(missing), ENCODE_CHUNK):
+            part = missing[start : start + ENCODE_CHUNK]
             got = encode(assigner, [(it.title, it.summary, it.text) for _, it, _ in part])
             if got is None:
                 break  # zero vectors: every item still gets a story
@@ -308,24 +374,102 @@ def assign_unassigned(
     since: datetime | None = None,
     ids: Sequence[int] | None = None,
     batch: int = REBUILD_BATCH,
+    fetched_since: datetime | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
 ) -> int:
-    """Give every stored item without a story (since `since`, or of `ids`) one,
-    oldest (published, id) first, `batch` items per transaction (never all
-    in memory); items without a vector of this encoder are encoded between
-    transactions. How many items were assigned."""
-    identity, total = assigner.identity(), 0
-    while True:
-        with store.transaction() as tx:
-            members = tx.items_without_story(batch, since=since, encoder=identity, ids=ids)
-        if not members:
+    """Give every stored item without a story (published since `since`,
+    stored since `fetched_since`, or of `ids`) one, oldest (published, id)
+    first, `batch` items per transaction (never all in memory); items without
+    a vector of this encoder are encoded between transactions. Stops between
+    batches when `keep_going()` is false. How many items were assigned.
+
+    A crash between batches loses nothing: what was not committed is still
+    without a story, and the next drain, crawl or rebuild assigns it."""
+    total = 0
+    while keep_going():
+        if ids is not None:  # a backfill's batch: few, sorted by items_without_story
+            assigned = _assign_some(assigner, store, now, ids, batch)
+            total += assigned
+            if assigned == 0:
+                return total
+            continue
+        with store.transaction() as tx:  # one sort for many batches
+            todo = tx.unassigned_item_ids(ROUND, since=since, fetched_since=fetched_since)
+        if not todo:
             return total
-        missing = [m for m in members if m.vector is None]
-        vectors = encode(assigner, [(m.title, m.summary, m.body) for m in missing])
-        with store.transaction() as tx:
-            if vectors is not None:
-                tx.save_story_vectors(
-                    [(m.item_id, vectors[i]) for i, m in enumerate(missing)], encoder=identity
-                )
-            done = _assign(assigner, tx, [m.item_id for m in members], {}, now(), identity)
-        total += len(done)
-        log.info("stories_assigned status=ok items=%d total=%d", len(done), total)
+        for start in range(0, len(todo), batch):
+            if start and not keep_going():
+                return total
+            total += _assign_some(assigner, store, now, todo[start : start + batch], batch)
+    return total
+
+
+ROUND = 20_000  # pending ids read (and sorted) at once by a drain or rebuild
+
+
+def _assign_some(
+    assigner: StoryAssigner,
+    store: Store,
+    now: Callable[[], datetime],
+    ids: Sequence[int],
+    batch: int,
+) -> int:
+    """Encode (between transactions) and assign up to `batch` of `ids` still
+    without a story, in (published, id) order; how many were assigned. The
+    encoder loads here, on the first item to assign, never for an empty drain."""
+    identity = assigner.identity()
+    with store.transaction() as tx:
+        members = tx.items_without_story(batch, encoder=identity, ids=ids)
+    if not members:
+        return 0
+    missing = [m for m in members if m.vector is None]
+    vectors = encode(assigner, [(m.title, m.summary, m.body) for m in missing])
+    with store.transaction() as tx:
+        if vectors is not None:
+            tx.save_story_vectors(
+                [(m.item_id, vectors[i]) for i, m in enumerate(missing)], encoder=identity
+            )
+        done = _assign(assigner, tx, [m.item_id for m in members], {}, now(), identity)
+    log.info("stories_assigned status=ok items=%d", len(done))
+    return len(done)
+
+
+def drain_pending(
+    assigner: StoryAssigner | None,
+    store: Store,
+    now: Callable[[], datetime],
+    *,
+    budget: float | None = None,
+    keep_going: Callable[[], bool] = lambda: True,
+    crash: Callable[[str], None] = lambda _point: None,
+    batch: int | None = None,
+) -> int:
+    """Assign the items the crawl stored without a story (they matched no
+    watchlist): those stored within the story window, oldest published
+    first, `batch` per transaction (default DRAIN_BATCH: the daemon's), for up
+    to `budget` seconds (None: until none is left) or while `keep_going()`.
+    How many were assigned.
+
+    Items stored longer ago than the window without a story (the archive
+    before stories, or a drain that never ran) are `stories rebuild`'s: a
+    drain stays bounded by the crawl's own recent items. `crash` is the
+    fault suite's crash point between batches ("story_drain")."""
+    if assigner is None:
+        return 0
+    until = None if budget is None else time.monotonic() + budget
+
+    def go_on() -> bool:
+        crash("story_drain")
+        return keep_going() and (until is None or time.monotonic() < until)
+
+    done = assign_unassigned(
+        assigner,
+        store,
+        now,
+        fetched_since=now() - assigner.window,
+        batch=batch or DRAIN_BATCH,
+        keep_going=go_on,
+    )
+    if done:
+        log.info("stories_drained status=ok items=%d", done)
+    return done

@@ -198,6 +198,18 @@ class _MemoryStories:
             it.language, it.published, vector, concepts,
         )  # fmt: skip
 
+    def unassigned_item_ids(
+        self,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        fetched_since: datetime | None = None,
+    ) -> list[int]:
+        return [
+            m.item_id
+            for m in self.items_without_story(limit, since=since, fetched_since=fetched_since)
+        ]
+
     def items_without_story(
         self,
         batch: int,
@@ -205,6 +217,7 @@ class _MemoryStories:
         since: datetime | None = None,
         encoder: tuple[str, str] | None = None,
         ids: Sequence[int] | None = None,
+        fetched_since: datetime | None = None,
     ) -> list[StoredMember]:
         rows = sorted(
             (
@@ -213,6 +226,7 @@ class _MemoryStories:
                 if r.story_id is None
                 and (ids is None or r.id in ids)
                 and (since is None or r.item.published >= since)
+                and (fetched_since is None or r.fetched_at >= fetched_since)
             ),
             key=lambda r: (r.item.published, r.id),
         )[:batch]

@@ -284,6 +284,16 @@ class StoreTransaction(Protocol):
         story one, as `decide(items, candidates)` chooses; {item id: story id}."""
         ...
 
+    def unassigned_item_ids(
+        self,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        fetched_since: datetime | None = None,
+    ) -> list[int]:
+        """Ids of up to `limit` items without a story, oldest (published, id) first."""
+        ...
+
     def items_without_story(
         self,
         batch: int,
@@ -291,8 +301,10 @@ class StoreTransaction(Protocol):
         since: datetime | None = None,
         encoder: tuple[str, str] | None = None,
         ids: Sequence[int] | None = None,
+        fetched_since: datetime | None = None,
     ) -> list[StoredMember]:
-        """Up to `batch` items without a story, oldest (published, id) first."""
+        """Up to `batch` items without a story, oldest (published, id) first;
+        `since` bounds their published time, `fetched_since` when they were stored."""
         ...
 
 

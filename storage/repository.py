@@ -317,6 +317,15 @@ class SqlTransaction:
             self._s, item_ids, decide, window=window, now=now, encoder=encoder
         )
 
+    def unassigned_item_ids(
+        self,
+        limit: int,
+        *,
+        since: datetime | None = None,
+        fetched_since: datetime | None = None,
+    ) -> list[int]:
+        return stories.unassigned_ids(self._s, limit, since=since, fetched_since=fetched_since)
+
     def items_without_story(
         self,
         batch: int,
@@ -324,8 +333,11 @@ class SqlTransaction:
         since: datetime | None = None,
         encoder: tuple[str, str] | None = None,
         ids: Sequence[int] | None = None,
+        fetched_since: datetime | None = None,
     ) -> list[StoredMember]:
-        return stories.items_without_story(self._s, batch, since=since, encoder=encoder, ids=ids)
+        return stories.items_without_story(
+            self._s, batch, since=since, encoder=encoder, ids=ids, fetched_since=fetched_since
+        )
 
 
 # The session type of the CLI's admin queries (listings, import, export in

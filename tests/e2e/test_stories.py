@@ -217,10 +217,11 @@ def test_two_concurrent_crawls_of_one_event_make_one_story(
     pg_db: Database, http_server: LocalHTTPServer, tmp_path: Path
 ) -> None:
     """Two replicas (threads with their own engines) crawl different outlets of
-    one event at the same moment: the assignment lock makes them one story."""
+    one event at the same moment, then drain their pending items: the
+    assignment lock makes them one story."""
     from newswatch.app import build_app
     from newswatch.config import Settings
-    from scheduler.crawl import crawl
+    from scheduler.crawl import crawl, drain_stories
     from storage import sources as source_repo
     from storage.stories import list_stories
 
@@ -259,6 +260,7 @@ def test_two_concurrent_crawls_of_one_event_make_one_story(
         try:
             start.wait()
             asyncio.run(crawl(apps[k].crawl_context(), names=names[k], parse_workers=0))
+            drain_stories(apps[k].crawl_context())  # nothing matched: all pending until now
         except BaseException as e:  # reported below
             errors.append(e)
 

@@ -254,3 +254,38 @@ def test_second_signal_exits_at_once(
     time.sleep(0.5)
     code, took = d.stop(signal.SIGTERM)
     assert code == 128 + signal.SIGTERM and took < 2, d.log()
+
+
+@pytest.mark.slow
+def test_the_stories_job_gives_unmatched_items_their_story(
+    db: Database, http_server: LocalHTTPServer, daemons: list[Daemon], tmp_path: Path
+) -> None:
+    """A matched item has its story when its alert is queued; the items that
+    matched nothing are stored without one and the daemon's `stories` job
+    (every 10 s) assigns them: the same event's unmatched report joins the
+    matched item's story, another event gets its own."""
+    from sqlalchemy import select
+
+    from storage.db import session_factory, transaction
+    from storage.tables import ItemRow
+
+    feed, hook = Feed(http_server, "/isw.xml"), Webhook(http_server)
+    feed.publish("m", "Pantsir battery moved to Crimea, satellite images show")
+    feed.publish("u", "Air-defence battery moved to Crimea, satellite images show")
+    feed.publish("x", "Typhoon Haishen makes landfall on Okinawa")
+    seed(db.url, [feed], hook.url)
+    d = start(daemons, db.url, tmp_path / "log", NEWSWATCH_STORY_ENCODER="hashing")
+    assert wait_for(lambda: len(hook.received) == 1, 15), d.log()
+
+    def stories() -> dict[str, int | None]:
+        with transaction(session_factory(db.engine)) as s:
+            rows = s.execute(select(ItemRow.guid, ItemRow.story_id)).all()
+        return dict(rows)  # type: ignore[arg-type]
+
+    assert stories()["m"] is not None  # before its alert went out
+    assert wait_for(lambda: None not in stories().values() and len(stories()) == 3, 25), d.log()
+    got = stories()
+    assert got["u"] == got["m"] != got["x"]
+    assert len(hook.received) == 1
+    code, _ = d.stop(signal.SIGTERM)
+    assert code == 0, d.log()

@@ -690,6 +690,29 @@ def test_stories_are_assigned_once_under_the_decision_given(store: Store) -> Non
         )
 
 
+def test_pending_items_are_listed_by_published_time_and_fetch_time(store: Store) -> None:
+    """unassigned_item_ids and items_without_story(fetched_since=...) agree on the
+    fake and the databases: oldest published first, bounded by when an item
+    was stored (the drain) or published (rebuild), assigned items left out."""
+    later = T0 + timedelta(days=5)
+    early = setup_items(store, 3)  # all published at T0 (see item()), stored at T0
+    older = [replace(item(7), published=T0 - timedelta(hours=2)), item(5)]
+    with store.transaction() as tx:  # stored later, one published before the others
+        late = tx.store_items(1, older, later)
+    ids = sorted(early.values())
+    late_ids = [late["https://news.example/a/7"], late["https://news.example/a/5"]]
+    with store.transaction() as tx:
+        assert tx.unassigned_item_ids(10) == [late_ids[0], *ids, late_ids[1]]
+        assert tx.unassigned_item_ids(2) == [late_ids[0], ids[0]]
+        assert tx.unassigned_item_ids(10, fetched_since=later) == late_ids
+        assert tx.unassigned_item_ids(10, since=T0) == [*ids, late_ids[1]]
+        got = tx.items_without_story(10, fetched_since=later - timedelta(seconds=1))
+        assert [m.item_id for m in got] == late_ids
+    _into_story(store, [ids[1], late_ids[0]])
+    with store.transaction() as tx:
+        assert tx.unassigned_item_ids(10) == [ids[0], ids[2], late_ids[1]]
+
+
 def _choose(story: int | None) -> Any:
     return lambda _item, _candidates: story
 

@@ -1,7 +1,8 @@
 """The story step of the crawl and of `stories rebuild` on the in-memory store
-(scheduler/story_assignment.py): every new item gets a story, in the save
-transaction, before its matches and outbox rows; an encoder failure loses no
-item and no alert; rebuild streams in batches."""
+(scheduler/story_assignment.py): every new item that matched gets a story in
+the save transaction, before its matches and outbox rows; the others are left
+pending and the drain gives them one; an encoder failure loses no item and no
+alert; rebuild streams in batches."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from alerts.alert_records import Recipient
 from alerts.embedding import HashingEncoder, Vectors
-from scheduler.crawl import crawl
+from scheduler.crawl import crawl, drain_stories
 from scheduler.story_assignment import StoryAssigner, assign_unassigned
 from storage.memory import MemoryStore
 from tests.support.httpserver import LocalHTTPServer
@@ -76,6 +77,10 @@ def test_crawl_assigns_each_new_item_before_its_matches(http_server: LocalHTTPSe
     ctx = dataclasses.replace(crawl_context(store, Clock()), stories=assigner(enc))
     report = asyncio.run(crawl(ctx, parse_workers=0))
     assert report.new_items == 3 and len(seen_story) == 2 and None not in seen_story
+    assert len(enc.encoded) == 2 * 2  # the matched items only (two passes: "title+text")
+    with inner.transaction() as tx:  # the item that matched nothing waits for the drain
+        assert [m.title for m in tx.items_without_story(1000)] == ["Weather today"]
+    assert drain_stories(ctx) == 1 and drain_stories(ctx) == 0
     found = stories(inner)
     sam = [sid for title, sid in found.items() if title.startswith("SAM")]
     assert len(set(sam)) == 1 and found["Weather today"] not in sam
@@ -93,6 +98,7 @@ def test_an_encoder_failure_loses_no_item_and_no_alert(http_server: LocalHTTPSer
     ctx = dataclasses.replace(crawl_context(store, Clock()), stories=assigner(BrokenEncoder()))
     report = asyncio.run(crawl(ctx, parse_workers=0))
     assert (report.new_items, report.new_matches, report.failed) == (2, 1, [])
+    assert drain_stories(ctx) == 1
     assert len(stories(store)) == 2  # zero vectors: each its own story, none lost
     with store.transaction() as tx:
         assert tx.backlog(now=Clock()()).pending == 1
@@ -117,19 +123,63 @@ def test_rebuild_assigns_stored_items_in_batches(http_server: LocalHTTPServer) -
 def test_a_poll_too_big_to_pre_encode_is_encoded_in_chunks_in_the_transaction(
     http_server: LocalHTTPServer, monkeypatch: Any
 ) -> None:
-    """Above PRE_ENCODE_MAX new items, encode_new keeps no vectors in memory;
+    """Above PRE_ENCODE_MAX matched items, prepare keeps no vectors in memory;
     assign_new encodes them chunk by chunk and the stories are the same."""
     import scheduler.story_assignment as sa
 
-    monkeypatch.setattr(sa, "PRE_ENCODE_MAX", 1)
+    monkeypatch.setattr(sa, "PRE_ENCODE_MAX", 0)
     monkeypatch.setattr(sa, "ENCODE_CHUNK", 2)
     store = MemoryStore()
+    add_watchlist(store)  # the SAM items match: their stories are decided in the save
     add_source(store, "a", http_server.route("/a", (200, {}, FEED_A)))
     add_source(store, "b", http_server.route("/b", (200, {}, FEED_B)))
     enc = CountingEncoder()
     ctx = dataclasses.replace(crawl_context(store, Clock()), stories=assigner(enc))
     assert asyncio.run(crawl(ctx, parse_workers=0)).new_items == 3
-    assert len(enc.encoded) == 2 * 3  # each new item once, none lost between chunks
+    assert len(enc.encoded) == 2 * 2  # each matched item once, none lost between chunks
+    assert drain_stories(ctx) == 1
+    assert len(enc.encoded) == 2 * 3
     found = stories(store)
     sam = {sid for title, sid in found.items() if title.startswith("SAM")}
     assert len(sam) == 1 and found["Weather today"] not in sam  # joined: vectors were used
+
+
+def test_the_assigners_gazetteer_names_what_gazetteer_matcher_names() -> None:
+    """StoryAssigner compiles the gazetteer with pyahocorasick (10 ms, not
+    Hyperscan's 1.2 s at every start): on every labelled item of the story
+    bench, the anchors must be those of `alerts.gazetteer.gazetteer_matcher()`."""
+    from pathlib import Path
+
+    import yaml
+
+    from alerts.alert_records import Document
+    from alerts.gazetteer import anchor_concepts, gazetteer_matcher
+
+    ours, reference = assigner(HashingEncoder()).gazetteer(), gazetteer_matcher()
+    data = Path(__file__).resolve().parents[2] / "bench" / "data"
+    named = 0
+    for path in sorted(data.glob("stories_*.yaml")):
+        events = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("events") or []
+        for event in events:
+            for _, _, language, title, lead in event["items"]:
+                doc = Document(title=title, summary=lead, language=language)
+                got = anchor_concepts(ours, doc)
+                assert got == anchor_concepts(reference, doc), title
+                named += len(got)
+    assert named > 100  # the sets name places and organisations: the check is not empty
+
+
+def test_a_drain_with_nothing_pending_never_loads_the_encoder() -> None:
+    """The daemon's `stories` job runs every 10 s: with nothing pending it must
+    not load the model (~1 s of CPU and ~120 MB) into a daemon that never needed it."""
+    from scheduler.story_assignment import drain_pending
+
+    loads: list[int] = []
+
+    def encoder() -> HashingEncoder:
+        loads.append(1)
+        return HashingEncoder()
+
+    store = MemoryStore()
+    assert drain_pending(StoryAssigner(encoder, timedelta(hours=72)), store, Clock()) == 0
+    assert loads == []
