@@ -11,6 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crawler.crawl_records import Item, StoredItem
+from storage.db import refresh_statistics
 from storage.search_index import mark_pending
 from storage.tables import Base, ItemRow, MatchRow, SourceRow
 
@@ -56,6 +57,7 @@ def store_items(
     # pending, which every search scans, until the daemon's search-index job
     # (or `newswatch search`) indexes them (storage.search_index).
     mark_pending(session, list(new_ids.values()))
+    refresh_statistics(session, "items", len(new_ids))
     return new_ids
 
 

@@ -34,6 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from storage.db import refresh_statistics
 from storage.items import insert_ignore
 from storage.tables import (
     ItemRow,
@@ -171,6 +172,7 @@ def save_vectors(
                 for item_id, v in vectors[start : start + CHUNK]
             ],
         )
+    refresh_statistics(session, "item_vectors", len(vectors))
 
 
 # ---------------------------------------------------------------- reading

@@ -41,6 +41,7 @@ class Proc:
     err: str
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + system of the child and the children it reaped
 
 
 def base_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -97,26 +98,35 @@ def _tree_peak_mb(pid: int) -> float:
     return peak / 1024.0
 
 
-def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-    """Wait for `proc` (killing it after `timeout`); return (status, peak RSS in MB).
+def reap_usage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float, float]:
+    """Wait for `proc` (killing it after `timeout`); return (status, peak RSS in
+    MB, CPU seconds).
 
     The peak is sampled every 20 ms while the process lives; VmHWM is a
     high-water mark, so only growth in the last interval before exit is missed.
+    The CPU time is wait4's (user + system of the child and of the children it
+    waited for): unlike wall time it does not grow with the machine's load.
     """
     deadline = time.monotonic() + timeout
     peak = 0.0
     while True:
         peak = max(peak, _tree_peak_mb(proc.pid))
-        pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             break
         if time.monotonic() > deadline:
             proc.kill()
-            pid, status, _ = os.wait4(proc.pid, 0)
+            pid, status, usage = os.wait4(proc.pid, 0)
             break
         time.sleep(0.02)
     code = os.waitstatus_to_exitcode(status)
     proc.returncode = code
+    return code, peak, usage.ru_utime + usage.ru_stime
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
+    """`reap_usage` without the CPU time."""
+    code, peak, _ = reap_usage(proc, timeout)
     return code, peak
 
 
@@ -127,7 +137,7 @@ def run_newswatch(args: list[str], env: dict[str, str], timeout: float = 120.0) 
     started = time.monotonic()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen([NEWSWATCH, *args], env=env, stdout=out, stderr=err)
-        code, rss = reap(proc, timeout)
+        code, rss, cpu = reap_usage(proc, timeout)
         out.seek(0)
         err.seek(0)
         return Proc(
@@ -136,6 +146,7 @@ def run_newswatch(args: list[str], env: dict[str, str], timeout: float = 120.0) 
             err.read().decode("utf-8", "replace"),
             time.monotonic() - started,
             rss,
+            cpu,
         )
 
 

@@ -388,7 +388,11 @@ def test_hundred_thousand_item_feed(db: Database, tmp_path: Path, canaries: list
         assert "100000 new items, 100 new matches" in run.out, run.out
         assert len(received) == 100
         assert run.peak_rss_mb < MAX_RSS_MB, run.peak_rss_mb
-        assert run.seconds < 480, run.seconds  # bounded: 100k x (parse + store + story)
+        # Bounded work: 100k x (parse + store + match + story), in CPU seconds of
+        # the crawl and its parse worker, which do not swell with the machine's
+        # load as wall time does (the database server's CPU is not counted).
+        # Measured: 127-136 s of CPU, 137-154 s wall (SQLite and PostgreSQL, load ~3).
+        assert run.cpu_seconds < 300, (run.cpu_seconds, run.seconds)
         again = run_newswatch(
             ["crawl"],
             base_env(db.url, NEWSWATCH_FETCH_TIMEOUT="10", NEWSWATCH_MAX_RESPONSE_BYTES="20000000"),
