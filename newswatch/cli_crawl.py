@@ -149,7 +149,7 @@ def _drain(a: App, keep_going: Callable[[], bool]) -> None:
     try:
         drain_stories(a.crawl_context(), keep_going=keep_going, one_shot=True)
     except Exception as e:
-        log.error("story_drain status=failed error=%r", " ".join(str(e).split())[:300])
+        log.error("story_drain status=failed error=%r", one_line(str(e), 300))
 
 
 def _finished(signum: int, _frame: FrameType | None) -> None:
