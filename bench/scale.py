@@ -287,15 +287,71 @@ def replica_env(args: argparse.Namespace, db_url: str, http_port: int | None) ->
     return env
 
 
+class CpuBudget:
+    """A CPU cgroup of its own for one replica and its parse workers: at most
+    `cores` of CPU (CFS quota), and a large weight so that the bench's other
+    processes on the machine do not take that share first. This is how a
+    replica runs in a container with a CPU limit, and it lets a 2-core
+    machine measure how throughput grows with replicas: with R replicas of
+    `cores` each, R x cores plus PostgreSQL and the feed server must fit in
+    the machine (the table prints the cores each used). Needs root and a
+    writable cgroup v1 `cpu` or v2 hierarchy; refuses with one line otherwise."""
+
+    PERIOD_US = 100_000
+
+    def __init__(self, name: str, cores: float) -> None:
+        v1, v2 = Path("/sys/fs/cgroup/cpu"), Path("/sys/fs/cgroup")
+        quota = int(cores * self.PERIOD_US)
+        try:
+            if (v1 / "cpu.cfs_quota_us").exists():
+                self.path = v1 / name
+                self.path.mkdir(exist_ok=True)
+                (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+                (self.path / "cpu.cfs_quota_us").write_text(str(quota))
+                (self.path / "cpu.shares").write_text("8192")
+            else:
+                self.path = v2 / name
+                self.path.mkdir(exist_ok=True)
+                (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD_US}")
+                (self.path / "cpu.weight").write_text("800")
+        except OSError as e:
+            raise SystemExit(f"scale: --replica-cpu needs a writable cpu cgroup: {e}") from e
+        self.procs = self.path / "cgroup.procs"
+
+    def enter(self) -> None:
+        """In the child between fork and exec: it and its descendants join."""
+        self.procs.write_text(str(os.getpid()))
+
+    def periods(self) -> tuple[int, int]:
+        """(CFS periods, periods in which the group used its whole quota)."""
+        stat = dict(
+            line.split() for line in (self.path / "cpu.stat").read_text().splitlines() if line
+        )
+        return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
 class Replica:
-    def __init__(self, args: argparse.Namespace, db_url: str, log: Path) -> None:
+    def __init__(self, args: argparse.Namespace, db_url: str, log: Path, index: int) -> None:
         import psutil
 
         self.http_port = free_port()
         self.log = log.open("wb")
         env = replica_env(args, db_url, self.http_port)
+        self.budget = (
+            CpuBudget(f"newswatch-scale-{os.getpid()}-r{index}", args.replica_cpu)
+            if args.replica_cpu
+            else None
+        )
         self.proc = subprocess.Popen(
-            [NEWSWATCH, "run"], env=env, stdout=self.log, stderr=subprocess.STDOUT
+            [NEWSWATCH, "run"],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=self.budget.enter if self.budget else None,
         )
         self.ps = psutil.Process(self.proc.pid)
 
@@ -339,7 +395,11 @@ class Replica:
             self.proc.wait(20)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+            self.proc.wait(20)
         self.log.close()
+        if self.budget is not None:
+            time.sleep(0.5)  # its workers leave the group as they exit
+            self.budget.remove()
 
 
 def server_stats(hook_port: int) -> dict[str, Any]:
@@ -372,6 +432,13 @@ def warm_up(args: argparse.Namespace, conn: Any) -> None:
         time.sleep(10)
 
 
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has been busy (all cores, /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(
     replicas: list[Replica], window: float, hook_port: int, conn: Any, admin: Any, db: str
 ) -> dict[str, Any]:
@@ -379,6 +446,8 @@ def measure(
     load0 = os.getloadavg()[0]
     s0 = server_stats(hook_port)
     cpu0 = [r.cpu() for r in replicas]
+    busy0 = machine_busy_s()
+    periods0 = [r.budget.periods() if r.budget else (0, 0) for r in replicas]
     polls0 = [r.polls() for r in replicas]
     x0, _ = pg_sample(admin, db)
     lag_from = conn.execute("SELECT clock_timestamp()").fetchone()[0]
@@ -390,6 +459,8 @@ def measure(
     elapsed = time.monotonic() - t0
     s1 = server_stats(hook_port)
     cpu1 = [r.cpu() for r in replicas]
+    busy1 = machine_busy_s()
+    periods1 = [r.budget.periods() if r.budget else (0, 0) for r in replicas]
     polls1 = [r.polls() for r in replicas]
     x1, _ = pg_sample(admin, db)
     lags = [row[0] for row in conn.execute("SELECT lag FROM bench_lag WHERE at >= %s", (lag_from,))]
@@ -405,6 +476,12 @@ def measure(
         "saved_polls": len(lags),
         "cpu_ms_per_poll": 1000 * cpu / max(1, requests),
         "cpu_share": cpu / elapsed,
+        "cpu_share_each": [round((b - a) / elapsed, 3) for a, b in zip(cpu0, cpu1, strict=True)],
+        "machine_cores_busy": round((busy1 - busy0) / elapsed, 2),
+        "throttled_share": [  # share of CFS periods in which the quota ran out
+            round((b[1] - a[1]) / max(1, b[0] - a[0]), 3)
+            for a, b in zip(periods0, periods1, strict=True)
+        ],
         "pg_conns_max": max_conns,
         "pg_xact_s": (x1 - x0) / elapsed,
         "rss_mb": rss,
@@ -446,7 +523,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 for count in args.replicas:
                     while len(replicas) < count:
                         logs = Path(args.logs or tmp)
-                        replicas.append(Replica(args, db_url, logs / f"r{len(replicas)}.log"))
+                        n = len(replicas)
+                        replicas.append(Replica(args, db_url, logs / f"r{n}.log", n))
                     if rows:
                         time.sleep(args.settle)
                     else:
@@ -476,8 +554,12 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         f"N={args.feeds} feeds on {args.hosts} hosts, every {args.every} s, {args.terms} terms, "
         f"story encoder {args.story_encoder}, {args.entries} entries per feed, "
         f"{'seeded validators' if args.seed else 'no seeding'}"
+        + (f", each replica limited to {args.replica_cpu} cores" if args.replica_cpu else "")
     )
-    head = "replicas  polls/s  lag p50/p99 s  CPU ms/poll  cores  pg conns  pg xact/s  RSS MB  load"
+    head = (
+        "replicas  polls/s  lag p50/p99 s  CPU ms/poll  cores  pg conns  pg xact/s  RSS MB  load"
+        "  machine busy  throttled"
+    )
     print(head)
     for r in rows:
         if "final" in r:
@@ -492,6 +574,8 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             f"{r['replicas']:>8}  {r['polls_s']:7.1f}  {r['lag_p50']:5.1f}/{r['lag_p99']:<6.1f}  "
             f"{r['cpu_ms_per_poll']:11.1f}  {r['cpu_share']:5.2f}  {r['pg_conns_max']:8}  "
             f"{r['pg_xact_s']:9.1f}  {rss}  {r['load_1min'][0]:.1f}-{r['load_1min'][1]:.1f}"
+            f"  {r['machine_cores_busy']:.2f} cores"
+            f"  {'+'.join(f'{x:.2f}' for x in r['throttled_share'])}"
         )
 
 
@@ -523,6 +607,12 @@ def main() -> None:
     parser.add_argument("--per-host-delay", type=float, default=0.25)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2])
+    parser.add_argument(
+        "--replica-cpu",
+        type=float,
+        help="give each replica (with its workers) at most this many cores, in a cgroup of its"
+        " own: measures the speed-up from replicas on a machine too small to give each a core",
+    )
     args = parser.parse_args()
     print_table(args, run(args))
 
