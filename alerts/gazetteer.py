@@ -13,13 +13,32 @@ Not listed: words with a common second meaning in one language (Korean 선전
 is both Shenzhen and "propaganda"; 대구 is a city and a fish is fine, it is
 rare in this field, but left out too), and anything written for one event.
 A wrong entry can only ADD evidence between items that both mention it; the
-veto (designators, quantities) and the threshold still decide.
+veto (designators, quantities) and the threshold still decide. Since the
+fifth round a gazetteer place also feeds the place veto (alerts.places), so a
+spurious hit can also split: hence the boundaries below.
+
+Boundaries (the gazetteer's own, stricter than a watchlist's). Users'
+Hangul/Han terms match inside words (CONTRACT.md); a place or person name
+must not: 평양 (Pyongyang) is inside 태평양 (Pacific), 동해 (East Sea) inside
+이동해 ("moving"), 왕이 (Wang Yi) inside 국왕이 ("the king"). Korean attaches
+particles at the END of a word (평양에서, 평양의, 평양발), so a Hangul spelling
+counts only at the START of a Hangul run (`_at_hangul_start`), except for the
+class nouns of `_INSIDE`, which compound (정찰위성, 핵항모, 신형순항미사일).
+A compound that starts with a name keeps it (평양냉면, 서울대, 인천공항: each
+is in or of that place). Chinese has no word boundaries at all, so Han
+spellings keep matching inside text and the known longer words that contain
+one are listed in `_NOT_IN` (东京都 is Tokyo, not 京都 Kyoto; 有关岛屿 are
+"the islands concerned", not 关岛 Guam). Filtered after the real matcher, so
+watchlist matching is unchanged.
 """
 
 from __future__ import annotations
 
-from alerts.alert_records import Document, Term, Watchlist
+import re
+
+from alerts.alert_records import Document, Hit, Term, Watchlist
 from alerts.matching.engine import Matcher, compile_watchlists
+from alerts.matching.text_keys import HANGUL_CLASS, normalize_text
 
 GAZETTEER_NAME = "gazetteer"
 
@@ -413,6 +432,66 @@ _MORE: dict[str, tuple[str, ...]] = {
 _ENTRIES.update(_MORE)
 
 
+# Entries whose Hangul spellings also count inside a word: class nouns that Korean
+# compounds with a modifier in front (정찰위성, 군사정찰위성, 핵항모, 핵항공모함,
+# 원자력쇄빙선, 전략순항미사일, 신형극초음속, 재탈북). Every other Hangul spelling
+# (places, people, organisations, named systems) counts only at a Hangul word start.
+_INSIDE: frozenset[str] = frozenset(
+    {
+        "ICBM",
+        "SRBM",
+        "SLBM",
+        "hypersonic",
+        "cruise missile",
+        "aircraft carrier",
+        "icebreaker",
+        "nuclear submarine",
+        "satellite",
+        "defector",
+        "DMZ",
+    }
+)
+
+# Longer words that contain a spelling and mean something else: a hit inside one
+# of them is not the entry. Mostly Chinese (no word boundaries to check), plus
+# Korean words that START with a place name (the start rule lets them through).
+_NOT_IN: dict[str, tuple[str, ...]] = {
+    "京都": ("东京都",),  # Tokyo Metropolis
+    "关岛": ("有关岛", "相关岛"),  # "the islands concerned"
+    "能登": ("能登上", "能登陆", "能登顶", "能登场", "能登记"),  # "can board/land/…"
+    "大田": ("大田区",),  # Ōta ward, Tokyo
+    "南海": ("南海海槽", "南海トラフ"),  # Nankai Trough (Japan), not the South China Sea
+    "海南": ("上海南", "渤海南", "黄海南", "东海南"),  # "south of Shanghai/the Bohai…"
+    "宫城": ("故宫城",),  # the Forbidden City's walls
+    "부산": ("부산물",),  # "by-product"
+}
+
+_HANGUL_RE = re.compile(f"[{HANGUL_CLASS}]")
+
+
+def _at_hangul_start(text: str, start: int) -> bool:
+    """True when position `start` of `text` does not continue a Hangul word."""
+    return start == 0 or not _HANGUL_RE.match(text[start - 1])
+
+
+def _inside_longer_word(text: str, hit: Hit) -> bool:
+    """True when the hit lies inside one of its spelling's `_NOT_IN` words."""
+    for word in _NOT_IN.get(hit.spelling, ()):
+        at = word.find(hit.spelling)
+        begin = hit.start - at
+        if begin >= 0 and text.startswith(word, begin):
+            return True
+    return False
+
+
+def _counts(label: str, hit: Hit, text: str) -> bool:
+    """Whether a hit of the real matcher is the entry by the gazetteer's boundaries."""
+    named = bool(_HANGUL_RE.match(hit.spelling)) and label not in _INSIDE
+    if named and not _at_hangul_start(text, hit.start):
+        return False
+    return not _inside_longer_word(text, hit)
+
+
 def gazetteer_watchlist() -> Watchlist:
     """The gazetteer as a watchlist the real matcher compiles (never alerts:
     it has no recipients and is not stored)."""
@@ -431,5 +510,20 @@ def gazetteer_matcher() -> Matcher:
 
 def anchor_concepts(matcher: Matcher, document: Document) -> frozenset[str]:
     """The gazetteer entries `document` names, as story concepts ("gazetteer/<label>"),
-    to be united with the item's watchlist concepts before `alerts.stories.features`."""
-    return frozenset(f"{m.watchlist}/{term}" for m in matcher.match(document) for term in m.terms)
+    to be united with the item's watchlist concepts before `alerts.stories.features`.
+
+    A hit counts only by the gazetteer's boundaries (module docstring): a Hangul
+    name at the start of a Hangul word, no spelling inside a listed longer word."""
+    out: set[str] = set()
+    texts: dict[str, str] = {}
+    for m in matcher.match(document):
+        for hit in m.hits:
+            concept = f"{m.watchlist}/{hit.rule}"
+            if concept in out:
+                continue
+            text = texts.get(hit.field)
+            if text is None:
+                text = texts[hit.field] = normalize_text(getattr(document, hit.field))
+            if _counts(hit.rule, hit, text):
+                out.add(concept)
+    return frozenset(out)
