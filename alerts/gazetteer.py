@@ -13,13 +13,32 @@ Not listed: words with a common second meaning in one language (Korean 선전
 is both Shenzhen and "propaganda"; 대구 is a city and a fish is fine, it is
 rare in this field, but left out too), and anything written for one event.
 A wrong entry can only ADD evidence between items that both mention it; the
-veto (designators, quantities) and the threshold still decide.
+veto (designators, quantities) and the threshold still decide. Since the
+fifth round a gazetteer place also feeds the place veto (alerts.places), so a
+spurious hit can also split: hence the boundaries below.
+
+Boundaries (the gazetteer's own, stricter than a watchlist's). Users'
+Hangul/Han terms match inside words (CONTRACT.md); a place or person name
+must not: 평양 (Pyongyang) is inside 태평양 (Pacific), 동해 (East Sea) inside
+이동해 ("moving"), 왕이 (Wang Yi) inside 국왕이 ("the king"). Korean attaches
+particles at the END of a word (평양에서, 평양의, 평양발), so a Hangul spelling
+counts only at the START of a Hangul run (`_at_hangul_start`), except for the
+class nouns of `_INSIDE`, which compound (정찰위성, 핵항모, 신형순항미사일).
+A compound that starts with a name keeps it (평양냉면, 서울대, 인천공항: each
+is in or of that place). Chinese has no word boundaries at all, so Han
+spellings keep matching inside text and the known longer words that contain
+one are listed in `_NOT_IN` (东京都 is Tokyo, not 京都 Kyoto; 有关岛屿 are
+"the islands concerned", not 关岛 Guam). Filtered after the real matcher, so
+watchlist matching is unchanged.
 """
 
 from __future__ import annotations
 
-from alerts.alert_records import Document, Term, Watchlist
+import re
+
+from alerts.alert_records import Document, Hit, Term, Watchlist
 from alerts.matching.engine import Matcher, compile_watchlists
+from alerts.matching.text_keys import HANGUL_CLASS, normalize_text
 
 GAZETTEER_NAME = "gazetteer"
 
@@ -288,6 +307,63 @@ _MORE: dict[str, tuple[str, ...]] = {
     "Mykolaiv": ("Nikolaev", "미콜라이우", "尼古拉耶夫", "Николаев*"),
     "Chernihiv": ("체르니히우", "切尔尼戈夫", "Чернигов*"),
     "Poltava": ("폴타바", "波尔塔瓦", "Полтав*"),
+    "Kryvyi Rih": (
+        "Kryvyi Rig",
+        "Krivoy Rog",
+        "크리비리흐",
+        "克里维里赫",
+        "Кривой Рог",
+        "Кривом Роге",
+        "Кривого Рога",
+        "Кривий Ріг",
+    ),
+    "Zhytomyr": ("지토미르", "日托米尔", "Житомир*"),
+    "Vinnytsia": ("Vinnitsa", "빈니차", "文尼察", "Винниц*"),
+    "Kremenchuk": ("Kremenchug", "크레멘추크", "克列缅丘格", "Кременчуг*"),
+    "Ternopil": ("테르노필", "捷尔诺波尔", "Тернопол*"),
+    "Cherkasy": ("체르카시", "切尔卡瑟", "Черкасс*"),
+    "Kramatorsk": ("크라마토르스크", "克拉马托尔斯克", "Краматорск*"),
+    "Kupiansk": ("Kupyansk", "쿠피안스크", "库皮扬斯克", "Купянск*"),
+    "Bakhmut": ("Artemovsk", "바흐무트", "巴赫穆特", "Бахмут*", "Артемовск*"),
+    "Mariupol": ("마리우폴", "马里乌波尔", "Мариупол*"),
+    "Melitopol": ("멜리토폴", "梅利托波尔", "Мелитопол*"),
+    "Nikopol": ("니코폴", "尼科波尔", "Никопол*"),
+    # Russian cities that make news for strikes on refineries, depots and airfields
+    # (fifth round: two refinery strikes of one kind told apart only by the city).
+    # Left out: Ufa (Korean 우파 = "the right"), Engels (the philosopher), Oryol
+    # (Russian орел = eagle), Grozny (грозный = "formidable").
+    "Ryazan": ("랴잔", "梁赞", "Рязан*"),
+    "Volgograd": ("볼고그라드", "伏尔加格勒", "Волгоград*"),
+    "Saratov": ("사라토프", "萨拉托夫", "Саратов*"),
+    "Samara": ("사마라", "萨马拉", "Самара", "Самаре", "Самары", "Самарск*"),
+    "Syzran": ("시즈란", "塞兹兰", "Сызран*"),
+    "Tuapse": ("투압세", "图阿普谢", "Туапсе"),
+    "Voronezh": ("보로네시", "보로네즈", "沃罗涅日", "Воронеж*"),
+    "Smolensk": ("스몰렌스크", "斯摩棱斯克", "Смоленск*"),
+    "Yaroslavl": ("야로슬라블", "雅罗斯拉夫尔", "Ярославл*"),
+    "Nizhny Novgorod": (
+        "니즈니노브고로드",
+        "下诺夫哥罗德",
+        "Нижний Новгород",
+        "Нижнем Новгороде",
+        "Нижнего Новгорода",
+        "Нижегородск*",
+    ),
+    "Kstovo": ("크스토보", "克斯托沃", "Кстов*"),
+    "Perm": ("페름", "彼尔姆", "Пермь", "Перми", "Пермск*"),
+    "Orenburg": ("오렌부르크", "奥伦堡", "Оренбург*"),
+    "Kirishi": ("키리시", "基里希", "Кириш*"),
+    "Ust-Luga": ("우스트루가", "乌斯季卢加", "Усть-Луг*"),
+    "Astrakhan": ("아스트라한", "阿斯特拉罕", "Астрахан*"),
+    "Taganrog": ("타간로그", "塔甘罗格", "Таганрог*"),
+    "Lipetsk": ("리페츠크", "利佩茨克", "Липецк*"),
+    "Tambov": ("탐보프", "坦波夫", "Тамбов*"),
+    "Cheboksary": ("체복사리", "切博克萨雷", "Чебоксар*"),
+    "Sochi": ("소치", "索契", "Сочи"),
+    "Chelyabinsk": ("첼랴빈스크", "车里雅宾斯克", "Челябинск*"),
+    "Omsk": ("옴스크", "鄂木斯克", "Омск*"),
+    "Krasnoyarsk": ("크라스노야르스크", "克拉斯诺亚尔斯克", "Красноярск*"),
+    "Irkutsk": ("이르쿠츠크", "伊尔库茨克", "Иркутск*"),
     # other capitals and hubs
     "Istanbul": ("이스탄불", "伊斯坦布尔", "Стамбул*"),
     "Ankara": ("앙카라", "安卡拉", "Анкар*"),
@@ -413,6 +489,72 @@ _MORE: dict[str, tuple[str, ...]] = {
 _ENTRIES.update(_MORE)
 
 
+# Entries whose Hangul spellings also count inside a word: class nouns that Korean
+# compounds with a modifier in front (정찰위성, 군사정찰위성, 핵항모, 핵항공모함,
+# 원자력쇄빙선, 전략순항미사일, 신형극초음속, 재탈북). Every other Hangul spelling
+# (places, people, organisations, named systems) counts only at a Hangul word start.
+_INSIDE: frozenset[str] = frozenset(
+    {
+        "ICBM",
+        "SRBM",
+        "SLBM",
+        "hypersonic",
+        "cruise missile",
+        "aircraft carrier",
+        "icebreaker",
+        "nuclear submarine",
+        "satellite",
+        "defector",
+        "DMZ",
+    }
+)
+
+# Longer words that contain a spelling and mean something else: a hit inside one
+# of them is not the entry. Mostly Chinese (no word boundaries to check), plus
+# Korean words that START with a place name (the start rule lets them through).
+_NOT_IN: dict[str, tuple[str, ...]] = {
+    "京都": ("东京都",),  # Tokyo Metropolis
+    "关岛": ("有关岛", "相关岛"),  # "the islands concerned"
+    "能登": ("能登上", "能登陆", "能登顶", "能登场", "能登记"),  # "can board/land/…"
+    "大田": ("大田区",),  # Ōta ward, Tokyo
+    "南海": ("南海海槽", "南海トラフ"),  # Nankai Trough (Japan), not the South China Sea
+    "海南": ("上海南", "渤海南", "黄海南", "东海南"),  # "south of Shanghai/the Bohai…"
+    "宫城": ("故宫城",),  # the Forbidden City's walls
+    "부산": ("부산물",),  # "by-product"
+    # The Shanghai Cooperation Organisation is not news from Shanghai (a site of
+    # the place veto, alerts.places): "SCO defence ministers meet in Qingdao".
+    "上海": ("上海合作",),
+    "상하이": ("상하이협력", "상하이 협력"),
+    "Shanghai": ("Shanghai Cooperation",),
+    "Шанха*": ("Шанхайской организац", "Шанхайская организац", "Шанхайскую организац"),
+}
+
+_HANGUL_RE = re.compile(f"[{HANGUL_CLASS}]")
+
+
+def _at_hangul_start(text: str, start: int) -> bool:
+    """True when position `start` of `text` does not continue a Hangul word."""
+    return start == 0 or not _HANGUL_RE.match(text[start - 1])
+
+
+def _inside_longer_word(text: str, hit: Hit) -> bool:
+    """True when the hit lies inside one of its spelling's `_NOT_IN` words."""
+    stem = hit.spelling.rstrip("*").lower()
+    for word in _NOT_IN.get(hit.spelling, ()):
+        begin = hit.start - word.lower().find(stem)
+        if begin >= 0 and text[begin : begin + len(word)].lower() == word.lower():
+            return True
+    return False
+
+
+def _counts(label: str, hit: Hit, text: str) -> bool:
+    """Whether a hit of the real matcher is the entry by the gazetteer's boundaries."""
+    named = bool(_HANGUL_RE.match(hit.spelling)) and label not in _INSIDE
+    if named and not _at_hangul_start(text, hit.start):
+        return False
+    return not _inside_longer_word(text, hit)
+
+
 def gazetteer_watchlist() -> Watchlist:
     """The gazetteer as a watchlist the real matcher compiles (never alerts:
     it has no recipients and is not stored)."""
@@ -431,5 +573,20 @@ def gazetteer_matcher() -> Matcher:
 
 def anchor_concepts(matcher: Matcher, document: Document) -> frozenset[str]:
     """The gazetteer entries `document` names, as story concepts ("gazetteer/<label>"),
-    to be united with the item's watchlist concepts before `alerts.stories.features`."""
-    return frozenset(f"{m.watchlist}/{term}" for m in matcher.match(document) for term in m.terms)
+    to be united with the item's watchlist concepts before `alerts.stories.features`.
+
+    A hit counts only by the gazetteer's boundaries (module docstring): a Hangul
+    name at the start of a Hangul word, no spelling inside a listed longer word."""
+    out: set[str] = set()
+    texts: dict[str, str] = {}
+    for m in matcher.match(document):
+        for hit in m.hits:
+            concept = f"{m.watchlist}/{hit.rule}"
+            if concept in out:
+                continue
+            text = texts.get(hit.field)
+            if text is None:
+                text = texts[hit.field] = normalize_text(getattr(document, hit.field))
+            if _counts(hit.rule, hit, text):
+                out.add(concept)
+    return frozenset(out)

@@ -21,7 +21,10 @@ worst outcome, so:
   quantities in their titles but none in common (20 vs 40 aircraft), or
   both name countries but none in common (alerts.places: a volcano in Japan
   and one in Russia), or both titles name kinds of incident but none in
-  common (a quake and a typhoon; quarterly profit and a capex plan). The
+  common (a quake and a typhoon; quarterly profit and a capex plan), or
+  both name incident sites of one country, none in common, for one class of
+  incident (drone strikes on the Ryazan and the Volgograd refineries; a
+  capital or a region is not a site: "Seoul says", "off Hokkaido"). The
   encoder's typical failure is "same kind of event, different incident",
   and these are the tokens that tell incidents apart;
 - thresholds are tuned on bench/data/stories_dev.yaml for zero merged events
@@ -44,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from alerts.places import countries as _countries
-from alerts.places import countries_of_concepts
+from alerts.places import countries_of_concepts, sites_of_concepts
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -68,8 +71,9 @@ __all__ = [
 
 DEFAULT_WINDOW = timedelta(hours=72)
 # What `conflicts` checks (StoryParams.vetoes): model designators, title quantities,
-# disjoint countries (alerts.places), disjoint kinds of incident in the titles.
-VETOES = frozenset({"designators", "quantities", "countries", "kinds"})
+# disjoint countries (alerts.places), disjoint kinds of incident in the titles,
+# disjoint sites of one country for one class of incident (fifth round).
+VETOES = frozenset({"designators", "quantities", "countries", "kinds", "places"})
 # The country of a national language, and the script its headlines are written in
 # (a declared language that the title's script contradicts gets no home country).
 _HOME: dict[str, tuple[str, re.Pattern[str]]] = {
@@ -147,6 +151,8 @@ class ItemFeatures:
     numbers: frozenset[str] = frozenset()  # specific quantities of title + lead (evidence)
     countries: frozenset[str] = frozenset()  # countries title + lead name (alerts.places)
     kinds: frozenset[str] = frozenset()  # kinds of incident the title names (_KIND_WORDS)
+    sites: frozenset[str] = frozenset()  # "RU/Ryazan": incident sites named (alerts.places)
+    incidents: frozenset[str] = frozenset()  # classes of incident title + lead name
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -333,7 +339,11 @@ _KIND_WORDS: dict[str, tuple[str, ...]] = {
     "hack": ("hack", "해킹", "黑客", "хакер", "взлом"),
     "budget": ("budget", "예산", "추경", "预算", "бюджет"),
     "call": ("phone call", "by phone", "phone talks", "통화", "通电话", "通话", "телефонн"),
-    "drill": ("drill", "exercise", "훈련", "연습", "演习", "军演", "演练", "учени"),
+    "drill": ("drill", "exercise", "훈련", "연습", "演习", "军演", "演练", "учени", "firing",
+              "사격", "射击", "стрельб"),
+    # Building a ship, plant or base (fifth round: a leader inspecting a submarine
+    # under construction one day and watching an artillery firing drill the next).
+    "construction": ("construction of", "under construction", "건조", "建造", "строительств"),
     "earnings": ("profit", "earnings", "revenue", "영업이익", "순이익", "영업익", "영업손실",
                  "实现营收", "利润", "营收", "прибыль", "выручк"),
     "summit": ("summit", "leaders meet", "leaders' meeting", "정상회담", "정상회의", "首脑会谈",
@@ -347,6 +357,35 @@ def event_kinds(title: str) -> frozenset[str]:
     """The kinds of incident a title names (see _KIND_WORDS)."""
     low = title.lower()
     return frozenset(k for k, words in _KIND_WORDS.items() if any(w in low for w in words))
+
+
+# Classes of incident for the place veto's "same kind" condition: broad on
+# purpose (one event is told as a strike, a drone attack and a fire), and
+# read in title + lead. Two items naming sites of one country, none in common,
+# are two incidents when they share one of these classes (or a _KIND_WORDS kind).
+_INCIDENT_WORDS: dict[str, tuple[str, ...]] = {
+    "strike": ("drone", "strike", "attack", "shelling", "bomb", "missile hit", "explosion",
+               "blast", "드론", "무인기", "공격", "타격", "폭격", "공습", "폭발", "无人机", "袭击",
+               "空袭", "打击", "轰炸", "爆炸", "беспилот", "бпла", "дрон", "атак", "удар",
+               "обстрел", "взрыв"),
+    "fire": ("fire", "blaze", "ablaze", "화재", "불길", "起火", "火灾", "大火", "пожар",
+             "возгоран"),
+    "launch": ("launch", "fires", "fired", "발사", "发射", "запуск", "пуск"),
+    "visit": ("visit", "inspect", "tour", "oversee", "watches", "watched", "시찰", "방문",
+              "참관", "视察", "访问", "观摩", "参观", "посетил", "осмотр", "проинспектир",
+              "визит", "наблюдал"),
+    "accident": ("crash", "collision", "accident", "derail", "사고", "충돌", "추락", "事故",
+                 "坠毁", "相撞", "авари", "крушен", "столкнов"),
+    "meeting": ("meeting", "meet", "talks", "summit", "forum", "회담", "회의", "포럼", "会谈",
+                "会议", "论坛", "会晤", "встреч", "переговор", "форум", "саммит", "совещан"),
+}  # fmt: skip
+
+
+def incident_classes(text: str) -> frozenset[str]:
+    """The classes of incident a text names (see _INCIDENT_WORDS), plus its kinds."""
+    low = text.lower()
+    found = {k for k, words in _INCIDENT_WORDS.items() if any(w in low for w in words)}
+    return frozenset(found) | event_kinds(text)
 
 
 _NOT_FAMILIES = frozenset({"covid", "q", "h", "no", "nr", "n", "vs", "top", "i", "t"})
@@ -486,6 +525,8 @@ def features(
         numbers=frozenset(q for q in quantities(text) if _specific(q)),
         countries=named,
         kinds=event_kinds(_clean(title)),
+        sites=sites_of_concepts(concepts),
+        incidents=incident_classes(text),
     )
 
 
@@ -522,7 +563,13 @@ def conflicts(a: ItemFeatures, b: ItemFeatures, vetoes: frozenset[str] = VETOES)
     conflict). Quantities: numbers in both titles with none in common (20 vs
     40 jets). Countries: both name countries (title + lead), none in common.
     Kinds: both titles name kinds of incident (`_KIND_WORDS`), none in common.
-    `vetoes` selects which of the four apply (StoryParams.vetoes).
+    Places: both name incident sites of one country (a city, a port, a launch
+    site; not a capital or a region: `alerts.places.SITES`), none of that
+    country in common, and share a class of incident (`_INCIDENT_WORDS`): drone
+    strikes on the Ryazan and the Volgograd refineries. "Seoul says" (a
+    capital) or "fell off Hokkaido" (a region, and Japan, not North Korea)
+    beside "fired from Sunan" does not veto.
+    `vetoes` selects which of the five apply (StoryParams.vetoes).
     """
     if "designators" in vetoes:
         for family, models in a.designators.items():
@@ -533,9 +580,19 @@ def conflicts(a: ItemFeatures, b: ItemFeatures, vetoes: frozenset[str] = VETOES)
         return True
     if "kinds" in vetoes and a.kinds and b.kinds and not a.kinds & b.kinds:
         return True
+    if "places" in vetoes and _other_sites(a, b) and a.incidents & b.incidents:
+        return True
     return "quantities" in vetoes and any(
         _disjoint(a.quantities, b.quantities, kind) for kind in ("n", "money", "pct")
     )
+
+
+def _other_sites(a: ItemFeatures, b: ItemFeatures) -> bool:
+    """Both name sites of some country ("RU/Ryazan", "RU/Volgograd") and share none of it."""
+    if not a.sites or not b.sites or a.sites & b.sites:
+        return False
+    countries_a = {s.split("/", 1)[0] for s in a.sites}
+    return any(s.split("/", 1)[0] in countries_a for s in b.sites)
 
 
 def _disjoint(a: frozenset[str], b: frozenset[str], kind: str) -> bool:
