@@ -512,6 +512,7 @@ def drain_stories(
         keep_going=keep_going,
         crash=ctx.crash.crash,
         batch=ONE_SHOT_BATCH if one_shot else None,
+        wait=one_shot,  # a crawl's items get stories before it exits; a daemon skips
     )
 
 

@@ -31,7 +31,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
@@ -256,3 +256,42 @@ class OwnerLock:
 
 def claimed_at(lease_until: datetime | None, lease: timedelta) -> datetime | None:
     return None if lease_until is None else lease_until - lease
+
+
+# Session advisory lock keys of exclusive sections (see `exclusive_section`).
+SECTION_KEYS = {
+    "story_drain": 0x6E657773_64726E31,  # "newsdrn1": one replica drains pending stories
+}
+
+
+@contextlib.contextmanager
+def exclusive_section(engine: Engine, name: str, *, wait: bool) -> Iterator[bool]:
+    """Whether this process may run section `name` now, held until the block ends.
+
+    PostgreSQL: a session advisory lock on a connection of its own (so the
+    section's own transactions come and go under it); `wait=False` takes it
+    only if it is free (yields False otherwise), `wait=True` waits for it. A
+    holder that dies loses it with its session. SQLite (one writer per file,
+    and the section's transactions are serialised by it already): always
+    True. The lock is released by a statement and the connection discarded,
+    as OwnerLock does: a pooled connection would keep the session's lock."""
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = SECTION_KEYS[name]
+    conn = engine.connect()
+    try:
+        if wait:
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            got = True
+        else:
+            got = bool(conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}))
+        conn.commit()
+        yield got
+    finally:
+        with contextlib.suppress(Exception):  # best effort on a broken connection
+            conn.execute(text("SELECT pg_advisory_unlock_all()"))
+            conn.commit()
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+            conn.close()

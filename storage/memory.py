@@ -16,6 +16,7 @@ between replicas stays proven by the PostgreSQL suites.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -927,12 +928,23 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._tables = _Tables()
+        self._sections: dict[str, threading.Lock] = {}
 
     @contextmanager
     def transaction(self) -> Iterator[MemoryTransaction]:
         work = copy.deepcopy(self._tables)
         yield MemoryTransaction(work)
         self._tables = work  # reached only when the block raised nothing: commit
+
+    @contextmanager
+    def exclusive(self, name: str, *, wait: bool) -> Iterator[bool]:
+        lock = self._sections.setdefault(name, threading.Lock())
+        got = lock.acquire(blocking=wait)
+        try:
+            yield got
+        finally:
+            if got:
+                lock.release()
 
     def join_story(self, item_ids: Sequence[int], story_id: int | None = None) -> int:
         """Put items into a story (a new one when `story_id` is None), as

@@ -315,6 +315,12 @@ class Store(Protocol):
         """One unit of work: commit when the block ends, roll back on any exception."""
         ...
 
+    def exclusive(self, name: str, *, wait: bool) -> AbstractContextManager[bool]:
+        """Whether this process alone may run section `name` (e.g. "story_drain")
+        until the block ends, across every process on the database; with
+        `wait=False`, False at once when another holds it."""
+        ...
+
     def items_since(
         self, since: datetime | None, *, batch: int = 500
     ) -> Iterator[list[StoredItem]]:

@@ -11,7 +11,7 @@ refused), so the use-cases catch only errors of ours.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import Engine, event, func, select
@@ -38,6 +38,7 @@ from storage import (
     watchlists,
 )
 from storage.db import database_error, session_factory, transaction
+from storage.leases import exclusive_section
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
 from storage.sources import HostQuota
@@ -371,6 +372,9 @@ class SqlStore:
                 yield SqlTransaction(session)
         except SQLAlchemyError as e:  # storage.db.transaction translated the statement errors
             raise database_error(e) from None
+
+    def exclusive(self, name: str, *, wait: bool) -> AbstractContextManager[bool]:
+        return exclusive_section(self.engine, name, wait=wait)
 
     @contextmanager
     def session(self) -> Iterator[AdminSession]:

@@ -163,3 +163,6 @@ class RiggedStore:
 
     def items_since(self, since: datetime | None, *, batch: int = 500) -> Any:
         return self.inner.items_since(since, batch=batch)
+
+    def exclusive(self, name: str, *, wait: bool) -> Any:
+        return self.inner.exclusive(name, wait=wait)
