@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Select, select, text, update
+from sqlalchemy import Select, case, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from storage.tables import OutboxRow, RecipientRow, WatchlistRow
@@ -55,25 +55,7 @@ def hold_claim_lock(session: Session) -> None:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
 
 
-def cancel_alerts(
-    session: Session,
-    recipients: Collection[int] | Select[Any],
-    *,
-    reason: str,
-    owner: str | None = None,
-) -> int:
-    """Cancel the undelivered rows of `recipients` (ids, or a select of
-    ids); with `owner`, only those leased to it. Returns how many."""
-    ids = recipients if isinstance(recipients, Select) else sorted(recipients)
-    if not isinstance(ids, Select) and not ids:
-        return 0
-    where: list[Any] = [OutboxRow.recipient_id.in_(ids), OutboxRow.status.in_(UNDELIVERED)]
-    if owner is not None:
-        where.append(OutboxRow.lease_owner == owner)
-    elif session.get_bind().dialect.name == "postgresql":
-        # Lock in id order, as `mark_sent` & co. do (their `id IN (…)` walks
-        # the primary key): two writers of the same rows then cannot deadlock.
-        session.execute(select(OutboxRow.id).where(*where).order_by(OutboxRow.id).with_for_update())
+def _cancel(session: Session, where: list[Any], reason: Any) -> int:
     result = session.execute(
         update(OutboxRow)
         .where(*where)
@@ -83,26 +65,43 @@ def cancel_alerts(
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def removed_watchlists_recipients() -> Select[Any]:
+def cancel_alerts(session: Session, recipient_ids: Collection[int], *, reason: str) -> int:
+    """Cancel the undelivered rows of these recipients (the reconciliation's
+    call, under `hold_claim_lock`). Returns how many."""
+    if not recipient_ids:
+        return 0
+    where = [OutboxRow.recipient_id.in_(sorted(recipient_ids)), OutboxRow.status.in_(UNDELIVERED)]
+    if session.get_bind().dialect.name == "postgresql":
+        # Rows in flight are leased and may be marked meanwhile: lock in id
+        # order, as `mark_sent` & co. do (their `id IN (…)` walks the primary
+        # key), so that the two cannot deadlock.
+        session.execute(select(OutboxRow.id).where(*where).order_by(OutboxRow.id).with_for_update())
+    return _cancel(session, where, reason)
+
+
+def _gone() -> Select[Any]:
+    """Recipient rows no longer owed anything: inactive, or of a removed watchlist."""
     return (
         select(RecipientRow.id)
         .join(WatchlistRow, WatchlistRow.id == RecipientRow.watchlist_id)
-        .where(WatchlistRow.removed_at.is_not(None))
-    )
-
-
-def removed_recipients() -> Select[Any]:
-    """Inactive recipient rows of watchlists that are not removed."""
-    return (
-        select(RecipientRow.id)
-        .join(WatchlistRow, WatchlistRow.id == RecipientRow.watchlist_id)
-        .where(WatchlistRow.removed_at.is_(None), RecipientRow.active.is_(False))
+        .where(or_(RecipientRow.active.is_(False), WatchlistRow.removed_at.is_not(None)))
     )
 
 
 def cancel_orphans(session: Session, *, owner: str | None = None) -> int:
     """Cancel every undelivered row that is no longer owed (see the module
-    docstring); with `owner`, only rows leased to it. Returns how many."""
-    return cancel_alerts(
-        session, removed_watchlists_recipients(), reason=WATCHLIST_REMOVED, owner=owner
-    ) + cancel_alerts(session, removed_recipients(), reason=RECIPIENT_REMOVED, owner=owner)
+    docstring) in one UPDATE; with `owner`, only rows leased to it. On
+    SQLite, as a claim's first statement, it takes the write lock before
+    anything is read. Returns how many rows."""
+    where: list[Any] = [OutboxRow.recipient_id.in_(_gone()), OutboxRow.status.in_(UNDELIVERED)]
+    if owner is not None:
+        where.append(OutboxRow.lease_owner == owner)
+    of_removed = (
+        select(RecipientRow.id)
+        .join(WatchlistRow, WatchlistRow.id == RecipientRow.watchlist_id)
+        .where(WatchlistRow.removed_at.is_not(None))
+    )
+    reason = case(
+        (OutboxRow.recipient_id.in_(of_removed), WATCHLIST_REMOVED), else_=RECIPIENT_REMOVED
+    )
+    return _cancel(session, where, reason)
