@@ -348,3 +348,34 @@ def test_no_claim_between_the_import_reconciliation_and_its_commit(db: Database)
     ids = [a.id for b in claimed for a in b.alerts]
     assert len(ids) == 1 and [b.recipient.target for b in claimed] == [KEEP]
     assert by_status(app)["cancelled"] == Counter({gone_id: 1})
+
+
+def test_a_row_committed_during_the_claim_is_not_handed_out(pg_db: Database) -> None:
+    """PostgreSQL reads each statement's own snapshot: a crawl with stale
+    watchlists that commits a row for a removed recipient after the claim's
+    first sweep and before its pick must not have that row delivered (the
+    claim sweeps again among the rows it took)."""
+    from sqlalchemy import event
+
+    app = make_app(pg_db, Clock(), smtp="smtp://127.0.0.1:9")
+    define(app, ("air-defence", "each", [Recipient("email", KEEP), Recipient("email", GONE)]))
+    item_id, _ = post(app, "isw", 1, [], title="late")
+    with app.session() as s:
+        stale = active_watchlists(s)
+    assert reimport(app, ("air-defence", "each", [Recipient("email", KEEP)])) == 0
+    hit = Hit("air-defence", "air-defence", "body", 0, 1)
+    match = WatchlistMatch("air-defence", ("air-defence",), (hit,), ("…",))
+    crawled: list[str] = []
+
+    def crawl_commits(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if not crawled and statement.lstrip().startswith("UPDATE outbox"):
+            crawled.append(statement)  # the claim's first sweep just ran
+            with pg_db.session() as s, s.begin():
+                record_matches(s, item_id, [(stale[0], match)], app.now())
+
+    with pg_db.session() as s, s.begin():
+        event.listen(s.connection(), "after_cursor_execute", crawl_commits)
+        got = claim_due(s, now=app.now(), owner="t/2", lease=timedelta(minutes=10), limit=10)
+    assert crawled and "last_error=CASE" in crawled[0]  # it was the sweep
+    assert [b.recipient.target for b in got] == [KEEP]
+    assert cancelled_reasons(app) == Counter({(GONE, RECIPIENT_REMOVED): 1})
