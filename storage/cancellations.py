@@ -13,15 +13,15 @@ one message per address across watchlists (storage.alert_groups) only among
 Two callers:
 - the watchlist's reconciliation (storage.watchlists), in the import's (or
   removal's) transaction. On PostgreSQL it first takes the claim's advisory
-  lock (`CLAIM_LOCK`), so no claim runs between the
-  reconciliation and the commit: a claim either committed before (its rows
+  lock (`CLAIM_LOCK`), so no claim runs between the reconciliation and the
+  commit: a claim either committed before (its rows
   are then in flight, and cancelled here too; the message may already be on
   its way) or starts after and sees them cancelled. On SQLite the write lock
   orders the two the same way.
 - every claim (storage.outbox.claim_due), for the rows a crawl recorded with
   a watchlist it had loaded before the import committed, and for rows left
-  by older versions: `orphans` cancels the undelivered rows of every inactive
-  recipient and of every removed watchlist's recipients.
+  by older versions: `cancel_orphans` cancels the undelivered rows of every
+  inactive recipient and of every removed watchlist's recipients.
 
 A cancelled row stays cancelled when its recipient is added back (its
 (item, watchlist, recipient) key is taken, so the alert is not owed again),
