@@ -1,5 +1,8 @@
 """`newswatch alerts [--status …] [--json]` and `newswatch alerts retry`.
 
+A `cancelled` alert (its recipient, or its watchlist, was removed before it
+was delivered) shows the reason in the `last error` column / `last_error`.
+
 Recipients are shown masked: Slack and webhook URLs are secrets (the token is
 in the path); `${NAME}` references and email addresses are shown as written.
 """
@@ -58,14 +61,16 @@ def _json(a: AlertListing) -> dict[str, Any]:
 @alerts_app.callback(invoke_without_command=True)
 def alerts(
     ctx: typer.Context,
-    status: Annotated[str | None, typer.Option("--status", help="pending, sent or failed.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending, sent, failed or cancelled.")
+    ] = None,
     json: Annotated[bool, typer.Option("--json", help="JSON Lines.")] = False,
 ) -> None:
     """Alerts newest first, with their delivery state."""
     if ctx.invoked_subcommand is not None:
         return
     if status is not None and status not in STATUSES:
-        raise UsageProblem("--status must be pending, sent or failed")
+        raise UsageProblem("--status must be pending, sent, failed or cancelled")
     a = get_app(ctx)
     with a.session() as s:
         rows = repo.list_alerts(s, status=status)

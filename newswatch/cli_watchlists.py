@@ -63,8 +63,10 @@ def import_(ctx: typer.Context, file: Path) -> None:
     a = get_app(ctx)
     check_references(file, watchlists, a.settings.watchlist_env)
     with a.session() as s:
-        repo.save_watchlists(s, watchlists, a.now())
+        cancelled = repo.save_watchlists(s, watchlists, a.now())
     echo(f"imported {len(watchlists)} watchlists: {', '.join(w.name for w in watchlists)}")
+    if cancelled:
+        echo(f"cancelled {_alerts(cancelled)} not yet delivered to removed recipients")
 
 
 @app.command("list")
@@ -141,11 +143,17 @@ def export(ctx: typer.Context, name: Annotated[str | None, typer.Argument()] = N
 
 @app.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
-    """Stop matching NAME; its matches and alerts are kept."""
+    """Stop matching NAME; its matches and sent alerts are kept, the others cancelled."""
     a = get_app(ctx)
     with a.session() as s:
-        repo.remove_watchlist(s, name, a.now())
+        cancelled = repo.remove_watchlist(s, name, a.now())
     echo(f"removed {name}")
+    if cancelled:
+        echo(f"cancelled {_alerts(cancelled)} not yet delivered")
+
+
+def _alerts(n: int) -> str:
+    return f"{n} alert{'s' if n != 1 else ''}"
 
 
 @app.command("test")

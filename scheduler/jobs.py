@@ -419,5 +419,5 @@ def index_search(
 def refresh_backlog(ctx: HousekeepingContext, metrics: Metrics) -> None:
     with ctx.store.transaction() as tx:
         counts = tx.backlog(now=ctx.clock())
-    for status in ("pending", "due", "sent", "failed"):
+    for status in ("pending", "due", "sent", "failed", "cancelled"):
         metrics.backlog.labels(status).set(getattr(counts, status))

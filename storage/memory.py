@@ -45,6 +45,7 @@ from crawler.crawl_records import (
     StoredItem,
 )
 from storage.alert_groups import GroupRow, plan
+from storage.cancellations import CANCELLED, RECIPIENT_REMOVED, UNDELIVERED, WATCHLIST_REMOVED
 from storage.outbox import (
     STATUSES,
     BacklogCounts,
@@ -627,6 +628,7 @@ class MemoryTransaction(_MemoryStories):
         limit: int,
         exclude_recipients: Collection[int] = (),
     ) -> list[ClaimedBatch]:
+        self._cancel_orphans()
         excluded = set(exclude_recipients)
         due = [
             o
@@ -649,6 +651,26 @@ class MemoryTransaction(_MemoryStories):
             o for o in self._t.outbox.values() if o.lease_owner == owner and o.status == "pending"
         ]
         return self._batches(sorted(mine, key=lambda o: (o.created_at, o.id)), leaders)
+
+    def _cancel_orphans(self) -> int:
+        """See storage.cancellations.cancel_orphans."""
+        n = 0
+        for r in self._t.recipients.values():
+            if self._t.watchlists[r.watchlist_id].removed_at is not None:
+                n += self._cancel({r.id}, WATCHLIST_REMOVED)
+            elif not r.active:
+                n += self._cancel({r.id}, RECIPIENT_REMOVED)
+        return n
+
+    def _cancel(self, recipient_ids: Collection[int], reason: str) -> int:
+        mine = [
+            o
+            for o in self._t.outbox.values()
+            if o.recipient_id in recipient_ids and o.status in UNDELIVERED
+        ]
+        for o in mine:
+            o.status, o.last_error, o.lease_owner, o.lease_until = CANCELLED, reason, None, None
+        return len(mine)
 
     def _group_singles(self, now: datetime, owner: str, lease: timedelta) -> dict[int, int]:
         """See storage.outbox._group_singles (the same plan, storage.alert_groups)."""
@@ -834,7 +856,9 @@ class MemoryTransaction(_MemoryStories):
         due = sum(
             1 for o in self._t.outbox.values() if o.status == "pending" and o.next_attempt_at <= now
         )
-        return BacklogCounts(counts["pending"], due, counts["sent"], counts["failed"])
+        return BacklogCounts(
+            counts["pending"], due, counts["sent"], counts["failed"], counts["cancelled"]
+        )
 
     # -- administration
     def add_source(
@@ -866,7 +890,8 @@ class MemoryTransaction(_MemoryStories):
         self._t.sources[sid] = _SourceRow(record)
         return record
 
-    def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:
+    def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> int:
+        cancelled = 0
         by_name = {r.watchlist.name: r for r in self._t.watchlists.values()}
         for wl in watchlists:
             row = by_name.get(wl.name)
@@ -875,9 +900,10 @@ class MemoryTransaction(_MemoryStories):
                 self._t.watchlists[row.id] = by_name[wl.name] = row
             row.watchlist = replace(wl, rules=tuple(_stored_rule(r) for r in wl.rules))
             row.updated_at, row.removed_at = now, None
-            self._sync_recipients(row.id, wl.notify)
+            cancelled += self._sync_recipients(row.id, wl.notify)
+        return cancelled
 
-    def _sync_recipients(self, watchlist_id: int, notify: Sequence[Recipient]) -> None:
+    def _sync_recipients(self, watchlist_id: int, notify: Sequence[Recipient]) -> int:
         existing = {
             (r.recipient.channel, r.recipient.target): r
             for r in self._t.recipients.values()
@@ -891,12 +917,15 @@ class MemoryTransaction(_MemoryStories):
                 row = _RecipientRow(self._t.next_id("recipients"), watchlist_id, rec, pos)
                 self._t.recipients[row.id] = existing[(rec.channel, rec.target)] = row
             row.recipient, row.position, row.active = rec, pos, True
+        gone = {r.id for r in existing.values() if not r.active}
+        return self._cancel(gone, RECIPIENT_REMOVED)
 
-    def remove_watchlist(self, name: str, now: datetime) -> None:
+    def remove_watchlist(self, name: str, now: datetime) -> int:
         for row in self._t.watchlists.values():
             if row.watchlist.name == name and row.removed_at is None:
                 row.removed_at = now
-                return
+                mine = {r.id for r in self._t.recipients.values() if r.watchlist_id == row.id}
+                return self._cancel(mine, WATCHLIST_REMOVED)
         raise WatchlistNotFound(f"no watchlist named {name!r}")
 
 

@@ -8,7 +8,9 @@ Invariants:
   locks two claimers cannot both take a row.
 - every state change after a send is guarded by `lease_owner = owner`, so a
   deliverer whose lease expired cannot overwrite what the new holder did.
-- rows are never deleted: pending -> sent, pending -> failed, failed -> pending.
+- rows are never deleted: pending -> sent, pending -> failed, failed -> pending;
+  pending or failed -> cancelled when the recipient or its watchlist is
+  removed (storage.cancellations; every claim sweeps what is left).
 - the rows of one digest (address, period; across watchlists) are claimed
   together or not at all.
 - immediate rows to one address about one item (or one folded story) are
@@ -25,16 +27,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select, text, update
+from sqlalchemy import Select, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from alerts.alert_records import StoredMatch
 from storage.alert_groups import GroupRow, plan
+from storage.cancellations import cancel_orphans, hold_claim_lock
 from storage.leases import dead_tokens, liveness
 from storage.matches import stored_match
 from storage.tables import ItemRow, MatchRow, OutboxRow, RecipientRow, SourceRow, WatchlistRow
 
-STATUSES = ("pending", "sent", "failed")
+STATUSES = ("pending", "sent", "failed", "cancelled")
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +121,7 @@ class BacklogCounts:
     due: int  # pending and due now
     sent: int
     failed: int
+    cancelled: int = 0
 
 
 def _lease_free(now: datetime) -> Any:
@@ -129,9 +133,6 @@ def _due(now: datetime, exclude: Collection[int]) -> list[Any]:
     if exclude:
         cond.append(OutboxRow.recipient_id.not_in(list(exclude)))
     return cond
-
-
-CLAIM_LOCK = 0x6E657773_6F757462  # "newsoutb": the advisory lock that orders outbox claims
 
 
 def _waits_behind(now: datetime) -> Any:
@@ -214,13 +215,17 @@ def claim_due(
     the write lock is taken before reading; on Postgres the rows are picked with
     FOR UPDATE SKIP LOCKED, so replicas skip each other's rows.
     A digest of which another deliverer holds part is left alone this time.
+    Rows no longer owed (recipient or watchlist removed) are cancelled first,
+    and again among the rows taken (storage.cancellations).
     """
-    if session.get_bind().dialect.name == "postgresql":
-        # Claims run one at a time across replicas (until this transaction
-        # ends): otherwise a claim could read "no earlier alert of this
-        # recipient is leased" while another replica's claim of that earlier
-        # alert is still uncommitted, and both would send, out of order.
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CLAIM_LOCK})
+    # PostgreSQL: claims run one at a time across replicas (until this
+    # transaction ends): otherwise a claim could read "no earlier alert of
+    # this recipient is leased" while another replica's claim of that earlier
+    # alert is still uncommitted, and both would send, out of order. A
+    # watchlist import or removal takes the same lock (storage.cancellations).
+    hold_claim_lock(session)
+    # On SQLite this UPDATE also takes the write lock before anything is read.
+    _log_cancelled(cancel_orphans(session))
     free_dead_leases(session, now=now, lease=lease)
     due = [*_due(now, exclude_recipients), _lease_free(now)]
     singles = select(OutboxRow.id).where(
@@ -236,6 +241,13 @@ def claim_due(
         _take(session, OutboxRow.id.in_(singles), now, owner, lease)
     leaders = _group_singles(session, now, owner, lease)
     _claim_digests(session, now, owner, lease, exclude_recipients, limit // 10 + 1)
+    if session.get_bind().dialect.name == "postgresql":
+        # A crawl that loaded its watchlists before an import may commit a row
+        # for a removed recipient after the sweep above and before a take:
+        # never hand such a row to the deliverer. (The set of removed
+        # recipients cannot change meanwhile: imports take the claim's lock.
+        # On SQLite no crawl commits during the claim: the write lock.)
+        _log_cancelled(cancel_orphans(session, owner=owner))
     ids = list(
         session.scalars(
             select(OutboxRow.id).where(
@@ -244,6 +256,11 @@ def claim_due(
         )
     )
     return _load_batches(session, ids, leaders) if ids else []
+
+
+def _log_cancelled(n: int) -> None:
+    if n:
+        log.info("alerts_cancelled status=cancelled count=%d reason=removed", n)
 
 
 _GROUP_COLUMNS = (
@@ -618,7 +635,10 @@ def list_alerts(
 
 def retry_failed(session: Session, *, now: datetime) -> int:
     """Failed rows back to pending, due now, with a fresh series of attempts.
-    `last_error` is kept until the next attempt replaces or clears it."""
+    `last_error` is kept until the next attempt replaces or clears it.
+    Rows no longer owed (recipient or watchlist removed) are cancelled instead."""
+    hold_claim_lock(session)
+    _log_cancelled(cancel_orphans(session))
     result = session.execute(
         update(OutboxRow)
         .where(OutboxRow.status == "failed")
@@ -637,4 +657,6 @@ def backlog(session: Session, *, now: datetime) -> BacklogCounts:
     ):
         counts[status] = int(n)
     due = session.scalar(select(func.count()).select_from(OutboxRow).where(*_due(now, ())))
-    return BacklogCounts(counts["pending"], int(due or 0), counts["sent"], counts["failed"])
+    return BacklogCounts(
+        counts["pending"], int(due or 0), counts["sent"], counts["failed"], counts["cancelled"]
+    )

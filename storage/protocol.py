@@ -254,11 +254,14 @@ class StoreTransaction(Protocol):
         alert_backlog: bool = False,
     ) -> Source: ...
 
-    def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> None:
-        """Create or replace each watchlist, matched by name (ids stay stable)."""
+    def save_watchlists(self, watchlists: Sequence[Watchlist], now: datetime) -> int:
+        """Create or replace each watchlist, matched by name (ids stay stable);
+        cancel the undelivered alerts of recipients no longer in it (how many)."""
         ...
 
-    def remove_watchlist(self, name: str, now: datetime) -> None: ...
+    def remove_watchlist(self, name: str, now: datetime) -> int:
+        """Stop matching `name`; cancel its undelivered alerts (how many)."""
+        ...
 
     # -- stories (storage.stories; the decision itself is the use-case's)
     def known_urls(self, urls: Sequence[str]) -> set[str]:

@@ -290,11 +290,11 @@ class SqlTransaction:
             alert_backlog=alert_backlog,
         )
 
-    def save_watchlists(self, new: Sequence[Watchlist], now: datetime) -> None:
-        watchlists.save_watchlists(self._s, new, now)
+    def save_watchlists(self, new: Sequence[Watchlist], now: datetime) -> int:
+        return watchlists.save_watchlists(self._s, new, now)
 
-    def remove_watchlist(self, name: str, now: datetime) -> None:
-        watchlists.remove_watchlist(self._s, name, now)
+    def remove_watchlist(self, name: str, now: datetime) -> int:
+        return watchlists.remove_watchlist(self._s, name, now)
 
     # -- stories
     def known_urls(self, urls: Sequence[str]) -> set[str]:

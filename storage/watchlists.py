@@ -1,6 +1,8 @@
 """Watchlist queries. Import replaces a watchlist's definition in place:
 its id and its recipients' ids stay stable, so a re-import neither orphans
-nor repeats alerts."""
+nor repeats alerts. A recipient dropped from the file (or every recipient of
+a removed watchlist) has its undelivered alerts cancelled in the same
+transaction (storage.cancellations)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ from sqlalchemy.orm import Session
 
 from alerts.alert_records import Query, Recipient, Rule, Term, Watchlist
 from storage import StorageError
+from storage.cancellations import (
+    RECIPIENT_REMOVED,
+    WATCHLIST_REMOVED,
+    cancel_alerts,
+    hold_claim_lock,
+)
 from storage.tables import RecipientRow, RuleRow, WatchlistRow
 
 
@@ -31,8 +39,11 @@ class ActiveWatchlist:
     recipient_ids: tuple[tuple[int, Recipient], ...]
 
 
-def save_watchlists(session: Session, watchlists: Sequence[Watchlist], now: datetime) -> None:
-    """Create or replace each watchlist (matched by name)."""
+def save_watchlists(session: Session, watchlists: Sequence[Watchlist], now: datetime) -> int:
+    """Create or replace each watchlist (matched by name). Returns how many
+    undelivered alerts of recipients no longer in it were cancelled."""
+    hold_claim_lock(session)  # no claim between this reconciliation and the commit
+    cancelled = 0
     for wl in watchlists:
         row = session.scalar(select(WatchlistRow).where(WatchlistRow.name == wl.name))
         if row is None:
@@ -48,8 +59,9 @@ def save_watchlists(session: Session, watchlists: Sequence[Watchlist], now: date
         session.flush()
         session.execute(delete(RuleRow).where(RuleRow.watchlist_id == row.id))
         session.add_all(_rule_rows(row.id, wl.rules))
-        _sync_recipients(session, row.id, wl.notify)
+        cancelled += _sync_recipients(session, row.id, wl.notify)
     session.flush()
+    return cancelled
 
 
 def _rule_rows(watchlist_id: int, rules: Sequence[Rule]) -> list[RuleRow]:
@@ -80,7 +92,10 @@ def _rule_rows(watchlist_id: int, rules: Sequence[Rule]) -> list[RuleRow]:
     return rows
 
 
-def _sync_recipients(session: Session, watchlist_id: int, notify: Sequence[Recipient]) -> None:
+def _sync_recipients(session: Session, watchlist_id: int, notify: Sequence[Recipient]) -> int:
+    """Activate the recipients of `notify`, deactivate the others, and cancel
+    the undelivered alerts of every inactive one (those deactivated now, and
+    any left pending by older versions). Returns how many were cancelled."""
     existing = {
         (r.channel, r.target): r
         for r in session.scalars(
@@ -97,6 +112,8 @@ def _sync_recipients(session: Session, watchlist_id: int, notify: Sequence[Recip
         row.secret = rec.secret
         row.position = pos
         row.active = True
+    gone = [r.id for r in existing.values() if not r.active]
+    return cancel_alerts(session, gone, reason=RECIPIENT_REMOVED)
 
 
 def stored_term(text: str, aliases: list[Any], case: bool | None) -> Term:
@@ -174,8 +191,9 @@ def watchlist_name(session: Session, name: str) -> str:
     return nfc
 
 
-def remove_watchlist(session: Session, name: str, now: datetime) -> None:
-    """Soft removal: the watchlist stops matching; its matches and alerts stay."""
+def remove_watchlist(session: Session, name: str, now: datetime) -> int:
+    """Soft removal: the watchlist stops matching; its matches and sent alerts
+    stay, its undelivered alerts are cancelled. Returns how many were."""
     name = unicodedata.normalize("NFC", name)  # names are stored in NFC (alerts.watchlist_files)
     row = session.scalar(
         select(WatchlistRow).where(WatchlistRow.name == name, WatchlistRow.removed_at.is_(None))
@@ -183,3 +201,6 @@ def remove_watchlist(session: Session, name: str, now: datetime) -> None:
     if row is None:
         raise WatchlistNotFound(f"no watchlist named {name!r}")
     row.removed_at = now
+    hold_claim_lock(session)
+    recipients = select(RecipientRow.id).where(RecipientRow.watchlist_id == row.id)
+    return cancel_alerts(session, list(session.scalars(recipients)), reason=WATCHLIST_REMOVED)

@@ -154,7 +154,9 @@ async def alerts(request: web.Request) -> web.Response:
     reader = _reader(request)
     failed = await _read(request, reader.alerts, "failed", ALERTS_SHOWN)
     pending = await _read(request, reader.alerts, "pending", ALERTS_SHOWN)
-    return render(request, "alerts.html", failed=failed, pending=pending, shown=ALERTS_SHOWN)
+    cancelled = await _read(request, reader.alerts, "cancelled", ALERTS_SHOWN)
+    return render(request, "alerts.html", failed=failed, pending=pending, cancelled=cancelled,
+                  shown=ALERTS_SHOWN)  # fmt: skip
 
 
 def _compact(value: Any) -> str:

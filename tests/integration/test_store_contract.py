@@ -442,6 +442,46 @@ def test_waiting_recipients_are_noted_and_skipped(store: Store) -> None:
     assert [b.recipient.target for b in got] == ["https://hook/2"]
 
 
+def test_removed_recipients_and_watchlists_cancel_what_they_were_owed(store: Store) -> None:
+    """storage.cancellations, on the fake and both databases: a re-import
+    without a recipient and a watchlist removal cancel their undelivered rows
+    (pending, in retry, failed) and leave sent rows and other recipients."""
+    ids = sorted(setup_items(store, 3).values())
+    with store.transaction() as tx:
+        tx.save_watchlists(
+            [watchlist("w", "https://hook/1", "https://hook/2"), watchlist("a", "https://hook/2")],
+            T0,
+        )
+        w, a = tx.get_watchlist("w"), tx.get_watchlist("a")
+        tx.record_matches(ids[0], [(w, match("w")), (a, match("a"))], T0)
+        got = tx.claim_due_alerts(now=T0, owner="d", lease=LEASE, limit=10)
+        assert len(got) == 2  # hook/1; hook/2 for both watchlists in one message
+        by_target = {b.recipient.target: b for b in got}
+        tx.mark_sent(by_target["https://hook/1"].ids, owner="d", now=T0)
+        retry = T0 + timedelta(minutes=5)
+        tx.schedule_retry(
+            by_target["https://hook/2"].ids, owner="d", error="HTTP 503", next_attempt_at=retry
+        )
+        tx.record_matches(ids[1], [(w, match("w")), (a, match("a"))], T0)
+        tx.record_matches(ids[2], [(w, match("w"))], T0)
+        later = T0 + timedelta(minutes=1)
+        got = tx.claim_due_alerts(now=later, owner="e", lease=LEASE, limit=10)
+        assert [b.recipient.target for b in got] == ["https://hook/1"] * 2
+        tx.mark_failed(got[0].ids, owner="e", error="HTTP 404")
+        # hook/1 leaves w: its failed row and the one still leased to "e" go;
+        # its sent row stays. hook/2 stays on w: untouched.
+        assert tx.save_watchlists([watchlist("w", "https://hook/2")], later) == 2
+        assert tx.mark_sent(got[1].ids, owner="e", now=later) == 0  # cancelled meanwhile
+        counts = tx.backlog(now=retry)
+        assert (counts.pending, counts.sent, counts.failed, counts.cancelled) == (5, 1, 0, 2)
+        # hook/2 leaves with watchlist a; w's rows to the same address remain.
+        assert tx.remove_watchlist("a", later) == 2
+        got = tx.claim_due_alerts(now=retry, owner="f", lease=LEASE, limit=10)
+        assert [(b.watchlists, len(b.alerts)) for b in got] == [(["w"], 1), (["w"], 1), (["w"], 1)]
+        assert tx.backlog(now=retry).cancelled == 4
+        assert tx.save_watchlists([watchlist("w", "https://hook/1", "https://hook/2")], later) == 0
+
+
 def test_refused_data_is_a_storage_error_of_one_line_without_values(sql_store: SqlStore) -> None:
     """A row the database refuses surfaces as a StorageError of one line that
     holds none of the row's values (PostgreSQL's DETAIL repeats the whole
