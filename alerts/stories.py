@@ -65,6 +65,7 @@ __all__ = [
     "features",
     "item_score",
     "params_for",
+    "periods",
     "quantities",
     "story_text",
 ]
@@ -73,7 +74,9 @@ DEFAULT_WINDOW = timedelta(hours=72)
 # What `conflicts` checks (StoryParams.vetoes): model designators, title quantities,
 # disjoint countries (alerts.places), disjoint kinds of incident in the titles,
 # disjoint sites of one country for one class of incident (fifth round).
-VETOES = frozenset({"designators", "quantities", "countries", "kinds", "places"})
+# Sixth round: disjoint reference months of two titles (April's trade data and
+# exports of May 1-10).
+VETOES = frozenset({"designators", "quantities", "countries", "kinds", "places", "periods"})
 # The country of a national language, and the script its headlines are written in
 # (a declared language that the title's script contradicts gets no home country).
 _HOME: dict[str, tuple[str, re.Pattern[str]]] = {
@@ -153,6 +156,7 @@ class ItemFeatures:
     kinds: frozenset[str] = frozenset()  # kinds of incident the title names (_KIND_WORDS)
     sites: frozenset[str] = frozenset()  # "RU/Ryazan": incident sites named (alerts.places)
     incidents: frozenset[str] = frozenset()  # classes of incident title + lead name
+    periods: frozenset[int] = frozenset()  # months the title names without a day (1-12)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -350,13 +354,25 @@ _KIND_WORDS: dict[str, tuple[str, ...]] = {
                "峰会", "领导人会议", "саммит"),
     "ministers": ("minister", "장관", "外长", "部长", "министр", "глав мид", "главы мид"),
     "capex": ("capital spending", "capex", "설비투자", "资本支出", "капитальн"),
+    # Sixth round: a military parade is not the leaders' talks of the next day.
+    "parade": ("parade", "열병식", "阅兵", "парад"),
 }  # fmt: skip
+# Talks: Korean copy of leaders' talks says 정상회담 ("summit talks"), but Chinese,
+# Russian and English copy of the same talks often says only 会谈/会晤, переговоры,
+# "talks", and so does copy of ministers' talks naming them by name ("Лавров провел
+# переговоры с Ван И"). A title with these words and no rank (no summit, minister or
+# phone-call word) is talks of either rank: kinds {summit, ministers}, so it never
+# vetoes talks of any rank, but does veto a parade, a quake or an earnings report.
+_TALKS = ("talks", "회담", "会谈", "会晤", "переговор")
 
 
 def event_kinds(title: str) -> frozenset[str]:
     """The kinds of incident a title names (see _KIND_WORDS)."""
     low = title.lower()
-    return frozenset(k for k, words in _KIND_WORDS.items() if any(w in low for w in words))
+    kinds = {k for k, words in _KIND_WORDS.items() if any(w in low for w in words)}
+    if not kinds & {"summit", "ministers", "call"} and any(w in low for w in _TALKS):
+        kinds |= {"summit", "ministers"}
+    return frozenset(kinds)
 
 
 # Classes of incident for the place veto's "same kind" condition: broad on
@@ -571,6 +587,55 @@ def quantities(text: str) -> frozenset[str]:
     return frozenset(out)
 
 
+# Months named WITHOUT a day: the period a statistic covers ("April exports", 4월
+# 소비자물가, 4月出口, "в апреле"). A month with a day is a date, and dates differ
+# between outlets of one event (time zones), so they are not read.
+_MONTHS_EN = ("january", "february", "march", "april", "may", "june", "july", "august",
+              "september", "october", "november", "december")  # fmt: skip
+_MONTHS_RU = ("январ[ьяе]", "феврал[ьяе]", "март[ае]?", "апрел[ьяе]", "ма[йяе]", "июн[ьяе]",
+              "июл[ьяе]", "август[ае]?", "сентябр[ьяе]", "октябр[ьяе]", "ноябр[ьяе]",
+              "декабр[ьяе]")  # fmt: skip
+_MONTH_NUMBER = re.compile(r"(?<![\d.])(\d{1,2})\s?(?:월|月)(?!\s?\d{1,2}\s?(?:일|日|号|號))")
+_MONTH_WORD = re.compile(
+    r"(?<![A-Za-zА-Яа-яЁё])(?:(" + "|".join(_MONTHS_EN) + r")(?![A-Za-z])|("
+    + "|".join(_MONTHS_RU) + r")(?![А-Яа-яЁё]))",
+    re.I,
+)
+_DAY_BEFORE = re.compile(r"\d{1,2}(?:st|nd|rd|th)?\s?(?:of\s)?$", re.I)
+_DAY_AFTER = re.compile(r"\s?\.?\s?\d{1,2}(?!\d)")
+
+
+_THIS_MONTH = re.compile(r"this month|이달|이번 달|本月|в этом месяце", re.I)
+_LAST_MONTH = re.compile(r"last month|지난달|지난 달|上月|上个月|в прошлом месяце", re.I)
+
+
+def periods(title: str, published: datetime | None = None) -> frozenset[int]:
+    """The months (1-12) a title names without a day: the period of a statistic.
+
+    "China's April exports rise 6.1%" -> {4}; "5월 1∼10일 수출" -> {5}; "May 8" and
+    "30 апреля" are dates, not periods -> {}. English "may" counts only capitalised.
+    "This month" and "last month" (이달, 上月, в прошлом месяце) are read against
+    `published` (UTC) when given.
+    """
+    out = {int(m.group(1)) for m in _MONTH_NUMBER.finditer(title) if 1 <= int(m.group(1)) <= 12}
+    if published is not None:
+        if _THIS_MONTH.search(title):
+            out.add(published.month)
+        if _LAST_MONTH.search(title):
+            out.add((published.month - 2) % 12 + 1)
+    for m in _MONTH_WORD.finditer(title):
+        en, ru = m.group(1), m.group(2)
+        if en and en.lower() == "may" and not en[0].isupper():
+            continue
+        if _DAY_BEFORE.search(title[: m.start()]) or (en and _DAY_AFTER.match(title[m.end() :])):
+            continue
+        if en:
+            out.add(_MONTHS_EN.index(en.lower()) + 1)
+        else:
+            out.add(next(k + 1 for k, w in enumerate(_MONTHS_RU) if re.fullmatch(w, ru.lower())))
+    return frozenset(out)
+
+
 def features(
     title: str,
     summary: str,
@@ -606,6 +671,7 @@ def features(
         kinds=event_kinds(_clean(title)),
         sites=sites_of_concepts(concepts),
         incidents=incident_classes(text),
+        periods=periods(_clean(title), published),
     )
 
 
@@ -660,6 +726,8 @@ def conflicts(a: ItemFeatures, b: ItemFeatures, vetoes: frozenset[str] = VETOES)
     if "kinds" in vetoes and a.kinds and b.kinds and not a.kinds & b.kinds:
         return True
     if "places" in vetoes and _other_sites(a, b) and a.incidents & b.incidents:
+        return True
+    if "periods" in vetoes and a.periods and b.periods and not a.periods & b.periods:
         return True
     return "quantities" in vetoes and _disjoint_quantities(a.quantities, b.quantities)
 
