@@ -439,7 +439,7 @@ _MULT = {
 _ABBREVIATED = frozenset({"bn", "b", "mn"})
 _NUMBER = re.compile(
     r"(?<![A-Za-zА-Яа-яЁё0-9.,:-])(\d{1,3}(?:,\d{3})+(?![0-9])|\d+(?:[.,]\d{1,2}(?![0-9]))?)\s?"
-    r"(thousand|million|billion|trillion|тыс|млн|млрд|трлн|천|만|억|조|千|万亿|万|亿"
+    r"((?i:thousand|million|billion|trillion|тыс|млн|млрд|трлн)|천|만|억|조|千|万亿|万|亿"
     r"|bn(?![A-Za-z])|b(?![A-Za-z])|mn(?![A-Za-z]))?"
 )
 _MONTHS = (
@@ -563,6 +563,7 @@ def quantities(text: str) -> frozenset[str]:
         money_sign = bool(_MONEY_BEFORE.search(before))
         if mult in _ABBREVIATED and not money_sign:
             mult = None
+        mult = mult.lower() if mult else None
         value = float(_decimal(digits)) * _MULT.get(mult or "", 1)
         if not mult and "." not in digits and "," not in digits and 1900 <= value <= 2100:
             continue  # a year

@@ -90,6 +90,8 @@ def test_basis_points_are_hundredths_of_a_percent(bp: int, pct: int) -> None:
         (["미사일 1천500㎞ 비행", "ракета пролетела 1500 км", "flew 1,500 km"], "km:1500"),
         # abbreviated billions after a money sign
         (["LIG Nex1 wins $2.9b deal", "a $2.9 billion Qatar order", "29억 달러 수출"], None),
+        # a capitalised multiplier in a headline
+        (["LIG Nex1 Jumps After $2.9 Billion Qatar Order", "$2.9bn deal"], "money-usd:2.9e+09"),
     ],
 )
 def test_compound_and_abbreviated_numbers_agree(titles: list[str], common: str | None) -> None:
