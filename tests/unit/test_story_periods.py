@@ -128,3 +128,29 @@ def test_talks_without_a_rank_do_not_veto_talks_of_any_rank(a: str, b: str) -> N
 )
 def test_ranks_and_calls_still_tell_talks_apart(a: str, b: str) -> None:
     assert conflicts(item(a), item(b), frozenset({"kinds"}))
+
+
+# ---------------------------------------------------------------- shared numbers weigh 0.3
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("HD KSOE wins 1.4 trillion won order for 4 LNG carriers", "HD한국조선해양, LNG운반선 1조4천억원 수주"),
+        ("Korea's CPI rises 2.1% in April", "韩国4月消费者物价同比上涨2.1%"),
+        ("Hyundai Rotem signs $6.3 billion K2 deal", "Румыния закупит танки K2 на 6,3 млрд долларов"),
+    ],
+)
+def test_a_shared_number_carries_a_weak_translation_pair(a: str, b: str) -> None:
+    """Cosine 0.40 across languages, no concept: a shared amount (in any notation) is
+    what joins it at the tuned threshold; the same pair without it stays apart."""
+    from alerts.stories import params_for
+    from tests.unit.test_stories import vec
+
+    params = params_for("usem3")
+    x = item(a, language="en")
+    y = item(b, vec(0.40), language="xx")
+    assert x.numbers & y.numbers
+    assert assign(y, [story(1, x)], params).story_id == 1
+    bare = item("order signed", vec(0.40), language="xx")
+    assert assign(bare, [story(1, x)], params).story_id is None
