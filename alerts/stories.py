@@ -601,8 +601,11 @@ _MONTHS_RU = ("январ[ьяе]", "феврал[ьяе]", "март[ае]?", "
               "декабр[ьяе]")  # fmt: skip
 _MONTH_NUMBER = re.compile(r"(?<![\d.])(\d{1,2})\s?(?:월|月)(?!\s?\d{1,2}\s?(?:일|日|号|號))")
 _MONTH_WORD = re.compile(
-    r"(?<![A-Za-zА-Яа-яЁё])(?:(" + "|".join(_MONTHS_EN) + r")(?![A-Za-z])|("
-    + "|".join(_MONTHS_RU) + r")(?![А-Яа-яЁё]))",
+    r"(?<![A-Za-zА-Яа-яЁё])(?:("
+    + "|".join(_MONTHS_EN)
+    + r")(?![A-Za-z])|("
+    + "|".join(_MONTHS_RU)
+    + r")(?![А-Яа-яЁё]))",
     re.I,
 )
 _DAY_BEFORE = re.compile(r"\d{1,2}(?:st|nd|rd|th)?\s?(?:of\s)?$", re.I)

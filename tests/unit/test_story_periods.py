@@ -90,7 +90,10 @@ def test_one_month_or_one_side_without_a_month_does_not_veto(a: str, b: str) -> 
 @pytest.mark.parametrize(
     ("talks", "other"),
     [
-        ("习近平同俄罗斯总统普京举行会谈", "Putin hosts Victory Day parade with Xi among foreign guests"),
+        (
+            "习近平同俄罗斯总统普京举行会谈",
+            "Putin hosts Victory Day parade with Xi among foreign guests",
+        ),
         ("Путин и Си Цзиньпин провели переговоры в Кремле", "Путин на параде Победы"),
         ("Xi and Putin hold talks in the Kremlin", "习近平出席阅兵式"),
         ("시진핑·푸틴 크렘린 회담", "러 전승절 열병식"),
@@ -108,7 +111,10 @@ def test_talks_without_a_rank_veto_other_kinds(talks: str, other: str) -> None:
     [
         # ministers named by name: talks of either rank
         ("Лавров провел переговоры с Ван И в Пекине", "王毅同俄罗斯外长拉夫罗夫会谈"),
-        ("Russia's Lavrov arrives in Pyongyang for talks", "라브로프 러 외무장관 방북…최선희와 회담"),
+        (
+            "Russia's Lavrov arrives in Pyongyang for talks",
+            "라브로프 러 외무장관 방북…최선희와 회담",
+        ),
         # leaders' talks told as a summit
         ("习近平同俄罗斯总统普京举行会谈", "시진핑·푸틴 크렘린 정상회담"),
         ("Путин и Си Цзиньпин провели переговоры в Кремле", "Xi, Putin summit in Moscow"),
@@ -136,9 +142,15 @@ def test_ranks_and_calls_still_tell_talks_apart(a: str, b: str) -> None:
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("HD KSOE wins 1.4 trillion won order for 4 LNG carriers", "HD한국조선해양, LNG운반선 1조4천억원 수주"),
+        (
+            "HD KSOE wins 1.4 trillion won order for 4 LNG carriers",
+            "HD한국조선해양, LNG운반선 1조4천억원 수주",
+        ),
         ("Korea's CPI rises 2.1% in April", "韩国4月消费者物价同比上涨2.1%"),
-        ("Hyundai Rotem signs $6.3 billion K2 deal", "Румыния закупит танки K2 на 6,3 млрд долларов"),
+        (
+            "Hyundai Rotem signs $6.3 billion K2 deal",
+            "Румыния закупит танки K2 на 6,3 млрд долларов",
+        ),
     ],
 )
 def test_a_shared_number_carries_a_weak_translation_pair(a: str, b: str) -> None:

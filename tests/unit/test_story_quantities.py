@@ -111,7 +111,10 @@ def test_compound_and_abbreviated_numbers_agree(titles: list[str], common: str |
         ("LIG넥스원, 카타르와 4조원 수출 계약", "LIG Nex1 wins $2.9 billion deal"),
         ("Китай: кредиты на 420 млрд юаней", "China's new loans $58 billion"),
         # approximate and exact counts of one thing
-        ("韩国蔚珍郡发生山火 200余名居民紧急疏散", "Wildfire spreads in Uljin, 210 residents evacuated"),
+        (
+            "韩国蔚珍郡发生山火 200余名居民紧急疏散",
+            "Wildfire spreads in Uljin, 210 residents evacuated",
+        ),
         ("Russia says it downed over 100 drones", "Минобороны: уничтожены 112 БПЛА"),
         ("물가 넉 달째 2%대", "Korea's consumer inflation at 2.1% in April"),
         ("러 전승절 열병식…20여 개국 정상 참석", "parade with leaders of 23 countries"),
@@ -145,7 +148,10 @@ def test_one_event_told_with_other_numbers_does_not_veto(a: str, b: str) -> None
 @pytest.mark.parametrize(
     ("a", "b"),
     [
-        ("HD한국조선해양, 컨테이너선 6척 1조3천억원 수주", "HD한국조선해양, LNG운반선 4척 1조4천억원 수주"),
+        (
+            "HD한국조선해양, 컨테이너선 6척 1조3천억원 수주",
+            "HD한국조선해양, LNG운반선 4척 1조4천억원 수주",
+        ),
         ("Quake of magnitude 6.4 hits Hualien", "Magnitude 7.1 quake hits Hualien"),
         ("北 미사일 600㎞ 비행", "North Korean missile flew 1,500 km"),
         ("LIG Nex1 wins $2.9b deal", "LIG Nex1 wins $1.9 billion deal"),
