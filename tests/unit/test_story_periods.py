@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.stories import VETOES, assign, conflicts, event_kinds, periods
 from tests.unit.test_stories import PLAIN, item, story
@@ -166,3 +168,27 @@ def test_a_shared_number_carries_a_weak_translation_pair(a: str, b: str) -> None
     assert assign(y, [story(1, x)], params).story_id == 1
     bare = item("order signed", vec(0.40), language="xx")
     assert assign(bare, [story(1, x)], params).story_id is None
+
+
+MONTH_TOKENS = [
+    "April", "May", "may", "4월", "5월", "4月", "5月", "в апреле", "в мае", "30", "10일",
+    "11日", "this month", "이달", "last month", "上月", "exports", "수출", "6.1%", "1∼10일",
+]  # fmt: skip
+
+
+@given(st.text(max_size=200))
+@settings(max_examples=200, deadline=None)
+def test_periods_of_any_text_are_months(text: str) -> None:
+    assert periods(text, MAY_11) <= frozenset(range(1, 13))
+
+
+@given(
+    st.lists(st.sampled_from(MONTH_TOKENS), max_size=5),
+    st.lists(st.sampled_from(MONTH_TOKENS), max_size=5),
+)
+@settings(max_examples=200, deadline=None)
+def test_the_month_veto_is_exactly_disjointness_and_symmetric(a: list[str], b: list[str]) -> None:
+    x, y = item(" ".join(a), at=MAY_11), item(" ".join(b), at=MAY_11)
+    expected = bool(x.periods and y.periods and not x.periods & y.periods)
+    assert conflicts(x, y, PERIODS) == conflicts(y, x, PERIODS) == expected
+    assert not conflicts(x, x, PERIODS)
