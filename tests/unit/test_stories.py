@@ -120,7 +120,7 @@ def test_dates_times_years_and_ordinals_are_not_quantities(title: str) -> None:
 
 def test_quantity_multipliers_and_kinds() -> None:
     assert quantities("2만 명 집회") == {"n:20000"}
-    assert quantities("$6.5 billion") == quantities("65억 달러") == {"money:6.5e+09"}
+    assert quantities("$6.5 billion") == quantities("65억 달러") == {"money-usd:6.5e+09"}
     assert quantities("ставка 16,5%") == quantities("rate at 16.5%") == {"pct:16.5"}
     assert quantities("1,200 drones") == {"n:1200"}
 
@@ -139,7 +139,10 @@ def test_features_of_any_text_are_well_formed(text: str) -> None:
     assert len(f.text) <= len(" ".join(text.split())) * 2 + 2
     for family, models in f.designators.items():
         assert family.isascii() and models and len(set(models)) == len(models)
-    assert all(q.split(":")[0] in {"n", "money", "pct"} for q in f.quantities)
+    kinds = {"n", "pct", "mag", "km", "mm", "ha", "t", "money"}
+    for q in f.quantities:
+        kind = q.lstrip("~").rsplit(":", 1)[0]
+        assert kind in kinds or kind.startswith("money-"), q
 
 
 TOKENS = [
