@@ -23,9 +23,9 @@ from scheduler.compiled_watchlists import load_watchlists
 from scheduler.crawl import drain_stories, save_outcomes
 from storage.leases import SECTION_KEYS
 from storage.repository import SqlStore
-from storage.sources import add_source
 from storage.tables import ItemRow
 from tests.conftest import Database
+from tests.support.sources import feed_source
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 TITLES = [
@@ -45,16 +45,7 @@ def make_app(db: Database) -> App:
 def store_pending(app: App, n: int) -> None:
     """`n` items matched by no watchlist: stored without a story (pending)."""
     with app.session() as s:
-        src = add_source(
-            s,
-            name="wire",
-            url="https://wire.example/feed",
-            kind="feed",
-            every_seconds=900,
-            links_css=None,
-            now=T0,
-            alert_backlog=True,
-        )
+        src = feed_source(s, "wire", T0)
     items = tuple(
         Item(
             url=f"https://wire.example/a/{i}",
