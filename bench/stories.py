@@ -31,7 +31,7 @@ of whose items starts a story (under `fold` they would never alert); xlang R
 crawl would; the faster of two passes); RSS = growth of resident memory for
 loading the model and encoding the set. Quality figures are deterministic; timings are not.
 
-    .venv/bin/python bench/stories.py [--set dev|holdout|c|d|e|f|both|seen|all|unseen] [--tune]
+    .venv/bin/python bench/stories.py [--set dev|holdout|c|d|e|f|g|both|seen|all|unseen] [--tune]
 
 Set C (bench/data/stories_c.yaml) was written and committed before the third
 round of tuning and run once at its end; it is seen since. Set D
@@ -41,7 +41,9 @@ and is run once at its end; never tune on it. Set E (bench/data/stories_e.yaml,
 engine, committed before any engine change of its session, and is run once at the
 end; never tune on it. Set F (bench/data/stories_f.yaml, `--set f`) was written
 the same way by another independent author (July 2027) and is run once at the end
-of the session that checks it. `all` stays the four sets dev, holdout, C and D;
+of the session that checks it. Set G (bench/data/stories_g.yaml, `--set g`) was
+written the same way by a third independent author (September 2027), run once at the
+end. `all` stays the four sets dev, holdout, C and D;
 `unseen` stays set E.
 """
 
@@ -348,12 +350,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
         "--set",
-        choices=["dev", "holdout", "c", "d", "e", "f", "both", "all", "seen", "unseen"],
+        choices=["dev", "holdout", "c", "d", "e", "f", "g", "both", "all", "seen", "unseen"],
         default="both",
         help="both = dev + holdout; seen = dev + holdout + c (the tuning sets of round 4);"
         " d = set D, the final check of round 4 only; all = the four;"
         " e = unseen = set E, written by an independent author, run once at the end;"
-        " f = set F, another independent author, run once at the end",
+        " f = set F, another independent author, run once at the end;"
+        " g = set G, a third independent author, run once at the end",
     )
     parser.add_argument("--tune", action="store_true", help="sweep thresholds on the dev set")
     args = parser.parse_args()
