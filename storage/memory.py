@@ -20,7 +20,7 @@ import threading
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from alerts.address_keys import recipient_key
@@ -277,6 +277,19 @@ class _MemoryStories:
         class Reader:
             def heads(_self) -> list[StoryHead]:
                 return heads
+
+            def window(_self) -> tuple[datetime, datetime]:
+                return since, until
+
+            def heads_between(_self, a: datetime, b: datetime) -> list[StoryHead]:
+                return self._heads(a, b)
+
+            def changes(_self, after: int) -> tuple[list[StoryHead], int]:
+                # No assignment numbers in the fake: every story counts as changed
+                # (a cache compares heads and reloads only those that differ).
+                return self._heads(
+                    datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+                ), after + 1
 
             def members(_self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
                 return self._story_members(story_ids, encoder)

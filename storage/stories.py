@@ -12,7 +12,7 @@ through a race. Stories are never merged or split, so their ids are stable.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -110,9 +110,23 @@ class StoryReader(Protocol):
     `heads()` are the stories whose first item lies within the window of the
     batch; `members(ids)` their members in (published, id) order; `stories_of`
     the stored story of some items (None: none, or no such item), with which
-    a cache checks that its previous batch was committed."""
+    a cache checks that its previous batch was committed.
+
+    A cache that holds the window already asks less: `window()` is the
+    batch's [since, until]; `heads_between` the heads of a range it chooses
+    (wider than the window, so that the next batches fall inside it);
+    `changes(after)` the heads of the stories written by assignments after
+    `after` (any first_seen) and the number of this assignment, which every
+    earlier one is below (assignments are numbered in commit order under the
+    lock; `after` = None: none known, every story counts as changed)."""
 
     def heads(self) -> list[StoryHead]: ...
+
+    def window(self) -> tuple[datetime, datetime]: ...
+
+    def heads_between(self, since: datetime, until: datetime) -> list[StoryHead]: ...
+
+    def changes(self, after: int) -> tuple[list[StoryHead], int]: ...
 
     def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]: ...
 
@@ -344,6 +358,16 @@ def story_heads(session: Session, since: datetime, until: datetime) -> list[Stor
     return [StoryHead(sid, first, count) for sid, first, count in rows]
 
 
+def changed_heads(session: Session, after: int) -> list[StoryHead]:
+    """Stories written by assignments numbered above `after` (ix_stories_changed_seq)."""
+    rows = session.execute(
+        select(StoryRow.id, StoryRow.first_seen, StoryRow.item_count)
+        .where(StoryRow.changed_seq > after)
+        .order_by(StoryRow.id)
+    )
+    return [StoryHead(sid, first, count) for sid, first, count in rows]
+
+
 def stories_of(session: Session, item_ids: Sequence[int]) -> dict[int, int | None]:
     out: dict[int, int | None] = {}
     for start in range(0, len(item_ids), CHUNK):
@@ -367,6 +391,33 @@ class _SqlReader:
             self._heads = story_heads(self._s, self._since, self._until)
         return self._heads
 
+    def window(self) -> tuple[datetime, datetime]:
+        return self._since, self._until
+
+    def heads_between(self, since: datetime, until: datetime) -> list[StoryHead]:
+        return story_heads(self._s, since, until)
+
+    def changes(self, after: int) -> tuple[list[StoryHead], int]:
+        return changed_heads(self._s, after), assignment_number(self._s)
+
+    def candidates(self, story_ids: Collection[int]) -> set[int]:
+        """Which of `story_ids` are stories of the window (what a choice may be)."""
+        if self._heads is not None:
+            known = {h.story_id for h in self._heads}
+            return {sid for sid in story_ids if sid in known}
+        wanted, out = sorted(set(story_ids)), set[int]()
+        for start in range(0, len(wanted), CHUNK):
+            out.update(
+                self._s.scalars(
+                    select(StoryRow.id).where(
+                        StoryRow.id.in_(wanted[start : start + CHUNK]),
+                        StoryRow.first_seen >= self._since,
+                        StoryRow.first_seen <= self._until,
+                    )
+                )
+            )
+        return out
+
     def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
         return story_members(self._s, story_ids, self._encoder)
 
@@ -377,19 +428,35 @@ class _SqlReader:
 # ---------------------------------------------------------------- assigning
 
 
-def lock_assignments(session: Session) -> None:
-    """Take the assignment lock for the rest of this transaction.
+def lock_assignments(session: Session) -> int:
+    """Take the assignment lock for the rest of this transaction; the number
+    of this assignment (`story_assign_lock.n`, bumped here).
 
     PostgreSQL: a transaction-scoped advisory lock (re-entrant, released at
-    commit or rollback). SQLite: the FIRST statement of the transaction is a
-    write, so the database write lock is held before any candidate is read (a
-    deferred transaction that read first could decide on a stale view)."""
+    commit or rollback), then the bump. SQLite: the bump is the FIRST
+    statement of the transaction, a write, so the database write lock is held
+    before any candidate is read (a deferred transaction that read first could
+    decide on a stale view). Either way the numbers follow commit order: the
+    next assignment bumps only after this one committed or rolled back (a
+    rolled-back number is given again). The stories this assignment writes
+    carry the number (`changed_seq`)."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
-        return
-    bump = update(StoryAssignLockRow).where(StoryAssignLockRow.id == 1)
-    if session.execute(bump.values(n=StoryAssignLockRow.n + 1)).rowcount == 0:  # type: ignore[attr-defined]
+    t: Table = StoryAssignLockRow.__table__  # type: ignore[assignment]
+    number = session.scalar(update(t).where(t.c.id == 1).values(n=t.c.n + 1).returning(t.c.n))
+    if number is None:
         session.execute(insert_ignore(session, StoryAssignLockRow, ["id"]), [{"id": 1, "n": 1}])
+        number = 1
+    session.info[_NUMBER] = int(number)
+    return int(number)
+
+
+_NUMBER = "newswatch.story_assignment_number"
+
+
+def assignment_number(session: Session) -> int:
+    """The number `lock_assignments` gave this transaction's assignment."""
+    return int(session.info[_NUMBER])
 
 
 def assign_story(
@@ -479,14 +546,14 @@ def _write_choices(
     session: Session,
     items: Sequence[StoredMember],
     choices: Sequence[int],
-    reader: StoryReader,
+    reader: _SqlReader,
     created: dict[int, int],
     now: datetime,
 ) -> dict[int, int]:
     """Write one chunk's decisions; `created` maps the batch's keys to new story ids."""
     if len(choices) != len(items):
         raise StoryStorageError(f"decide returned {len(choices)} choices for {len(items)} items")
-    known = {h.story_id for h in reader.heads()}
+    known = reader.candidates({c for c in choices if c >= 0})
     firsts: dict[int, StoredMember] = {}
     for item, choice in zip(items, choices, strict=True):
         if choice >= 0 and choice not in known:
@@ -530,6 +597,7 @@ def _new_stories(
                 "en_title": firsts[k].title if _english(firsts[k].language) else None,
                 "item_count": 1,
                 "created_at": now,
+                "changed_seq": assignment_number(session),
             }
             for k in chunk
         ]
@@ -559,6 +627,7 @@ def _join_all(session: Session, joined: Sequence[tuple[StoredMember, int]]) -> N
             last_seen=case((t.c.last_seen < last, last), else_=t.c.last_seen),
             item_count=t.c.item_count + bindparam("b_n"),
             en_title=func.coalesce(t.c.en_title, bindparam("b_en", type_=t.c.en_title.type)),
+            changed_seq=assignment_number(session),
         )
     )
     rows = [
@@ -593,6 +662,7 @@ def _new_story(session: Session, item: StoredMember, now: datetime) -> int:
         en_title=item.title if _english(item.language) else None,
         item_count=1,
         created_at=now,
+        changed_seq=assignment_number(session),
     )
     session.add(row)
     session.flush()
@@ -606,6 +676,7 @@ def _join(session: Session, story_id: int, item: StoredMember) -> int:
     row.first_seen = min(row.first_seen, item.published)  # backfill may add an older item
     row.last_seen = max(row.last_seen, item.published)
     row.item_count += 1
+    row.changed_seq = assignment_number(session)
     if row.en_title is None and _english(item.language):
         row.en_title = item.title
     session.flush()

@@ -151,6 +151,7 @@ class StoryRow(Base):
     __table_args__ = (
         Index("ix_stories_first_seen", "first_seen"),  # the assignment window
         Index("ix_stories_last_seen", "last_seen"),  # `stories --since`, newest first
+        Index("ix_stories_changed_seq", "changed_seq"),  # what changed since a cache's last look
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -162,6 +163,10 @@ class StoryRow(Base):
     en_title: Mapped[str | None] = mapped_column(Text)
     item_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime]
+    # The assignment that last wrote this row (story_assign_lock.n, bumped
+    # under the assignment lock): a process's story cache reads the rows
+    # changed since its last batch instead of every story in the window.
+    changed_seq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 def include_name(name: str | None, type_: str, _parents: object) -> bool:
@@ -198,8 +203,10 @@ class ItemVectorRow(Base):
 
 
 class StoryAssignLockRow(Base):
-    """One row (id 1) that SQLite's assigners UPDATE first, so the write lock is
-    held before candidates are read. PostgreSQL uses an advisory lock instead."""
+    """One row (id 1) that every assignment UPDATEs first: on SQLite so the
+    write lock is held before candidates are read (PostgreSQL takes an
+    advisory lock before it), and on both so `n` numbers the assignments in
+    commit order (stories.changed_seq)."""
 
     __tablename__ = "story_assign_lock"
 
