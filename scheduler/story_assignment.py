@@ -102,7 +102,10 @@ class StoryAssigner:
     # the model); held per ENCODE_BATCH, never while waiting for the database.
     _encoding: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # Features already computed, by what they are computed from (see `features`):
-    # two generations, the older dropped when the newer outgrows the index.
+    # two generations, the older dropped when the newer outgrows the index
+    # (most entries are the index's own members, shared with it: the memory
+    # the cache adds is its keys and at most a generation of items the index
+    # has let go, ~2-3 KB each).
     _known: dict[tuple[object, ...], ItemFeatures] = field(default_factory=dict, repr=False)
     _known_old: dict[tuple[object, ...], ItemFeatures] = field(default_factory=dict, repr=False)
     # The last assignment number whose writes the index holds; the range of
@@ -162,7 +165,7 @@ class StoryAssigner:
             if known is None:
                 known = self._features(m, concepts)
             self._known[key] = known
-            if len(self._known) > 2 * self.index().members + _KNOWN_SLACK:
+            if len(self._known) > self.index().members + _KNOWN_SLACK:
                 self._known_old, self._known = self._known, {}
         return known
 
@@ -281,7 +284,7 @@ _LOAD_CHUNK = 500  # stories read per query when the cache (re)loads
 COVER_MARGIN = timedelta(hours=24)  # a full read covers the batch's window widened by this
 FULL_READ_EVERY = 600.0  # seconds: a full read at least this often (evicts, heals)
 _NO_CHANGES = 2**62  # `changes(after)` with nothing above it: only the number
-_KNOWN_SLACK = 4_096  # features kept beyond twice the index's members
+_KNOWN_SLACK = 512  # a generation of cached features holds the index's members and this many more
 _CHECKED = 16  # (item, story) pairs of the last batch checked at the next one
 _FEATURE_CHUNK = 512  # items whose features exist at once while deciding
 

@@ -97,6 +97,6 @@ def test_the_cache_stays_bounded_by_the_index() -> None:
     for i in range(30_000):
         a.features(member(i, title=f"Item {i}"), frozenset())
     held = len(a._known) + len(a._known_old)
-    assert held <= 2 * (2 * a.index().members + 4_096) + 2
+    assert held <= 2 * (a.index().members + 512) + 2
     a.reset()
     assert len(a._known) + len(a._known_old) == 0
