@@ -211,7 +211,6 @@ class StoryAssigner:
             or time.monotonic() - self._full_at > FULL_READ_EVERY
         )
         if full:
-            _, number = reader.changes(_NO_CHANGES)
             cover = (since - COVER_MARGIN, until + COVER_MARGIN)
             heads = {h.story_id: h for h in reader.heads_between(*cover)}
             for sid in [s for s in self._heads if s not in heads]:
@@ -223,7 +222,7 @@ class StoryAssigner:
             changed = list(heads.values())
         else:
             assert self._seen is not None and self._covered is not None
-            found, number = reader.changes(self._seen)
+            found = reader.changes(self._seen)
             lo, hi = self._covered
             changed = []
             for h in found:
@@ -233,7 +232,7 @@ class StoryAssigner:
                     index.remove(h.story_id)
                     del self._heads[h.story_id]
         # Every assignment numbered below this one has committed or rolled back.
-        self._seen = number - 1
+        self._seen = reader.number() - 1
         stale = [h for h in changed if self._heads.get(h.story_id) != (h.first_seen, h.item_count)]
         for start in range(0, len(stale), _LOAD_CHUNK):
             chunk = stale[start : start + _LOAD_CHUNK]
@@ -283,7 +282,6 @@ class StoryAssigner:
 _LOAD_CHUNK = 500  # stories read per query when the cache (re)loads
 COVER_MARGIN = timedelta(hours=24)  # a full read covers the batch's window widened by this
 FULL_READ_EVERY = 600.0  # seconds: a full read at least this often (evicts, heals)
-_NO_CHANGES = 2**62  # `changes(after)` with nothing above it: only the number
 _KNOWN_SLACK = 512  # a generation of cached features holds the index's members and this many more
 _CHECKED = 16  # (item, story) pairs of the last batch checked at the next one
 _FEATURE_CHUNK = 512  # items whose features exist at once while deciding

@@ -284,12 +284,15 @@ class _MemoryStories:
             def heads_between(_self, a: datetime, b: datetime) -> list[StoryHead]:
                 return self._heads(a, b)
 
-            def changes(_self, after: int) -> tuple[list[StoryHead], int]:
+            def changes(_self, after: int) -> list[StoryHead]:
                 # No assignment numbers in the fake: every story counts as changed
                 # (a cache compares heads and reloads only those that differ).
                 return self._heads(
                     datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-                ), after + 1
+                )
+
+            def number(_self) -> int:
+                return 0
 
             def members(_self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
                 return self._story_members(story_ids, encoder)

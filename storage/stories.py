@@ -115,10 +115,10 @@ class StoryReader(Protocol):
     A cache that holds the window already asks less: `window()` is the
     batch's [since, until]; `heads_between` the heads of a range it chooses
     (wider than the window, so that the next batches fall inside it);
-    `changes(after)` the heads of the stories written by assignments after
-    `after` (any first_seen) and the number of this assignment, which every
-    earlier one is below (assignments are numbered in commit order under the
-    lock; `after` = None: none known, every story counts as changed)."""
+    `changes(after)` the heads of the stories written by assignments numbered
+    above `after` (any first_seen); `number()` the number of this assignment,
+    which every earlier one is below (assignments are numbered in commit order
+    under the lock)."""
 
     def heads(self) -> list[StoryHead]: ...
 
@@ -126,7 +126,9 @@ class StoryReader(Protocol):
 
     def heads_between(self, since: datetime, until: datetime) -> list[StoryHead]: ...
 
-    def changes(self, after: int) -> tuple[list[StoryHead], int]: ...
+    def changes(self, after: int) -> list[StoryHead]: ...
+
+    def number(self) -> int: ...
 
     def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]: ...
 
@@ -397,14 +399,14 @@ class _SqlReader:
     def heads_between(self, since: datetime, until: datetime) -> list[StoryHead]:
         return story_heads(self._s, since, until)
 
-    def changes(self, after: int) -> tuple[list[StoryHead], int]:
-        return changed_heads(self._s, after), assignment_number(self._s)
+    def changes(self, after: int) -> list[StoryHead]:
+        return changed_heads(self._s, after)
+
+    def number(self) -> int:
+        return assignment_number(self._s)
 
     def candidates(self, story_ids: Collection[int]) -> set[int]:
         """Which of `story_ids` are stories of the window (what a choice may be)."""
-        if self._heads is not None:
-            known = {h.story_id for h in self._heads}
-            return {sid for sid in story_ids if sid in known}
         wanted, out = sorted(set(story_ids)), set[int]()
         for start in range(0, len(wanted), CHUNK):
             out.update(

@@ -111,6 +111,9 @@ def test_removed_recipient_receives_nothing_the_other_everything(
     assert got["cancelled"] == Counter({gone_id: 3}) and "pending" not in got
     assert sum(got["sent"].values()) == 3 and gone_id not in got["sent"]
     assert cancelled_reasons(app) == Counter({(gone.target, RECIPIENT_REMOVED): 3})
+    with app.store.transaction() as tx:  # what /metrics' newswatch_outbox_backlog reports
+        backlog = tx.backlog(now=app.now())
+    assert (backlog.cancelled, backlog.sent, backlog.pending) == (3, 3, 0)
     if channel == "email":
         assert [m.rcpt_tos for m in smtp.messages] == [[KEEP]] * 3
     else:

