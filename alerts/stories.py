@@ -41,7 +41,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -85,6 +85,7 @@ _HOME: dict[str, tuple[str, re.Pattern[str]]] = {
     "ru": ("RU", re.compile(r"[А-Яа-яЁё]")),
     "ja": ("JP", re.compile(r"[ぁ-ゟ゠-ヿ]")),
 }
+_T = TypeVar("_T")
 _LEAD_CHARS = 240  # the lead: first sentence of summary/text, at most this long
 
 
@@ -670,16 +671,27 @@ def features(
         vector=np.asarray(vector, dtype=np.float32),
         published=published,
         designators=designators(text),
-        quantities=quantities(_clean(title)),
-        concepts=concepts,
+        quantities=_shared(quantities(_clean(title))),
+        concepts=_shared(concepts),
         language=lang,
-        numbers=frozenset(q.lstrip("~") for q in quantities(text) if _specific(q)),
-        countries=named,
-        kinds=event_kinds(_clean(title)),
-        sites=sites_of_concepts(concepts),
-        incidents=incident_classes(text),
-        periods=periods(_clean(title), published),
+        numbers=_shared(frozenset(q.lstrip("~") for q in quantities(text) if _specific(q))),
+        countries=_shared(named),
+        kinds=_shared(event_kinds(_clean(title))),
+        sites=_shared(sites_of_concepts(concepts)),
+        incidents=_shared(incident_classes(text)),
+        periods=_shared(periods(_clean(title), published)),
     )
+
+
+_EMPTY: frozenset[Any] = frozenset()
+
+
+def _shared(values: frozenset[_T]) -> frozenset[_T]:
+    """One shared object for every empty set of features: since Python 3.10
+    each empty `frozenset()` is a new 216-byte object, and an item's features
+    hold eight sets, most of them empty (a process holds thousands of items'
+    features: the story index and its cache)."""
+    return values if values else _EMPTY
 
 
 def _home(title: str, language: str | None) -> str | None:
@@ -894,6 +906,7 @@ MAX_MEMBERS = 4096
 MAX_SCORED = 6
 MAX_STORY_MEMBERS = 64  # members of one story held (the latest); bounds one story's scoring
 _CHUNK = 128  # items per matrix product (bounds the (chunk x members) block)
+_WIDEN_ROWS = 1024  # float16 rows widened to float32 at a time (1 MB of temporaries)
 Matrix = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.int64]
@@ -925,8 +938,13 @@ class StoryIndex:
       stories (the cap: only ever misses a join, e.g. when the top stories
       are all vetoed, as in a feed of "Item 1", "Item 2", ...).
 
-    Memory: ~3 KB per member (float32 row, float16 vector in its features,
-    the features), so at most ~12 MB with the default bounds.
+    Memory: per member a row of `dtype` (float32 by default; float16 where
+    every vector given is float16 already, as StoryAssigner's are: the same
+    values in half the memory), plus the features (~2 KB with a float16
+    vector). Dead rows (trimmed, removed) are compacted away once they are a
+    quarter of the matrix, so it holds at most ~8/3 rows per member held
+    (~11,000 rows with the default bounds: 11 MB of float16, 22 MB of float32;
+    growing while up to half the rows were dead, it reached 16,384).
     Not thread-safe: one assigner at a time, which the database lock
     guarantees anyway.
     """
@@ -939,8 +957,12 @@ class StoryIndex:
         max_members: int = MAX_MEMBERS,
         max_scored: int = MAX_SCORED,
         max_story_members: int = MAX_STORY_MEMBERS,
+        dtype: type[np.floating[Any]] = np.float32,
     ) -> None:
         self.params = params
+        # The rows' precision; products are always float32 (a float16 row is
+        # widened exactly, so decisions on float16 vectors are the same).
+        self.dtype = np.dtype(dtype)
         self.window = window
         self.max_members = max(1, max_members)
         self.max_scored = max(1, max_scored)
@@ -953,7 +975,7 @@ class StoryIndex:
         self._stories: dict[int, Candidate] = {}
         self._rows_of: dict[int, list[int]] = {}
         self._dim = 0
-        self._vec = np.zeros((0, 0), dtype=np.float32)
+        self._vec = np.zeros((0, 0), dtype=self.dtype)
         self._owner = np.zeros(0, dtype=np.int64)
         self._when = np.zeros(0, dtype=np.float64)  # published, epoch seconds
         self._key = np.zeros(0, dtype=np.int64)
@@ -986,10 +1008,13 @@ class StoryIndex:
         """Room for `extra` more rows without moving any (compacting dead rows first)."""
         if self._dim == 0:
             self._dim = dim
-            self._vec = np.zeros((0, dim), dtype=np.float32)
+            self._vec = np.zeros((0, dim), dtype=self.dtype)
         if self._n + extra <= self._vec.shape[0]:
             return
-        if self._live * 2 < self._n:  # mostly dead rows: compact before growing
+        # A quarter of the rows dead: compact before growing (a copy of at most
+        # three live rows per row freed; at half, the matrix doubled to ~4x the
+        # live rows: 32 MB of float32 for 4,096 members).
+        if (self._n - self._live) * 4 >= self._n:
             self._compact()
             if self._n + extra <= self._vec.shape[0]:
                 return
@@ -1018,6 +1043,16 @@ class StoryIndex:
         self._feat.extend([None] * (self._vec.shape[0] - len(self._feat)))
         self._rows_of = {s: [remap[r] for r in rows] for s, rows in self._rows_of.items()}
         self._n = len(keep)
+
+    def _rows32(self, rows: Rows) -> Matrix:
+        """The vectors of `rows` as float32 (a copy; a float16 matrix is
+        widened a block at a time, never whole)."""
+        if self._vec.dtype == np.float32:
+            return self._vec[rows]
+        out = np.empty((len(rows), self._dim), dtype=np.float32)
+        for start in range(0, len(rows), _WIDEN_ROWS):
+            out[start : start + _WIDEN_ROWS] = self._vec[rows[start : start + _WIDEN_ROWS]]
+        return out
 
     def _language(self, language: str | None) -> int:
         if language is None:
@@ -1224,7 +1259,7 @@ class StoryIndex:
             self._reserve(batch.shape[1], len(chunk))  # no row moves within the chunk
             held = np.flatnonzero(self._alive[: self._n]).astype(np.int64)
             base = self._n
-            bound = batch @ self._vec[held].T
+            bound = batch @ self._rows32(held).T
             bound += self._bounds(
                 chunk, self._has_concepts[held], self._has_numbers[held], self._lang[held]
             )

@@ -205,6 +205,7 @@ def run_crawls(
         if label == "first":
             results["alerts"] = _alert_latency(app, wall_start)
             pending = _pending(app)
+            crawled_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             cpu_before, started = _cpu(), time.perf_counter()
             drained = drain_stories(ctx, one_shot=True)  # as `newswatch crawl` does
             results["drain"] = (
@@ -212,6 +213,11 @@ def run_crawls(
                 _cpu()[0] - cpu_before[0],
                 pending,
                 drained,
+            )
+            # the crawler's peak before and after the drain (issue #15's breakdown)
+            results["rss_drain"] = (
+                crawled_kb,
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             )
     app.close()
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -462,6 +468,13 @@ def print_table(rows: list[tuple[str, Any]]) -> None:
                     f"{pending} items pending after the crawl, {drained} assigned; "
                     f"cpu {cpu:.1f} s"
                 )
+                if "rss_drain" in result:
+                    before_kb, after_kb = result["rss_drain"]
+                    print(
+                        f"{db + ' drain memory':<22} {'':>8} {'':>7}  {'':>6}  crawler peak "
+                        f"{before_kb / 1024:.0f} MB after the crawl, {after_kb / 1024:.0f} MB "
+                        f"after the drain; {1000 * cpu / max(drained, 1):.2f} ms cpu per item"
+                    )
                 print(
                     f"{db + ' alerts queued':<22} {'':>8} {'':>7}  {'':>6}  "
                     f"{n} outbox rows, median {mid:.2f} s, last {last:.2f} s after the start"

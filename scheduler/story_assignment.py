@@ -35,8 +35,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from alerts.alert_records import Document, WatchlistMatch
 from alerts.embedding import Encoder, Vectors, embed_items, vector_version
@@ -128,7 +130,8 @@ class StoryAssigner:
 
     def index(self) -> StoryIndex:
         if self._index is None:
-            self._index = StoryIndex(params_for(self.encoder().name), self.window)
+            # float16 rows: every vector it is given is float16 already (`_features`)
+            self._index = StoryIndex(params_for(self.encoder().name), self.window, dtype=np.float16)
         return self._index
 
     def reset(self) -> None:
@@ -150,7 +153,7 @@ class StoryAssigner:
         (bench/scale.py --replica-cpu). The key holds what the features are
         computed from (a hash of the text, not the text itself), so an item
         whose text, concepts or vector changed is computed anew."""
-        concepts = m.concepts | extra
+        concepts = (m.concepts | extra) if extra else m.concepts
         key = (
             m.item_id,
             hash((m.title, m.summary, m.body)),
@@ -297,15 +300,17 @@ def encode(assigner: StoryAssigner, triples: Sequence[tuple[str, str, str]]) -> 
     fails (assignment then uses zero vectors: no alert is lost to this step)."""
     try:
         enc = assigner.encoder()
-        parts = []
+        if not triples:
+            return None
+        # the stored precision, half the memory; filled in place (no second copy)
+        out: npt.NDArray[Any] = np.empty((len(triples), enc.dim), dtype=np.float16)
         for i in range(0, len(triples), ENCODE_BATCH):
             with assigner._encoding:
-                rows = embed_items(enc, triples[i : i + ENCODE_BATCH])
-            parts.append(rows.astype(np.float16))  # the stored precision, half the memory
+                out[i : i + ENCODE_BATCH] = embed_items(enc, triples[i : i + ENCODE_BATCH])
     except Exception as e:
         log.error("story_encode status=failed items=%d error=%r", len(triples), str(e)[:200])
         return None
-    return np.concatenate(parts) if parts else None
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -501,12 +506,17 @@ def _assign_some(
         return 0
     missing = [m for m in members if m.vector is None]
     vectors = encode(assigner, [(m.title, m.summary, m.body) for m in missing])
+    rows = [] if vectors is None else [(m.item_id, vectors[i]) for i, m in enumerate(missing)]
+    # Only the ids from here on: the assignment reads the members again, a chunk
+    # at a time, and a one-shot batch's texts (5,000 bodies, ~16 MB) need not
+    # stay meanwhile.
+    item_ids = [m.item_id for m in members]
+    del members, missing, vectors
     with store.transaction() as tx:
-        if vectors is not None:
-            tx.save_story_vectors(
-                [(m.item_id, vectors[i]) for i, m in enumerate(missing)], encoder=identity
-            )
-        done = _assign(assigner, tx, [m.item_id for m in members], {}, now(), identity)
+        if rows:
+            tx.save_story_vectors(rows, encoder=identity)
+        del rows
+        done = _assign(assigner, tx, item_ids, {}, now(), identity)
     log.info("stories_assigned status=ok items=%d", len(done))
     return len(done)
 

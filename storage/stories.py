@@ -219,10 +219,13 @@ def _members(
             language=row.language,
             published=row.published,
             vector=decode_vector(blob) if blob is not None and encoder is not None else None,
-            concepts=concepts.get(row.id, frozenset()),
+            concepts=concepts.get(row.id, _NO_CONCEPTS),
         )
         for row, blob in rows
     ]
+
+
+_NO_CONCEPTS: frozenset[str] = frozenset()  # shared: each empty frozenset() is a new object
 
 
 def _concepts(session: Session, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
