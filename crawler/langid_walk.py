@@ -28,9 +28,10 @@ without bound.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate, islice
 from operator import attrgetter, getitem
 from typing import Any
@@ -92,7 +93,7 @@ class DfaWalk:
 
     def step(self, state: _State, byte: int) -> _State:
         """The state after `byte`, from the model's table; cached within the bounds."""
-        nxt = self._state(self._nextmove[self._rowbase[state.number] + byte])
+        nxt = self._state(int(self._nextmove[self._rowbase[state.number] + byte]))
         if self._edges < MAX_EDGES and self._states.get(state.number) is state:
             state[byte] = nxt
             self._edges += 1
@@ -130,6 +131,20 @@ class DfaWalk:
         return np.log1p(visits[keep]) @ table[keys[keep]] + prior
 
 
+# What this module relies on in py3langid (0.4); without it, the library's own class.
+_NEEDED = (
+    "_raw_score",
+    "_sparse_score",
+    "tk_nextmove",
+    "tk_output",
+    "_rowbase",
+    "nb_pc",
+    "_full_model",
+    "_set_alias_pairs",
+)
+_ARRAY_CODES = {2: "H", 4: "I", 8: "Q"}
+
+
 def load_identifier() -> Any:
     """py3langid's full model (`norm_probs=False`), counting features with DfaWalk.
 
@@ -141,12 +156,101 @@ def load_identifier() -> Any:
     against, the library's own class (only the speed differs). Copies
     (`copy.copy`, then `set_languages`) share the walk and its cache.
     """
-    import numpy as np
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    needed = ("_raw_score", "_sparse_score", "tk_nextmove", "tk_output", "_rowbase", "nb_pc")
-    if not all(hasattr(LanguageIdentifier, name) for name in needed):
+    if not all(hasattr(LanguageIdentifier, name) for name in _NEEDED):
         return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    return _fast_identifier(*_read_model())
+
+
+def load_identifiers(groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """One identifier per group, restricted to its languages as `set_languages`
+    restricts them, all sharing one DfaWalk, and without the full table.
+
+    The full table (100,053 features × 142 languages, float16: 28 MB) is only
+    read to copy out the groups' columns (~9 MB for the crawler's two), and
+    freed before the DFA is read, so the two are never in memory together
+    (the process's peak). Each group's tables are its "full model"
+    (`set_languages(None)` restores the group, not every language). The
+    scores are those of the full model restricted by `set_languages`
+    (tests/unit/test_langid_walk.py)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    if not all(hasattr(LanguageIdentifier, name) for name in _NEEDED):
+        base = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+        out: dict[str, Any] = {}
+        for name, langs in groups.items():
+            out[name] = copy.copy(base)
+            out[name].set_languages(list(langs))
+        return out
+    tables: dict[str, tuple[Any, Any, list[str]]] = {}
+
+    def restrict(ptc: Any, pc: Any, classes: list[str]) -> None:
+        import numpy as np
+
+        for name, langs in groups.items():
+            wanted = set(langs)
+            unknown = wanted - set(classes)
+            if unknown:
+                raise ValueError(f"Unknown language code(s): {unknown}")
+            idx = [i for i, c in enumerate(classes) if c in wanted]  # as set_languages
+            tables[name] = np.take(ptc, idx, axis=1), pc[idx], [classes[i] for i in idx]
+
+    _, _, _, nextmove, row, output = _read_model(restrict)
+    out = {}
+    first = None
+    for name, (ptc, pc, classes) in tables.items():
+        if first is None:
+            first = out[name] = _fast_identifier(ptc, pc, classes, nextmove, row, output)
+            continue
+        ident = copy.copy(first)  # shares the walk and the DFA
+        ident.nb_ptc, ident.nb_pc, ident.nb_classes = ptc, pc, classes
+        ident._full_model = ptc, pc, classes
+        ident._set_alias_pairs()
+        out[name] = ident
+    return out
+
+
+def _read_model(
+    restrict: Callable[[Any, Any, list[str]], None] | None = None,
+) -> tuple[Any, Any, list[str], Any, Any, list[int]]:
+    """py3langid's model file as `py3langid.modelio.load_model` reads it, but for
+    the DFA's `nextmove` (9.8 M uint32, 39 MB): kept as NumPy's array where the
+    library copies it into an `array.array`, with both copies alive for a
+    moment. DfaWalk reads it only on a cache miss. With `restrict`, the table
+    is handed to it and not returned (None), before the DFA is read."""
+    import lzma
+    import shutil
+    import tempfile
+    from array import array
+
+    import numpy as np
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    with tempfile.TemporaryFile(suffix=".npz") as tmp:
+        with lzma.open(MODEL_DIR / MODEL_FILE) as src:
+            shutil.copyfileobj(src, tmp, length=1 << 20)
+        tmp.seek(0)
+        with np.load(tmp, allow_pickle=False) as data:
+            missing = {"nextmove_row", "out_feat"}.difference(data.files)
+            if missing:
+                raise ValueError(f"unsupported py3langid model layout, missing {sorted(missing)}")
+            ptc, pc, classes = data["ptc"], data["pc"], data["classes"].tolist()
+            if restrict is not None:
+                restrict(ptc, pc, classes)
+                ptc = None
+            row = np.ascontiguousarray(data["nextmove_row"])
+            rows = array(_ARRAY_CODES[row.dtype.itemsize])
+            rows.frombytes(row.tobytes())
+            nextmove = data["nextmove"].astype(np.uint32, copy=False)
+            return ptc, pc, classes, nextmove, rows, data["out_feat"].tolist()
+
+
+def _fast_identifier(
+    ptc: Any, pc: Any, classes: list[str], nextmove: Any, row: Any, output: list[int]
+) -> Any:
+    import numpy as np
+    from py3langid.langid import LanguageIdentifier
 
     class FastIdentifier(LanguageIdentifier):  # type: ignore[misc]
         __slots__ = ("_walk",)
@@ -161,6 +265,6 @@ def load_identifier() -> Any:
                 return super()._raw_score(b"")  # no feature: the library's fill value
             return scores
 
-    ident = FastIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    ident = FastIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output, tk_row=row)
     ident._walk = DfaWalk(ident.tk_nextmove, ident._rowbase, ident.tk_output)
     return ident

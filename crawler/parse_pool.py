@@ -7,18 +7,33 @@ to the machine (cores - 1), started with "spawn" (a forked child would inherit t
 parent's threads, locks, sockets and database connections), or None when
 processes cannot be started here (then the caller parses in-process, as
 before). Workers load the language model once, at start, not on the first
-feed they get.
+feed they get, and are started when the pool is made (not on the first
+submit), so their start overlaps whatever the caller does before its first
+parse.
+
+A spawned child normally runs the parent's main script again (as
+`__mp_main__`) before it runs its task, so that functions defined there can
+be unpickled. The parse workers run only importable functions
+(`crawler.feeds.parse_feed`, `_warm_up`), and the main script of a
+`newswatch` process is the console script, whose import is the whole CLI
+(SQLAlchemy, aiohttp, typer, hyperscan, the story code: ~90 MB per worker
+that a parser never uses). So the workers are started with the main
+module hidden from multiprocessing (`_WorkerProcess`): a worker imports
+what parsing needs and nothing else.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
+import sys
+import threading
+import types
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing.context import SpawnContext, SpawnProcess
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +70,38 @@ def _warm_up() -> None:
     detect_language("warm up the language model once per worker process")
 
 
+_START_LOCK = threading.Lock()
+
+
+class _WorkerProcess(SpawnProcess):
+    """A spawned process that does not run the parent's main script first.
+
+    multiprocessing decides what a spawned child imports as its main module
+    from `sys.modules["__main__"]` when the process starts
+    (`multiprocessing.spawn.get_preparation_data`, read synchronously in
+    `start`): a module without `__spec__` or `__file__` (as in `python -c`)
+    gives the child none. The main module is swapped for a bare one only
+    for that call, under a lock; everything else of the start is as usual.
+    """
+
+    def start(self) -> None:
+        with _START_LOCK:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                super().start()
+            finally:
+                sys.modules["__main__"] = main
+
+
+class _WorkerContext(SpawnContext):
+    Process = _WorkerProcess
+
+
+def _started() -> None:
+    """Submitted once per worker when the pool is made: starts the processes."""
+
+
 @contextmanager
 def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
     """A process pool for `parse_feed`, shut down on exit; None if it cannot start."""
@@ -64,13 +111,18 @@ def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
         return
     try:
         pool = ProcessPoolExecutor(
-            max_workers=size, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+            max_workers=size, mp_context=_WorkerContext(), initializer=_warm_up
         )
     except (OSError, ValueError, NotImplementedError) as e:
         log.warning("parse_pool status=unavailable error=%r", str(e))
         yield None
         return
     try:
+        try:
+            for _ in range(size):  # a spawn pool starts a process per submit, up to `size`
+                pool.submit(_started)
+        except (OSError, RuntimeError) as e:  # a broken pool: poll_source parses in-process
+            log.warning("parse_pool status=broken error=%r", str(e))
         yield pool
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

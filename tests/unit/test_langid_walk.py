@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from py3langid.langid import MODEL_FILE, LanguageIdentifier, visit_counts
 
 from crawler import langid_walk, normalize
-from crawler.langid_walk import DfaWalk, load_identifier
+from crawler.langid_walk import DfaWalk, load_identifier, load_identifiers
 from tests.support.feedgen import LANGS, paragraph, sentence
 
 
@@ -82,6 +82,47 @@ def test_classify_is_the_same_on_feed_prose(
         text = sentence(rng, lang) + "\n" + paragraph(rng, lang, rng.randint(1, 6))
         for sample in (text[:200], text[:40], text.upper()[:200]):
             assert ours.classify(sample) == lib.classify(sample), sample
+
+
+GROUPS = {"latin": ["en", "fr", "de", "es", "pl"], "cyrillic": ["ru", "uk", "bg", "sr"]}
+
+
+@pytest.fixture(scope="module")
+def grouped() -> dict[str, LanguageIdentifier]:
+    return load_identifiers(GROUPS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT, st.sampled_from(sorted(GROUPS)))
+def test_grouped_identifiers_classify_as_the_restricted_full_model(
+    models: tuple[LanguageIdentifier, LanguageIdentifier],
+    grouped: dict[str, LanguageIdentifier],
+    text: str,
+    group: str,
+) -> None:
+    lib = copy.copy(models[0])
+    lib.set_languages(GROUPS[group])
+    assert grouped[group].classify(text) == lib.classify(text)
+    assert grouped[group].rank(text) == lib.rank(text)
+
+
+def test_grouped_identifiers_keep_no_full_table(grouped: dict[str, LanguageIdentifier]) -> None:
+    """The 142-language table is not referenced once the groups are cut out
+    of it; the groups share one walk (one DFA, one cache)."""
+    walks = {id(ident._walk) for ident in grouped.values()}
+    assert len(walks) == 1
+    for name, ident in grouped.items():
+        for table in (ident.nb_ptc, ident._full_model[0]):
+            assert table.shape[1] == len(ident.nb_classes)  # aliases: "sr" is two columns
+            assert table.base is None and table.flags["C_CONTIGUOUS"]
+        assert set(ident.nb_classes) == set(GROUPS[name])
+
+
+def test_the_crawlers_identifiers_are_grouped() -> None:
+    other, cyrillic = normalize._identifier("other"), normalize._identifier("cyrillic")
+    assert set(other.nb_classes) == {*normalize._LATIN_LANGS, *normalize._OTHER_LANGS}
+    assert set(cyrillic.nb_classes) == set(normalize._CYRILLIC_LANGS)
+    assert other.nb_ptc.shape[1] == len(other.nb_classes) < 142
 
 
 def test_cache_is_bounded_and_stays_right(

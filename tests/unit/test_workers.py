@@ -73,3 +73,24 @@ def test_a_real_pool_parses_the_same_as_in_process() -> None:
         assert pool is not None
         parsed = asyncio.run(_parse(fetched, NOW, pool))
     assert parsed == asyncio.run(_parse(fetched, NOW, None))
+
+
+def test_workers_do_not_run_the_parents_main_script() -> None:
+    """A spawned child normally runs the parent's main script first (here
+    pytest's, for `newswatch` the whole CLI); the parse workers need none of
+    it. The check runs in the worker (eval of a string: nothing of this
+    process is pickled but the text)."""
+    with parse_pool(1) as pool:
+        assert pool is not None
+        main = "getattr(__import__('sys').modules.get('__mp_main__'), '__file__', None)"
+        ran_main = pool.submit(eval, main).result()
+        imported = pool.submit(eval, "sorted(__import__('sys').modules)").result()
+    assert ran_main is None
+    assert "pytest" not in imported and "sqlalchemy" not in imported
+    assert "crawler.feeds" in imported  # what parsing needs was imported (_warm_up)
+
+
+def test_a_pool_starts_its_workers_when_it_is_made() -> None:
+    with parse_pool(1) as pool:
+        assert isinstance(pool, crawler.parse_pool.ProcessPoolExecutor)
+        assert len(pool._processes) == 1  # before anything was submitted
