@@ -4,7 +4,10 @@ in the same order, so every classification is the same (bit for bit)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -87,9 +90,17 @@ def test_classify_is_the_same_on_feed_prose(
 GROUPS = {"latin": ["en", "fr", "de", "es", "pl"], "cyrillic": ["ru", "uk", "bg", "sr"]}
 
 
-@pytest.fixture(scope="module")
-def grouped() -> dict[str, LanguageIdentifier]:
-    return load_identifiers(GROUPS)
+@pytest.fixture(scope="module", params=["model file", "cache"])
+def grouped(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LanguageIdentifier]]:
+    """The groups read from the model file (writing the cache), then from the cache."""
+    cache = tmp_path_factory.getbasetemp() / "langid-cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(cache))
+        if request.param == "cache":
+            load_identifiers(GROUPS)  # made by an earlier process
+        yield load_identifiers(GROUPS)
 
 
 @settings(max_examples=300, deadline=None)
@@ -114,8 +125,69 @@ def test_grouped_identifiers_keep_no_full_table(grouped: dict[str, LanguageIdent
     for name, ident in grouped.items():
         for table in (ident.nb_ptc, ident._full_model[0]):
             assert table.shape[1] == len(ident.nb_classes)  # aliases: "sr" is two columns
-            assert table.base is None and table.flags["C_CONTIGUOUS"]
+            assert table.flags["C_CONTIGUOUS"]
         assert set(ident.nb_classes) == set(GROUPS[name])
+
+
+def test_the_cache_maps_the_dfa_and_is_read_by_the_next_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_identifiers(GROUPS)
+    (where,) = (tmp_path / "newswatch").iterdir()
+    assert sorted(p.name for p in where.iterdir() if not p.name.startswith("tables-")) == [
+        "nextmove.npy",
+        "output.npy",
+        "row.npy",
+    ]
+    again = load_identifiers(GROUPS)
+    for ident in (*first.values(), *again.values()):
+        assert isinstance(ident.tk_nextmove, np.memmap)  # pages read as the walk needs them
+    text = "Северная Корея развернула комплекс Панцирь"
+    assert again["cyrillic"].rank(text) == first["cyrillic"].rank(text)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "remove"])
+@pytest.mark.parametrize("name", ["nextmove.npy", "output.npy", "row.npy", "tables"])
+def test_a_damaged_cache_is_made_again(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    models: tuple[LanguageIdentifier, LanguageIdentifier],
+    damage: str,
+    name: str,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    load_identifiers(GROUPS)
+    (where,) = (tmp_path / "newswatch").iterdir()
+    (path,) = [p for p in where.iterdir() if p.name.startswith(name)]
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x93NUMPY not really" * 10)
+    else:
+        path.unlink()
+    grouped = load_identifiers(GROUPS)
+    lib = copy.copy(models[0])
+    lib.set_languages(GROUPS["latin"])
+    text = "North Korea fielded the Pantsir system near the border"
+    assert grouped["latin"].rank(text) == lib.rank(text)
+    assert isinstance(grouped["latin"].tk_nextmove, np.memmap)  # written again, and mapped
+
+
+def test_without_a_writable_cache_the_model_file_is_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    models: tuple[LanguageIdentifier, LanguageIdentifier],
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    grouped = load_identifiers(GROUPS)
+    assert not isinstance(grouped["latin"].tk_nextmove, np.memmap)
+    lib = copy.copy(models[0])
+    lib.set_languages(GROUPS["cyrillic"])
+    text = "Северная Корея развернула комплекс"
+    assert grouped["cyrillic"].rank(text) == lib.rank(text)
 
 
 def test_the_crawlers_identifiers_are_grouped() -> None:
