@@ -186,7 +186,8 @@ def load_identifiers(groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     restricted by `set_languages` (tests/unit/test_langid_walk.py).
 
     What this reads is kept uncompressed in a cache directory (`_cached`),
-    the DFA memory-mapped: a process then starts in ~20 ms instead of ~0.6 s
+    the DFA read from its file as needed (`_FileArray`): a process then
+    loads the model in ~0.1 s instead of ~0.7 s
     (the model file is LZMA: ~0.4 s to decompress), and only the DFA rows
     the walk visits are ever read into memory (~1,400 of 104,583 states on
     feed text), not its 39 MB. Without a writable cache directory, the model
@@ -243,8 +244,8 @@ def _model_key() -> str:
 
 
 def _cached(groups: Mapping[str, Sequence[str]]) -> tuple[Tables, Dfa]:
-    """The groups' tables and the DFA: from the cache (the DFA memory-mapped,
-    read-only) if it holds them, else from the model file, written to the
+    """The groups' tables and the DFA: from the cache (the DFA read from its
+    file as needed) if it holds them, else from the model file, written to the
     cache for the next process (each file by an atomic rename: processes
     that start together may all write it, never a half of it).
     Any cache problem means reading the model file, as without a cache."""
@@ -267,7 +268,7 @@ def _cached(groups: Mapping[str, Sequence[str]]) -> tuple[Tables, Dfa]:
     if where is not None:
         try:
             _write_cache(where, tables_file, tables, (nextmove, row, output))
-            return _read_cache(where, tables_file, groups)  # the DFA mapped, not held
+            return _read_cache(where, tables_file, groups)  # the DFA read as needed, not held
         except _UNREADABLE as e:  # read-only home, disk full
             log.info("langid_cache status=unusable dir=%s error=%r", where, str(e))
     return tables, (nextmove, row, output)
@@ -297,13 +298,9 @@ def _read_cache(
 ) -> tuple[Tables, Dfa]:
     import numpy as np
 
-    nextmove, row, output = (np.load(where / f, mmap_mode="r") for f in _DFA_FILES)
-    if (
-        nextmove.ndim != 1
-        or len(nextmove) % 256
-        or len(row) != len(output)
-        or int(row.max()) * 256 >= len(nextmove)
-    ):
+    nextmove = _FileArray(where / _DFA_FILES[0])
+    row, output = (np.load(where / f, mmap_mode="r") for f in _DFA_FILES[1:])
+    if len(nextmove) % 256 or len(row) != len(output) or int(row.max()) * 256 >= len(nextmove):
         raise ValueError("inconsistent DFA in the cache")
     top = int(output.max())  # the highest feature number: a row of every table
     tables: Tables = {}
@@ -315,8 +312,52 @@ def _read_cache(
             if set(classes) != set(langs) or shapes != (2, len(classes), len(classes), True):
                 raise ValueError("inconsistent tables in the cache")
             tables[name] = ptc, pc, classes
-    rows = _as_array(row)
-    return tables, (nextmove, rows, output)
+    return tables, (nextmove, _as_array(row), np.array(output))
+
+
+class _FileArray:
+    """A 1-D little-endian uint32 .npy file, indexed like a sequence: each
+    item read from the file when asked (`os.pread`), nothing held in memory.
+
+    For the DFA's `nextmove` (39 MB), which DfaWalk reads only on a cache
+    miss (a few thousand times per process). A memory map would do the same
+    in principle, but the kernel maps the page cache around each fault
+    (fault-around, large folios): ~1,400 scattered reads made 35 MB of it
+    resident, counted in the worker's RSS."""
+
+    __slots__ = ("_fd", "_len", "_offset")
+
+    def __init__(self, path: Path) -> None:
+        import numpy as np
+
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"{path}: .npy version {version}")
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+        if len(shape) != 1 or fortran or dtype != np.dtype("<u4"):
+            raise ValueError(f"{path}: not a 1-D uint32 array")
+        if size != offset + 4 * shape[0]:
+            raise ValueError(f"{path}: {size} bytes, {offset + 4 * shape[0]} expected")
+        self._offset, self._len = offset, shape[0]
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < self._len:
+            raise IndexError(index)
+        return int.from_bytes(os.pread(self._fd, 4, self._offset + 4 * index), "little")
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.close(self._fd)
 
 
 def _write_cache(where: Path, tables_file: Path, tables: Tables, dfa: Dfa) -> None:
@@ -324,7 +365,11 @@ def _write_cache(where: Path, tables_file: Path, tables: Tables, dfa: Dfa) -> No
 
     where.mkdir(parents=True, exist_ok=True)
     nextmove, row, output = dfa
-    values = (nextmove, np.asarray(row), np.asarray(output, dtype=np.int32))
+    values = (
+        np.asarray(nextmove, dtype="<u4"),
+        np.asarray(row),
+        np.asarray(output, dtype=np.int32),
+    )
     for name, value in zip(_DFA_FILES, values, strict=True):  # written again if unreadable
         _replace(where / name, functools.partial(_save_npy, value=value))
     arrays: dict[str, Any] = {}

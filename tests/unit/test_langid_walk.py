@@ -129,7 +129,7 @@ def test_grouped_identifiers_keep_no_full_table(grouped: dict[str, LanguageIdent
         assert set(ident.nb_classes) == set(GROUPS[name])
 
 
-def test_the_cache_maps_the_dfa_and_is_read_by_the_next_process(
+def test_the_cache_is_written_and_read_by_the_next_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -142,7 +142,7 @@ def test_the_cache_maps_the_dfa_and_is_read_by_the_next_process(
     ]
     again = load_identifiers(GROUPS)
     for ident in (*first.values(), *again.values()):
-        assert isinstance(ident.tk_nextmove, np.memmap)  # pages read as the walk needs them
+        assert isinstance(ident.tk_nextmove, langid_walk._FileArray)  # read as the walk needs it
     text = "Северная Корея развернула комплекс Панцирь"
     assert again["cyrillic"].rank(text) == first["cyrillic"].rank(text)
 
@@ -171,7 +171,7 @@ def test_a_damaged_cache_is_made_again(
     lib.set_languages(GROUPS["latin"])
     text = "North Korea fielded the Pantsir system near the border"
     assert grouped["latin"].rank(text) == lib.rank(text)
-    assert isinstance(grouped["latin"].tk_nextmove, np.memmap)  # written again, and mapped
+    assert isinstance(grouped["latin"].tk_nextmove, langid_walk._FileArray)  # written again
 
 
 def test_without_a_writable_cache_the_model_file_is_read(
@@ -183,7 +183,7 @@ def test_without_a_writable_cache_the_model_file_is_read(
     blocker.write_text("not a directory")
     monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
     grouped = load_identifiers(GROUPS)
-    assert not isinstance(grouped["latin"].tk_nextmove, np.memmap)
+    assert isinstance(grouped["latin"].tk_nextmove, np.ndarray)  # in memory, as before
     lib = copy.copy(models[0])
     lib.set_languages(GROUPS["cyrillic"])
     text = "Северная Корея развернула комплекс"
@@ -287,3 +287,18 @@ NEAR_BOUNDARY = st.lists(
 @example("ABCDEFGHIJKL")  # twelve capitals: just enough letters
 def test_detect_language_equals_the_old_code(text: str) -> None:
     assert normalize.detect_language(text) == old_detect_language(text)
+
+
+def test_the_file_array_reads_what_numpy_wrote(tmp_path: Path) -> None:
+    values = np.array([0, 1, 255, 2**32 - 1, 104_583], dtype="<u4")
+    path = tmp_path / "a.npy"
+    np.save(path, values)
+    array = langid_walk._FileArray(path)
+    assert len(array) == 5 and [array[i] for i in range(5)] == values.tolist()
+    with pytest.raises(IndexError):
+        array[5]
+    with pytest.raises(IndexError):
+        array[-1]
+    np.save(path, values.astype("<u2"))
+    with pytest.raises(ValueError):
+        langid_walk._FileArray(path)  # not uint32: refused, the cache is made again
