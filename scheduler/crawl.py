@@ -479,17 +479,13 @@ async def crawl(
             on_start(len(sources))
         if not sources:
             return report
+        compiled = load_watchlists(ctx.store, expected_bytes=len(sources) * CRAWL_BYTES_PER_SOURCE)
         if parse_workers is None:
             parse_workers = ctx.limits.parse_workers
         if parse_workers is None:
             parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
-        # The workers start (~1 s: interpreter, imports, language model) while
-        # the watchlists compile and the first feeds are fetched.
-        with ctx.pool(parse_workers) as executor:
-            compiled = load_watchlists(
-                ctx.store, expected_bytes=len(sources) * CRAWL_BYTES_PER_SOURCE
-            )
-            async with ctx.http() as client:
+        async with ctx.http() as client:
+            with ctx.pool(parse_workers) as executor:
                 await poll_and_save(ctx, client, sources, compiled, report, done, executor=executor)
     finally:
         unsaved = [src for src in sources if src.id not in saved]

@@ -90,7 +90,27 @@ def test_workers_do_not_run_the_parents_main_script() -> None:
     assert "crawler.feeds" in imported  # what parsing needs was imported (_warm_up)
 
 
-def test_a_pool_starts_its_workers_when_it_is_made() -> None:
+def test_a_pool_starts_no_worker_before_its_first_task() -> None:
+    """A re-crawl that parses nothing must not pay for a worker's start."""
     with parse_pool(1) as pool:
         assert isinstance(pool, crawler.parse_pool.ProcessPoolExecutor)
-        assert len(pool._processes) == 1  # before anything was submitted
+        assert not pool._processes
+
+
+def test_a_parsed_feed_crosses_the_process_boundary_unchanged() -> None:
+    """ParsedFeed pickles as tuples (crawler.feeds.ParsedFeed.__reduce__):
+    every field of every item comes back, dates and None included."""
+    import pickle
+
+    from crawler.crawl_records import Item
+    from crawler.feeds import ParsedFeed
+
+    items = (
+        Item("https://a.example/1", "g1", "T", "S", "Текст", NOW, "ru", "h1", dated=True),
+        Item("https://a.example/2", "g2", "", "", "", NOW, None, "h2", dated=False),
+    )
+    feed = ParsedFeed(items, ttl_seconds=60, title=None, skipped=3, encoding="koi8-r")
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        again = pickle.loads(pickle.dumps(feed, protocol=protocol))
+        assert again == feed and again.items[1].dated is False
+        assert [type(it) for it in again.items] == [Item, Item]
