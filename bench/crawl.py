@@ -233,8 +233,10 @@ def run_crawls(
 
 class ChildPeaks:
     """The largest VmHWM (own peak RSS, kB) of this process's children, read
-    from /proc every 20 ms while they live (VmHWM only grows, so a sample
-    after the peak and before the exit sees it). 0 without /proc."""
+    from /proc every 20 ms while they live. Each child's LAST sample counts:
+    VmHWM only grows within one program, so the last sample before the exit
+    holds its peak, while a sample taken between the fork and the exec reads
+    the parent's memory (vfork: the child still runs in it). 0 without /proc."""
 
     def __init__(self) -> None:
         import threading
@@ -267,7 +269,7 @@ class ChildPeaks:
                 except (OSError, ValueError):
                     continue
                 if hwm:
-                    self.peaks[pid] = max(self.peaks.get(pid, 0), hwm[0])
+                    self.peaks[pid] = hwm[0]
 
     def stop(self) -> None:
         self._stop.set()
