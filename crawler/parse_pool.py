@@ -51,10 +51,11 @@ def default_workers() -> int:
     """One worker per core but one: the main process needs a core of its own.
 
     It fetches, stores and matches every item (~0.4 ms CPU per new item).
-    Each worker holds its own ~115 MB language model (py3langid), so on 2
-    cores a second worker costs 150 MB for ~30 % less time on a 1,000-feed
-    first crawl (bench/crawl.py: 14.2 s and 441 MB vs 20.6 s and 288 MB);
-    callers who prefer speed pass `workers` explicitly.
+    On 2 cores a second worker gave ~30 % less time on a 1,000-feed first
+    crawl for 150 MB more (bench/crawl.py: 14.2 s and 441 MB vs 20.6 s and
+    288 MB, when a worker peaked at ~150 MB; ~65 MB since the language
+    model is cached, docs/notes/crawl-profile.md step 5, not re-measured
+    with two); callers who prefer speed pass `workers` explicitly.
     """
     return max(1, (os.cpu_count() or 1) - 1)
 
