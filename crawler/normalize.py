@@ -7,7 +7,6 @@ sources, so `canonical_url` must be deterministic and idempotent
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 import string
@@ -431,18 +430,16 @@ def count_chars(runs: re.Pattern[str], text: str) -> int:
 
 
 def _identifier(group: str) -> Any:
-    """One py3langid model loaded once per process, restricted per script group."""
+    """One py3langid model loaded once per process, restricted per script
+    group; both groups are made at once, and the full table is not kept
+    (crawler.langid_walk.load_identifiers)."""
     with _identifiers_lock:
-        ident = _identifiers.get(group)
-        if ident is None:
-            base = _identifiers.get("all")
-            if base is None:
-                from crawler.langid_walk import load_identifier  # the model loads here
+        if not _identifiers:
+            from crawler.langid_walk import load_identifiers  # the model loads here
 
-                base = load_identifier()
-                _identifiers["all"] = base
-            ident = copy.copy(base)  # shares the full model; set_languages rebinds the subset
-            langs = _CYRILLIC_LANGS if group == "cyrillic" else (*_LATIN_LANGS, *_OTHER_LANGS)
-            ident.set_languages(list(langs))
-            _identifiers[group] = ident
-        return ident
+            _identifiers.update(
+                load_identifiers(
+                    {"cyrillic": _CYRILLIC_LANGS, "other": (*_LATIN_LANGS, *_OTHER_LANGS)}
+                )
+            )
+        return _identifiers[group]

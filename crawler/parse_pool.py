@@ -7,18 +7,33 @@ to the machine (cores - 1), started with "spawn" (a forked child would inherit t
 parent's threads, locks, sockets and database connections), or None when
 processes cannot be started here (then the caller parses in-process, as
 before). Workers load the language model once, at start, not on the first
-feed they get.
+feed they get. They start on the first submit, not when the pool is made:
+a re-crawl that parses nothing (every feed 304 or unchanged) starts none
+(starting one eagerly cost ~0.3 s of CPU per re-crawl, measured).
+
+A spawned child normally runs the parent's main script again (as
+`__mp_main__`) before it runs its task, so that functions defined there can
+be unpickled. The parse workers run only importable functions
+(`crawler.feeds.parse_feed`, `_warm_up`), and the main script of a
+`newswatch` process is the console script, whose import is the whole CLI
+(SQLAlchemy, aiohttp, typer, hyperscan, the story code: ~90 MB per worker
+that a parser never uses). So the workers are started with the main
+module hidden from multiprocessing (`_WorkerProcess`): a worker imports
+what parsing needs and nothing else.
 """
 
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import signal
+import sys
+import threading
+import types
 from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
+from multiprocessing.context import SpawnContext, SpawnProcess
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +51,11 @@ def default_workers() -> int:
     """One worker per core but one: the main process needs a core of its own.
 
     It fetches, stores and matches every item (~0.4 ms CPU per new item).
-    Each worker holds its own ~115 MB language model (py3langid), so on 2
-    cores a second worker costs 150 MB for ~30 % less time on a 1,000-feed
-    first crawl (bench/crawl.py: 14.2 s and 441 MB vs 20.6 s and 288 MB);
-    callers who prefer speed pass `workers` explicitly.
+    On 2 cores a second worker gave ~30 % less time on a 1,000-feed first
+    crawl for 150 MB more (bench/crawl.py: 14.2 s and 441 MB vs 20.6 s and
+    288 MB, when a worker peaked at ~150 MB; ~65 MB since the language
+    model is cached, docs/notes/crawl-profile.md step 5, not re-measured
+    with two); callers who prefer speed pass `workers` explicitly.
     """
     return max(1, (os.cpu_count() or 1) - 1)
 
@@ -55,6 +71,34 @@ def _warm_up() -> None:
     detect_language("warm up the language model once per worker process")
 
 
+_START_LOCK = threading.Lock()
+
+
+class _WorkerProcess(SpawnProcess):
+    """A spawned process that does not run the parent's main script first.
+
+    multiprocessing decides what a spawned child imports as its main module
+    from `sys.modules["__main__"]` when the process starts
+    (`multiprocessing.spawn.get_preparation_data`, read synchronously in
+    `start`): a module without `__spec__` or `__file__` (as in `python -c`)
+    gives the child none. The main module is swapped for a bare one only
+    for that call, under a lock; everything else of the start is as usual.
+    """
+
+    def start(self) -> None:
+        with _START_LOCK:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                super().start()
+            finally:
+                sys.modules["__main__"] = main
+
+
+class _WorkerContext(SpawnContext):
+    Process = _WorkerProcess
+
+
 @contextmanager
 def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
     """A process pool for `parse_feed`, shut down on exit; None if it cannot start."""
@@ -64,7 +108,7 @@ def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
         return
     try:
         pool = ProcessPoolExecutor(
-            max_workers=size, mp_context=multiprocessing.get_context("spawn"), initializer=_warm_up
+            max_workers=size, mp_context=_WorkerContext(), initializer=_warm_up
         )
     except (OSError, ValueError, NotImplementedError) as e:
         log.warning("parse_pool status=unavailable error=%r", str(e))

@@ -4,14 +4,17 @@ in the same order, so every classification is the same (bit for bit)."""
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from py3langid.langid import MODEL_FILE, LanguageIdentifier, visit_counts
 
 from crawler import langid_walk, normalize
-from crawler.langid_walk import DfaWalk, load_identifier
+from crawler.langid_walk import DfaWalk, load_identifier, load_identifiers
 from tests.support.feedgen import LANGS, paragraph, sentence
 
 
@@ -82,6 +85,116 @@ def test_classify_is_the_same_on_feed_prose(
         text = sentence(rng, lang) + "\n" + paragraph(rng, lang, rng.randint(1, 6))
         for sample in (text[:200], text[:40], text.upper()[:200]):
             assert ours.classify(sample) == lib.classify(sample), sample
+
+
+GROUPS = {"latin": ["en", "fr", "de", "es", "pl"], "cyrillic": ["ru", "uk", "bg", "sr"]}
+
+
+@pytest.fixture(scope="module", params=["model file", "cache"])
+def grouped(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LanguageIdentifier]]:
+    """The groups read from the model file (writing the cache), then from the cache."""
+    cache = tmp_path_factory.getbasetemp() / "langid-cache"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(cache))
+        if request.param == "cache":
+            load_identifiers(GROUPS)  # made by an earlier process
+        yield load_identifiers(GROUPS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXT, st.sampled_from(sorted(GROUPS)))
+def test_grouped_identifiers_classify_as_the_restricted_full_model(
+    models: tuple[LanguageIdentifier, LanguageIdentifier],
+    grouped: dict[str, LanguageIdentifier],
+    text: str,
+    group: str,
+) -> None:
+    lib = copy.copy(models[0])
+    lib.set_languages(GROUPS[group])
+    assert grouped[group].classify(text) == lib.classify(text)
+    assert grouped[group].rank(text) == lib.rank(text)
+
+
+def test_grouped_identifiers_keep_no_full_table(grouped: dict[str, LanguageIdentifier]) -> None:
+    """The 142-language table is not referenced once the groups are cut out
+    of it; the groups share one walk (one DFA, one cache)."""
+    walks = {id(ident._walk) for ident in grouped.values()}
+    assert len(walks) == 1
+    for name, ident in grouped.items():
+        for table in (ident.nb_ptc, ident._full_model[0]):
+            assert table.shape[1] == len(ident.nb_classes)  # aliases: "sr" is two columns
+            assert table.flags["C_CONTIGUOUS"]
+        assert set(ident.nb_classes) == set(GROUPS[name])
+
+
+def test_the_cache_is_written_and_read_by_the_next_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    first = load_identifiers(GROUPS)
+    (where,) = (tmp_path / "newswatch").iterdir()
+    assert sorted(p.name for p in where.iterdir() if not p.name.startswith("tables-")) == [
+        "nextmove.npy",
+        "output.npy",
+        "row.npy",
+    ]
+    again = load_identifiers(GROUPS)
+    for ident in (*first.values(), *again.values()):
+        assert isinstance(ident.tk_nextmove, langid_walk._FileArray)  # read as the walk needs it
+    text = "Северная Корея развернула комплекс Панцирь"
+    assert again["cyrillic"].rank(text) == first["cyrillic"].rank(text)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "remove"])
+@pytest.mark.parametrize("name", ["nextmove.npy", "output.npy", "row.npy", "tables"])
+def test_a_damaged_cache_is_made_again(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    models: tuple[LanguageIdentifier, LanguageIdentifier],
+    damage: str,
+    name: str,
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    load_identifiers(GROUPS)
+    (where,) = (tmp_path / "newswatch").iterdir()
+    (path,) = [p for p in where.iterdir() if p.name.startswith(name)]
+    if damage == "truncate":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif damage == "garbage":
+        path.write_bytes(b"\x93NUMPY not really" * 10)
+    else:
+        path.unlink()
+    grouped = load_identifiers(GROUPS)
+    lib = copy.copy(models[0])
+    lib.set_languages(GROUPS["latin"])
+    text = "North Korea fielded the Pantsir system near the border"
+    assert grouped["latin"].rank(text) == lib.rank(text)
+    assert isinstance(grouped["latin"].tk_nextmove, langid_walk._FileArray)  # written again
+
+
+def test_without_a_writable_cache_the_model_file_is_read(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    models: tuple[LanguageIdentifier, LanguageIdentifier],
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))
+    grouped = load_identifiers(GROUPS)
+    assert isinstance(grouped["latin"].tk_nextmove, np.ndarray)  # in memory, as before
+    lib = copy.copy(models[0])
+    lib.set_languages(GROUPS["cyrillic"])
+    text = "Северная Корея развернула комплекс"
+    assert grouped["cyrillic"].rank(text) == lib.rank(text)
+
+
+def test_the_crawlers_identifiers_are_grouped() -> None:
+    other, cyrillic = normalize._identifier("other"), normalize._identifier("cyrillic")
+    assert set(other.nb_classes) == {*normalize._LATIN_LANGS, *normalize._OTHER_LANGS}
+    assert set(cyrillic.nb_classes) == set(normalize._CYRILLIC_LANGS)
+    assert other.nb_ptc.shape[1] == len(other.nb_classes) < 142
 
 
 def test_cache_is_bounded_and_stays_right(
@@ -174,3 +287,18 @@ NEAR_BOUNDARY = st.lists(
 @example("ABCDEFGHIJKL")  # twelve capitals: just enough letters
 def test_detect_language_equals_the_old_code(text: str) -> None:
     assert normalize.detect_language(text) == old_detect_language(text)
+
+
+def test_the_file_array_reads_what_numpy_wrote(tmp_path: Path) -> None:
+    values = np.array([0, 1, 255, 2**32 - 1, 104_583], dtype="<u4")
+    path = tmp_path / "a.npy"
+    np.save(path, values)
+    array = langid_walk._FileArray(path)
+    assert len(array) == 5 and [array[i] for i in range(5)] == values.tolist()
+    with pytest.raises(IndexError):
+        array[5]
+    with pytest.raises(IndexError):
+        array[-1]
+    np.save(path, values.astype("<u2"))
+    with pytest.raises(ValueError):
+        langid_walk._FileArray(path)  # not uint32: refused, the cache is made again

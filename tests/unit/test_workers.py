@@ -73,3 +73,44 @@ def test_a_real_pool_parses_the_same_as_in_process() -> None:
         assert pool is not None
         parsed = asyncio.run(_parse(fetched, NOW, pool))
     assert parsed == asyncio.run(_parse(fetched, NOW, None))
+
+
+def test_workers_do_not_run_the_parents_main_script() -> None:
+    """A spawned child normally runs the parent's main script first (here
+    pytest's, for `newswatch` the whole CLI); the parse workers need none of
+    it. The check runs in the worker (eval of a string: nothing of this
+    process is pickled but the text)."""
+    with parse_pool(1) as pool:
+        assert pool is not None
+        main = "getattr(__import__('sys').modules.get('__mp_main__'), '__file__', None)"
+        ran_main = pool.submit(eval, main).result()
+        imported = pool.submit(eval, "sorted(__import__('sys').modules)").result()
+    assert ran_main is None
+    assert "pytest" not in imported and "sqlalchemy" not in imported
+    assert "crawler.feeds" in imported  # what parsing needs was imported (_warm_up)
+
+
+def test_a_pool_starts_no_worker_before_its_first_task() -> None:
+    """A re-crawl that parses nothing must not pay for a worker's start."""
+    with parse_pool(1) as pool:
+        assert isinstance(pool, crawler.parse_pool.ProcessPoolExecutor)
+        assert not pool._processes
+
+
+def test_a_parsed_feed_crosses_the_process_boundary_unchanged() -> None:
+    """ParsedFeed pickles as tuples (crawler.feeds.ParsedFeed.__reduce__):
+    every field of every item comes back, dates and None included."""
+    import pickle
+
+    from crawler.crawl_records import Item
+    from crawler.feeds import ParsedFeed
+
+    items = (
+        Item("https://a.example/1", "g1", "T", "S", "Текст", NOW, "ru", "h1", dated=True),
+        Item("https://a.example/2", "g2", "", "", "", NOW, None, "h2", dated=False),
+    )
+    feed = ParsedFeed(items, ttl_seconds=60, title=None, skipped=3, encoding="koi8-r")
+    for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
+        again = pickle.loads(pickle.dumps(feed, protocol=protocol))
+        assert again == feed and again.items[1].dated is False
+        assert [type(it) for it in again.items] == [Item, Item]
