@@ -17,7 +17,7 @@ import pytest
 from alerts.embedding import HashingEncoder
 from alerts.stories import ItemFeatures, StoryIndex, params_for
 from crawler.crawl_records import Item
-from scheduler.story_assignment import StoryAssigner, assign_new, encode
+from scheduler.story_assignment import StoryAssigner, _assign, assign_new, encode
 from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
@@ -244,3 +244,32 @@ def test_held_lists_the_members_by_key() -> None:
     assert index.held(4) == {}
     index.remove(3)
     assert index.held(3) == {}
+
+
+@pytest.mark.parametrize("differs", [False, True], ids=["same", "vector_differs"])
+def test_features_computed_before_the_lock_are_used_under_it(store: Store, differs: bool) -> None:
+    """The drain computes its batch's features before the assignment lock
+    (`StoryAssigner.ready`); the decision under the lock uses them for an item
+    read there with the same key and vector, and computes them anew otherwise."""
+    src = source(store)
+    a = assigner()
+    its = [item(n, hours=n) for n in range(3)]
+    vectors = encode(a, [(it.title, it.summary, it.text) for it in its])
+    assert vectors is not None
+    with store.transaction() as tx:
+        ids = list(tx.store_items(src, its, T0).values())
+        tx.save_story_vectors(list(zip(ids, vectors, strict=True)), encoder=a.identity())
+    with store.transaction() as tx:
+        stored = tx.items_without_story(10, encoder=a.identity(), ids=ids)
+    seen = stored
+    if differs:  # as if another process had stored another vector meanwhile
+        seen = [dataclasses.replace(m, vector=-np.asarray(m.vector)) for m in stored]
+    ready = a.ready(seen)
+    with store.transaction() as tx:
+        done = _assign(a, tx, ids, {}, T0, a.identity(), ready)
+    assert len(done) == len(ids)
+    fresh = StoryAssigner(lambda: ENCODER, WINDOW)
+    for m in stored:
+        used = a.index().held(done[m.item_id])[m.item_id]
+        assert (used is ready[m.item_id][2]) is not differs
+        assert view(used) == view(fresh.features(m, frozenset()))  # what the lock reads
