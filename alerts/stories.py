@@ -1002,6 +1002,16 @@ class StoryIndex:
     def story_ids(self) -> list[int]:
         return list(self._stories)
 
+    def held(self, story_id: int) -> dict[int, ItemFeatures]:
+        """{key: features} of the members of `story_id` the index holds (the
+        key is the item id when one was given)."""
+        out: dict[int, ItemFeatures] = {}
+        for row in self._rows_of.get(story_id, []):
+            feat = self._feat[row]
+            if feat is not None and self._alive[row]:
+                out[int(self._key[row])] = feat
+        return out
+
     # ------------------------------------------------------------ rows
 
     def _reserve(self, dim: int, extra: int) -> None:

@@ -47,7 +47,14 @@ from alerts.matching.engine import Matcher
 from alerts.stories import ItemFeatures, StoryIndex, features, params_for
 from crawler.crawl_records import Item, PollOutcome, Source
 from storage.protocol import Store, StoreTransaction
-from storage.stories import DecideBatch, StoredMember, StoryReader
+from storage.stories import (
+    DecideBatch,
+    StoredMember,
+    StoryHead,
+    StoryReader,
+    decode_vector,
+    encode_vector,
+)
 
 log = logging.getLogger("newswatch.stories")
 
@@ -154,23 +161,35 @@ class StoryAssigner:
         computed from (a hash of the text, not the text itself), so an item
         whose text, concepts or vector changed is computed anew."""
         concepts = (m.concepts | extra) if extra else m.concepts
-        key = (
-            m.item_id,
-            hash((m.title, m.summary, m.body)),
-            m.language,
-            m.published,
-            concepts,
-            m.vector is None,
-        )
+        key = _feature_key(m, concepts)
         known = self._known.get(key)
         if known is None:
             known = self._known_old.get(key)
             if known is None:
                 known = self._features(m, concepts)
-            self._known[key] = known
-            if len(self._known) > self.index().members + _KNOWN_SLACK:
-                self._known_old, self._known = self._known, {}
+            self.remember(key, known)
         return known
+
+    def remember(self, key: tuple[object, ...], known: ItemFeatures) -> None:
+        """Cache features under their key (under the lock: the cache is shared)."""
+        self._known[key] = known
+        if len(self._known) > self.index().members + _KNOWN_SLACK:
+            self._known_old, self._known = self._known, {}
+
+    def ready(self, members: Sequence[StoredMember]) -> Ready:
+        """Before the assignment lock: the features of items about to be
+        assigned, keyed as `features` keys them, with the vector they were
+        computed from. The decision under the lock uses one when the item it
+        reads there has the same key and vector (`decider`), so computing
+        features (gazetteer, numbers, places: ~0.2 ms an item, most of a
+        drain batch's CPU) no longer holds the lock that every replica's
+        saves of matched items wait for. Touches no shared state (a crawl's
+        save may decide meanwhile)."""
+        out: Ready = {}
+        for m in members:
+            key = _feature_key(m, m.concepts)
+            out[m.item_id] = (key, m.vector, self._features(m, m.concepts))
+        return out
 
     def _features(self, m: StoredMember, concepts: frozenset[str]) -> ItemFeatures:
         doc = Document(title=m.title, summary=m.summary, language=m.language)
@@ -238,19 +257,38 @@ class StoryAssigner:
         self._seen = reader.number() - 1
         stale = [h for h in changed if self._heads.get(h.story_id) != (h.first_seen, h.item_count)]
         for start in range(0, len(stale), _LOAD_CHUNK):
-            chunk = stale[start : start + _LOAD_CHUNK]
-            loaded = reader.members([h.story_id for h in chunk])
-            for h in chunk:
-                members = loaded.get(h.story_id, [])
-                index.load(
-                    h.story_id,
-                    h.first_seen,
-                    [self.features(m, _NONE) for m in members],
-                    keys=[m.item_id for m in members],
-                )
-                self._heads[h.story_id] = (h.first_seen, h.item_count)
+            self._load(index, reader, stale[start : start + _LOAD_CHUNK])
             index.trim()
         return index
+
+    def _load(self, index: StoryIndex, reader: StoryReader, heads: Sequence[StoryHead]) -> None:
+        """Load these stories as storage holds them, reading whole only the
+        members the index lacks.
+
+        `index.load` of every member keeps a story's `max_story_members`
+        latest by (published, id), so the members it keeps are known from
+        (published, id) alone (`member_keys`, two columns); of those, the
+        ones the index holds already keep their features (computed from the
+        same stored item when it was assigned or read here), and only the
+        others (the new members, or all of a story not held) are read with
+        text, vector and matches. The index ends as it would after reading
+        every member (tests/integration/test_story_incremental_load.py). Before,
+        a story another replica grew was read again with all its members
+        under the assignment lock, at every batch of either replica's
+        saves and drains (bench/scale.py, 10,000 feeds every 10 s)."""
+        cap = index.max_story_members
+        listed = reader.member_keys([h.story_id for h in heads])
+        keep = {h.story_id: [i for _, i in listed.get(h.story_id, [])[-cap:]] for h in heads}
+        held = {sid: index.held(sid) for sid in keep}
+        wanted = [i for sid, ids in keep.items() for i in ids if i not in held[sid]]
+        read = {m.item_id: self.features(m, _NONE) for m in reader.members_of(wanted)}
+        for h in heads:
+            ids = keep[h.story_id]
+            mine = held[h.story_id]
+            index.load(
+                h.story_id, h.first_seen, [mine[i] if i in mine else read[i] for i in ids], keys=ids
+            )
+            self._heads[h.story_id] = (h.first_seen, h.item_count)
 
     def settle(self, assigned: Mapping[int, int]) -> None:
         """After storage wrote the batch: new stories get their ids in the index,
@@ -281,6 +319,21 @@ class StoryAssigner:
                 self._heads[story] = (first, n)
         self._batch, self._reader = [], None
 
+
+def _feature_key(m: StoredMember, concepts: frozenset[str]) -> tuple[object, ...]:
+    """What an item's features are computed from (a hash of the text, not the text)."""
+    return (
+        m.item_id,
+        hash((m.title, m.summary, m.body)),
+        m.language,
+        m.published,
+        concepts,
+        m.vector is None,
+    )
+
+
+# item id -> (its feature key, the vector the features were computed from, the features)
+Ready = dict[int, tuple[tuple[object, ...], npt.NDArray[np.float32] | None, ItemFeatures]]
 
 _LOAD_CHUNK = 500  # stories read per query when the cache (re)loads
 COVER_MARGIN = timedelta(hours=24)  # a full read covers the batch's window widened by this
@@ -405,10 +458,15 @@ def _assign(
     concepts: Mapping[int, frozenset[str]],
     now: datetime,
     identity: tuple[str, str],
+    ready: Ready | None = None,
 ) -> dict[int, int]:
     try:
         done = tx.assign_stories(
-            item_ids, decider(assigner, concepts), window=assigner.window, now=now, encoder=identity
+            item_ids,
+            decider(assigner, concepts, ready),
+            window=assigner.window,
+            now=now,
+            encoder=identity,
         )
         assigner.settle(done)
     except BaseException:
@@ -417,12 +475,29 @@ def _assign(
     return done
 
 
-def decider(assigner: StoryAssigner, concepts: Mapping[int, frozenset[str]]) -> DecideBatch:
+def decider(
+    assigner: StoryAssigner,
+    concepts: Mapping[int, frozenset[str]],
+    ready: Ready | None = None,
+) -> DecideBatch:
     """The pure decision for storage's lock: refresh the assigner's StoryIndex
     from the reader, then assign the batch in the order given ((published,
-    id)); a new story gets the key -k (storage creates it)."""
+    id)); a new story gets the key -k (storage creates it). `ready` are
+    features computed before the lock (`StoryAssigner.ready`); an item whose
+    stored state differs from what they were computed from is computed here."""
 
     keys = iter(range(-1, -(2**62), -1))  # one sequence over the chunks of a batch
+    early = ready or {}
+
+    def feature(m: StoredMember) -> ItemFeatures:
+        extra = concepts.get(m.item_id, _NONE)
+        got = early.get(m.item_id)
+        if got is not None:
+            key, vector, feats = got
+            if key == _feature_key(m, m.concepts | extra) and _same_vector(vector, m.vector):
+                assigner.remember(key, feats)
+                return feats
+        return assigner.features(m, extra)
 
     def decide(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
         if assigner._reader is not reader:  # the batch's first chunk: refresh under the lock
@@ -432,7 +507,7 @@ def decider(assigner: StoryAssigner, concepts: Mapping[int, frozenset[str]]) -> 
         chosen: list[int] = []
         for start in range(0, len(items), _FEATURE_CHUNK):  # features of a chunk at a time
             part = items[start : start + _FEATURE_CHUNK]
-            feats = [assigner.features(m, concepts.get(m.item_id, _NONE)) for m in part]
+            feats = [feature(m) for m in part]
             decided = index.assign_batch(
                 feats, lambda _item: next(keys), keys=[m.item_id for m in part]
             )
@@ -446,6 +521,14 @@ def decider(assigner: StoryAssigner, concepts: Mapping[int, frozenset[str]]) -> 
 
 
 _NONE: frozenset[str] = frozenset()
+
+
+def _same_vector(
+    a: npt.NDArray[np.floating[Any]] | None, b: npt.NDArray[np.floating[Any]] | None
+) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.array_equal(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
 
 
 def assign_unassigned(
@@ -506,17 +589,22 @@ def _assign_some(
         return 0
     missing = [m for m in members if m.vector is None]
     vectors = encode(assigner, [(m.title, m.summary, m.body) for m in missing])
+    if vectors is not None:
+        got = {m.item_id: decode_vector(encode_vector(vectors[i])) for i, m in enumerate(missing)}
+        members = [replace(m, vector=got[m.item_id]) if m.item_id in got else m for m in members]
+        del got
+    ready = assigner.ready(members)  # before the transaction: not under the lock
     rows = [] if vectors is None else [(m.item_id, vectors[i]) for i, m in enumerate(missing)]
-    # Only the ids from here on: the assignment reads the members again, a chunk
-    # at a time, and a one-shot batch's texts (5,000 bodies, ~16 MB) need not
-    # stay meanwhile.
+    # Only the ids (and the features made above) from here on: the assignment
+    # reads the members again, a chunk at a time, and a one-shot batch's texts
+    # (5,000 bodies, ~16 MB) need not stay meanwhile.
     item_ids = [m.item_id for m in members]
     del members, missing, vectors
     with store.transaction() as tx:
         if rows:
             tx.save_story_vectors(rows, encoder=identity)
         del rows
-        done = _assign(assigner, tx, item_ids, {}, now(), identity)
+        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready)
     log.info("stories_assigned status=ok items=%d", len(done))
     return len(done)
 

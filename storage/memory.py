@@ -297,6 +297,20 @@ class _MemoryStories:
             def members(_self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
                 return self._story_members(story_ids, encoder)
 
+            def member_keys(
+                _self, story_ids: Sequence[int]
+            ) -> dict[int, list[tuple[datetime, int]]]:
+                wanted = set(story_ids)
+                out: dict[int, list[tuple[datetime, int]]] = {}
+                for i, r in t.items.items():
+                    if r.story_id in wanted:
+                        out.setdefault(r.story_id, []).append((r.item.published, i))
+                return {sid: sorted(rows) for sid, rows in out.items()}
+
+            def members_of(_self, item_ids: Sequence[int]) -> list[StoredMember]:
+                found = [self._member(i, encoder) for i in item_ids if i in t.items]
+                return sorted(found, key=lambda m: (m.published, m.item_id))
+
             def stories_of(_self, ids: Sequence[int]) -> dict[int, int | None]:
                 return {i: (t.items[i].story_id if i in t.items else None) for i in ids}
 

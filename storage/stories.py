@@ -118,7 +118,10 @@ class StoryReader(Protocol):
     `changes(after)` the heads of the stories written by assignments numbered
     above `after` (any first_seen); `number()` the number of this assignment,
     which every earlier one is below (assignments are numbered in commit order
-    under the lock)."""
+    under the lock). `member_keys(ids)` lists the members of stories as
+    (published, item id) only, in that order, and `members_of(item_ids)` reads
+    some items whole: a cache that holds a story grown elsewhere reads only
+    the members it lacks instead of every member again."""
 
     def heads(self) -> list[StoryHead]: ...
 
@@ -131,6 +134,10 @@ class StoryReader(Protocol):
     def number(self) -> int: ...
 
     def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]: ...
+
+    def member_keys(self, story_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int]]]: ...
+
+    def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]: ...
 
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]: ...
 
@@ -353,6 +360,26 @@ def story_members(
     return dict(grouped)
 
 
+def member_keys(
+    session: Session, story_ids: Sequence[int]
+) -> dict[int, list[tuple[datetime, int]]]:
+    """{story id: (published, item id) of its members, in that order}: two
+    columns by ix_items_story_id, without the text, vectors and matches
+    that `story_members` reads."""
+    grouped: dict[int, list[tuple[datetime, int]]] = defaultdict(list)
+    for start in range(0, len(story_ids), CHUNK):
+        chunk = list(story_ids[start : start + CHUNK])
+        for story_id, published, item_id in session.execute(
+            select(ItemRow.story_id, ItemRow.published, ItemRow.id).where(
+                ItemRow.story_id.in_(chunk)
+            )
+        ):
+            grouped[story_id or 0].append((published, item_id))
+    for rows in grouped.values():
+        rows.sort()
+    return dict(grouped)
+
+
 def story_heads(session: Session, since: datetime, until: datetime) -> list[StoryHead]:
     """Stories whose first item lies in [since, until], without members."""
     rows = session.execute(
@@ -425,6 +452,12 @@ class _SqlReader:
 
     def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
         return story_members(self._s, story_ids, self._encoder)
+
+    def member_keys(self, story_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int]]]:
+        return member_keys(self._s, story_ids)
+
+    def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]:
+        return members_of(self._s, item_ids, self._encoder)
 
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
         return stories_of(self._s, item_ids)
