@@ -270,8 +270,9 @@ class StoryAssigner:
         (published, id) alone (`member_keys`, two columns); of those, the
         ones the index holds already keep their features (computed from the
         same stored item when it was assigned or read here), and only the
-        others (the new members, or all of a story not held) are read with
-        text, vector and matches. The index ends as it would after reading
+        others (the new members, all of a story not held, and a held member
+        whose stored concepts differ from its features', as after a backfill)
+        are read with text, vector and matches. The index ends as it would after reading
         every member (tests/integration/test_story_incremental_load.py). Before,
         a story another replica grew was read again with all its members
         under the assignment lock, at every batch of either replica's
@@ -280,6 +281,13 @@ class StoryAssigner:
         listed = reader.member_keys([h.story_id for h in heads])
         keep = {h.story_id: [i for _, i in listed.get(h.story_id, [])[-cap:]] for h in heads}
         held = {sid: index.held(sid) for sid in keep}
+        # a held member whose matches changed since (a backfill) is read again
+        on_file = reader.concepts_of(
+            [i for sid, ids in keep.items() for i in ids if i in held[sid]]
+        )
+        for mine in held.values():
+            for i in [i for i, f in mine.items() if f.concepts != on_file.get(i, _NONE)]:
+                del mine[i]
         wanted = [i for sid, ids in keep.items() for i in ids if i not in held[sid]]
         read = {m.item_id: self.features(m, _NONE) for m in reader.members_of(wanted)}
         for h in heads:

@@ -311,6 +311,10 @@ class _MemoryStories:
                 found = [self._member(i, encoder) for i in item_ids if i in t.items]
                 return sorted(found, key=lambda m: (m.published, m.item_id))
 
+            def concepts_of(_self, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+                found = {i: self._member(i, encoder).concepts for i in item_ids if i in t.items}
+                return {i: c for i, c in found.items() if c}
+
             def stories_of(_self, ids: Sequence[int]) -> dict[int, int | None]:
                 return {i: (t.items[i].story_id if i in t.items else None) for i in ids}
 

@@ -121,7 +121,10 @@ class StoryReader(Protocol):
     under the lock). `member_keys(ids)` lists the members of stories as
     (published, item id) only, in that order, and `members_of(item_ids)` reads
     some items whole: a cache that holds a story grown elsewhere reads only
-    the members it lacks instead of every member again."""
+    the members it lacks instead of every member again. `concepts_of(item_ids)`
+    gives the items' watchlist concepts as stored now (a backfill adds
+    matches to items already in a story), so a held member whose concepts
+    changed is read again."""
 
     def heads(self) -> list[StoryHead]: ...
 
@@ -138,6 +141,8 @@ class StoryReader(Protocol):
     def member_keys(self, story_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int]]]: ...
 
     def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]: ...
+
+    def concepts_of(self, item_ids: Sequence[int]) -> dict[int, frozenset[str]]: ...
 
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]: ...
 
@@ -458,6 +463,9 @@ class _SqlReader:
 
     def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]:
         return members_of(self._s, item_ids, self._encoder)
+
+    def concepts_of(self, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        return _concepts(self._s, item_ids)
 
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
         return stories_of(self._s, item_ids)

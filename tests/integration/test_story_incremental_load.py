@@ -23,6 +23,7 @@ from storage.protocol import Store
 from storage.repository import SqlStore
 from storage.stories import StoredMember, StoryHead, StoryReader
 from tests.conftest import BACKENDS, Database, _empty
+from tests.integration.test_store_contract import match, watchlist
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -132,6 +133,9 @@ class Counting:
         self.whole += len(got)
         return got
 
+    def concepts_of(self, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        return self.r.concepts_of(item_ids)
+
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
         return self.r.stories_of(item_ids)
 
@@ -227,6 +231,43 @@ def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
     assert isinstance(lacked, set)
     assert seen["whole"] == len(lacked)
     assert 0 < len(lacked) < 41 - CAP
+
+
+def test_a_held_member_whose_matches_changed_is_read_again(store: Store) -> None:
+    """A backfill records matches for items already in stories: when another
+    replica grows such a story, the members this replica holds with their old
+    concepts are read again, so the index still ends as a full read (the
+    concepts count in the story score)."""
+    src = source(store)
+    mine, other = assigner(), assigner()
+    first = crawl(mine, store, src, [item(n, hours=n) for n in range(16)])
+    with store.transaction() as tx:  # the backfill: a match on every item mine assigned
+        tx.save_watchlists([watchlist("w", "https://hook/1")], T0)
+        active = tx.get_watchlist("w")
+        for item_id in first:
+            tx.record_matches(item_id, [(active, match("w"))], T0, alert=False)
+    # another replica grows them with earlier items: the members mine holds
+    # stay the latest, the ones kept
+    grown = crawl(other, store, src, [item(n, hours=-1 - n) for n in range(16, 24)])
+    assert set(grown.values()) & set(first.values())
+
+    seen: dict[str, object] = {}
+
+    def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
+        got = mine.refresh(reader)
+        seen["got"] = snapshot(got)
+        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
+        seen["concepts"] = {
+            i for sid in got.story_ids() for i, f in got.held(sid).items() if f.concepts
+        }
+        return [-(k + 1) for k in range(len(items))]
+
+    with store.transaction() as tx:
+        ids = tx.store_items(src, [item(41, hours=30)], T0)
+        tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
+
+    assert seen["concepts"]  # not vacuous: held members carry the backfilled concepts
+    assert seen["got"] == seen["want"]
 
 
 def test_held_lists_the_members_by_key() -> None:
