@@ -24,6 +24,7 @@ from storage.repository import SqlStore
 from storage.stories import StoredMember, StoryHead, StoryReader
 from tests.conftest import BACKENDS, Database, _empty
 from tests.integration.test_store_contract import match, watchlist
+from tests.integration.test_story_index_cache import source
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -73,18 +74,6 @@ def item(n: int, hours: float) -> Item:
         language="en",
         content_hash=f"h{n}",
     )
-
-
-def source(store: Store) -> int:
-    with store.transaction() as tx:
-        return tx.add_source(
-            name="wire",
-            url="https://news.example/feed",
-            kind="feed",
-            every_seconds=900,
-            links_css=None,
-            now=T0,
-        ).id
 
 
 def crawl(a: StoryAssigner, store: Store, src: int, items: Sequence[Item]) -> dict[int, int]:
