@@ -174,6 +174,26 @@ def test_a_damaged_cache_is_made_again(
     assert isinstance(grouped["latin"].tk_nextmove, langid_walk._FileArray)  # written again
 
 
+@pytest.mark.parametrize("at", [0.0, 0.5, 1.0])
+def test_a_cache_with_a_move_to_no_state_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: float
+) -> None:
+    """A DFA file of the right size whose bytes were changed in place (a move
+    to a state that does not exist) is not used: it would raise in the walk
+    of some later text. It is written again, as the model file gives it."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    load_identifiers(GROUPS)
+    (where,) = (tmp_path / "newswatch").iterdir()
+    path = where / "nextmove.npy"
+    good = path.read_bytes()
+    count = len(langid_walk._FileArray(path))
+    offset = len(good) - 4 * count + 4 * min(count - 1, int(count * at))
+    path.write_bytes(good[:offset] + b"\xff\xff\xff\x7f" + good[offset + 4 :])
+    grouped = load_identifiers(GROUPS)
+    assert path.read_bytes() == good
+    assert isinstance(grouped["latin"].tk_nextmove, langid_walk._FileArray)
+
+
 def test_without_a_writable_cache_the_model_file_is_read(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
