@@ -47,14 +47,7 @@ from alerts.matching.engine import Matcher
 from alerts.stories import ItemFeatures, StoryIndex, features, params_for
 from crawler.crawl_records import Item, PollOutcome, Source
 from storage.protocol import Store, StoreTransaction
-from storage.stories import (
-    DecideBatch,
-    StoredMember,
-    StoryHead,
-    StoryReader,
-    decode_vector,
-    encode_vector,
-)
+from storage.stories import DecideBatch, StoredMember, StoryHead, StoryReader
 
 log = logging.getLogger("newswatch.stories")
 
@@ -341,7 +334,7 @@ def _feature_key(m: StoredMember, concepts: frozenset[str]) -> tuple[object, ...
 
 
 # item id -> (its feature key, the vector the features were computed from, the features)
-Ready = dict[int, tuple[tuple[object, ...], npt.NDArray[np.float32] | None, ItemFeatures]]
+Ready = dict[int, tuple[tuple[object, ...], npt.NDArray[np.floating[Any]] | None, ItemFeatures]]
 
 _LOAD_CHUNK = 500  # stories read per query when the cache (re)loads
 COVER_MARGIN = timedelta(hours=24)  # a full read covers the batch's window widened by this
@@ -536,7 +529,7 @@ def _same_vector(
 ) -> bool:
     if a is None or b is None:
         return a is None and b is None
-    return bool(np.array_equal(np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)))
+    return bool(np.array_equal(a, b))  # by value: float16 and float32 compare exactly
 
 
 def assign_unassigned(
@@ -597,17 +590,16 @@ def _assign_some(
         return 0
     missing = [m for m in members if m.vector is None]
     vectors = encode(assigner, [(m.title, m.summary, m.body) for m in missing])
-    if vectors is not None:
-        got = {m.item_id: decode_vector(encode_vector(vectors[i])) for i, m in enumerate(missing)}
-        members = [replace(m, vector=got[m.item_id]) if m.item_id in got else m for m in members]
-        del got
+    # the new vectors are float16, as storage keeps them: what the lock will read
+    fresh = {} if vectors is None else dict(zip([m.item_id for m in missing], vectors, strict=True))
+    members = [replace(m, vector=fresh[m.item_id]) if m.item_id in fresh else m for m in members]
     ready = assigner.ready(members)  # before the transaction: not under the lock
-    rows = [] if vectors is None else [(m.item_id, vectors[i]) for i, m in enumerate(missing)]
+    rows = list(fresh.items())
     # Only the ids (and the features made above) from here on: the assignment
     # reads the members again, a chunk at a time, and a one-shot batch's texts
     # (5,000 bodies, ~16 MB) need not stay meanwhile.
     item_ids = [m.item_id for m in members]
-    del members, missing, vectors
+    del members, missing, vectors, fresh
     with store.transaction() as tx:
         if rows:
             tx.save_story_vectors(rows, encoder=identity)

@@ -10,7 +10,10 @@ import pytest
 from sqlalchemy import Engine
 
 from storage.db import make_engine
-from tests.conftest import BACKENDS, _pg_database
+from storage.memory import MemoryStore
+from storage.protocol import Store
+from storage.repository import SqlStore
+from tests.conftest import BACKENDS, Database, _empty, _pg_database
 
 
 @pytest.fixture(params=BACKENDS)
@@ -26,3 +29,16 @@ def fresh_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Eng
     yield engine
     engine.dispose()
     next(gen, None)
+
+
+@pytest.fixture(params=["memory", *BACKENDS])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A Store on the in-memory fake and on each database (emptied first): the
+    use-cases' contract holds on all of them. A module may define its own."""
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    databases: dict[str, Database] = request.getfixturevalue("_databases")
+    database = databases[request.param]
+    _empty(database)
+    yield SqlStore(database.engine, database.factory)

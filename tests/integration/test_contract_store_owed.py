@@ -6,19 +6,10 @@ recorded again with alerts, and never a second set."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from storage.memory import MemoryStore
 from storage.protocol import Store
-from tests.conftest import BACKENDS
-from tests.integration.test_store_contract import T0, _sql_store, match, setup_items, watchlist
-
-
-@pytest.fixture(params=["memory", *BACKENDS])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    yield MemoryStore() if request.param == "memory" else _sql_store(request, request.param)
+from tests.integration.test_store_contract import T0, match, setup_items, watchlist
 
 
 @pytest.mark.parametrize("recipients", [1, 3])

@@ -6,7 +6,6 @@ fails on one of them: that is what lets fast use-case tests run on the fake.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -35,11 +34,6 @@ def _sql_store(request: pytest.FixtureRequest, backend: str) -> SqlStore:
     database = databases[backend]
     _empty(database)
     return SqlStore(database.engine, database.factory)
-
-
-@pytest.fixture(params=["memory", *BACKENDS])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    yield MemoryStore() if request.param == "memory" else _sql_store(request, request.param)
 
 
 @pytest.fixture(params=BACKENDS)

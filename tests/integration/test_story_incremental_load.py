@@ -8,7 +8,7 @@ bounds, same decisions."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,11 +18,8 @@ from alerts.embedding import HashingEncoder
 from alerts.stories import ItemFeatures, StoryIndex, params_for
 from crawler.crawl_records import Item
 from scheduler.story_assignment import StoryAssigner, _assign, assign_new, encode
-from storage.memory import MemoryStore
 from storage.protocol import Store
-from storage.repository import SqlStore
 from storage.stories import StoredMember, StoryHead, StoryReader
-from tests.conftest import BACKENDS, Database, _empty
 from tests.integration.test_store_contract import match, watchlist
 from tests.integration.test_story_index_cache import source
 
@@ -49,17 +46,6 @@ def assigner() -> StoryAssigner:
     a = StoryAssigner(lambda: ENCODER, WINDOW)
     a._index = small_index()
     return a
-
-
-@pytest.fixture(params=["memory", *BACKENDS])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    databases: dict[str, Database] = request.getfixturevalue("_databases")
-    database = databases[request.param]
-    _empty(database)
-    yield SqlStore(database.engine, database.factory)
 
 
 def item(n: int, hours: float) -> Item:

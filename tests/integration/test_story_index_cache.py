@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,7 +20,7 @@ from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
 from storage.tables import ItemRow
-from tests.conftest import BACKENDS, Database, _empty
+from tests.conftest import Database
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -46,17 +45,6 @@ STREAM = [
 
 def assigner() -> StoryAssigner:
     return StoryAssigner(lambda: ENCODER, WINDOW)
-
-
-@pytest.fixture(params=["memory", *BACKENDS])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    databases: dict[str, Database] = request.getfixturevalue("_databases")
-    database = databases[request.param]
-    _empty(database)
-    yield SqlStore(database.engine, database.factory)
 
 
 def item(n: int) -> Item:
