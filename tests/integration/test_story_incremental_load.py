@@ -21,7 +21,7 @@ from scheduler.story_assignment import StoryAssigner, _assign, assign_new, encod
 from storage.protocol import Store
 from storage.stories import StoredMember, StoryHead, StoryReader
 from tests.integration.test_store_contract import match, watchlist
-from tests.integration.test_story_index_cache import source
+from tests.integration.test_story_index_cache import source, titled
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(hours=72)
@@ -50,16 +50,7 @@ def assigner() -> StoryAssigner:
 
 def item(n: int, hours: float) -> Item:
     title = f"{EVENTS[n % len(EVENTS)]} {WORDS[(n // len(EVENTS)) % len(WORDS)]}"
-    return Item(
-        url=f"https://news.example/s/{n}",
-        guid=f"g{n}",
-        title=title,
-        summary="",
-        text="",
-        published=T0 + timedelta(hours=hours),
-        language="en",
-        content_hash=f"h{n}",
-    )
+    return titled(n, title, "en", hours)
 
 
 def crawl(a: StoryAssigner, store: Store, src: int, items: Sequence[Item]) -> dict[int, int]:

@@ -49,6 +49,11 @@ def assigner() -> StoryAssigner:
 
 def item(n: int) -> Item:
     title, lang, hours = STREAM[n]
+    return titled(n, title, lang, hours)
+
+
+def titled(n: int, title: str, lang: str, hours: float) -> Item:
+    """Item n of the news.example wire, published `hours` after T0."""
     return Item(
         url=f"https://news.example/s/{n}",
         guid=f"g{n}",
