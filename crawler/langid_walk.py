@@ -45,6 +45,9 @@ from operator import attrgetter, getitem
 from pathlib import Path
 from typing import Any
 
+from localcache import cache_dir
+from localcache import replace_file as _replace
+
 log = logging.getLogger(__name__)
 
 # Bounds of the cache (real text: ~1,400 states and ~3,100 transitions, ~0.5 MB):
@@ -220,18 +223,6 @@ Tables = dict[str, tuple[Any, Any, list[str]]]
 Dfa = tuple[Any, Any, Any]  # nextmove, row, output
 
 
-def cache_dir() -> Path | None:
-    """Where the uncompressed model is kept: $XDG_CACHE_HOME/newswatch (or
-    ~/.cache/newswatch); None when there is no home to put it in."""
-    base = os.environ.get("XDG_CACHE_HOME") or ""
-    if not base:
-        try:
-            base = str(Path.home() / ".cache")
-        except RuntimeError:
-            return None
-    return Path(base) / "newswatch"
-
-
 def _model_key() -> str:
     """Names the model file's version: a new py3langid (or model) is a new cache."""
     import importlib.metadata
@@ -399,19 +390,6 @@ def _save_npy(f: Any, *, value: Any) -> None:
     import numpy as np
 
     np.save(f, value, allow_pickle=False)
-
-
-def _replace(path: Path, write: Callable[[Any], None]) -> None:
-    """Write `path` whole or not at all: a temporary file, renamed over it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _as_array(values: Any) -> Any:

@@ -1,0 +1,78 @@
+"""bench/crawl.py's concurrent peak (`TotalRss`) counts this process and its
+live children at the same moment, and not a child that has not exec'd yet
+(it shares this process's pages)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
+
+
+def _bench() -> Any:
+    path = Path(__file__).parents[2] / "bench" / "crawl.py"
+    spec = importlib.util.spec_from_file_location("bench_crawl", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _wait_for(check: Any) -> None:
+    deadline = time.monotonic() + 30
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_live_childs_memory_is_added_to_ours() -> None:
+    bench = _bench()
+    total = bench.TotalRss(every=0.01)
+    total.start("alone")
+    total.phase("with child")
+    code = "import sys; b = bytearray(80 << 20); print('ready', flush=True); sys.stdin.read()"
+    child = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        _wait_for(lambda: total.peaks["with child"][2] > 80 << 10)
+    finally:
+        child.communicate("", timeout=30)
+    total.stop()
+    whole, own, kids = total.peaks["with child"]
+    own_before = total.peaks["alone"][1]
+    assert whole == own + kids
+    assert total.peaks["alone"] == (own_before + 0, own_before, 0)  # before the child
+    assert own == pytest.approx(own_before, rel=0.5)
+
+
+def test_a_child_before_exec_is_not_counted() -> None:
+    """A forked child that has not exec'd runs in our pages (same command
+    line): counting its RSS would count them twice."""
+    bench = _bench()
+    total = bench.TotalRss()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child only waits
+        os.close(write)
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    try:
+        assert bench._status_kb(pid, "VmRSS:") > 0
+        total.sample()
+        assert total.peaks[""][2] == 0
+    finally:
+        os.write(write, b"x")
+        os.close(write)
+        os.waitpid(pid, 0)
