@@ -403,7 +403,11 @@ def detect_language(text: str) -> str | None:
     if ascii_only or _ANY_CJK.search(sample) is None:  # one scan instead of three
         hangul = kana = han = 0
     else:
-        hangul, kana, han = (count_chars(p, sample) for p in (_HANGUL, _KANA, _HAN))
+        hangul, kana, han = (_up_to_two(p, sample) for p in (_HANGUL, _KANA, _HAN))
+        if hangul == MIN_CJK and MIN_CJK in (kana, han):  # two scripts: count them
+            hangul, kana, han = (count_chars(p, sample) for p in (_HANGUL, _KANA, _HAN))
+        # else at most one script has MIN_CJK characters or more, and that one
+        # decides below whatever its exact count (the others have 0 or 1)
     cjk = hangul + kana + han
     if cjk >= MIN_CJK:
         if hangul >= max(kana, han) / 2 and hangul >= MIN_CJK:
@@ -418,10 +422,26 @@ def detect_language(text: str) -> str | None:
         letters = len(sample) - count_chars(_NOT_LETTER, sample)
     if letters - cjk < MIN_LETTERS:
         return None
-    cyrillic = 0 if ascii_only else count_chars(_CYRILLIC, sample)
+    cyrillic = 0 if ascii_only else count_cyrillic(sample)
     group = "cyrillic" if cyrillic * 2 > letters else "other"
     lang, _score = _identifier(group).classify(sample[:MODEL_SAMPLE])
     return str(lang)
+
+
+def count_cyrillic(text: str) -> int:
+    """count_chars(_CYRILLIC, text) in C: U+0400-U+04FF are the UTF-16 code
+    units whose high byte is 4 (a surrogate's is D8-DF), no match per run."""
+    return text.encode("utf-16-be", "surrogatepass")[::2].count(4)
+
+
+def _up_to_two(runs: re.Pattern[str], text: str) -> int:
+    """min(count_chars(runs, text), 2), i.e. MIN_CJK: stops at the second character."""
+    first = runs.search(text)
+    if first is None:
+        return 0
+    if first.end() - first.start() > 1 or runs.search(text, first.end()) is not None:
+        return 2
+    return 1
 
 
 def count_chars(runs: re.Pattern[str], text: str) -> int:

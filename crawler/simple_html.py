@@ -39,7 +39,6 @@ _TAG = re.compile(
     r"(?:[ \t\n\r]*=[ \t\n\r]*(?:\"[^\"<&]*\"|'[^'<&]*'|[^ \t\n\r\"'<>=`&]+))?)*)"
     r"[ \t\n\r]*(/?)>"
 )
-_GROUPS = 5  # text, then the tag's 4 groups
 _INLINE = "a b i em strong span u s small code cite q abbr font del ins big tt strike kbd var dfn"
 INLINE = frozenset(_INLINE.split(" "))
 VOID_INLINE = frozenset({"img"})
@@ -108,11 +107,14 @@ def simple_text(html: str, *, printable: bool = False) -> str | None:
 
 def _walk(parts: list[str]) -> str | None:
     out: list[str] = []
+    append = out.append
     stack: list[str] = []
     raw: str | None = None  # inside <script>/<style> until its end tag
-    end = len(parts)
-    for i in range(0, end, _GROUPS):
-        text = parts[i]
+    groups = iter(parts)
+    # (text, then a tag's 4 groups) at a time; the last text has no tag after it
+    # (not strict: zip stops there, and it is taken after the loop)
+    tags = zip(groups, groups, groups, groups, groups, strict=False)
+    for text, close, name, attrs, slash in tags:
         if text and raw is None:
             if "<" in text:
                 return None
@@ -120,10 +122,7 @@ def _walk(parts: list[str]) -> str | None:
                 text = _REFERENCE.sub(_reference, text)
             if stack and stack[-1] in LISTS and text.strip(_BLANK):
                 return None
-            out.append(text)
-        if i + 1 >= end:
-            break
-        close, name, attrs, slash = parts[i + 1 : i + _GROUPS]
+            append(text)
         name = name.lower()
         if raw is not None:
             if close and name == raw and not attrs:
@@ -135,7 +134,7 @@ def _walk(parts: list[str]) -> str | None:
                 return None
             stack.pop()
             if name not in INLINE:
-                out.append("\n")
+                append("\n")
         elif len(stack) >= MAX_DEPTH:
             return None
         elif name in INLINE:
@@ -146,7 +145,7 @@ def _walk(parts: list[str]) -> str | None:
             if top in LISTS:
                 return None
             if name == "br":
-                out.append("\n")
+                append("\n")
         elif name in RAW:
             if slash or top in LISTS:
                 return None
@@ -157,14 +156,23 @@ def _walk(parts: list[str]) -> str | None:
             if top not in LISTS:
                 return None
             stack.append(name)
-            out.append("\n")
+            append("\n")
         elif name in FLOW or name in PHRASE or name in LISTS:
             if top is not None and top not in FLOW:
                 return None
             stack.append(name)
-            out.append("\n")
+            append("\n")
         else:
             return None
     if raw is not None:
         return None
+    text = parts[-1]  # after the last tag (the whole fragment when it has none)
+    if text:
+        if "<" in text:
+            return None
+        if "&" in text:
+            text = _REFERENCE.sub(_reference, text)
+        if stack and stack[-1] in LISTS and text.strip(_BLANK):
+            return None
+        append(text)
     return "".join(out)

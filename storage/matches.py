@@ -21,17 +21,39 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import datetime, time
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import Insert
 
 from alerts.address_keys import recipient_key
 from alerts.alert_records import StoredMatch, WatchlistMatch
 from alerts.digests import digest_period
-from storage.items import insert_ignore
+from storage.items import core_insert_ignore
 from storage.tables import ItemRow, MatchRow, OutboxRow, SourceRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
+
+_MATCHES: Table = MatchRow.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxRow.__table__  # type: ignore[assignment]
+_ITEMS: Table = ItemRow.__table__  # type: ignore[assignment]
+# Core statements built once per dialect (a Session runs them as plain Core
+# statements: no ORM bulk-insert layer, no statement building per match).
+_INSERT_MATCH = {
+    name: core_insert_ignore(name, _MATCHES, ["item_id", "watchlist_id"]).returning(_MATCHES.c.id)
+    for name in ("sqlite", "postgresql")
+}
+# INSERT … ON CONFLICT DO NOTHING over EVERY unique key of the outbox: the
+# (item, watchlist, recipient) key and, for fold rows, the partial (story,
+# watchlist, recipient) one. A conflict on either means the alert is owed
+# already, so the row is skipped, never an error.
+_INSERT_OUTBOX = {
+    "sqlite": sqlite.insert(_OUTBOX).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(_OUTBOX).on_conflict_do_nothing(),
+}
+_MATCH_ID = select(_MATCHES.c.id).where(
+    _MATCHES.c.item_id == bindparam("item_id"),
+    _MATCHES.c.watchlist_id == bindparam("watchlist_id"),
+)
+_STORY_OF = select(_ITEMS.c.story_id).where(_ITEMS.c.id == bindparam("item_id"))
 
 
 def record_matches(
@@ -47,15 +69,15 @@ def record_matches(
     matches were new. `alert=False` (an old item of a first poll,
     scheduler.first_poll) stores the matches and owes no alert."""
     new = 0
+    dialect = session.get_bind().dialect.name
     story_id = (
-        session.scalar(select(ItemRow.story_id).where(ItemRow.id == item_id))
+        session.scalar(_STORY_OF, {"item_id": item_id})
         if any(a.watchlist.stories == "fold" for a, _ in found)
         else None
     )
     for active, match in found:
-        stmt = insert_ignore(session, MatchRow, ["item_id", "watchlist_id"]).returning(MatchRow.id)
         match_id = session.scalar(
-            stmt,
+            _INSERT_MATCH[dialect],
             {
                 "item_id": item_id,
                 "watchlist_id": active.id,
@@ -71,11 +93,7 @@ def record_matches(
             # Matched before. Its alerts may never have been queued (a first
             # poll's old item is matched with alert=False): a backfill owes
             # them now. Rows already queued are skipped by ON CONFLICT below.
-            match_id = session.scalar(
-                select(MatchRow.id).where(
-                    MatchRow.item_id == item_id, MatchRow.watchlist_id == active.id
-                )
-            )
+            match_id = session.scalar(_MATCH_ID, {"item_id": item_id, "watchlist_id": active.id})
             if match_id is None:  # pragma: no cover - the conflict names this row
                 continue
         else:
@@ -100,18 +118,8 @@ def record_matches(
             for rid, recipient in active.recipient_ids
         ]
         if rows:
-            session.execute(_outbox_insert(session), rows)
+            session.execute(_INSERT_OUTBOX[dialect], rows)
     return new
-
-
-def _outbox_insert(session: Session) -> Insert:
-    """INSERT … ON CONFLICT DO NOTHING over EVERY unique key of the outbox: the
-    (item, watchlist, recipient) key and, for fold rows, the partial (story,
-    watchlist, recipient) one. A conflict on either means the alert is owed
-    already, so the row is skipped, never an error."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(OutboxRow).on_conflict_do_nothing()
-    return sqlite.insert(OutboxRow).on_conflict_do_nothing()
 
 
 def list_matches(

@@ -49,6 +49,14 @@ _SPACE_RUN_RE = re.compile(r"\s+")
 # After collapsing, every separator is one plain space: drop those touching
 # CJK. (Written to start with a literal space so the regex engine skips fast.)
 _CJK_SPACE_RE = re.compile(f" (?:(?=[{CJK_CLASS}])|(?<=[{CJK_CLASS}] ))")
+# A space that _CJK_SPACE_RE keeps (no CJK on either side): every other space
+# goes. Korean and Chinese text has few (around Latin words and digits), so
+# splitting the key at them and removing every space of each piece with
+# `str.replace` (C speed) gives the same key as the substitution, which costs
+# one regex match per removed space (~25 µs on a Korean bench body). Text with
+# more than _FEW_KEPT - 1 kept spaces takes the substitution.
+_KEPT_SPACE_RE = re.compile(f" (?![{CJK_CLASS}])(?<![{CJK_CLASS}] )")
+_FEW_KEPT = 32
 
 # Characters whose lower case is longer than one character (İ -> i̇).
 _LONG_LOWER = {0x130: "i"}
@@ -136,6 +144,9 @@ def search_key(normalized: str) -> str:
     """The spacing-folded key of already-normalised text (case kept)."""
     key = collapse_spaces(_dehyphen(normalized))
     if not key.isascii() and has_cjk(key):
+        pieces = _KEPT_SPACE_RE.split(key, maxsplit=_FEW_KEPT)
+        if len(pieces) <= _FEW_KEPT:  # split at every kept space
+            return " ".join([piece.replace(" ", "") for piece in pieces])
         key = _CJK_SPACE_RE.sub("", key)
     return key
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Insert, event, func, select
 from sqlalchemy.exc import IntegrityError
 
 from alerts.alert_records import Hit, Query, Recipient, Term, Watchlist, WatchlistMatch
@@ -128,6 +128,28 @@ def test_record_matches_twice_creates_nothing_twice(db: Database) -> None:
     assert [(m.terms, m.snippets, m.source_name) for m in found] == [
         (("Pantsir",), ("Pantsir spotted",), "isw")
     ]
+
+
+def test_the_crawl_writes_with_prebuilt_core_statements(db: Database) -> None:
+    """Items, matches and outbox rows are written by Core statements built
+    once (no ORM bulk-insert layer, no statement built per call): the ORM
+    path cost more CPU than the database on a crawl's inserts."""
+    seen: list[tuple[bool, object]] = []
+    with db.session() as s, s.begin():
+        save_watchlists(s, [WL], NOW)
+        sid = add_source(s)
+        event.listen(
+            s, "do_orm_execute", lambda st: seen.append((st.is_orm_statement, st.statement))
+        )
+        ids = store_items(s, sid, [item(1), item(2)], NOW)
+        ids |= store_items(s, sid, [item(3)], NOW)
+        active = get_watchlist(s, "air-defence")
+        for item_id in ids.values():
+            record_matches(s, item_id, [(active, _match())], NOW)
+    inserts = [(orm, stmt) for orm, stmt in seen if isinstance(stmt, Insert)]
+    assert len(inserts) == 2 + 3 * 2  # 2 item batches; a match and its outbox rows per item
+    assert not any(orm for orm, _ in inserts)
+    assert len({id(stmt) for _, stmt in inserts}) == 3  # items, matches, outbox
 
 
 def test_outbox_unique_constraint_holds_at_the_database(db: Database) -> None:

@@ -20,7 +20,14 @@ from alerts import AlertError
 from alerts.alert_records import Document, Query, Term, Watchlist
 from alerts.matching.backends import HYPERSCAN_AVAILABLE
 from alerts.matching.engine import compile_watchlists
-from alerts.matching.text_keys import WHITESPACE, collapse_spaces
+from alerts.matching.text_keys import (
+    _CJK_SPACE_RE,
+    WHITESPACE,
+    _dehyphen,
+    collapse_spaces,
+    has_cjk,
+    search_key,
+)
 
 needs_hyperscan = pytest.mark.skipif(
     not HYPERSCAN_AVAILABLE,
@@ -126,6 +133,39 @@ def test_both_backends_give_the_same_matches(terms: list[str], text: str) -> Non
 @given(st.text(alphabet=" \t\n\r\x85\u3000\u2028abc-가", max_size=40))
 def test_collapse_spaces_is_split_and_join(text: str) -> None:
     assert collapse_spaces(text) == " ".join(text.split())
+
+
+_KEY_WORDS = [
+    "ab",
+    "SAM",
+    "1",
+    "&",
+    "’x’",
+    "가나",
+    "판치르를",
+    "中",
+    "导弹。",
+    "。",
+    "ア",
+    "-",
+    "\n",
+]
+
+
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(_KEY_WORDS), max_size=120).map(" ".join),
+        st.lists(st.sampled_from([*_KEY_WORDS, " ", "  "]), max_size=80).map("".join),
+        st.text(alphabet=" \t\n-ab1.가中ア。\u3000", max_size=60),
+    )
+)
+def test_search_key_drops_the_spaces_the_cjk_rule_drops(text: str) -> None:
+    """search_key's split at kept spaces (few: CJK text) or substitution
+    (many) gives the key of the plain rule: collapse, then drop every space
+    next to a CJK character."""
+    key = collapse_spaces(_dehyphen(text))
+    expected = _CJK_SPACE_RE.sub("", key) if has_cjk(key) else key
+    assert search_key(text) == expected
 
 
 def test_whitespace_list_is_what_str_split_knows() -> None:

@@ -57,6 +57,51 @@ def test_script_counts_equal_counting_single_characters(text: str) -> None:
     assert letters == len(re.findall(r"[^\W\d_]", text))
 
 
+ANY_CHAR = st.text(alphabet=st.characters(blacklist_categories=()))  # surrogates too
+
+
+@settings(max_examples=400)
+@given(st.one_of(MIXED, ANY_CHAR))
+def test_capped_and_code_unit_counts_equal_the_regex_counts(text: str) -> None:
+    """detect_language's cheap counts: the CJK scripts' counts capped at
+    MIN_CJK, and Cyrillic as UTF-16 code units with high byte 4."""
+    for runs in (normalize._HANGUL, normalize._KANA, normalize._HAN):
+        assert normalize._up_to_two(runs, text) == min(count_chars(runs, text), 2)
+    assert normalize.count_cyrillic(text) == count_chars(normalize._CYRILLIC, text)
+
+
+def exact_script(sample: str) -> str | None:
+    """detect_language's script decision with exact counts (the code before the caps)."""
+    hangul, kana, han = (
+        count_chars(p, sample) for p in (normalize._HANGUL, normalize._KANA, normalize._HAN)
+    )
+    if hangul + kana + han >= 2:
+        if hangul >= max(kana, han) / 2 and hangul >= 2:
+            return "ko"
+        if kana >= 2:
+            return "ja"
+        if han >= 2:
+            return "zh"
+    return None
+
+
+# Scripts in every proportion: which one decides depends on exact counts only
+# when two of them reach MIN_CJK.
+CJK_MIX = st.lists(
+    st.sampled_from(["한", "한국어", "カ", "カナカナ", "字", "漢字漢字", " ", "ab"]), max_size=40
+).map("".join)
+
+
+@settings(max_examples=600)
+@given(CJK_MIX)
+def test_detect_language_decides_scripts_as_with_exact_counts(text: str) -> None:
+    expected = exact_script(text[: normalize.LANGUAGE_SAMPLE])
+    if expected is not None:
+        assert normalize.detect_language(text) == expected
+    else:
+        assert normalize.detect_language(text) not in ("ko", "ja", "zh")
+
+
 # --- canonical_url: the common-shape fast path equals the general path --------
 
 URL_PIECES = st.sampled_from(
