@@ -135,6 +135,54 @@ def drain_once(path: str, encoder: str, code: str | None, profile: str | None, o
     out.put((pending, drained, stories, cpu, wall, digest.hexdigest()[:16]))
 
 
+def features_once(path: str, encoder: str, code: str | None, profile: str | None, out: Any) -> None:
+    """Every item's features (`StoryAssigner._features`, with its stored
+    concepts), timed alone; the digest covers every field but the vector."""
+    import logging
+
+    _use(code)
+    from newswatch.app import build_app
+    from storage.stories import members_of
+
+    logging.basicConfig(level=logging.ERROR)
+    app = build_app(_settings(f"sqlite:///{path}", encoder))
+    assigner = app.story_assigner()
+    assigner.identity()
+    assigner.gazetteer()
+    with app.store.session() as s:
+        ids = [int(i) for i in s.scalars(text_("SELECT id FROM items ORDER BY id"))]
+        members = members_of(s, ids, None)
+    profiler = None
+    if profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+    cpu = time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    feats = [assigner._features(m, m.concepts) for m in members]
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(profile)
+    cpu = time.process_time() - cpu
+    digest = hashlib.sha256()
+    for f in feats:
+        fields = (
+            f.text, f.published, sorted(f.designators.items()), sorted(f.quantities),
+            sorted(f.concepts), f.language, sorted(f.numbers), sorted(f.countries),
+            sorted(f.kinds), sorted(f.sites), sorted(f.incidents), sorted(f.periods),
+        )  # fmt: skip
+        digest.update(repr(fields).encode())
+    app.close()
+    out.put((len(members), 0, 0, cpu, cpu, digest.hexdigest()[:16]))
+
+
+def text_(sql: str) -> Any:
+    from sqlalchemy import text
+
+    return text(sql)
+
+
 def _count(app: Any, sql: str) -> int:
     from sqlalchemy import text
 
@@ -185,6 +233,17 @@ def run_drains(args: argparse.Namespace) -> None:
             shutil.copyfile(args.db, copy)
             profile = f"{args.profile}.{n}" if args.profile else None
             load = Path("/proc/loadavg").read_text().split()[:3]
+            if args.features:
+                n_items, _, _, cpu, _, digest = in_child(
+                    features_once, copy, args.story_encoder, args.code, profile
+                )
+                print(
+                    f"features code={args.code or 'here'}: {n_items} items, cpu {cpu:.2f} s "
+                    f"({cpu / max(n_items, 1) * 1e3:.3f} ms/item), load {' '.join(load)}, "
+                    f"digest {digest}",
+                    flush=True,
+                )
+                continue
             pending, drained, stories, cpu, wall, digest = in_child(
                 drain_once, copy, args.story_encoder, args.code, profile
             )
@@ -210,6 +269,11 @@ def main() -> None:
     r.add_argument("--repeat", type=int, default=1)
     r.add_argument("--profile", help="cProfile each drain into FILE.<n>")
     r.add_argument("--code", help="run the drain with the packages of this checkout")
+    r.add_argument(
+        "--features",
+        action="store_true",
+        help="instead of draining: every item's features alone (CPU, digest of every field)",
+    )
     args = parser.parse_args()
     if args.command == "crawl":
         crawl_template(args)
