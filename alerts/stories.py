@@ -41,6 +41,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -195,7 +196,8 @@ def clean_title(title: str) -> str:
 
 def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", _TAGS.sub(" ", text or ""))
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():  # one C pass; most texts are printable throughout
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     return _WS.sub(" ", text).strip()
 
 
@@ -218,7 +220,11 @@ def story_text(title: str, summary: str = "", body: str = "") -> str:
     The title alone misses who and where too often; a whole body drowns the
     event in background paragraphs. A lead that repeats the title is dropped.
     """
-    title = _clean(title)
+    return _story_text(_clean(title), summary, body)
+
+
+def _story_text(title: str, summary: str, body: str) -> str:
+    """`story_text` of a title cleaned already."""
     lead = _clean(summary) or _clean(body)
     if lead:
         lead = _SENTENCE_END.split(lead, maxsplit=1)[0][:_LEAD_CHARS].strip()
@@ -372,9 +378,12 @@ _TALKS = ("talks", "회담", "会谈", "会晤", "переговор")
 
 def event_kinds(title: str) -> frozenset[str]:
     """The kinds of incident a title names (see _KIND_WORDS)."""
-    low = title.lower()
-    kinds = {k for k, words in _KIND_WORDS.items() if any(w in low for w in words)}
-    if not kinds & {"summit", "ministers", "call"} and any(w in low for w in _TALKS):
+    return _kinds(_words_in(title.lower()))
+
+
+def _kinds(found: set[tuple[str, str]]) -> frozenset[str]:
+    kinds = {name for table, name in found if table == "kind"}
+    if not kinds & {"summit", "ministers", "call"} and ("talks", "") in found:
         kinds |= {"summit", "ministers"}
     return frozenset(kinds)
 
@@ -403,9 +412,37 @@ _INCIDENT_WORDS: dict[str, tuple[str, ...]] = {
 
 def incident_classes(text: str) -> frozenset[str]:
     """The classes of incident a text names (see _INCIDENT_WORDS), plus its kinds."""
-    low = text.lower()
-    found = {k for k, words in _INCIDENT_WORDS.items() if any(w in low for w in words)}
-    return frozenset(found) | event_kinds(text)
+    found = _words_in(text.lower())
+    return frozenset(name for table, name in found if table == "incident") | _kinds(found)
+
+
+def _words_in(low: str) -> set[tuple[str, str]]:
+    """Which entries of _KIND_WORDS ("kind", kind), _INCIDENT_WORDS ("incident",
+    class) and _TALKS ("talks", "") have a word in `low` (lower-cased), as
+    `any(w in low for w in words)` of each: one Aho-Corasick pass, which
+    reports every occurrence of every word, overlapping ones included."""
+    found: set[tuple[str, str]] = set()
+    for _end, tags in _word_automaton().iter(low):
+        found.update(tags)
+    return found
+
+
+@lru_cache(maxsize=1)
+def _word_automaton() -> Any:
+    import ahocorasick
+
+    tags: dict[str, set[tuple[str, str]]] = {}
+    for table, words_of in (("kind", _KIND_WORDS), ("incident", _INCIDENT_WORDS)):
+        for name, words in words_of.items():
+            for w in words:
+                tags.setdefault(w, set()).add((table, name))
+    for w in _TALKS:
+        tags.setdefault(w, set()).add(("talks", ""))
+    automaton = ahocorasick.Automaton()
+    for w, t in tags.items():
+        automaton.add_word(w, tuple(sorted(t)))
+    automaton.make_automaton()
+    return automaton
 
 
 _NOT_FAMILIES = frozenset({"covid", "q", "h", "no", "nr", "n", "vs", "top", "i", "t"})
@@ -655,12 +692,13 @@ def features(
     language: str | None = None,
 ) -> ItemFeatures:
     """Features of one item; `vector` is the encoder's row for `story_text(...)`."""
-    text = story_text(title, summary, body)
+    clean = _clean(title)
+    text = _story_text(clean, summary, body)
     concepts = frozenset(concepts)
     lang = _primary(language)
     named = _countries(text) | countries_of_concepts(concepts)
     home = _home(title, lang) if named else None
-    if home and not _countries(_clean(title)):
+    if home and not _countries(clean):
         # A national-language headline that names no country is about that country
         # ("방사청, F-35A 20대 추가 도입": Korea's) when its lead names another (the
         # seller). An item that names no country at all stays without one: it
@@ -671,15 +709,15 @@ def features(
         vector=np.asarray(vector, dtype=np.float32),
         published=published,
         designators=designators(text),
-        quantities=_shared(quantities(_clean(title))),
+        quantities=_shared(quantities(clean)),
         concepts=_shared(concepts),
         language=lang,
         numbers=_shared(frozenset(q.lstrip("~") for q in quantities(text) if _specific(q))),
         countries=_shared(named),
-        kinds=_shared(event_kinds(_clean(title))),
+        kinds=_shared(event_kinds(clean)),
         sites=_shared(sites_of_concepts(concepts)),
         incidents=_shared(incident_classes(text)),
-        periods=_shared(periods(_clean(title), published)),
+        periods=_shared(periods(clean, published)),
     )
 
 

@@ -7,12 +7,24 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.places import _TABLE, countries, countries_reference
+from alerts.stories import (
+    _INCIDENT_WORDS,
+    _KIND_WORDS,
+    _LEAD_CHARS,
+    _SENTENCE_END,
+    _TALKS,
+    clean_title,
+    event_kinds,
+    incident_classes,
+    story_text,
+)
 
 _BLAS_THREADS = """
 from datetime import timedelta
@@ -85,3 +97,70 @@ def test_countries_are_the_reference_scans(parts: list[str]) -> None:
 def test_countries_by_case_folding_and_short_words(text: str, code: str) -> None:
     assert code in countries(text)
     assert countries(text) == countries_reference(text)
+
+
+# ---------------------------------------------------------------- kinds and classes of incident
+
+
+def _kinds_reference(title: str) -> frozenset[str]:
+    """event_kinds as it was: a substring test per word."""
+    low = title.lower()
+    kinds = {k for k, words in _KIND_WORDS.items() if any(w in low for w in words)}
+    if not kinds & {"summit", "ministers", "call"} and any(w in low for w in _TALKS):
+        kinds |= {"summit", "ministers"}
+    return frozenset(kinds)
+
+
+def _incidents_reference(text: str) -> frozenset[str]:
+    low = text.lower()
+    found = {k for k, words in _INCIDENT_WORDS.items() if any(w in low for w in words)}
+    return frozenset(found) | _kinds_reference(text)
+
+
+_WORDS = sorted(
+    {w for table in (_KIND_WORDS, _INCIDENT_WORDS) for ws in table.values() for w in ws}
+    | set(_TALKS)
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_WORDS),
+            st.sampled_from(_WORDS).map(str.upper),
+            st.sampled_from(_WORDS).map(lambda w: w[: max(1, len(w) // 2)]),
+            st.sampled_from([" ", "", "s", "-", "İ", "re", "fire", "크"]),
+        ),
+        max_size=10,
+    )
+)
+def test_kinds_and_incidents_are_the_substring_tests(parts: list[str]) -> None:
+    """One pass over the text finds the same kinds and classes as testing
+    every word: words inside others ("fire" in "wildfire", "talks" in a
+    summit's "leaders' talks") and words sharing letters at a join count."""
+    text = "".join(parts)
+    assert event_kinds(text) == _kinds_reference(text)
+    assert incident_classes(text) == _incidents_reference(text)
+
+
+def _clean_reference(text: str) -> str:
+    text = unicodedata.normalize("NFKC", re.sub(r"<[^>]{0,500}>", " ", text or ""))
+    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(), st.text(), st.text())
+def test_cleaning_and_story_text_are_as_before(title: str, summary: str, body: str) -> None:
+    """Printable text skips the per-character pass; the title is cleaned once."""
+    assert clean_title(title) == _clean_reference(title)
+    clean = _clean_reference(title)
+    lead = _clean_reference(summary) or _clean_reference(body)
+    if lead:
+        lead = _SENTENCE_END.split(lead, maxsplit=1)[0][:_LEAD_CHARS].strip()
+    if not lead or lead.casefold().startswith(clean.casefold()[:60]):
+        expected = clean
+    else:
+        expected = f"{clean}. {lead}" if clean else lead
+    assert story_text(title, summary, body) == expected
