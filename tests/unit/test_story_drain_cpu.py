@@ -8,7 +8,9 @@ import re
 import subprocess
 import sys
 import unicodedata
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -20,11 +22,20 @@ from alerts.stories import (
     _LEAD_CHARS,
     _SENTENCE_END,
     _TALKS,
+    PARAMS,
+    ItemFeatures,
+    Matrix,
+    Rows,
+    StoryIndex,
     clean_title,
     event_kinds,
+    features,
     incident_classes,
     story_text,
 )
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+USEM3 = PARAMS["usem3"]
 
 _BLAS_THREADS = """
 from datetime import timedelta
@@ -164,3 +175,70 @@ def test_cleaning_and_story_text_are_as_before(title: str, summary: str, body: s
     else:
         expected = f"{clean}. {lead}" if clean else lead
     assert story_text(title, summary, body) == expected
+
+
+# ---------------------------------------------------------------- the index's float32 rows, kept
+
+
+class _WidenedEachTime(StoryIndex):
+    """The index as it was: every product widens every held row anew."""
+
+    def _held32(self, held: Rows) -> Matrix:
+        return self._rows32(held)
+
+
+def _stream(n: int, seed: int) -> list[ItemFeatures]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(12, 32))
+    out = []
+    for i in range(n):
+        v = centres[rng.integers(12)] + 0.4 * rng.normal(size=32)
+        out.append(
+            features(
+                f"Report {i % 7}",
+                "",
+                "",
+                vector=(v / np.linalg.norm(v)).astype(np.float16),
+                published=T0 + timedelta(minutes=i),
+                language="en" if i % 3 else "ko",
+            )
+        )
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["assign", "remove", "load"]), st.integers(1, 150)),
+        min_size=1,
+        max_size=12,
+    ),
+    st.integers(0, 2**16),
+)
+def test_kept_rows_are_the_rows_widened_anew(ops: list[tuple[str, int]], seed: int) -> None:
+    """Whatever is assigned, removed, reloaded, trimmed, capped or compacted
+    between products, the float32 rows kept from the last product are the
+    held rows widened now, and the decisions are the same."""
+    items = _stream(sum(n for _, n in ops), seed)
+    kept = StoryIndex(USEM3, max_members=100, max_story_members=8, dtype=np.float16)
+    anew = _WidenedEachTime(USEM3, max_members=100, max_story_members=8, dtype=np.float16)
+    new_a, new_b = iter(range(1, 10**6)), iter(range(1, 10**6))
+    at = 0
+    for op, n in ops:
+        if op == "assign" or not kept.story_ids():
+            part = items[at : at + n]
+            at += n
+            keys = list(range(at - n, at))
+            got = kept.assign_batch(part, lambda _f: next(new_a), keys=keys)
+            want = anew.assign_batch(part, lambda _f: next(new_b), keys=keys)
+            assert got == want
+        else:
+            sid = sorted(kept.story_ids())[n % len(kept.story_ids())]
+            for index in (kept, anew):
+                story = index.story(sid)
+                assert story is not None
+                index.remove(sid)
+                if op == "load":
+                    index.load(sid, story.first_seen, story.members[: 1 + n % 3])
+        held = np.flatnonzero(kept._alive[: kept._n]).astype(np.int64)
+        assert np.array_equal(kept._held32(held), kept._rows32(held))
