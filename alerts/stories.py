@@ -569,6 +569,7 @@ _PCT_RANGE = re.compile(r"(\d+(?:[.,]\d+)?)\s?%?\s?[-–~∼〜]\s?(\d+(?:[.,]\d
 # A range of days, "5월 1∼10일", "1-10日": the first end is a date too.
 _DAY_RANGE = re.compile(r"\d+\s?[-–~∼〜]\s?(?=\d+\s?(?:일|日|号))")
 _ELLIPSIS = re.compile(r"\.{2,}")  # NFKC turns … into "...": not a decimal point
+_DIGIT = re.compile(r"\d")
 
 
 def _decimal(digits: str) -> str:
@@ -588,6 +589,12 @@ def quantities(text: str) -> frozenset[str]:
     designator digits are left out: they differ between outlets reporting one event
     (30일 vs "on Monday").
     """
+    if not _DIGIT.search(text):
+        return _EMPTY  # every quantity is read from digits (\d: any script's)
+    return _quantities(text)
+
+
+def _quantities(text: str) -> frozenset[str]:
     text = _ELLIPSIS.sub(" ", _DESIGNATOR.sub(" ", text))
     text = _BASIS_POINTS.sub(lambda m: f" {int(m.group(1)) / 100:g}%", text)
     text = _PCT_RANGE.sub(r"\1% \2%", _POINTS.sub("%", text))

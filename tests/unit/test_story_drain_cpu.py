@@ -27,10 +27,12 @@ from alerts.stories import (
     Matrix,
     Rows,
     StoryIndex,
+    _quantities,
     clean_title,
     event_kinds,
     features,
     incident_classes,
+    quantities,
     story_text,
 )
 
@@ -242,3 +244,29 @@ def test_kept_rows_are_the_rows_widened_anew(ops: list[tuple[str, int]], seed: i
                     index.load(sid, story.first_seen, story.members[: 1 + n % 3])
         held = np.flatnonzero(kept._alive[: kept._n]).astype(np.int64)
         assert np.array_equal(kept._held32(held), kept._rows32(held))
+
+
+# ---------------------------------------------------------------- quantities need digits
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.text(),
+            st.sampled_from(["$", "억", "million", "%", "magnitude", "...", "№", "bp", "조"]),
+        ),
+        max_size=8,
+    ).map("".join)
+)
+def test_a_text_without_digits_has_no_quantities(text: str) -> None:
+    """`quantities` answers at once for a text without digits (most titles):
+    its full reading finds nothing there either."""
+    text = re.sub(r"\d", "", text)
+    assert _quantities(text) == frozenset()
+    assert quantities(text) == frozenset()
+
+
+@pytest.mark.parametrize("text", ["٣٠ jets", "۳۰ jets", "30 jets"])
+def test_digits_of_any_script_are_read(text: str) -> None:
+    assert quantities(text) == frozenset({"n:30"})
