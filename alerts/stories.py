@@ -41,6 +41,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import numpy as np
@@ -195,7 +196,8 @@ def clean_title(title: str) -> str:
 
 def _clean(text: str) -> str:
     text = unicodedata.normalize("NFKC", _TAGS.sub(" ", text or ""))
-    text = "".join(ch if ch.isprintable() else " " for ch in text)
+    if not text.isprintable():  # one C pass; most texts are printable throughout
+        text = "".join(ch if ch.isprintable() else " " for ch in text)
     return _WS.sub(" ", text).strip()
 
 
@@ -218,7 +220,11 @@ def story_text(title: str, summary: str = "", body: str = "") -> str:
     The title alone misses who and where too often; a whole body drowns the
     event in background paragraphs. A lead that repeats the title is dropped.
     """
-    title = _clean(title)
+    return _story_text(_clean(title), summary, body)
+
+
+def _story_text(title: str, summary: str, body: str) -> str:
+    """`story_text` of a title cleaned already."""
     lead = _clean(summary) or _clean(body)
     if lead:
         lead = _SENTENCE_END.split(lead, maxsplit=1)[0][:_LEAD_CHARS].strip()
@@ -372,9 +378,12 @@ _TALKS = ("talks", "회담", "会谈", "会晤", "переговор")
 
 def event_kinds(title: str) -> frozenset[str]:
     """The kinds of incident a title names (see _KIND_WORDS)."""
-    low = title.lower()
-    kinds = {k for k, words in _KIND_WORDS.items() if any(w in low for w in words)}
-    if not kinds & {"summit", "ministers", "call"} and any(w in low for w in _TALKS):
+    return _kinds(_words_in(title.lower()))
+
+
+def _kinds(found: set[tuple[str, str]]) -> frozenset[str]:
+    kinds = {name for table, name in found if table == "kind"}
+    if not kinds & {"summit", "ministers", "call"} and ("talks", "") in found:
         kinds |= {"summit", "ministers"}
     return frozenset(kinds)
 
@@ -403,9 +412,37 @@ _INCIDENT_WORDS: dict[str, tuple[str, ...]] = {
 
 def incident_classes(text: str) -> frozenset[str]:
     """The classes of incident a text names (see _INCIDENT_WORDS), plus its kinds."""
-    low = text.lower()
-    found = {k for k, words in _INCIDENT_WORDS.items() if any(w in low for w in words)}
-    return frozenset(found) | event_kinds(text)
+    found = _words_in(text.lower())
+    return frozenset(name for table, name in found if table == "incident") | _kinds(found)
+
+
+def _words_in(low: str) -> set[tuple[str, str]]:
+    """Which entries of _KIND_WORDS ("kind", kind), _INCIDENT_WORDS ("incident",
+    class) and _TALKS ("talks", "") have a word in `low` (lower-cased), as
+    `any(w in low for w in words)` of each: one Aho-Corasick pass, which
+    reports every occurrence of every word, overlapping ones included."""
+    found: set[tuple[str, str]] = set()
+    for _end, tags in _word_automaton().iter(low):
+        found.update(tags)
+    return found
+
+
+@lru_cache(maxsize=1)
+def _word_automaton() -> Any:
+    import ahocorasick
+
+    tags: dict[str, set[tuple[str, str]]] = {}
+    for table, words_of in (("kind", _KIND_WORDS), ("incident", _INCIDENT_WORDS)):
+        for name, words in words_of.items():
+            for w in words:
+                tags.setdefault(w, set()).add((table, name))
+    for w in _TALKS:
+        tags.setdefault(w, set()).add(("talks", ""))
+    automaton = ahocorasick.Automaton()
+    for w, t in tags.items():
+        automaton.add_word(w, tuple(sorted(t)))
+    automaton.make_automaton()
+    return automaton
 
 
 _NOT_FAMILIES = frozenset({"covid", "q", "h", "no", "nr", "n", "vs", "top", "i", "t"})
@@ -532,6 +569,7 @@ _PCT_RANGE = re.compile(r"(\d+(?:[.,]\d+)?)\s?%?\s?[-–~∼〜]\s?(\d+(?:[.,]\d
 # A range of days, "5월 1∼10일", "1-10日": the first end is a date too.
 _DAY_RANGE = re.compile(r"\d+\s?[-–~∼〜]\s?(?=\d+\s?(?:일|日|号))")
 _ELLIPSIS = re.compile(r"\.{2,}")  # NFKC turns … into "...": not a decimal point
+_DIGIT = re.compile(r"\d")
 
 
 def _decimal(digits: str) -> str:
@@ -551,6 +589,12 @@ def quantities(text: str) -> frozenset[str]:
     designator digits are left out: they differ between outlets reporting one event
     (30일 vs "on Monday").
     """
+    if not _DIGIT.search(text):
+        return _EMPTY  # every quantity is read from digits (\d: any script's)
+    return _quantities(text)
+
+
+def _quantities(text: str) -> frozenset[str]:
     text = _ELLIPSIS.sub(" ", _DESIGNATOR.sub(" ", text))
     text = _BASIS_POINTS.sub(lambda m: f" {int(m.group(1)) / 100:g}%", text)
     text = _PCT_RANGE.sub(r"\1% \2%", _POINTS.sub("%", text))
@@ -655,12 +699,13 @@ def features(
     language: str | None = None,
 ) -> ItemFeatures:
     """Features of one item; `vector` is the encoder's row for `story_text(...)`."""
-    text = story_text(title, summary, body)
+    clean = _clean(title)
+    text = _story_text(clean, summary, body)
     concepts = frozenset(concepts)
     lang = _primary(language)
     named = _countries(text) | countries_of_concepts(concepts)
     home = _home(title, lang) if named else None
-    if home and not _countries(_clean(title)):
+    if home and not _countries(clean):
         # A national-language headline that names no country is about that country
         # ("방사청, F-35A 20대 추가 도입": Korea's) when its lead names another (the
         # seller). An item that names no country at all stays without one: it
@@ -671,15 +716,15 @@ def features(
         vector=np.asarray(vector, dtype=np.float32),
         published=published,
         designators=designators(text),
-        quantities=_shared(quantities(_clean(title))),
+        quantities=_shared(quantities(clean)),
         concepts=_shared(concepts),
         language=lang,
         numbers=_shared(frozenset(q.lstrip("~") for q in quantities(text) if _specific(q))),
         countries=_shared(named),
-        kinds=_shared(event_kinds(_clean(title))),
+        kinds=_shared(event_kinds(clean)),
         sites=_shared(sites_of_concepts(concepts)),
         incidents=_shared(incident_classes(text)),
-        periods=_shared(periods(_clean(title), published)),
+        periods=_shared(periods(clean, published)),
     )
 
 
@@ -987,6 +1032,11 @@ class StoryIndex:
         self._n = 0
         self._live = 0
         self._seq = 0
+        # The float32 rows of the members held at the last product (`_held32`):
+        # buffer, its live range [lo, hi), their row numbers, and self._n then.
+        self._h32: Matrix | None = None
+        self._h_lo = self._h_hi = self._h_n = 0
+        self._h_rows: Rows = np.zeros(0, dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self._stories)
@@ -1042,6 +1092,7 @@ class StoryIndex:
         self._feat.extend([None] * (size - len(self._feat)))
 
     def _compact(self) -> None:
+        self._h32 = None  # rows move: `_held32` starts over
         keep = np.flatnonzero(self._alive[: self._n])
         remap = {int(old): new for new, old in enumerate(keep)}
         for name in ("_vec", "_owner", "_when", "_key", "_lang", "_has_concepts", "_has_numbers"):
@@ -1053,6 +1104,55 @@ class StoryIndex:
         self._feat.extend([None] * (self._vec.shape[0] - len(self._feat)))
         self._rows_of = {s: [remap[r] for r in rows] for s, rows in self._rows_of.items()}
         self._n = len(keep)
+
+    def _held32(self, held: Rows) -> Matrix:
+        """`_rows32(held)` for `held`, the rows alive now (ascending), kept
+        from one product to the next: only the rows appended since the last
+        one are widened, the rows killed since are dropped (float16 to
+        float32 costs ~1.5 ns a value, 6 ms for 4,096 members of 1,024
+        dimensions, at every product: a crawl's save of one matched item
+        paid it whole). The same float32 values in the same order, so the
+        same products. Rows only ever die or are appended between products
+        (`_compact`, which renumbers them, starts over)."""
+        if self._vec.dtype == np.float32:
+            return self._vec[held]
+        buf, prev = self._h32, self._h_rows
+        if buf is None or buf.shape[1] != self._dim:
+            return self._refill(held)
+        keep = self._alive[prev]
+        kept = int(np.count_nonzero(keep))
+        new = held[kept:]
+        if (len(new) and new[0] < self._h_n) or not np.array_equal(held[:kept], prev[keep]):
+            return self._refill(held)  # not what the bookkeeping expects: widen all
+        lo, hi = self._h_lo, self._h_hi
+        if kept < len(prev):
+            first = int(np.argmax(keep)) if kept else len(prev)
+            if kept == len(prev) - first:  # the oldest rows died: move the start
+                lo += first
+            else:
+                buf[lo : lo + kept] = buf[lo:hi][keep]
+                hi = lo + kept
+        if hi + len(new) > buf.shape[0]:
+            if kept + len(new) > buf.shape[0]:
+                return self._refill(held)
+            buf[:kept] = buf[lo:hi]
+            lo, hi = 0, kept
+        self._widen(new, buf[hi : hi + len(new)])
+        hi += len(new)
+        self._h_lo, self._h_hi, self._h_rows, self._h_n = lo, hi, held, self._n
+        return buf[lo:hi]
+
+    def _refill(self, held: Rows) -> Matrix:
+        size = len(held) + max(len(held) // 8, 4 * _CHUNK)  # room to slide before moving
+        buf = np.empty((size, self._dim), dtype=np.float32)
+        self._widen(held, buf[: len(held)])
+        self._h32, self._h_lo, self._h_hi = buf, 0, len(held)
+        self._h_rows, self._h_n = held, self._n
+        return buf[: len(held)]
+
+    def _widen(self, rows: Rows, out: Matrix) -> None:
+        for start in range(0, len(rows), _WIDEN_ROWS):
+            out[start : start + _WIDEN_ROWS] = self._vec[rows[start : start + _WIDEN_ROWS]]
 
     def _rows32(self, rows: Rows) -> Matrix:
         """The vectors of `rows` as float32 (a copy; a float16 matrix is
@@ -1269,7 +1369,7 @@ class StoryIndex:
             self._reserve(batch.shape[1], len(chunk))  # no row moves within the chunk
             held = np.flatnonzero(self._alive[: self._n]).astype(np.int64)
             base = self._n
-            bound = batch @ self._rows32(held).T
+            bound = batch @ self._held32(held).T
             bound += self._bounds(
                 chunk, self._has_concepts[held], self._has_numbers[held], self._lang[held]
             )

