@@ -23,7 +23,6 @@ caller has already removed any DOCTYPE internal subset (crawler.feeds).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -165,9 +164,19 @@ def _repair(out: str) -> str:
     """feedparser's last steps: UTF-8 misread as Latin-1 is undone, C1 controls become cp1252."""
     if out.isascii():
         return out
-    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
-        out = out.encode("iso-8859-1").decode("utf-8")
-    return out.translate(_cp1252) if has_c1(out) else out
+    # Its Latin-1 bytes without the characters outside Latin-1: every character
+    # is there when the length is the same, and they are then the strict
+    # encoding's bytes (no UnicodeEncodeError raised and caught for every
+    # Cyrillic or CJK field); the C1 controls are the bytes 0x80-0x9F (has_c1).
+    latin = out.encode("iso-8859-1", "ignore")
+    if len(latin) == len(out):
+        try:
+            out = latin.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            latin = out.encode("iso-8859-1", "ignore")
+    return out.translate(_cp1252) if _C1_BYTES.search(latin) is not None else out
 
 
 def has_c1(text: str) -> bool:
