@@ -66,8 +66,7 @@ def prepared(body: bytes, ctype: str) -> bytes:
     decoded = decode_document(
         body, declared=(xml_declared_encoding(body), content_type_charset(ctype))
     )
-    text = feeds._XML_DECL.sub("", feeds.strip_doctype(decoded.text), count=1)
-    return ('<?xml version="1.0" encoding="utf-8"?>\n' + text.lstrip()).encode("utf-8")
+    return feeds.xml_for_parsers(body, decoded)
 
 
 def entry_dicts(body: bytes, data: bytes | None) -> tuple[Any, list[Any], bool]:

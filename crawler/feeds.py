@@ -24,7 +24,7 @@ from typing import Any
 import feedparser
 
 from crawler import CrawlError
-from crawler.charsets import decode_document, xml_declared_encoding
+from crawler.charsets import Decoded, decode_document, xml_declared_encoding
 from crawler.crawl_records import Item
 from crawler.entries import EntryFields, build_item
 from crawler.feeds_lxml import read_feed
@@ -86,9 +86,7 @@ def parse_feed(
     decoded = decode_document(
         body, declared=(xml_declared_encoding(body), content_type_charset(content_type))
     )
-    text = strip_doctype(decoded.text)
-    text = _XML_DECL.sub("", text, count=1)
-    data = ('<?xml version="1.0" encoding="utf-8"?>\n' + text.lstrip()).encode("utf-8")
+    data = xml_for_parsers(body, decoded)
     feed, entries = read_feed(data) or _feedparser(data)
     feed_lang = _primary_language(feed.get("language"))
     items = []
@@ -108,6 +106,29 @@ def parse_feed(
         skipped=skipped,
         encoding=decoded.encoding,
     )
+
+
+_UTF8_DECL = '<?xml version="1.0" encoding="utf-8"?>\n'
+_UTF8_DECL_BYTES = _UTF8_DECL.encode("ascii")
+_EXACT = frozenset({("utf-8", "declared"), ("utf-8", "utf-8"), ("ascii", "declared")})
+
+
+def xml_for_parsers(body: bytes, decoded: Decoded) -> bytes:
+    """What read_feed (or feedparser) parses: the text without a DOCTYPE's
+    internal subset (`strip_doctype`), its own XML declaration and the
+    whitespace before it, as UTF-8 under a UTF-8 declaration.
+
+    When the text is `body` decoded strictly as UTF-8 (or ASCII) and
+    `strip_doctype` removed nothing (the same length: it only removes), that
+    UTF-8 is a suffix of `body` itself: its bytes are taken from `body`
+    instead of encoding the whole text again (~3 µs per item on the bench's
+    Cyrillic and CJK feeds)."""
+    text = strip_doctype(decoded.text)
+    kept = _XML_DECL.sub("", text, count=1).lstrip()
+    if (decoded.encoding, decoded.how) in _EXACT and len(text) == len(decoded.text):
+        cut = len(text) - len(kept)  # characters before `kept`; their UTF-8 is body's head
+        return _UTF8_DECL_BYTES + body[len(text[:cut].encode("utf-8")) :]
+    return (_UTF8_DECL + kept).encode("utf-8")
 
 
 def _feedparser(data: bytes) -> tuple[Any, Any]:

@@ -23,7 +23,6 @@ caller has already removed any DOCTYPE internal subset (crawler.feeds).
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 from collections.abc import Iterator
@@ -106,6 +105,7 @@ CONTAINERS = frozenset({"image", f"{RSS1}items"})  # checked separately or harml
 
 _BASE_ATTRIBUTE = re.compile(rb"[\s:]base\s*=")
 _CP1252_RANGE = re.compile("[\x80-\x9f]")
+_C1_BYTES = re.compile(b"[\x80-\x9f]")  # _CP1252_RANGE in has_c1's Latin-1 bytes
 _LINK_ENTITY = re.compile("&([A-Za-z0-9_]+);")
 _looks_like_html = _FeedParserMixin.looks_like_html
 _local = threading.local()
@@ -164,9 +164,28 @@ def _repair(out: str) -> str:
     """feedparser's last steps: UTF-8 misread as Latin-1 is undone, C1 controls become cp1252."""
     if out.isascii():
         return out
-    with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):
-        out = out.encode("iso-8859-1").decode("utf-8")
-    return out.translate(_cp1252) if _CP1252_RANGE.search(out) else out
+    # Its Latin-1 bytes without the characters outside Latin-1: every character
+    # is there when the length is the same, and they are then the strict
+    # encoding's bytes (no UnicodeEncodeError raised and caught for every
+    # Cyrillic or CJK field); the C1 controls are the bytes 0x80-0x9F (has_c1).
+    latin = out.encode("iso-8859-1", "ignore")
+    if len(latin) == len(out):
+        try:
+            out = latin.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            latin = out.encode("iso-8859-1", "ignore")
+    return out.translate(_cp1252) if _C1_BYTES.search(latin) is not None else out
+
+
+def has_c1(text: str) -> bool:
+    """`_CP1252_RANGE.search(text) is not None`, cheaper on text outside
+    Latin-1 (Cyrillic, CJK: a regex over 2-byte characters): C1 controls are
+    Latin-1, so they are the bytes 0x80-0x9F of its Latin-1 encoding without
+    the characters it cannot encode (both passes in C, the second over the
+    few spaces and punctuation left)."""
+    return _C1_BYTES.search(text.encode("iso-8859-1", "ignore")) is not None
 
 
 def _uri(out: str) -> str:

@@ -58,9 +58,10 @@ MAX_EDGES = 200_000  # ~10 MB of dict entries; beyond, a transition is looked up
 class _State(dict[int, "_State"]):
     """One DFA state: its transitions seen so far; hashed by identity.
 
-    `key` is what Counter counts: the state's feature, or a negative number
-    unique to the state when it emits none (py3langid's -1), so states that
-    emit the same feature are counted together, as visit_counts does."""
+    `key` is what Counter counts: the state's feature, or `NO_FEATURE` when it
+    emits none (py3langid's -1), so states that emit the same feature are
+    counted together, as visit_counts does, and all featureless visits under
+    one key that `score` pops."""
 
     __slots__ = ("key", "number", "walk")
     __hash__ = object.__hash__  # type: ignore[assignment]
@@ -74,6 +75,7 @@ class _State(dict[int, "_State"]):
 
 
 _key = attrgetter("key")
+NO_FEATURE = -1  # the key of every state that emits no feature
 
 
 class DfaWalk:
@@ -99,7 +101,7 @@ class DfaWalk:
                     state = _State()
                     state.number = number
                     feature = int(self._output[number])
-                    state.key = feature if feature >= 0 else -1 - number
+                    state.key = feature if feature >= 0 else NO_FEATURE
                     state.walk = self
                     if len(self._states) < MAX_STATES:  # else a one-off: counted by its key
                         self._states[number] = state
@@ -118,7 +120,7 @@ class DfaWalk:
         return self._edges
 
     def counts(self, data: bytes) -> Counter[int]:
-        """Visits per key (a feature, or a negative number for a state without
+        """Visits per key (a feature, or NO_FEATURE for the states without
         one), in order of first visit."""
         if not data:
             return Counter()
@@ -137,12 +139,12 @@ class DfaWalk:
         import numpy as np
 
         counts = self.counts(data)
-        keys = np.fromiter(counts, dtype=np.intp, count=len(counts))
-        keep = keys >= 0
-        if not keep.any():
+        counts.pop(NO_FEATURE, None)  # the rest are the features, in visits' order
+        if not counts:
             return None
+        keys = np.fromiter(counts, dtype=np.intp, count=len(counts))
         visits = np.fromiter(counts.values(), dtype=np.float32, count=len(counts))
-        return np.log1p(visits[keep]) @ table[keys[keep]] + prior
+        return np.log1p(visits) @ table[keys] + prior
 
 
 # What this module relies on in py3langid (0.4); without it, the library's own class.

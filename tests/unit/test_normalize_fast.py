@@ -200,3 +200,24 @@ def test_collapsed_content_hash_equals_content_hash(a: str, b: str) -> None:
     assert normalize.collapsed_content_hash(title, text) == normalize.content_hash(title, text)
     assert normalize.collapsed_content_hash(text, "") == normalize.content_hash(text, "")
     assert normalize.collapsed_content_hash("", title) == normalize.content_hash("", title)
+
+
+LINES = st.text(
+    alphabet=st.sampled_from(
+        [*WHITESPACE, "a", "<", "&", "é", "Ж", "한", "\x00", "\x1b", "\x85", "\ud800", "\ufeff"]
+    )
+)
+
+
+@settings(max_examples=500)
+@given(st.one_of(LINES, st.text()))
+def test_lines_printable_equals_every_line_printable(text: str) -> None:
+    # html_to_text's check; fails when line breaks count as unprintable (text.isprintable())
+    assert normalize.lines_printable(text) == all(map(str.isprintable, text.split("\n")))
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(["", " ", "  ", "\n", "\r", "a b", " x ", "\xa0", "\x00"])))
+def test_collapse_whitespace_drops_blank_lines_as_the_regex_form(pieces: list[str]) -> None:
+    text = "".join(pieces)  # runs of empty and whitespace-only lines, skipped before the loop
+    assert collapse_whitespace(text) == reference_collapse(text)
