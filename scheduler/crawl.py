@@ -15,9 +15,11 @@ off the crawl's critical path (no alert waits for their story).
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import random
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractAsyncContextManager, nullcontext
@@ -404,7 +406,7 @@ async def poll_and_save(
             remaining -= len(batch)
             for _ in batch:
                 ctx.crash.crash("after_fetch")
-            counts = await in_saver(save_outcomes, ctx, batch, compiled, rng)
+            counts = await save_together(ctx, batch, compiled, rng)
             for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
                 _report(report, src, outcome, new_items, new_matches)
                 if on_done is not None:
@@ -413,6 +415,111 @@ async def poll_and_save(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(eq=False)
+class _Handed:
+    """Polls one poll_and_save call handed over to be saved, and where their counts go."""
+
+    ctx: CrawlContext
+    polls: list[tuple[Source, PollOutcome]]
+    compiled: CompiledWatchlists
+    rng: random.Random
+    result: asyncio.Future[list[tuple[int, int]]]
+
+
+@dataclass(eq=False)
+class _SaveQueue:
+    """The saves handed over by the poll_and_save calls of one event loop,
+    written in the order given, several calls' polls in one save_outcomes
+    transaction (up to SAVE_BATCH polls) when they queue up.
+
+    The daemon runs one poll_and_save per source, so without this every poll
+    was a transaction of its own: one commit, one take of the assignment lock
+    and one refresh of the story index per poll even while dozens of polls
+    waited behind the saver. Batches grow only when the saver is behind (what
+    queues while a save runs goes into the next); a lone poll is saved at once."""
+
+    waiting: collections.deque[_Handed] = field(default_factory=collections.deque)
+    flusher: asyncio.Task[None] | None = None
+
+    async def flush(self) -> None:
+        group: list[_Handed] = []
+        try:
+            while self.waiting:
+                group = self._next_group()
+                if not group:
+                    continue
+                first = group[0]
+                merged = [poll for handed in group for poll in handed.polls]
+                try:
+                    counts = await in_saver(
+                        save_outcomes, first.ctx, merged, first.compiled, first.rng
+                    )
+                except Exception as e:  # an outage: every caller of the batch sees it
+                    for handed in group:
+                        if not handed.result.done():
+                            handed.result.set_exception(e)
+                    continue
+                at = 0
+                for handed in group:
+                    part, at = counts[at : at + len(handed.polls)], at + len(handed.polls)
+                    if not handed.result.done():
+                        handed.result.set_result(part)
+                group = []
+        except BaseException:  # the loop is closing: nobody is left waiting unanswered
+            for handed in [*group, *self.waiting]:
+                if not handed.result.done():
+                    handed.result.cancel()
+            self.waiting.clear()
+            raise
+
+    def _next_group(self) -> list[_Handed]:
+        """The oldest waiting call and those after it with the same context and
+        watchlists, up to SAVE_BATCH polls (calls whose caller gave up are dropped)."""
+        group: list[_Handed] = []
+        size = 0
+        while self.waiting:
+            handed = self.waiting[0]
+            if handed.result.done():  # its caller was cancelled before its save began
+                self.waiting.popleft()
+                continue
+            if group and (
+                handed.ctx is not group[0].ctx
+                or handed.compiled is not group[0].compiled
+                or size + len(handed.polls) > SAVE_BATCH
+            ):
+                break
+            group.append(self.waiting.popleft())
+            size += len(handed.polls)
+        return group
+
+
+_SAVE_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SaveQueue] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def save_together(
+    ctx: CrawlContext,
+    polls: Sequence[tuple[Source, PollOutcome]],
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+) -> list[tuple[int, int]]:
+    """save_outcomes(ctx, polls, compiled, rng) in the saver thread, sharing its
+    transaction with the polls other poll_and_save calls of this event loop
+    handed over meanwhile (see _SaveQueue); (new items, new matches) of each
+    of `polls`. Cancelling the caller before its save has begun drops its
+    polls; once begun, the save commits or rolls back as a whole."""
+    loop = asyncio.get_running_loop()
+    queue = _SAVE_QUEUES.get(loop)
+    if queue is None:
+        queue = _SAVE_QUEUES[loop] = _SaveQueue()
+    handed = _Handed(ctx, list(polls), compiled, rng, loop.create_future())
+    queue.waiting.append(handed)
+    if queue.flusher is None or queue.flusher.done():
+        queue.flusher = loop.create_task(queue.flush())
+    return await handed.result
 
 
 def _memory(ctx: CrawlContext, src: Source) -> tuple[frozenset[str], dict[str, datetime | None]]:
