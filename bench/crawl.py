@@ -150,6 +150,42 @@ def _content_type(body: bytes) -> str:
 # --- (a) and (b): the real pipeline (its own process) --------------------------------
 
 
+def bench_app(database_url: str, base: str, feeds: int, **settings: Any) -> Any:
+    """The bench's app on a new database: `feeds` sources served at `base`, the
+    bench watchlists; every match queues its alert, so the alert path is timed."""
+    from alerts.watchlist_files import parse_watchlists
+    from newswatch.app import build_app
+    from newswatch.config import Settings
+    from storage.db import upgrade
+    from storage.sources import add_source
+    from storage.watchlists import save_watchlists
+
+    config = Settings(
+        database_url=database_url,
+        allow_private_addresses="127.0.0.1",
+        per_host_delay=0,
+        per_host_concurrency=64,
+        concurrency=64,
+        **settings,
+    )
+    app = build_app(config)
+    upgrade(app.store.engine)
+    with app.session() as s:
+        for n in range(feeds):
+            add_source(
+                s,
+                name=f"feed-{n}",
+                url=f"{base}/feed/{n}",
+                kind="feed",
+                every_seconds=3600,
+                links_css=None,
+                now=app.now(),
+                alert_backlog=True,
+            )
+        save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
+    return app
+
+
 def run_crawls(
     base: str,
     feeds: int,
@@ -165,37 +201,10 @@ def run_crawls(
     import dataclasses
     import logging
 
-    from alerts.watchlist_files import parse_watchlists
-    from newswatch.app import build_app
-    from newswatch.config import Settings
     from scheduler.crawl import crawl, drain_stories
-    from storage.db import upgrade
-    from storage.sources import add_source
-    from storage.watchlists import save_watchlists
 
-    settings = Settings(
-        database_url=database_url,
-        allow_private_addresses="127.0.0.1",
-        per_host_delay=0,
-        per_host_concurrency=64,
-        concurrency=64,
-    )
     logging.basicConfig(level=logging.ERROR)  # failures are counted in the summary
-    app = build_app(settings)
-    upgrade(app.store.engine)
-    with app.session() as s:
-        for n in range(feeds):
-            add_source(
-                s,
-                name=f"feed-{n}",
-                url=f"{base}/feed/{n}",
-                kind="feed",
-                every_seconds=3600,
-                links_css=None,
-                now=app.now(),
-                alert_backlog=True,  # every match queues its alert: the alert path is timed
-            )
-        save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
+    app = bench_app(database_url, base, feeds)
     results: dict[str, Any] = {}
     validators.value = 1
     workers_peak = ChildPeaks()

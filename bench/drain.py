@@ -66,30 +66,11 @@ def first_crawl(base: str, feeds: int, path: str, encoder: str, out: Any) -> Non
     import logging
 
     _use(None)
-    from alerts.watchlist_files import parse_watchlists
-    from bench.crawl import WATCHLISTS
-    from newswatch.app import build_app
+    from bench.crawl import bench_app
     from scheduler.crawl import crawl
-    from storage.db import upgrade
-    from storage.sources import add_source
-    from storage.watchlists import save_watchlists
 
     logging.basicConfig(level=logging.ERROR)
-    app = build_app(_settings(f"sqlite:///{path}", encoder))
-    upgrade(app.store.engine)
-    with app.session() as s:
-        for n in range(feeds):
-            add_source(
-                s,
-                name=f"feed-{n}",
-                url=f"{base}/feed/{n}",
-                kind="feed",
-                every_seconds=3600,
-                links_css=None,
-                now=app.now(),
-                alert_backlog=True,
-            )
-        save_watchlists(s, parse_watchlists(WATCHLISTS), app.now())
+    app = bench_app(f"sqlite:///{path}", base, feeds, story_encoder=encoder)
     report = asyncio.run(crawl(app.crawl_context()))
     app.close()
     out.put(f"{report.polled} polled, {report.new_items} new items, {report.new_matches} matches")
