@@ -1,6 +1,10 @@
 """bench/crawl.py's concurrent peak (`TotalRss`) counts this process and its
 live children at the same moment, and not a child that has not exec'd yet
-(it shares this process's pages)."""
+(it shares this process's pages).
+
+Each test runs in a fresh interpreter of its own (`in_clean_process`): the
+test process may have children of its own already (a pytest-xdist worker
+keeps multiprocessing's resource tracker), which TotalRss rightly counts."""
 
 from __future__ import annotations
 
@@ -33,7 +37,35 @@ def _wait_for(check: Any) -> None:
         time.sleep(0.05)
 
 
+def in_clean_process(test: Any) -> None:
+    """Run `test` (a function of this module) in a new interpreter with no
+    children but the ones it starts; fail with its traceback if it fails."""
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('t', {str(Path(__file__))!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        f"m.{test.__name__}()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=Path(__file__).parents[2],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 def test_a_live_childs_memory_is_added_to_ours() -> None:
+    in_clean_process(live_child)
+
+
+def test_a_child_before_exec_is_not_counted() -> None:
+    in_clean_process(child_before_exec)
+
+
+def live_child() -> None:
     bench = _bench()
     total = bench.TotalRss(every=0.01)
     total.start("alone")
@@ -56,7 +88,7 @@ def test_a_live_childs_memory_is_added_to_ours() -> None:
     assert own == pytest.approx(own_before, rel=0.5)
 
 
-def test_a_child_before_exec_is_not_counted() -> None:
+def child_before_exec() -> None:
     """A forked child that has not exec'd runs in our pages (same command
     line): counting its RSS would count them twice."""
     bench = _bench()
