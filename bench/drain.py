@@ -171,21 +171,9 @@ def _count(app: Any, sql: str) -> int:
         return int(conn.execute(text(sql)).scalar_one())
 
 
-def in_child(target: Any, *args: Any) -> Any:
-    ctx = mp.get_context("spawn")
-    out = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, out))
-    proc.start()
-    result = out.get()
-    proc.join()
-    if proc.exitcode != 0:
-        raise SystemExit(f"{target.__name__} failed with exit code {proc.exitcode}")
-    return result
-
-
 def crawl_template(args: argparse.Namespace) -> None:
     _use(None)
-    from bench.crawl import serve
+    from bench.crawl import in_child, serve
 
     ctx = mp.get_context("spawn")
     ready = ctx.Queue()
@@ -208,6 +196,9 @@ def crawl_template(args: argparse.Namespace) -> None:
 
 
 def run_drains(args: argparse.Namespace) -> None:
+    _use(None)
+    from bench.crawl import in_child
+
     for n in range(args.repeat):
         with tempfile.TemporaryDirectory(prefix="nw-drain-") as tmp:
             copy = f"{tmp}/drain.db"

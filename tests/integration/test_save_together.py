@@ -11,32 +11,25 @@ import hashlib
 import itertools
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
-from alerts.watchlist_files import parse_watchlists
 from crawler.crawl_records import Item, PollOutcome, Source
-from newswatch.app import App, build_app
-from newswatch.config import Settings
+from newswatch.app import App
 from scheduler.crawl import CrawlContext, claim, load_watchlists, save_together
 from scheduler.saver import in_saver
-from storage import sources as source_repo
-from storage.repository import SqlStore
 from storage.tables import ItemRow
-from storage.watchlists import save_watchlists
 from tests.conftest import Database
+from tests.integration.test_shared_host import add_sources, make_app
 
 NOW = datetime(2026, 11, 30, 4, 0, tzinfo=UTC)
-WATCHLIST = "watchlists:\n  - name: air-defence\n    terms: [Pantsir]\n"
 
 
 @pytest.fixture
-def app(db: Database) -> Iterator[App]:
-    config = Settings(database_url=db.url, allow_private_addresses="127.0.0.1")  # type: ignore[call-arg]
-    yield build_app(config, env={}, store=SqlStore(db.engine, db.factory))
+def app(db: Database) -> App:
+    return make_app(db)
 
 
 def ticking(ctx: CrawlContext) -> CrawlContext:
@@ -47,18 +40,7 @@ def ticking(ctx: CrawlContext) -> CrawlContext:
 
 
 def sources(app: App, count: int) -> list[Source]:
-    with app.session() as s:
-        save_watchlists(s, parse_watchlists(WATCHLIST), NOW)
-        for i in range(count):
-            source_repo.add_source(
-                s,
-                name=f"src{i:02}",
-                url=f"http://127.0.0.1:9/{i}.xml",
-                kind="feed",
-                every_seconds=3600,
-                links_css=None,
-                now=NOW,
-            )
+    add_sources(app, [f"http://127.0.0.1:9/{i}.xml" for i in range(count)], every=3600)
     return claim(app.crawl_context(), names=None, due_only=False, limit=count)
 
 

@@ -18,8 +18,6 @@ from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs /proc")
-
 
 def _bench() -> Any:
     path = Path(__file__).parents[2] / "bench" / "crawl.py"

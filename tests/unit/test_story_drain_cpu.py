@@ -54,7 +54,11 @@ print(before, blas())
 """
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="BLAS runs on one thread here anyway")
+@pytest.mark.skipif(
+    (os.cpu_count() or 1) < 2,
+    reason="OpenBLAS never runs more threads than cores: on one core its default is "
+    "the one thread this test checks for, so there is nothing the change could alter",
+)
 def test_the_assigners_index_runs_blas_on_one_thread() -> None:
     """The index's products on one BLAS thread (OpenBLAS defaults to one per
     core: a second thread spun on a busy machine, ~4x the CPU per product)."""
