@@ -82,13 +82,22 @@ def test_postgres_owner_on_another_host_lives_as_long_as_its_lock(pg_db: Databas
     add_items(app, sid, 2)
     other = OwnerId("replica-host-b", 4242, "123456", "0badf00d", "a1b2c3")
     anchor = pg_db.engine.connect()
+    backend = anchor.execute(text("SELECT pg_backend_pid()")).scalar_one()
     try:
         anchor.execute(text("SELECT pg_advisory_lock(:k)"), {"k": lock_key(other)})
         anchor.commit()
         _lease_everything(pg_db, str(other), clock.at + LEASE)
         assert _claims(pg_db, clock.at) == (0, 0)  # its lock is held: alive
     finally:
-        anchor.invalidate()  # the process (its connection) is gone
+        # The owner's process dies. The server frees its locks when its
+        # backend exits, which happens after the client's socket closes, not
+        # with it, so wait for the backend to be gone (a plain close raced the
+        # next claim in CI). pg_terminate_backend with a timeout returns once
+        # the backend has exited.
+        with pg_db.engine.connect() as killer:
+            gone = killer.execute(text("SELECT pg_terminate_backend(:p, 10000)"), {"p": backend})
+            assert gone.scalar_one() is True
+        anchor.invalidate()
         anchor.close()
     assert _claims(pg_db, clock.at) == (1, 2)
 
