@@ -15,12 +15,18 @@ passes, per item.
   rest of `build_item` (dates, guid, Item).
 
     .venv/bin/python bench/parse.py [--feeds 200] [--entries 30] [--repeat 3]
-                                    [--profile FILE]
+                                    [--profile FILE] [--digest]
+
+`--digest` times nothing: it prints a sha256 of every ParsedFeed field (each
+result's repr, or the exception) of parse_feed over the `--feeds` bench
+feeds and every fixture feed (tests/fixtures/feeds) under three content
+types, to check that an optimisation leaves the output as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -86,13 +92,55 @@ def fields_of(feed: Any, found: Sequence[Any], is_json: bool, url: str) -> list[
     return [feeds._rss_fields(e, url, lang) for e in found]
 
 
+DIGEST_TYPES = (
+    "application/xml",
+    "application/rss+xml; charset=utf-8",
+    "text/xml; charset=windows-1251",
+)
+
+
+def digest(count: int, entries_per_feed: int) -> str:
+    """sha256 over the repr of every parse_feed result (or its exception):
+    the bench feeds with their own content type, then every fixture feed
+    under each of DIGEST_TYPES."""
+    inputs = [
+        (feed_bytes(n, entries_per_feed), f"http://127.0.0.1:8080/feed/{n}", None)
+        for n in range(count)
+    ]
+    fixtures = sorted((ROOT / "tests" / "fixtures" / "feeds").glob("*"))
+    for path in fixtures:
+        if path.suffix != ".py":
+            inputs += [
+                (path.read_bytes(), f"https://example.com/{path.name}", t) for t in DIGEST_TYPES
+            ]
+    sha = hashlib.sha256()
+    for body, url, ctype in inputs:
+        try:
+            result = repr(
+                feeds.parse_feed(
+                    body,
+                    url=url,
+                    headers={"content-type": ctype or content_type(body)},
+                    fetched_at=FETCHED,
+                )
+            )
+        except Exception as e:  # the exception is part of the output
+            result = f"{type(e).__name__}: {e}"
+        sha.update(result.encode("utf-8", "surrogatepass"))
+    return f"{len(inputs)} bodies: {sha.hexdigest()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--entries", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", help="cProfile one parse_feed pass into FILE")
+    parser.add_argument("--digest", action="store_true", help="print the outputs' digest only")
     args = parser.parse_args()
+    if args.digest:
+        print(digest(args.feeds, args.entries))
+        return
 
     bodies = [feed_bytes(n, args.entries) for n in range(args.feeds)]
     urls = [f"http://127.0.0.1:8080/feed/{n}" for n in range(args.feeds)]
