@@ -458,13 +458,46 @@ def _by_script(text: str) -> str | _ModelAsked | None:
             return "zh"
     if ascii_only:  # ASCII letters are [A-Za-z]: bytes.translate deletes them in C
         letters = len(sample) - len(sample.encode("ascii").translate(None, _ASCII_LETTERS))
+        cyrillic = 0
     else:
-        letters = len(sample) - count_chars(_NOT_LETTER, sample)
+        cyrillic = count_cyrillic(sample)
+        letters = count_letters(sample, cyrillic > 0)
     if letters - cjk < MIN_LETTERS:
         return None
-    cyrillic = 0 if ascii_only else count_cyrillic(sample)
     group = "cyrillic" if cyrillic * 2 > letters else "other"
     return _ModelAsked(group, sample[:MODEL_SAMPLE])
+
+
+def count_letters(text: str, cyrillic: bool = False) -> int:
+    """`len(text) - count_chars(_NOT_LETTER, text)`: how many characters are
+    letters (`[^\W\d_]`). Text that a single-byte code page holds whole
+    (windows-1251 when it has Cyrillic, and windows-1252: Russian, Ukrainian,
+    French, German... with their punctuation) is encoded to it, one byte per
+    character, and its letter bytes deleted in C (~1.5 µs for 600 characters
+    of Russian instead of ~8 for the regex's runs); other text takes the
+    regex."""
+    for codec, letter_bytes in _CODE_PAGES[not cyrillic :]:
+        data = text.encode(codec, "ignore")  # drops what the code page lacks
+        if len(data) == len(text):  # nothing dropped: one byte per character
+            return len(data) - len(data.translate(None, letter_bytes))
+    return len(text) - count_chars(_NOT_LETTER, text)
+
+
+def _letter_bytes(codec: str) -> bytes:
+    """The bytes of a single-byte code page whose character is a letter."""
+    letter = re.compile(r"[^\W\d_]")
+    out = bytearray()
+    for byte in range(256):
+        try:
+            char = bytes([byte]).decode(codec)
+        except UnicodeDecodeError:  # not a character of the code page: never encoded to
+            continue
+        if letter.fullmatch(char):
+            out.append(byte)
+    return bytes(out)
+
+
+_CODE_PAGES = tuple((codec, _letter_bytes(codec)) for codec in ("cp1251", "cp1252"))
 
 
 def count_cyrillic(text: str) -> int:
