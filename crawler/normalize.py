@@ -469,7 +469,7 @@ def _by_script(text: str) -> str | _ModelAsked | None:
 
 
 def count_letters(text: str, cyrillic: bool = False) -> int:
-    """`len(text) - count_chars(_NOT_LETTER, text)`: how many characters are
+    r"""`len(text) - count_chars(_NOT_LETTER, text)`: how many characters are
     letters (`[^\W\d_]`). Text that a single-byte code page holds whole
     (windows-1251 when it has Cyrillic, and windows-1252: Russian, Ukrainian,
     French, German... with their punctuation) is encoded to it, one byte per
