@@ -33,17 +33,18 @@ import html.entities
 import re
 
 # A plain end tag (`</name>`: its name is the first group) or start tag (the
-# second group, then "/" or "" in the third): ASCII name, attributes without
-# '<' or '&', nothing else. An end tag with attributes or a "/" is not one:
-# its '<' stays in the text, which declines the fragment (outside a script,
-# where it is text), as the walk declined it when it was matched. The
-# attributes are not captured: the walk never reads them.
+# second group), then "/" or "" (the third): ASCII name, attributes without
+# '<' or '&', nothing else. An end tag with attributes is not one: its '<'
+# stays in the text, which declines the fragment (outside a script, where it
+# is text), as the walk declined it when it was matched; one with a "/" is
+# matched (it ends a script, and is declined anywhere else). The attributes
+# are not captured: the walk never reads them.
 _TAG = re.compile(
-    r"<(?:/([A-Za-z][A-Za-z0-9]*)[ \t\n\r]*"
+    r"<(?:/([A-Za-z][A-Za-z0-9]*)"
     r"|([A-Za-z][A-Za-z0-9]*)"
     r"(?:[ \t\n\r]+[A-Za-z_:][-A-Za-z0-9_:.]*"
-    r"(?:[ \t\n\r]*=[ \t\n\r]*(?:\"[^\"<&]*\"|'[^'<&]*'|[^ \t\n\r\"'<>=`&]+))?)*"
-    r"[ \t\n\r]*(/?))>"
+    r"(?:[ \t\n\r]*=[ \t\n\r]*(?:\"[^\"<&]*\"|'[^'<&]*'|[^ \t\n\r\"'<>=`&]+))?)*)"
+    r"[ \t\n\r]*(/?)>"
 )
 _INLINE = "a b i em strong span u s small code cite q abbr font del ins big tt strike kbd var dfn"
 INLINE = frozenset(_INLINE.split(" "))
@@ -135,7 +136,7 @@ def _walk(parts: list[str]) -> str | None:
                 if end == raw:
                     raw = None
                 continue
-            if not stack or stack[-1] != end:
+            if slash or not stack or stack[-1] != end:
                 return None
             stack.pop()
             if end not in INLINE:
