@@ -344,9 +344,28 @@ _HANGUL = re.compile(r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f]+")
 _KANA = re.compile(r"[\u3040-\u30ff\u31f0-\u31ff]+")
 _HAN = re.compile(r"[\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]+")
 _CYRILLIC = re.compile(r"[\u0400-\u04ff]+")
-_ANY_CJK = re.compile(  # the union of _HANGUL, _KANA and _HAN: none of them if no match
+_ANY_CJK = re.compile(  # the union of _HANGUL, _KANA and _HAN (tests)
     r"[\uac00-\ud7a3\u1100-\u11ff\u3130-\u318f\u3040-\u30ff\u31f0-\u31ff"
     r"\u4e00-\u9fff\u3400-\u4dbf\uf900-\ufaff]"
+)
+
+
+# The high byte of a UTF-16 code unit (a character's, or a surrogate's: D8-DF)
+# as the CJK scripts whose blocks have it: Hangul AC-D7 and 11 ("h"), Kana
+# 30 ("k"), both 31 ("b"), Han 34-9F, F9 and FA ("c"), none (".").
+def _script_mark(high: int) -> int:
+    if high == 0x11 or 0xAC <= high <= 0xD7:
+        return ord("h")
+    if high in (0x30, 0x31):
+        return ord("k" if high == 0x30 else "b")
+    return ord("c" if 0x34 <= high <= 0x9F or high in (0xF9, 0xFA) else ".")
+
+
+_SCRIPT_OF_HIGH = bytes(map(_script_mark, range(256)))
+_CJK = (  # each script's pattern, and the marks of the high bytes it may have
+    (_HANGUL, (b"h", b"b")),
+    (_KANA, (b"k", b"b")),
+    (_HAN, (b"c",)),
 )
 _ASCII_LETTERS = string.ascii_letters.encode("ascii")  # what [^\W\d_] matches in ASCII
 _NOT_LETTER = re.compile(r"[\W\d_]+")  # the complement of a letter, [^\W\d_]
@@ -440,10 +459,17 @@ def _by_script(text: str) -> str | _ModelAsked | None:
     model is to decide."""
     sample = text[:LANGUAGE_SAMPLE]
     ascii_only = sample.isascii()
-    if ascii_only or _ANY_CJK.search(sample) is None:  # one scan instead of three
+    # The high byte of each UTF-16 code unit: a script's characters are there
+    # only if its blocks' high bytes are (C passes over bytes: a script that is
+    # absent costs no regex scan of the text; count_cyrillic reads them too).
+    high = b"" if ascii_only else sample.encode("utf-16-be", "surrogatepass")[::2]
+    marks = high.translate(_SCRIPT_OF_HIGH)
+    if ascii_only or marks.count(b".") == len(marks):
         hangul = kana = han = 0
     else:
-        hangul, kana, han = (_up_to_two(p, sample) for p in (_HANGUL, _KANA, _HAN))
+        hangul, kana, han = (
+            _up_to_two(runs, sample) if any(m in marks for m in may) else 0 for runs, may in _CJK
+        )
         if hangul == MIN_CJK and MIN_CJK in (kana, han):  # two scripts: count them
             hangul, kana, han = (count_chars(p, sample) for p in (_HANGUL, _KANA, _HAN))
         # else at most one script has MIN_CJK characters or more, and that one
@@ -460,7 +486,7 @@ def _by_script(text: str) -> str | _ModelAsked | None:
         letters = len(sample) - len(sample.encode("ascii").translate(None, _ASCII_LETTERS))
         cyrillic = 0
     else:
-        cyrillic = count_cyrillic(sample)
+        cyrillic = high.count(4)  # count_cyrillic(sample)
         letters = count_letters(sample, cyrillic > 0)
     if letters - cjk < MIN_LETTERS:
         return None

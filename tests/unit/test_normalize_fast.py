@@ -264,3 +264,22 @@ def test_count_letters_takes_the_code_pages_on_russian_and_french() -> None:
     finally:
         normalize.count_chars = original  # type: ignore[assignment]
     assert calls == []
+
+
+def test_the_high_byte_marks_cover_every_cjk_character() -> None:
+    """_by_script skips a script's scan when none of its marks is among the
+    high bytes' marks: every character of each script (all of the BMP and
+    the surrogates, checked one by one; others are surrogate pairs) has one
+    of its script's marks, and only CJK characters have any mark."""
+    for code in range(0x10000):
+        char = chr(code)
+        high = char.encode("utf-16-be", "surrogatepass")[::2]
+        marks = high.translate(normalize._SCRIPT_OF_HIGH)
+        for runs, may in normalize._CJK:
+            if runs.match(char):
+                assert any(m in marks for m in may), (hex(code), runs.pattern)
+        if normalize._ANY_CJK.match(char) is None:
+            continue
+        assert marks != b".", hex(code)
+    pair = "\U0001f600".encode("utf-16-be")[::2].translate(normalize._SCRIPT_OF_HIGH)
+    assert pair == b".."
