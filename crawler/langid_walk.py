@@ -401,7 +401,40 @@ def classify_many(requests: Sequence[tuple[Any, str]]) -> list[str]:
     ):
         return [str(ident.classify(text)[0]) for ident, text in requests]
     counted = walk.counts_many([ident._encode(text) for ident, text in requests])
-    return [ident.label_of(c) for (ident, _), c in zip(requests, counted, strict=True)]
+    idents = [ident for ident, _ in requests]
+    return [
+        ident.label(scores)
+        for ident, scores in zip(idents, raw_scores(idents, counted), strict=True)
+    ]
+
+
+def raw_scores(idents: Sequence[Any], counted: Sequence[Counted | None]) -> list[Any]:
+    """Each text's `_raw_score` from its counts (`score_counted`, or the
+    library's fill without a feature), with each identifier's table rows
+    for all its texts gathered and widened to float32 at once: what
+    `log1p(visits) @ table[features]` does for each text (float16 to float32
+    is exact, and the product is float32 by float32 either way:
+    bit-identical, tests/unit/test_langid_batch.py)."""
+    import numpy as np
+
+    scores: list[Any] = [None] * len(idents)
+    texts_of: dict[int, list[int]] = {}
+    for i, (ident, c) in enumerate(zip(idents, counted, strict=True)):
+        if c is None:
+            scores[i] = ident._raw_score(b"")
+        else:
+            texts_of.setdefault(id(ident), []).append(i)
+    for texts in texts_of.values():
+        ident = idents[texts[0]]
+        keys = np.concatenate([counted[i][0] for i in texts])  # type: ignore[index]
+        rows = ident.nb_ptc.take(keys, axis=0).astype(np.float32)
+        start = 0
+        for i in texts:
+            visits = counted[i][1]  # type: ignore[index]
+            end = start + len(visits)
+            scores[i] = np.log1p(visits) @ rows[start:end] + ident.nb_pc
+            start = end
+    return scores
 
 
 # What this module relies on in py3langid (0.4); without it, the library's own class.
@@ -724,6 +757,10 @@ def _fast_identifier(
             scores = score_counted(counted, self.nb_ptc, self.nb_pc)
             if scores is None:
                 scores = super()._raw_score(b"")
+            return self.label(scores)
+
+        def label(self, scores: Any) -> str:
+            """`classify`'s label from `_raw_score`'s scores (no norm_probs)."""
             for i, j in self._alias_pairs:
                 scores[i] = max(scores[i], scores[j])
                 scores[j] = RAW_FLOOR

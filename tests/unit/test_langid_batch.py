@@ -200,3 +200,31 @@ def test_build_items_equals_build_item(
     assert build_items(entries, fetched_at=FETCHED) == [
         build_item(e, fetched_at=FETCHED) for e in entries
     ]
+
+
+def bits(scores: np.ndarray) -> bytes:
+    return np.ascontiguousarray(scores, dtype=np.float32).tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(TEXT, st.sampled_from(["cyrillic", "other"])), max_size=24))
+def test_batched_scores_are_the_raw_scores_bit_for_bit(requests: list[tuple[str, str]]) -> None:
+    """The rows of a batch's texts gathered and widened together, each text's
+    product taken from a slice of them: the same float32 bits as
+    `_raw_score` of each text alone (the walk, then log1p(visits) @
+    table[features] + prior)."""
+    idents = [normalize._identifier(group) for _, group in requests]
+    datas = [ident._encode(text) for ident, (text, _) in zip(idents, requests, strict=True)]
+    counted = idents[0]._walk.counts_many(datas) if idents else []
+    got = langid_walk.raw_scores(idents, counted)
+    for ident, data, scores in zip(idents, datas, got, strict=True):
+        assert bits(scores) == bits(ident._raw_score(data))
+
+
+def test_batched_scores_of_feed_prose_are_the_raw_scores_bit_for_bit() -> None:
+    texts = prose(12, 400) + [t.upper() for t in prose(13, 100)]
+    for group in ("cyrillic", "other"):
+        idents = [normalize._identifier(group)] * len(texts)
+        datas = [idents[0]._encode(t) for t in texts]
+        got = langid_walk.raw_scores(idents, idents[0]._walk.counts_many(datas))
+        assert [bits(s) for s in got] == [bits(idents[0]._raw_score(d)) for d in datas]
