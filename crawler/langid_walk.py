@@ -194,7 +194,8 @@ WINDOW = 6
 _PAD = 256  # a "byte" between texts that moves no state: column 256 of the table
 _WIDTH = 257
 _UNKNOWN = 0  # compact state 0: a move not looked up yet (its row leads only to itself)
-MAX_WINDOW_STATES = 8192  # 8.4 MB of table at most; past it the table starts again
+MAX_WINDOW_STATES = 8192  # 4.2 MB of table at most; past it the table starts again
+_GROWTH = 1024  # states added to the table at a time (~0.5 MB): ~3,000 on the bench's text
 
 
 class _TableFull(Exception):
@@ -211,7 +212,7 @@ class WindowWalk:
 
     The states the windows reach are numbered compactly as they are first
     met (~2,700 on the bench's English and Russian text), and their moves
-    kept in one int32 table of 257 columns (`_table[state * 257 + byte]`,
+    kept in one uint16 table of 257 columns (`_table[state * 257 + byte]`,
     0 until looked up in the model's DFA): a walk is then WINDOW NumPy
     gathers over all the texts' bytes together. The counting (visits per
     feature, in order of first occurrence, per text) is one sort of
@@ -227,8 +228,8 @@ class WindowWalk:
     def _start(self) -> None:
         import numpy as np
 
-        self._capacity = min(1024, MAX_WINDOW_STATES)
-        self._table = np.zeros(self._capacity * _WIDTH, dtype=np.int32)
+        self._capacity = min(_GROWTH, MAX_WINDOW_STATES)
+        self._table = np.zeros(self._capacity * _WIDTH, dtype=np.uint16)
         self._feature = np.zeros(self._capacity, dtype=np.int32)  # compact feature, 0: none
         self._features = np.array([NO_FEATURE], dtype=np.intp)  # compact feature -> feature
         self._feature_ids: dict[int, int] = {}
@@ -249,8 +250,8 @@ class WindowWalk:
         if compact >= self._capacity:
             if self._capacity >= MAX_WINDOW_STATES:
                 raise _TableFull
-            self._capacity = min(2 * self._capacity, MAX_WINDOW_STATES)
-            table = np.zeros(self._capacity * _WIDTH, dtype=np.int32)
+            self._capacity = min(self._capacity + _GROWTH, MAX_WINDOW_STATES)
+            table = np.zeros(self._capacity * _WIDTH, dtype=np.uint16)
             table[: len(self._table)] = self._table
             feature = np.zeros(self._capacity, dtype=np.int32)
             feature[: len(self._feature)] = self._feature
@@ -268,10 +269,9 @@ class WindowWalk:
 
     def _fill(self, moves: Any) -> None:
         """Look up the unknown moves (flat table indexes) in the model's DFA."""
-        import numpy as np
 
         walk = self._walk
-        for index in np.unique(moves).tolist():
+        for index in sorted(set(moves.tolist())):  # not np.unique: it imports numpy.ma
             compact, byte = divmod(index, _WIDTH)
             number = int(walk._nextmove[walk._rowbase[self._numbers[compact]] + byte])
             target = self._compact.get(number)
@@ -311,8 +311,7 @@ class WindowWalk:
         states = self._walk_windows(x)
         # each state is the move from the one before it (the windows' assumption)
         at = states.take(real)
-        before = states.take(real - 1)
-        before *= _WIDTH
+        before = np.multiply(states.take(real - 1), _WIDTH, dtype=np.int32)
         before += x.take(real)
         if not np.array_equal(self._moves(before), at):
             raise _NotWindowed
@@ -326,16 +325,16 @@ class WindowWalk:
         m = len(x) - WINDOW + 1
         state = self._table.take(x[:m] + self._root * _WIDTH)
         for j in range(1, WINDOW):
-            state *= _WIDTH
-            state += x[j : j + m]
-            state = self._table.take(state)
+            index = np.multiply(state, _WIDTH, dtype=np.int32)
+            index += x[j : j + m]
+            state = self._table.take(index)
         if not state.all():  # a move not looked up yet (0 leads to 0): again, looking up
             state = self._moves(x[:m] + self._root * _WIDTH)
             for j in range(1, WINDOW):
-                state *= _WIDTH
-                state += x[j : j + m]
-                state = self._moves(state)
-        out = np.empty(len(x), dtype=np.int32)
+                index = np.multiply(state, _WIDTH, dtype=np.int32)
+                index += x[j : j + m]
+                state = self._moves(index)
+        out = np.empty(len(x), dtype=np.uint16)
         out[: WINDOW - 1] = self._root
         out[WINDOW - 1 :] = state
         return out
