@@ -11,21 +11,29 @@ passes, per item.
   (`read_feed`, feedparser where lxml declines, JSON Feed's json.loads),
   entry dicts to EntryFields with dates (`fields`), the item URL
   (`item_url`), title / summary / body to text (`html_to_text` or
-  `collapse_whitespace`), `detect_language`, the content hash, and the
-  rest of `build_item` (dates, guid, Item).
+  `collapse_whitespace`), `detect_language` (one text at a time) and
+  `detect_languages` (a feed's items at once, as parse_feed does), the
+  content hash, and `build_items` (all of the above from the fields, per feed).
 
     .venv/bin/python bench/parse.py [--feeds 200] [--entries 30] [--repeat 3]
-                                    [--profile FILE]
+                                    [--profile FILE] [--digest]
+
+`--digest` times nothing: it prints a sha256 of every ParsedFeed field (each
+result's repr, or the exception) of parse_feed over the `--feeds` bench
+feeds and every fixture feed (tests/fixtures/feeds) under three content
+types, to check that an optimisation leaves the output as it was.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,7 @@ from crawler.http_bodies import content_type_charset  # noqa: E402
 from crawler.normalize import (  # noqa: E402
     collapsed_content_hash,
     detect_language,
+    detect_languages,
     simple_canonical_url,
 )
 from crawler.simple_html import simple_text  # noqa: E402
@@ -86,13 +95,55 @@ def fields_of(feed: Any, found: Sequence[Any], is_json: bool, url: str) -> list[
     return [feeds._rss_fields(e, url, lang) for e in found]
 
 
+DIGEST_TYPES = (
+    "application/xml",
+    "application/rss+xml; charset=utf-8",
+    "text/xml; charset=windows-1251",
+)
+
+
+def digest(count: int, entries_per_feed: int) -> str:
+    """sha256 over the repr of every parse_feed result (or its exception):
+    the bench feeds with their own content type, then every fixture feed
+    under each of DIGEST_TYPES."""
+    inputs = [
+        (feed_bytes(n, entries_per_feed), f"http://127.0.0.1:8080/feed/{n}", None)
+        for n in range(count)
+    ]
+    fixtures = sorted((ROOT / "tests" / "fixtures" / "feeds").glob("*"))
+    for path in fixtures:
+        if path.suffix != ".py":
+            inputs += [
+                (path.read_bytes(), f"https://example.com/{path.name}", t) for t in DIGEST_TYPES
+            ]
+    sha = hashlib.sha256()
+    for body, url, ctype in inputs:
+        try:
+            result = repr(
+                feeds.parse_feed(
+                    body,
+                    url=url,
+                    headers={"content-type": ctype or content_type(body)},
+                    fetched_at=FETCHED,
+                )
+            )
+        except Exception as e:  # the exception is part of the output
+            result = f"{type(e).__name__}: {e}"
+        sha.update(result.encode("utf-8", "surrogatepass"))
+    return f"{len(inputs)} bodies: {sha.hexdigest()}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--entries", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--profile", help="cProfile one parse_feed pass into FILE")
+    parser.add_argument("--digest", action="store_true", help="print the outputs' digest only")
     args = parser.parse_args()
+    if args.digest:
+        print(digest(args.feeds, args.entries))
+        return
 
     bodies = [feed_bytes(n, args.entries) for n in range(args.feeds)]
     urls = [f"http://127.0.0.1:8080/feed/{n}" for n in range(args.feeds)]
@@ -119,15 +170,17 @@ def main() -> None:
         None if j else prepared(b, t) for b, t, j in zip(bodies, types, json_feed, strict=True)
     ]
     dicts = [entry_dicts(b, d) for b, d in zip(bodies, datas, strict=True)]
-    fields = [
-        f
+    per_feed = [
+        fields_of(feed, found, is_json, url)
         for (feed, found, is_json), url in zip(dicts, urls, strict=True)
-        for f in fields_of(feed, found, is_json, url)
     ]
+    fields = [f for feed_fields in per_feed for f in feed_fields]
     titles = [entries.to_text(f.title) for f in fields]
     summaries = [entries.to_text(f.summary) for f in fields]
     texts = [entries.to_text(f.body) or s for f, s in zip(fields, summaries, strict=True)]
     samples = [f"{t}\n{x[: entries.LANGUAGE_SAMPLE]}" for t, x in zip(titles, texts, strict=True)]
+    bounds = list(accumulate(map(len, per_feed), initial=0))
+    feed_samples = [samples[a:b] for a, b in pairwise(bounds)]
 
     def link(f: Any) -> str | None:
         return entries._item_url(f.base, f.link) or entries._item_url(
@@ -160,14 +213,15 @@ def main() -> None:
         ("title to text", lambda: [entries.to_text(f.title) for f in fields]),
         ("summary to text", lambda: [entries.to_text(f.summary) for f in fields]),
         ("body to text", lambda: [entries.to_text(f.body) for f in fields]),
-        ("detect_language", lambda: [detect_language(s) for s in samples]),
+        ("detect_language (one by one)", lambda: [detect_language(s) for s in samples]),
+        ("detect_languages (per feed)", lambda: [detect_languages(f) for f in feed_samples]),
         (
             "content hash",
             lambda: [collapsed_content_hash(t, x) for t, x in zip(titles, texts, strict=True)],
         ),
         (
-            "build_item (all of it)",
-            lambda: [entries.build_item(f, fetched_at=FETCHED) for f in fields],
+            "build_items (all of it)",
+            lambda: [entries.build_items(f, fetched_at=FETCHED) for f in per_feed],
         ),
     ]
     print(

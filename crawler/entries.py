@@ -9,6 +9,7 @@ far-future date falls back to the fetch time; text is plain text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
@@ -19,6 +20,7 @@ from crawler.normalize import (
     collapse_whitespace,
     collapsed_content_hash,
     detect_language,
+    detect_languages,
     html_to_text,
     simple_canonical_url,
     storable,
@@ -44,13 +46,45 @@ class EntryFields:
 
 def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
     """The Item for one entry, or None when it has no usable link."""
+    texts = _texts(fields)
+    if texts is None:
+        return None
+    language = detect_language(_language_sample(texts))
+    return _item(fields, texts, language, fetched_at)
+
+
+def build_items(entries: Sequence[EntryFields], *, fetched_at: datetime) -> list[Item | None]:
+    """`[build_item(f, fetched_at=fetched_at) for f in entries]`, the
+    languages detected for all entries at once (`detect_languages`: the
+    model's walk over a feed's items in one batch)."""
+    prepared = [_texts(fields) for fields in entries]
+    kept = [texts for texts in prepared if texts is not None]
+    languages = iter(detect_languages([_language_sample(texts) for texts in kept]))
+    return [
+        None if texts is None else _item(fields, texts, next(languages), fetched_at)
+        for fields, texts in zip(entries, prepared, strict=True)
+    ]
+
+
+_Texts = tuple[str, str, str, str]  # url, title, summary, text
+
+
+def _texts(fields: EntryFields) -> _Texts | None:
     url = _item_url(fields.base, fields.link) or _item_url(fields.base, _url_like(fields.guid))
     if url is None:
         return None
     title = to_text(fields.title)
     summary = to_text(fields.summary)
-    text = to_text(fields.body) or summary
-    language = detect_language(f"{title}\n{text[:LANGUAGE_SAMPLE]}") or fields.feed_language
+    return url, title, summary, to_text(fields.body) or summary
+
+
+def _language_sample(texts: _Texts) -> str:
+    _url, title, _summary, text = texts
+    return f"{title}\n{text[:LANGUAGE_SAMPLE]}"
+
+
+def _item(fields: EntryFields, texts: _Texts, language: str | None, fetched_at: datetime) -> Item:
+    url, title, summary, text = texts
     published = usable_date(fields.published, fetched_at)
     return Item(
         url=url,
@@ -59,7 +93,7 @@ def build_item(fields: EntryFields, *, fetched_at: datetime) -> Item | None:
         summary=summary,
         text=text,
         published=published or fetched_at,
-        language=language,
+        language=language or fields.feed_language,
         content_hash=collapsed_content_hash(title, text),
         dated=published is not None,
     )

@@ -26,7 +26,7 @@ import feedparser
 from crawler import CrawlError
 from crawler.charsets import Decoded, decode_document, xml_declared_encoding
 from crawler.crawl_records import Item
-from crawler.entries import EntryFields, build_item
+from crawler.entries import EntryFields, build_items
 from crawler.feeds_lxml import read_feed
 from crawler.http_bodies import content_type_charset
 
@@ -89,14 +89,11 @@ def parse_feed(
     data = xml_for_parsers(body, decoded)
     feed, entries = read_feed(data) or _feedparser(data)
     feed_lang = _primary_language(feed.get("language"))
-    items = []
-    skipped = 0
-    for entry in entries:
-        item = build_item(_rss_fields(entry, url, feed_lang), fetched_at=fetched_at)
-        if item is None:
-            skipped += 1
-        else:
-            items.append(item)
+    built = build_items(
+        [_rss_fields(entry, url, feed_lang) for entry in entries], fetched_at=fetched_at
+    )
+    items = [item for item in built if item is not None]
+    skipped = len(built) - len(items)
     if skipped:
         log.debug("feed_entries_skipped count=%d url=%s", skipped, url)
     return ParsedFeed(
@@ -232,15 +229,9 @@ def _parse_json_feed(body: bytes, *, url: str, fetched_at: datetime) -> ParsedFe
     if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
         raise FeedParseError("invalid JSON Feed: no items list")
     feed_lang = _primary_language(doc.get("language"))
-    items = []
-    skipped = 0
-    for raw in doc["items"]:
-        fields = _json_fields(raw, url, feed_lang) if isinstance(raw, dict) else None
-        item = build_item(fields, fetched_at=fetched_at) if fields else None
-        if item is None:
-            skipped += 1
-        else:
-            items.append(item)
+    readable = [_json_fields(raw, url, feed_lang) for raw in doc["items"] if isinstance(raw, dict)]
+    items = [item for item in build_items(readable, fetched_at=fetched_at) if item is not None]
+    skipped = len(doc["items"]) - len(items)
     title = doc.get("title")
     return ParsedFeed(
         items=tuple(items),

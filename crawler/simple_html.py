@@ -32,10 +32,17 @@ from __future__ import annotations
 import html.entities
 import re
 
-# A plain start or end tag: ASCII name, attributes without '<' or '&', nothing else.
+# A plain end tag (`</name>`: its name is the first group) or start tag (the
+# second group), then "/" or "" (the third): ASCII name, attributes without
+# '<' or '&', nothing else. An end tag with attributes is not one: its '<'
+# stays in the text, which declines the fragment (outside a script, where it
+# is text), as the walk declined it when it was matched; one with a "/" is
+# matched (it ends a script, and is declined anywhere else). The attributes
+# are not captured: the walk never reads them.
 _TAG = re.compile(
-    r"<(/?)([A-Za-z][A-Za-z0-9]*)"
-    r"((?:[ \t\n\r]+[A-Za-z_:][-A-Za-z0-9_:.]*"
+    r"<(?:/([A-Za-z][A-Za-z0-9]*)"
+    r"|([A-Za-z][A-Za-z0-9]*)"
+    r"(?:[ \t\n\r]+[A-Za-z_:][-A-Za-z0-9_:.]*"
     r"(?:[ \t\n\r]*=[ \t\n\r]*(?:\"[^\"<&]*\"|'[^'<&]*'|[^ \t\n\r\"'<>=`&]+))?)*)"
     r"[ \t\n\r]*(/?)>"
 )
@@ -111,10 +118,10 @@ def _walk(parts: list[str]) -> str | None:
     stack: list[str] = []
     raw: str | None = None  # inside <script>/<style> until its end tag
     groups = iter(parts)
-    # (text, then a tag's 4 groups) at a time; the last text has no tag after it
+    # (text, then a tag's 3 groups) at a time; the last text has no tag after it
     # (not strict: zip stops there, and it is taken after the loop)
-    tags = zip(groups, groups, groups, groups, groups, strict=False)
-    for text, close, name, attrs, slash in tags:
+    tags = zip(groups, groups, groups, groups, strict=False)
+    for text, end, name, slash in tags:
         if text and raw is None:
             if "<" in text:
                 return None
@@ -123,19 +130,23 @@ def _walk(parts: list[str]) -> str | None:
             if stack and stack[-1] in LISTS and text.strip(_BLANK):
                 return None
             append(text)
-        name = name.lower()
-        if raw is not None:
-            if close and name == raw and not attrs:
-                raw = None
-            continue
-        top = stack[-1] if stack else None
-        if close:
-            if attrs or slash or top != name:
+        if end is not None:  # an end tag
+            end = end.lower()
+            if raw is not None:
+                if end == raw:
+                    raw = None
+                continue
+            if slash or not stack or stack[-1] != end:
                 return None
             stack.pop()
-            if name not in INLINE:
+            if end not in INLINE:
                 append("\n")
-        elif len(stack) >= MAX_DEPTH:
+            continue
+        if raw is not None:
+            continue
+        name = name.lower()
+        top = stack[-1] if stack else None
+        if len(stack) >= MAX_DEPTH:
             return None
         elif name in INLINE:
             if top in LISTS or name in stack or slash:

@@ -221,3 +221,65 @@ def test_lines_printable_equals_every_line_printable(text: str) -> None:
 def test_collapse_whitespace_drops_blank_lines_as_the_regex_form(pieces: list[str]) -> None:
     text = "".join(pieces)  # runs of empty and whitespace-only lines, skipped before the loop
     assert collapse_whitespace(text) == reference_collapse(text)
+
+
+# Both code pages' letters and non-letters, what neither holds, and the
+# characters whose class is easy to get wrong (², ª, µ, ƒ: letters to the
+# regex; №, ½ in windows-1251's or -1252's upper half; C1, surrogates).
+CODE_PAGE_EDGES = st.lists(
+    st.sampled_from(
+        [
+            *"aZ _09.,-",
+            *"ЖжЁёЂђЉљЎўЈјҐґЇїЄєІіѢѣӘәҚқ",
+            *"éÿßŒœŠšŸƒªºµ²³¹½¼¾№«»—–…€™",
+            *["\x80", "\x81", "\x98", "\x9f", "\xa0", "\xad", "\u0301", "\u0483"],
+            *["\ud800", "\udfff", "\U0001f600", "한", "字", "ي", "\u2028"],
+        ]
+    ),
+    max_size=80,
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.text(), CODE_PAGE_EDGES), st.booleans())
+def test_count_letters_equals_the_regex_count(text: str, cyrillic: bool) -> None:
+    expected = len(text) - count_chars(normalize._NOT_LETTER, text)
+    assert normalize.count_letters(text, cyrillic) == expected
+
+
+def test_count_letters_takes_the_code_pages_on_russian_and_french() -> None:
+    """The byte path is taken (the regex is not asked) on the text it is for."""
+    calls = []
+
+    def counting(runs: re.Pattern[str], text: str) -> int:
+        calls.append(text)
+        return count_chars(runs, text)
+
+    texts = ["Северная Корея — 12 ракет, «пуск» №3", "L'été à Paris: ½ des élèves, 3 €"]
+    expected = [len(t) - count_chars(normalize._NOT_LETTER, t) for t in texts]
+    original = normalize.count_chars
+    normalize.count_chars = counting  # type: ignore[assignment]
+    try:
+        assert [normalize.count_letters(t, t[0] == "С") for t in texts] == expected
+    finally:
+        normalize.count_chars = original  # type: ignore[assignment]
+    assert calls == []
+
+
+def test_the_high_byte_marks_cover_every_cjk_character() -> None:
+    """_by_script skips a script's scan when none of its marks is among the
+    high bytes' marks: every character of each script (all of the BMP and
+    the surrogates, checked one by one; others are surrogate pairs) has one
+    of its script's marks, and only CJK characters have any mark."""
+    for code in range(0x10000):
+        char = chr(code)
+        high = char.encode("utf-16-be", "surrogatepass")[::2]
+        marks = high.translate(normalize._SCRIPT_OF_HIGH)
+        for runs, may in normalize._CJK:
+            if runs.match(char):
+                assert any(m in marks for m in may), (hex(code), runs.pattern)
+        if normalize._ANY_CJK.match(char) is None:
+            continue
+        assert marks != b".", hex(code)
+    pair = "\U0001f600".encode("utf-16-be")[::2].translate(normalize._SCRIPT_OF_HIGH)
+    assert pair == b".."
