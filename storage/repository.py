@@ -137,6 +137,9 @@ class SqlTransaction:
     def store_items(
         self, source_id: int, new: Sequence[Item], fetched_at: datetime
     ) -> dict[str, int]:
+        # storage.items writes SQLite's rows as driver SQL, which runs no
+        # do_orm_execute hook: the buffered polls go first, as before any statement.
+        self._write_polls()
         return items.store_items(self._s, source_id, new, fetched_at)
 
     def prune_items(self, *, before: datetime) -> int:
