@@ -78,3 +78,12 @@ def test_lone_surrogates_do_not_raise() -> None:
     head = "x" * 100
     for text in (head + "\ud800", head + "\udfff", head + "\ud840\udc00", "\ud83d" + head):
         assert has_cjk(text) == regex_has_cjk(text)
+
+
+def test_a_cjk_character_at_every_position() -> None:
+    """Around the end of the part the regex searches first in particular."""
+    for cjk in ("한", "漢", "カ", "\U00020000"):
+        for at in range(3 * text_keys._CJK_HEAD):
+            for pad in ("", "Ж" * 5):
+                assert has_cjk("é" * at + cjk + pad), (cjk, at, pad)
+                assert not has_cjk("é" * at + pad + "“”")
