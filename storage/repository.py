@@ -171,6 +171,7 @@ class SqlTransaction:
         daily_at: time = time(0, 0),
         alert: bool = True,
     ) -> int:
+        self._write_polls()  # SQLite's inserts there are driver SQL: no hook runs
         return matches.record_matches(self._s, item_id, found, now, daily_at=daily_at, alert=alert)
 
     def count_matches(self, watchlist_id: int, item_ids: Collection[int]) -> int:
