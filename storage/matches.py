@@ -171,8 +171,8 @@ def _processors(dialect: Dialect) -> dict[str, list[Any]]:
 class _DriverInserts:
     """SQLite's match and outbox inserts as driver SQL on the session's
     connection: the same rows as the Core statements, without compiling or
-    processing them per call (two statements per match, ~130 µs of CPU
-    saved on each, see docs/notes/crawl-profile.md step 9). Parameters go
+    processing them per call (two statements per match: ~60-70 µs of CPU
+    saved per match, see docs/notes/crawl-profile.md step 9). Parameters go
     through each column type's own bind processor (JSON, UTC datetimes);
     an error in them is raised as the compiled statement raises it. Runs no
     do_orm_execute hook: storage.repository's record_matches writes the
