@@ -88,8 +88,54 @@ def fold_case(s: str) -> str:
     return s.translate(_LONG_LOWER).lower()
 
 
+def _utf16_high_bytes(cls: str) -> bytes:
+    """The high bytes of the UTF-16 code units of every character in the
+    regex class `cls` (single characters and `a-b` ranges, nothing escaped);
+    a character past U+FFFF counts with its high surrogate."""
+    found: set[int] = set()
+    i = 0
+    while i < len(cls):
+        if i + 2 < len(cls) and cls[i + 1] == "-":
+            lo, hi, i = ord(cls[i]), ord(cls[i + 2]), i + 3
+        else:
+            lo = hi = ord(cls[i])
+            i += 1
+        if lo <= 0xFFFF:
+            found.update(range(lo >> 8, (min(hi, 0xFFFF) >> 8) + 1))
+        if hi > 0xFFFF:
+            first, last = (0xD800 + ((max(c, 0x10000) - 0x10000) >> 10) for c in (lo, hi))
+            found.update(range(first >> 8, (last >> 8) + 1))
+    return bytes(sorted(found))
+
+
+# Bytes that are no high byte of a CJK character's UTF-16 code unit: deleted,
+# they leave nothing when the text has no CJK character (see has_cjk).
+_NOT_CJK_HIGH = bytes(sorted(set(range(256)) - set(_utf16_high_bytes(CJK_CLASS))))
+
+
+# Characters searched by the regex alone before the high-byte test.
+_CJK_HEAD = 64
+
+
 def has_cjk(s: str) -> bool:
-    return _CJK_RE.search(s) is not None
+    """Whether `s` holds a Hangul, Han or Kana character (CJK_CLASS).
+
+    The regex alone tests each character against the class (~13 µs on a
+    2 KB English or Russian body, where it finds nothing). First, in C: the
+    high bytes of the text's UTF-16 code units (every other byte), minus
+    those no CJK character has; if none is left, no character can be CJK.
+    Latin, Cyrillic and general punctuation (U+20xx) drop out; text with a
+    character in a CJK block's 256-unit rows takes the regex, which decides.
+    The first _CJK_HEAD characters are searched first: Korean or Chinese
+    text is decided there, without the test.
+    """
+    if _CJK_RE.search(s, 0, _CJK_HEAD) is not None:  # CJK text shows it at once
+        return True
+    if len(s) <= _CJK_HEAD:
+        return False
+    if not s.encode("utf-16-le", "surrogatepass")[1::2].translate(None, _NOT_CJK_HIGH):
+        return False
+    return _CJK_RE.search(s, _CJK_HEAD) is not None
 
 
 @cache
