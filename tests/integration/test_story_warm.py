@@ -201,3 +201,42 @@ def test_a_warm_never_waits_for_nor_enters_another_threads_batch(store: Store) -
 
 class _Stop(Exception):
     pass
+
+
+def test_a_warm_stopped_for_a_locked_batch_leaves_the_full_read_to_the_lock(
+    store: Store,
+) -> None:
+    """A batch under the database lock waits for the index (`_wanted`): a warm
+    stops before its next chunk. When a full read was due, the range it
+    covers is not recorded, so the locked refresh reads the window again and
+    the index ends as a full read."""
+    src = source(store)
+    mine, other = assigner(), assigner()
+    # stories far from what mine has read, committed before mine's last batch
+    crawl(other, store, src, [item(n, hours=150 + n) for n in range(16, 24)])
+    crawl(mine, store, src, [item(n, hours=n) for n in range(8)])
+    covered = mine._covered
+
+    seen: dict[str, object] = {}
+
+    def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
+        counting = Counting(reader)
+        mine._wanted.set()
+        try:
+            mine.warm(counting)  # +150 h: outside the range covered, a full read is due
+        finally:
+            mine._wanted.clear()
+        seen["warm_whole"], seen["covered"] = counting.whole, mine._covered
+        got = mine.refresh(reader)
+        seen["got"] = snapshot(got)
+        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
+        return [-(k + 1) for k in range(len(items))]
+
+    with store.transaction() as tx:
+        ids = _store_and_vectors(store, tx, src, [41], 152, mine)
+        tx.assign_stories(ids, probe, window=WINDOW, now=T0, encoder=mine.identity())
+
+    assert seen["warm_whole"] == 0  # stopped before reading any story
+    assert seen["covered"] == covered  # its range not recorded
+    assert seen["got"] == seen["want"]
+    assert seen["got"]  # not vacuous
