@@ -21,8 +21,10 @@ Invariant: an item's story is decided under the store's assignment lock
 (storage.stories: an advisory lock on PostgreSQL, the write lock on SQLite),
 with the candidates read inside it, so two replicas crawling one event make
 one story, and a drain running beside a crawl in the same process decides
-after it, never at the same time (the in-process index below is only used
-under that lock). The decision is `alerts.stories` (pure); this module only
+after it, never at the same time (the in-process index below decides only
+under that lock; before it, `StoryAssigner.warm` only loads into it what
+other processes committed, and one thread at a time uses it). The decision
+is `alerts.stories` (pure); this module only
 builds its inputs: vectors, watchlist concepts (the matched rule ids) united
 with the gazetteer's anchors (`alerts.gazetteer`).
 """

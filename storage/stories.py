@@ -608,9 +608,12 @@ def _lock_warmed(session: Session, warm: Warm, reader: _SqlReader) -> None:
     """PostgreSQL: warm, then take the assignment lock, warming again each
     WARM_WAIT spent waiting for it (a lock_timeout in a savepoint), so that
     what other replicas commit while this transaction waits is loaded before
-    the lock too, not under it. The lock is taken plainly after WARM_WAITS
-    waits (lock_assignments takes it again: re-entrant)."""
+    the lock too, not under it. A free lock is taken at once (no savepoint);
+    after WARM_WAITS waits it is waited for plainly (lock_assignments takes
+    it again: re-entrant)."""
     warm(reader)
+    if session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK}):
+        return  # free: no savepoint (one replica, or nobody deciding)
     for _ in range(WARM_WAITS):
         try:
             with session.begin_nested():
