@@ -299,8 +299,8 @@ class StoryAssigner:
         assignment number seen to the lock. Skipped before the first
         refresh (the cold read is the lock's), and while another
         thread of this process uses the index (its batch being decided or
-        warmed): never waits for it. Loads _WARM_CHUNK stories at a time and
-        stops when a batch under the database lock waits for the index (the
+        warmed): never waits for it. Loads ~_WARM_MEMBERS members at a time
+        and stops when a batch under the database lock waits for the index (the
         crawl's saver and the drain share it): the lock is never held
         waiting for more than one chunk of a warm. A full read's range is
         recorded only once all its stories are loaded, so a warm stopped
@@ -314,10 +314,10 @@ class StoryAssigner:
             if self._seen is None or self._covered is None:
                 return
             stale, cover = self._stale(index, reader)
-            for start in range(0, len(stale), _WARM_CHUNK):
+            for chunk in _by_members(stale, index.max_story_members):
                 if self._wanted.is_set():  # a batch under the database lock waits for the index
                     return  # the rest is its refresh's (a full read's range not recorded)
-                self._load(index, reader, stale[start : start + _WARM_CHUNK])
+                self._load(index, reader, chunk)
                 index.trim()
             if cover is not None:
                 self._covered, self._full_at = cover, time.monotonic()
@@ -435,7 +435,27 @@ def _feature_key(m: StoredMember, concepts: frozenset[str]) -> tuple[object, ...
 Ready = dict[int, tuple[tuple[object, ...], npt.NDArray[np.floating[Any]] | None, ItemFeatures]]
 
 _LOAD_CHUNK = 500  # stories read per query when the cache (re)loads
-_WARM_CHUNK = 32  # stories read per query before the lock (a locked batch waits at most this)
+# Members (at most) loaded per step before the lock: a batch under the lock
+# that wants the index waits for one step at most.
+_WARM_MEMBERS = 64
+
+
+def _by_members(heads: Sequence[StoryHead], cap: int) -> Iterable[list[StoryHead]]:
+    """`heads` in steps of about _WARM_MEMBERS members (a story's count capped
+    at `cap`, what loading it reads at most; a larger story is a step alone)."""
+    step: list[StoryHead] = []
+    size = 0
+    for h in heads:
+        n = min(h.item_count, cap)
+        if step and size + n > _WARM_MEMBERS:
+            yield step
+            step, size = [], 0
+        step.append(h)
+        size += n
+    if step:
+        yield step
+
+
 COVER_MARGIN = timedelta(hours=24)  # a full read covers the batch's window widened by this
 FULL_READ_EVERY = 600.0  # seconds: a full read at least this often (evicts, heals)
 _KNOWN_SLACK = 512  # a generation of cached features holds the index's members and this many more

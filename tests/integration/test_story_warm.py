@@ -14,11 +14,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import event, text
 
-from scheduler.story_assignment import StoryAssigner, decider, encode
+from scheduler.story_assignment import StoryAssigner, _by_members, decider, encode
 from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
-from storage.stories import ASSIGN_LOCK, WARM_WAIT_MS, StoredMember, StoryReader
+from storage.stories import ASSIGN_LOCK, WARM_WAIT_MS, StoredMember, StoryHead, StoryReader
 from tests.conftest import Database
 from tests.integration.test_story_incremental_load import (
     ENCODER,
@@ -288,3 +288,10 @@ def test_a_batch_waiting_for_the_lock_warms_while_it_waits(pg_db: Database) -> N
     assert warms[-1] - warms[0] >= 3 * WARM_WAIT_MS / 1000 * 0.9
     assert set(done) == set(ids)  # decided once the lock was free
     assert timeout == "0"
+
+
+def test_a_warm_loads_in_steps_of_about_64_members() -> None:
+    heads = [StoryHead(k, T0, n) for k, n in enumerate([10, 30, 30, 500, 1, 64, 2])]
+    steps = [[h.story_id for h in step] for step in _by_members(heads, cap=64)]
+    assert steps == [[0, 1], [2], [3], [4], [5], [6]]
+    assert [h for step in _by_members(heads, cap=64) for h in step] == heads
