@@ -62,6 +62,7 @@ from storage.stories import (
     StoryHead,
     StoryStorageError,
     Vectors,
+    Warm,
 )
 from storage.story_context import build_context
 from storage.watchlists import ActiveWatchlist, WatchlistNotFound
@@ -265,6 +266,7 @@ class _MemoryStories:
         window: timedelta,
         now: datetime,
         encoder: tuple[str, str],
+        warm: Warm | None = None,  # one process: nothing to load before the lock
     ) -> dict[int, int]:
         items = self.items_without_story(len(item_ids), encoder=encoder, ids=item_ids)
         if not items:

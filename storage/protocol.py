@@ -41,7 +41,7 @@ from crawler.crawl_records import (
 from storage.db import DatabaseRefused
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.sources import HostQuota
-from storage.stories import DecideBatch, StoredMember, Vectors
+from storage.stories import DecideBatch, StoredMember, Vectors, Warm
 from storage.watchlists import ActiveWatchlist
 
 __all__ = [
@@ -282,9 +282,12 @@ class StoreTransaction(Protocol):
         window: timedelta,
         now: datetime,
         encoder: tuple[str, str],
+        warm: Warm | None = None,
     ) -> dict[int, int]:
         """Under the assignment lock (held to the commit): give each item without a
-        story one, as `decide(items, candidates)` chooses; {item id: story id}."""
+        story one, as `decide(items, candidates)` chooses; {item id: story id}.
+        `warm(reader)`, where the store can, runs before the lock takes
+        (storage.stories.assign_batch)."""
         ...
 
     def unassigned_item_ids(

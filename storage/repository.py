@@ -42,7 +42,7 @@ from storage.leases import exclusive_section
 from storage.outbox import BacklogCounts, ClaimedBatch, PendingSummary, RecipientRef
 from storage.protocol import Store
 from storage.sources import HostQuota
-from storage.stories import DecideBatch, StoredMember, Vectors
+from storage.stories import DecideBatch, StoredMember, Vectors, Warm
 from storage.tables import MatchRow, OutboxRow, WatchlistRow
 from storage.watchlists import ActiveWatchlist
 
@@ -345,9 +345,10 @@ class SqlTransaction:
         window: timedelta,
         now: datetime,
         encoder: tuple[str, str],
+        warm: Warm | None = None,
     ) -> dict[int, int]:
         return stories.assign_batch(
-            self._s, item_ids, decide, window=window, now=now, encoder=encoder
+            self._s, item_ids, decide, window=window, now=now, encoder=encoder, warm=warm
         )
 
     def unassigned_item_ids(
