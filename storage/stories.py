@@ -32,7 +32,6 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from storage.db import refresh_statistics
@@ -589,7 +588,7 @@ def assign_batch(
     if warm is not None and session.get_bind().dialect.name == "postgresql":
         early = _unassigned(session, item_ids)
         if early:
-            _lock_warmed(session, warm, _SqlReader(session, *_window_of(early, window), encoder))
+            warm(_SqlReader(session, *_window_of(early, window), encoder))
     lock_assignments(session)
     todo = _unassigned(session, item_ids)
     if not todo:
@@ -602,36 +601,6 @@ def assign_batch(
         items = members_of(session, [i for _, i in todo[start : start + DECIDE_CHUNK]], encoder)
         out.update(_write_choices(session, items, decide(items, reader), reader, created, now))
     return out
-
-
-def _lock_warmed(session: Session, warm: Warm, reader: _SqlReader) -> None:
-    """PostgreSQL: warm, then take the assignment lock, warming again each
-    WARM_WAIT spent waiting for it (a lock_timeout in a savepoint), so that
-    what other replicas commit while this transaction waits is loaded before
-    the lock too, not under it. A free lock is taken at once (no savepoint);
-    after WARM_WAITS waits it is waited for plainly (lock_assignments takes
-    it again: re-entrant)."""
-    warm(reader)
-    if session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK}):
-        return  # free: no savepoint (one replica, or nobody deciding)
-    for _ in range(WARM_WAITS):
-        try:
-            with session.begin_nested():
-                session.execute(text(f"SET LOCAL lock_timeout = '{WARM_WAIT_MS}ms'"))
-                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
-        except OperationalError as e:
-            if getattr(e.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
-                raise
-            warm(reader)  # the savepoint's rollback undid the SET LOCAL
-            continue
-        # held; the rest of the transaction waits as configured again
-        session.execute(text("SET LOCAL lock_timeout TO DEFAULT"))
-        return
-
-
-WARM_WAIT_MS = 40  # one wait for the assignment lock between two warms
-WARM_WAITS = 25  # then the lock is waited for without a timeout
-_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
 
 
 def _window_of(

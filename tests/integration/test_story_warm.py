@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Sequence
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 
-from scheduler.story_assignment import StoryAssigner, _by_members, decider, encode
+from scheduler.story_assignment import StoryAssigner, _by_members, encode
 from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
-from storage.stories import ASSIGN_LOCK, WARM_WAIT_MS, StoredMember, StoryHead, StoryReader
+from storage.stories import StoredMember, StoryHead, StoryReader
 from tests.conftest import Database
 from tests.integration.test_story_incremental_load import (
     ENCODER,
@@ -241,53 +240,6 @@ def test_a_warm_stopped_for_a_locked_batch_leaves_the_full_read_to_the_lock(
     assert seen["covered"] == covered  # its range not recorded
     assert seen["got"] == seen["want"]
     assert seen["got"]  # not vacuous
-
-
-def test_a_batch_waiting_for_the_lock_warms_while_it_waits(pg_db: Database) -> None:
-    """While another transaction holds the assignment lock, a batch warms
-    again every WARM_WAIT_MS (a lock_timeout in a savepoint), then takes the
-    lock when it is free, decides, and the rest of its transaction runs with
-    the lock_timeout it had (none)."""
-    store = SqlStore(pg_db.engine, pg_db.factory)
-    src = source(store)
-    mine = assigner()
-    crawl(mine, store, src, [item(n, hours=n) for n in range(8)])
-
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        with pg_db.session() as s:
-            s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
-            held.set()
-            release.wait(10)
-            s.rollback()
-
-    warms: list[float] = []
-
-    def warm(reader: StoryReader) -> None:
-        warms.append(time.monotonic())
-        if len(warms) == 4:
-            release.set()
-        mine.warm(reader)
-
-    t = threading.Thread(target=hold)
-    t.start()
-    held.wait(10)
-    try:
-        with store.transaction() as tx:
-            ids = _store_and_vectors(store, tx, src, [41], 3, mine)
-            done = tx.assign_stories(
-                ids, decider(mine, {}), window=WINDOW, now=T0, encoder=mine.identity(), warm=warm
-            )
-            mine.settle(done)
-            timeout = tx._s.scalar(text("SHOW lock_timeout"))  # type: ignore[attr-defined]
-    finally:
-        release.set()
-        t.join()
-    assert len(warms) >= 4  # warmed before, then between waits
-    assert warms[-1] - warms[0] >= 3 * WARM_WAIT_MS / 1000 * 0.9
-    assert set(done) == set(ids)  # decided once the lock was free
-    assert timeout == "0"
 
 
 def test_a_warm_loads_in_steps_of_about_64_members() -> None:
