@@ -354,8 +354,9 @@ async def poll_and_save(
 
     Feeds are parsed in `executor` when given (see crawler.parse_pool), else in
     the event loop. At most POLLS_PER_FETCH_SLOT x `concurrency` polls are
-    in flight, so fetched bodies waiting for a parser cannot pile up in
-    memory when fetching outpaces parsing.
+    in flight, counted from the fetch until the poll is saved, so neither
+    fetched bodies waiting for a parser nor parsed feeds waiting for the saver
+    can pile up in memory when fetching or parsing outpaces saving.
     """
     from crawler.poll import crashed, poll_source
 
@@ -363,38 +364,37 @@ async def poll_and_save(
     in_flight = asyncio.Semaphore(POLLS_PER_FETCH_SLOT * ctx.limits.concurrency)
 
     async def one(src: Source) -> tuple[Source, PollOutcome]:
-        async with in_flight:
-            try:
-                seen, versions = _memory(ctx, src)
-                async with _spider_slot(ctx, src):
-                    outcome = await poll_source(
-                        src,
-                        client,
-                        now=ctx.clock(),
-                        seen_links=seen,
-                        executor=executor,
-                        slot_wait=slot_wait,
-                        on_fetched=None
-                        if on_fetched is None
-                        else functools.partial(on_fetched, src),
-                        seen_versions=versions,
-                        spider_limits=ctx.spider_limits,
-                    )
-                ctx.crash.raise_at("poll", src.name)
-            except LeaseLost as e:  # the other process polls it: leave its lease alone
-                outcome = PollOutcome(src.id, "deferred", error=str(e))
-            except Exception as e:
-                if is_outage(e):
-                    raise
-                outcome = crashed(src, e)  # this source fails alone, with backoff
-            return src, outcome
+        try:
+            seen, versions = _memory(ctx, src)
+            async with _spider_slot(ctx, src):
+                outcome = await poll_source(
+                    src,
+                    client,
+                    now=ctx.clock(),
+                    seen_links=seen,
+                    executor=executor,
+                    slot_wait=slot_wait,
+                    on_fetched=None if on_fetched is None else functools.partial(on_fetched, src),
+                    seen_versions=versions,
+                    spider_limits=ctx.spider_limits,
+                )
+            ctx.crash.raise_at("poll", src.name)
+        except LeaseLost as e:  # the other process polls it: leave its lease alone
+            outcome = PollOutcome(src.id, "deferred", error=str(e))
+        except Exception as e:
+            if is_outage(e):
+                raise
+            outcome = crashed(src, e)  # this source fails alone, with backoff
+        return src, outcome
 
     done: asyncio.Queue[tuple[Source, PollOutcome] | BaseException] = asyncio.Queue()
 
     async def deliver(src: Source) -> None:
+        await in_flight.acquire()  # released once the poll is saved (below)
         try:
             done.put_nowait(await one(src))
         except BaseException as e:  # a bug in one poll must reach the caller, not hang it
+            in_flight.release()
             done.put_nowait(e)
             raise
 
@@ -408,6 +408,7 @@ async def poll_and_save(
                 ctx.crash.crash("after_fetch")
             counts = await save_together(ctx, batch, compiled, rng)
             for (src, outcome), (new_items, new_matches) in zip(batch, counts, strict=True):
+                in_flight.release()
                 _report(report, src, outcome, new_items, new_matches)
                 if on_done is not None:
                     on_done(src, outcome)
