@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.address_keys import recipient_key
@@ -32,6 +32,7 @@ from storage.matches import record_matches
 from storage.repository import SqlStore
 from storage.sources import add_source
 from storage.watchlists import ActiveWatchlist, active_watchlists, save_watchlists
+from tests.support.sqlwrites import rolled_back, writes_sent
 
 NOW = datetime(2026, 11, 30, 23, 15, 0, 250000, tzinfo=UTC)
 
@@ -231,27 +232,9 @@ def test_unstorable_json_is_refused_alike(engine: Engine) -> None:
 
 
 def test_buffered_polls_are_written_before_the_matches(engine: Engine) -> None:
-    sent: list[str] = []
-
-    def record(*args: object) -> None:
-        sent.append(str(args[2]).split(" (")[0].split(" SET")[0])
-
-    store = SqlStore(engine)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with store.transaction() as tx:
-            active = tx.active_watchlists(["each"])[0]
-            outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
-            tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
-            tx.record_matches(1, [(active, WatchlistMatch("each", ("Pantsir",), (), ()))], NOW)
-            raise _Rollback
-    except _Rollback:
-        pass
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    writes = [sql for sql in sent if sql.startswith(("UPDATE", "INSERT"))]
+    with writes_sent(engine) as writes, rolled_back(SqlStore(engine)) as tx:
+        active = tx.active_watchlists(["each"])[0]
+        outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
+        tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
+        tx.record_matches(1, [(active, WatchlistMatch("each", ("Pantsir",), (), ()))], NOW)
     assert writes[:3] == ["UPDATE sources", "INSERT INTO matches", "INSERT INTO outbox"]
-
-
-class _Rollback(Exception):
-    pass

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.crawl_records import Item, PollOutcome
@@ -29,6 +29,7 @@ from storage.db import StorageError, make_engine, session_factory, transaction, 
 from storage.items import BATCH, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, store_items
 from storage.repository import SqlStore
 from storage.sources import add_source
+from tests.support.sqlwrites import rolled_back, writes_sent
 
 NOW = datetime(2026, 11, 30, 23, 5, 7, 123456, tzinfo=UTC)
 
@@ -197,27 +198,9 @@ def test_data_the_database_refuses_is_refused_alike(engine: Engine, bad: dict[st
 def test_buffered_polls_are_written_before_the_items(engine: Engine) -> None:
     """SqlTransaction writes buffered fetch state before any statement; the
     driver-SQL insert runs no session hook, so store_items writes them first."""
-    sent: list[str] = []
-
-    def record(*args: object) -> None:
-        sent.append(str(args[2]).split(" (")[0].split(" SET")[0])
-
-    store = SqlStore(engine)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with store.transaction() as tx:
-            outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
-            tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
-            item = Item("https://e.org/order", "g", "t", "s", "b", NOW, "en", "h")
-            tx.store_items(1, [item], NOW)
-            raise _Rollback
-    except _Rollback:
-        pass
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    writes = [sql for sql in sent if sql.startswith(("UPDATE", "INSERT"))]
+    with writes_sent(engine) as writes, rolled_back(SqlStore(engine)) as tx:
+        outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
+        tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
+        item = Item("https://e.org/order", "g", "t", "s", "b", NOW, "en", "h")
+        tx.store_items(1, [item], NOW)
     assert writes[:2] == ["UPDATE sources", "INSERT INTO items"]
-
-
-class _Rollback(Exception):
-    pass
