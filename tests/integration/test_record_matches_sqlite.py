@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +25,13 @@ from alerts.alert_records import Hit, Recipient, Term, Watchlist, WatchlistMatch
 from alerts.digests import digest_period
 from crawler.crawl_records import Item, PollOutcome
 from storage import matches as matches_module
-from storage.db import StorageError, make_engine, session_factory, transaction, upgrade
+from storage.db import StorageError, session_factory, transaction
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.repository import SqlStore
-from storage.sources import add_source
 from storage.watchlists import ActiveWatchlist, active_watchlists, save_watchlists
+from tests.support.sources import feed_source
+from tests.support.sqlitedb import migrated_sqlite
 from tests.support.sqlwrites import rolled_back, writes_sent
 
 NOW = datetime(2026, 11, 30, 23, 15, 0, 250000, tzinfo=UTC)
@@ -115,14 +115,15 @@ ITEMS = 6
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    path: Path = tmp_path_factory.mktemp("record-matches") / "matches.db"
-    eng = make_engine(f"sqlite:///{path}")
-    upgrade(eng)
-    with transaction(session_factory(eng)) as s:
-        sid = add_source(
-            s, name="a", url="https://a.example/feed", kind="feed", every_seconds=900,
-            links_css=None, now=NOW,
-        ).id  # fmt: skip
+    with migrated_sqlite(tmp_path_factory.mktemp("record-matches") / "matches.db") as eng:
+        _seed(eng)
+        yield eng
+
+
+def _seed(engine: Engine) -> None:
+    """Source "a", the watchlists, items 1-6; items 2 and 4 in story 7."""
+    with transaction(session_factory(engine)) as s:
+        sid = feed_source(s, "a", NOW).id
         save_watchlists(s, WATCHLISTS, NOW)
         ids = store_items(
             s,
@@ -139,8 +140,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         )
         s.execute(text("UPDATE items SET story_id = 7 WHERE id IN (:a, :b)"), {"a": 2, "b": 4})
     assert sorted(ids.values()) == list(range(1, ITEMS + 1))
-    yield eng
-    eng.dispose()
 
 
 def _snapshot(session: Session) -> list[list[tuple[Any, ...]]]:

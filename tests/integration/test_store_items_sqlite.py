@@ -14,7 +14,6 @@ import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,10 +24,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.crawl_records import Item, PollOutcome
 from storage import items as items_module
-from storage.db import StorageError, make_engine, session_factory, transaction, upgrade
+from storage.db import StorageError, session_factory, transaction
 from storage.items import BATCH, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, store_items
 from storage.repository import SqlStore
-from storage.sources import add_source
+from tests.support.sources import feed_source
+from tests.support.sqlitedb import migrated_sqlite
 from tests.support.sqlwrites import rolled_back, writes_sent
 
 NOW = datetime(2026, 11, 30, 23, 5, 7, 123456, tzinfo=UTC)
@@ -58,22 +58,11 @@ def reference_store_items(
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    path: Path = tmp_path_factory.mktemp("store-items") / "items.db"
-    eng = make_engine(f"sqlite:///{path}")
-    upgrade(eng)
-    with transaction(session_factory(eng)) as s:
-        for name in ("a", "b"):
-            add_source(
-                s,
-                name=name,
-                url=f"https://{name}.example/feed",
-                kind="feed",
-                every_seconds=900,
-                links_css=None,
-                now=NOW,
-            )
-    yield eng
-    eng.dispose()
+    with migrated_sqlite(tmp_path_factory.mktemp("store-items") / "items.db") as eng:
+        with transaction(session_factory(eng)) as s:
+            for name in ("a", "b"):
+                feed_source(s, name, NOW)
+        yield eng
 
 
 def _snapshot(session: Session) -> tuple[list[Any], list[Any]]:
