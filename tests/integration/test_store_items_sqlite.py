@@ -14,21 +14,22 @@ import dataclasses
 import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from crawler.crawl_records import Item, PollOutcome
 from storage import items as items_module
-from storage.db import StorageError, make_engine, session_factory, transaction, upgrade
+from storage.db import StorageError, session_factory, transaction
 from storage.items import BATCH, MAX_SUMMARY_CHARS, MAX_TITLE_CHARS, store_items
 from storage.repository import SqlStore
-from storage.sources import add_source
+from tests.support.sources import feed_source
+from tests.support.sqlitedb import migrated_sqlite
+from tests.support.sqlwrites import rolled_back, writes_sent
 
 NOW = datetime(2026, 11, 30, 23, 5, 7, 123456, tzinfo=UTC)
 
@@ -57,22 +58,11 @@ def reference_store_items(
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    path: Path = tmp_path_factory.mktemp("store-items") / "items.db"
-    eng = make_engine(f"sqlite:///{path}")
-    upgrade(eng)
-    with transaction(session_factory(eng)) as s:
-        for name in ("a", "b"):
-            add_source(
-                s,
-                name=name,
-                url=f"https://{name}.example/feed",
-                kind="feed",
-                every_seconds=900,
-                links_css=None,
-                now=NOW,
-            )
-    yield eng
-    eng.dispose()
+    with migrated_sqlite(tmp_path_factory.mktemp("store-items") / "items.db") as eng:
+        with transaction(session_factory(eng)) as s:
+            for name in ("a", "b"):
+                feed_source(s, name, NOW)
+        yield eng
 
 
 def _snapshot(session: Session) -> tuple[list[Any], list[Any]]:
@@ -197,27 +187,9 @@ def test_data_the_database_refuses_is_refused_alike(engine: Engine, bad: dict[st
 def test_buffered_polls_are_written_before_the_items(engine: Engine) -> None:
     """SqlTransaction writes buffered fetch state before any statement; the
     driver-SQL insert runs no session hook, so store_items writes them first."""
-    sent: list[str] = []
-
-    def record(*args: object) -> None:
-        sent.append(str(args[2]).split(" (")[0].split(" SET")[0])
-
-    store = SqlStore(engine)
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with store.transaction() as tx:
-            outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
-            tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
-            item = Item("https://e.org/order", "g", "t", "s", "b", NOW, "en", "h")
-            tx.store_items(1, [item], NOW)
-            raise _Rollback
-    except _Rollback:
-        pass
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    writes = [sql for sql in sent if sql.startswith(("UPDATE", "INSERT"))]
+    with writes_sent(engine) as writes, rolled_back(SqlStore(engine)) as tx:
+        outcome = PollOutcome(1, "ok", etag='"e"', body_hash="0" * 64)
+        tx.record_poll(outcome, now=NOW, next_poll_at=NOW + timedelta(hours=1), interval=900)
+        item = Item("https://e.org/order", "g", "t", "s", "b", NOW, "en", "h")
+        tx.store_items(1, [item], NOW)
     assert writes[:2] == ["UPDATE sources", "INSERT INTO items"]
-
-
-class _Rollback(Exception):
-    pass

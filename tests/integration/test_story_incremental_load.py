@@ -9,26 +9,31 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from alerts.embedding import HashingEncoder
-from alerts.stories import ItemFeatures, StoryIndex, params_for
 from crawler.crawl_records import Item
 from scheduler.story_assignment import StoryAssigner, _assign, assign_new, encode
 from storage.protocol import Store
-from storage.stories import StoredMember, StoryHead, StoryReader
+from storage.stories import StoredMember, StoryReader
 from tests.integration.test_store_contract import match, watchlist
 from tests.integration.test_story_index_cache import source, titled
+from tests.support.story_index import (
+    CAP,
+    ENCODER,
+    WINDOW,
+    Refreshed,
+    assigner,
+    full_read,
+    no_story,
+    refresh_and_full_read,
+    small_index,
+    view,
+)
 
 T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-WINDOW = timedelta(hours=72)
-ENCODER = HashingEncoder()
-CAP = 3  # members of one story held: small, so that most stories are capped
-HELD = 14  # members held in all: small, so that the index trims
-
 EVENTS = [
     "SAM battery moved to Crimea, satellite images show",
     "Typhoon Haishen makes landfall on Okinawa",
@@ -36,16 +41,6 @@ EVENTS = [
     "Election results announced in the capital city",
 ]
 WORDS = ["report", "update", "latest", "analysis", "live", "sources", "officials", "video"]
-
-
-def small_index() -> StoryIndex:
-    return StoryIndex(params_for(ENCODER.name), WINDOW, max_members=HELD, max_story_members=CAP)
-
-
-def assigner() -> StoryAssigner:
-    a = StoryAssigner(lambda: ENCODER, WINDOW)
-    a._index = small_index()
-    return a
 
 
 def item(n: int, hours: float) -> Item:
@@ -65,86 +60,6 @@ def crawl(a: StoryAssigner, store: Store, src: int, items: Sequence[Item]) -> di
         return assign_new(a, tx, new, got, T0)
 
 
-class Counting:
-    """The reader of one locked assignment, counting the members it reads whole."""
-
-    def __init__(self, reader: StoryReader) -> None:
-        self.r, self.whole = reader, 0
-
-    def heads(self) -> list[StoryHead]:
-        return self.r.heads()
-
-    def window(self) -> tuple[datetime, datetime]:
-        return self.r.window()
-
-    def heads_between(self, since: datetime, until: datetime) -> list[StoryHead]:
-        return self.r.heads_between(since, until)
-
-    def changes(self, after: int) -> list[StoryHead]:
-        return self.r.changes(after)
-
-    def number(self) -> int:
-        return self.r.number()
-
-    def members(self, story_ids: Sequence[int]) -> dict[int, list[StoredMember]]:
-        got = self.r.members(story_ids)
-        self.whole += sum(len(v) for v in got.values())
-        return got
-
-    def member_keys(self, story_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int]]]:
-        return self.r.member_keys(story_ids)
-
-    def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]:
-        got = self.r.members_of(item_ids)
-        self.whole += len(got)
-        return got
-
-    def concepts_of(self, item_ids: Sequence[int]) -> dict[int, frozenset[str]]:
-        return self.r.concepts_of(item_ids)
-
-    def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
-        return self.r.stories_of(item_ids)
-
-
-def full_read(reader: StoryReader, fresh: StoryAssigner) -> StoryIndex:
-    """The index as the assigner built it before: every member of every story
-    of the window read again (`members`), loaded in (published, id) order."""
-    index = small_index()
-    since, until = reader.window()
-    heads = reader.heads_between(since - timedelta(hours=24), until + timedelta(hours=24))
-    loaded = reader.members([h.story_id for h in heads])
-    for h in heads:
-        members = loaded.get(h.story_id, [])
-        index.load(
-            h.story_id,
-            h.first_seen,
-            [fresh.features(m, frozenset()) for m in members],
-            keys=[m.item_id for m in members],
-        )
-    index.trim()
-    return index
-
-
-def view(f: ItemFeatures) -> tuple[object, ...]:
-    fields = dataclasses.asdict(f)
-    vector = fields.pop("vector")
-    return (fields, np.asarray(vector).tobytes())
-
-
-def snapshot(index: StoryIndex) -> dict[int, tuple[object, ...]]:
-    out: dict[int, tuple[object, ...]] = {}
-    for sid in sorted(index.story_ids()):
-        story = index.story(sid)
-        assert story is not None
-        held = index.held(sid)
-        out[sid] = (
-            story.first_seen,
-            tuple(view(m) for m in story.members),
-            tuple(sorted(held)),
-        )
-    return out
-
-
 def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
     store: Store,
 ) -> None:
@@ -160,13 +75,12 @@ def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
     assert set(late.values()) & set(first.values())
 
     seen: dict[str, object] = {}
+    refreshes: list[Refreshed] = []
 
     def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
-        counting = Counting(reader)
-        got = mine.refresh(counting)
-        seen["whole"] = counting.whole
-        seen["got"] = snapshot(got)
-        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
+        r = refresh_and_full_read(mine, reader)
+        refreshes.append(r)
+        got = r.index
         held = {k for sid in got.story_ids() for k in got.held(sid)}
         seen["lacked"] = held - set(first)  # kept members this replica did not assign
         # the same decisions for new items, from either index
@@ -176,7 +90,7 @@ def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
             [d.story_id for _, d in got.assign_batch(probes, lambda _i: -1)],
             [d.story_id for _, d in want.assign_batch(probes, lambda _i: -1)],
         )
-        return [-(k + 1) for k in range(len(items))]
+        return no_story(items)
 
     with store.transaction() as tx:
         ids = tx.store_items(src, [item(n, hours=20 + n) for n in range(41, 45)], T0)
@@ -187,15 +101,16 @@ def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
         )
         tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
 
-    assert seen["got"] == seen["want"]
-    assert seen["got"]  # not vacuous: stories held
+    (r,) = refreshes
+    assert r.got == r.want
+    assert r.got  # not vacuous: stories held
     decisions = seen["decisions"]
     assert isinstance(decisions, tuple) and decisions[0] == decisions[1]
     # only the members it lacked were read whole (a full read: every member of
     # every changed story, 41 here, most of them capped away again)
     lacked = seen["lacked"]
     assert isinstance(lacked, set)
-    assert seen["whole"] == len(lacked)
+    assert r.whole == len(lacked)
     assert 0 < len(lacked) < 41 - CAP
 
 
@@ -217,23 +132,24 @@ def test_a_held_member_whose_matches_changed_is_read_again(store: Store) -> None
     grown = crawl(other, store, src, [item(n, hours=-1 - n) for n in range(16, 24)])
     assert set(grown.values()) & set(first.values())
 
-    seen: dict[str, object] = {}
+    refreshes: list[Refreshed] = []
+    concepts: set[int] = set()
 
     def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
-        got = mine.refresh(reader)
-        seen["got"] = snapshot(got)
-        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
-        seen["concepts"] = {
-            i for sid in got.story_ids() for i, f in got.held(sid).items() if f.concepts
-        }
-        return [-(k + 1) for k in range(len(items))]
+        r = refresh_and_full_read(mine, reader)
+        refreshes.append(r)
+        concepts.update(
+            i for sid in r.index.story_ids() for i, f in r.index.held(sid).items() if f.concepts
+        )
+        return no_story(items)
 
     with store.transaction() as tx:
         ids = tx.store_items(src, [item(41, hours=30)], T0)
         tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
 
-    assert seen["concepts"]  # not vacuous: held members carry the backfilled concepts
-    assert seen["got"] == seen["want"]
+    (r,) = refreshes
+    assert concepts  # not vacuous: held members carry the backfilled concepts
+    assert r.got == r.want
 
 
 def test_held_lists_the_members_by_key() -> None:

@@ -19,18 +19,16 @@ from storage.protocol import Store
 from storage.repository import SqlStore
 from storage.stories import StoredMember, StoryHead, StoryReader
 from tests.conftest import Database
-from tests.integration.test_story_incremental_load import (
-    ENCODER,
-    T0,
+from tests.integration.test_story_incremental_load import T0, crawl, item
+from tests.integration.test_story_index_cache import partition, source
+from tests.support.story_index import (
     WINDOW,
     Counting,
+    Refreshed,
     assigner,
-    crawl,
-    full_read,
-    item,
-    snapshot,
+    no_story,
+    refresh_and_full_read,
 )
-from tests.integration.test_story_index_cache import partition, source
 
 
 def _store_and_vectors(
@@ -128,15 +126,11 @@ def test_a_story_grown_while_warming_is_loaded_again_under_the_lock(pg_db: Datab
         mine.warm(racing)
         raced["warm_whole"] = racing.whole
 
-    seen: dict[str, object] = {}
+    refreshes: list[Refreshed] = []
 
     def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
-        counting = Counting(reader)
-        got = mine.refresh(counting)
-        seen["whole"] = counting.whole
-        seen["got"] = snapshot(got)
-        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
-        return [-(k + 1) for k in range(len(items))]
+        refreshes.append(refresh_and_full_read(mine, reader))
+        return no_story(items)
 
     with store.transaction() as tx:
         ids = _store_and_vectors(store, tx, src, [41], 3, mine)
@@ -145,10 +139,11 @@ def test_a_story_grown_while_warming_is_loaded_again_under_the_lock(pg_db: Datab
     grown = raced["grown"]
     assert isinstance(grown, dict) and grown  # the race happened
     assert isinstance(raced["warm_whole"], int) and raced["warm_whole"] > 0  # the warm loaded
-    assert isinstance(seen["whole"], int) and seen["whole"] > 0  # and the lock loaded again
-    assert seen["got"] == seen["want"]
+    (r,) = refreshes
+    assert r.whole > 0  # and the lock loaded again
+    assert r.got == r.want
     new_member = next(iter(grown))
-    assert any(new_member in members for *_, members in seen["got"].values())  # type: ignore[union-attr]
+    assert any(new_member in held for _, _, held in r.got.values())
 
 
 def test_a_warm_never_waits_for_nor_enters_another_threads_batch(store: Store) -> None:
@@ -218,6 +213,7 @@ def test_a_warm_stopped_for_a_locked_batch_leaves_the_full_read_to_the_lock(
     covered = mine._covered
 
     seen: dict[str, object] = {}
+    refreshes: list[Refreshed] = []
 
     def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
         counting = Counting(reader)
@@ -227,10 +223,8 @@ def test_a_warm_stopped_for_a_locked_batch_leaves_the_full_read_to_the_lock(
         finally:
             mine._wanted.clear()
         seen["warm_whole"], seen["covered"] = counting.whole, mine._covered
-        got = mine.refresh(reader)
-        seen["got"] = snapshot(got)
-        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
-        return [-(k + 1) for k in range(len(items))]
+        refreshes.append(refresh_and_full_read(mine, reader))
+        return no_story(items)
 
     with store.transaction() as tx:
         ids = _store_and_vectors(store, tx, src, [41], 152, mine)
@@ -238,8 +232,9 @@ def test_a_warm_stopped_for_a_locked_batch_leaves_the_full_read_to_the_lock(
 
     assert seen["warm_whole"] == 0  # stopped before reading any story
     assert seen["covered"] == covered  # its range not recorded
-    assert seen["got"] == seen["want"]
-    assert seen["got"]  # not vacuous
+    (r,) = refreshes
+    assert r.got == r.want
+    assert r.got  # not vacuous
 
 
 def test_a_warm_loads_in_steps_of_about_64_members() -> None:

