@@ -384,17 +384,53 @@ class StoryAssigner:
             counts[story] = (min(first, published), n + 1)
             if len(self._written) < _CHECKED:  # one transaction: a sample proves the commit
                 self._written.append((item_id, story))
+        again: dict[int, tuple[datetime, int, dict[int, ItemFeatures]]] = {}
         for story, (first, n) in counts.items():
             head = self._heads.get(story)
             cand = index.story(story)
             if (head is not None and first < head[0]) or (
                 cand is not None and cand.first_seen != first
             ):
-                self._heads.pop(story, None)  # first_seen moved (backfill): read it again
+                # first_seen moved (an older item joined; a backfill): the
+                # index's candidate keeps its old first_seen, so the story is
+                # loaded again with the stored one
+                held = index.held(story)
+                if (
+                    head is not None
+                    and cand is not None
+                    and len(held) == n <= index.max_story_members
+                ):
+                    again[story] = (first, n, held)  # every member held: from the index
+                self._heads.pop(story, None)
                 index.remove(story)
             else:
                 self._heads[story] = (first, n)
+        self._reload(index, again)
         self._batch, self._reader = [], None
+
+    def _reload(
+        self, index: StoryIndex, again: Mapping[int, tuple[datetime, int, dict[int, ItemFeatures]]]
+    ) -> None:
+        """Load again, from the features the index held, the stories whose
+        first_seen this batch moved and whose every member it holds: what the
+        next batch's `refresh` read from the database before (`_load`: the
+        member keys, matches and texts of all their members, ~70 us a member
+        on SQLite, each batch of a first crawl, whose feeds come in any
+        order), done as it did it: after the removals, in story id order
+        (`changes` lists them so), `_LOAD_CHUNK` stories then a trim, each
+        story's members in (published, id) order with the stored first_seen
+        (the batch's earliest). The features are the ones `_load` would find:
+        computed under this lock from the same stored items, their concepts
+        the matches this transaction writes. A story with a member the index
+        no longer holds (trimmed, capped) is read from the database as before."""
+        order = sorted(again)
+        for start in range(0, len(order), _LOAD_CHUNK):
+            for story in order[start : start + _LOAD_CHUNK]:
+                first, n, held = again[story]
+                keys = sorted(held, key=lambda k: (held[k].published, k))
+                index.load(story, first, [held[k] for k in keys], keys=keys)
+                self._heads[story] = (first, n)
+            index.trim()
 
 
 def one_blas_thread() -> None:
