@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -118,6 +118,14 @@ class StoryAssigner:
     # has let go, ~2-3 KB each).
     _known: dict[tuple[object, ...], ItemFeatures] = field(default_factory=dict, repr=False)
     _known_old: dict[tuple[object, ...], ItemFeatures] = field(default_factory=dict, repr=False)
+    # The same entries by the features object (id -> (key, features)), in the
+    # same two generations: which key a held member's features were made from.
+    _made: dict[int, tuple[tuple[object, ...], ItemFeatures]] = field(
+        default_factory=dict, repr=False
+    )
+    _made_old: dict[int, tuple[tuple[object, ...], ItemFeatures]] = field(
+        default_factory=dict, repr=False
+    )
     # The last assignment number whose writes the index holds; the range of
     # first_seen its last full read covered, and when (monotonic seconds).
     _seen: int | None = field(default=None, repr=False)
@@ -149,6 +157,7 @@ class StoryAssigner:
             self._index, self._heads, self._batch, self._written = None, {}, [], []
             self._reader = None
             self._known, self._known_old = {}, {}
+            self._made, self._made_old = {}, {}
             self._seen, self._covered, self._full_at = None, None, 0.0
 
     def features(self, m: StoredMember, extra: frozenset[str]) -> ItemFeatures:
@@ -176,8 +185,10 @@ class StoryAssigner:
     def remember(self, key: tuple[object, ...], known: ItemFeatures) -> None:
         """Cache features under their key (under the lock: the cache is shared)."""
         self._known[key] = known
+        self._made[id(known)] = (key, known)
         if len(self._known) > self.index().members + _KNOWN_SLACK:
             self._known_old, self._known = self._known, {}
+            self._made_old, self._made = self._made, {}
 
     def ready(self, members: Sequence[StoredMember]) -> Ready:
         """Before the assignment lock: the features of items about to be
@@ -384,17 +395,86 @@ class StoryAssigner:
             counts[story] = (min(first, published), n + 1)
             if len(self._written) < _CHECKED:  # one transaction: a sample proves the commit
                 self._written.append((item_id, story))
+        again: dict[int, tuple[datetime, int, dict[int, ItemFeatures]]] = {}
         for story, (first, n) in counts.items():
             head = self._heads.get(story)
             cand = index.story(story)
             if (head is not None and first < head[0]) or (
                 cand is not None and cand.first_seen != first
             ):
-                self._heads.pop(story, None)  # first_seen moved (backfill): read it again
+                # first_seen moved (an older item joined; a backfill): the
+                # index's candidate keeps its old first_seen, so the story is
+                # loaded again with the stored one
+                held = index.held(story)
+                if (
+                    head is not None
+                    and cand is not None
+                    and len(held) == n <= index.max_story_members
+                ):
+                    again[story] = (first, n, held)  # every member held: from the index
+                self._heads.pop(story, None)
                 index.remove(story)
             else:
                 self._heads[story] = (first, n)
+        self._reload(index, self._unchanged(again))
         self._batch, self._reader = [], None
+
+    def _unchanged(
+        self, again: dict[int, tuple[datetime, int, dict[int, ItemFeatures]]]
+    ) -> dict[int, tuple[datetime, int, dict[int, ItemFeatures]]]:
+        """The stories of `again` whose held members' features are the ones a
+        read from the database would give: computed from the concepts stored
+        now (a backfill may have recorded matches since they were loaded),
+        which their feature key in the cache says (a member no longer in the
+        cache cannot tell: its story is read from the database, as before).
+        This batch's items are not asked: their matches are written after the
+        assignment, and their concepts are those matches'."""
+        reader = cast("StoryReader | None", self._reader)
+        if not again or reader is None:
+            return {}
+        mine = {item_id for item_id, _, _ in self._batch}
+        on_file = reader.concepts_of(
+            [k for _, _, held in again.values() for k in held if k not in mine]
+        )
+
+        def same(k: int, f: ItemFeatures) -> bool:
+            if k in mine:
+                return True
+            made = self._made.get(id(f)) or self._made_old.get(id(f))
+            if made is None or made[1] is not f:
+                return False
+            key = made[0]
+            return key[0] == k and key[4] == on_file.get(k, _NONE)
+
+        return {
+            story: entry
+            for story, entry in again.items()
+            if all(same(k, f) for k, f in entry[2].items())
+        }
+
+    def _reload(
+        self, index: StoryIndex, again: Mapping[int, tuple[datetime, int, dict[int, ItemFeatures]]]
+    ) -> None:
+        """Load again, from the features the index held, the stories whose
+        first_seen this batch moved and whose every member it holds: what the
+        next batch's `refresh` read from the database before (`_load`: the
+        member keys, matches and texts of all their members, ~70 us a member
+        on SQLite, each batch of a first crawl, whose feeds come in any
+        order), done as it did it: after the removals, in story id order
+        (`changes` lists them so), `_LOAD_CHUNK` stories then a trim, each
+        story's members in (published, id) order with the stored first_seen
+        (the batch's earliest). The features are the ones `_load` would find:
+        computed under this lock from the same stored items, their concepts
+        the matches this transaction writes. A story with a member the index
+        no longer holds (trimmed, capped) is read from the database as before."""
+        order = sorted(again)
+        for start in range(0, len(order), _LOAD_CHUNK):
+            for story in order[start : start + _LOAD_CHUNK]:
+                first, n, held = again[story]
+                keys = sorted(held, key=lambda k: (held[k].published, k))
+                index.load(story, first, [held[k] for k in keys], keys=keys)
+                self._heads[story] = (first, n)
+            index.trim()
 
 
 def one_blas_thread() -> None:
