@@ -24,12 +24,14 @@ from tests.support.story_index import (
     CAP,
     ENCODER,
     WINDOW,
+    Counting,
     Refreshed,
     assigner,
     full_read,
     no_story,
     refresh_and_full_read,
     small_index,
+    snapshot,
     view,
 )
 
@@ -219,7 +221,7 @@ def test_a_story_whose_first_seen_a_late_item_moved_is_loaded_from_the_index(
         got = mine.refresh(counting)
         seen["whole"] = counting.whole
         want = small_index() if capped else StoryAssigner(lambda: ENCODER, WINDOW).index()
-        load_all(reader, StoryAssigner(lambda: ENCODER, WINDOW), want)
+        full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW), want)
         seen["got"], seen["want"] = snapshot(got), snapshot(want)
         probes = [mine.features(m, frozenset()) for m in items]
         seen["decisions"] = (
@@ -247,22 +249,6 @@ def test_a_story_whose_first_seen_a_late_item_moved_is_loaded_from_the_index(
         assert seen["whole"] == 0  # nothing read whole: every moved story came from the index
 
 
-def load_all(reader: StoryReader, fresh: StoryAssigner, index: StoryIndex) -> None:
-    """`full_read` into `index`: every member of every story of the window."""
-    since, until = reader.window()
-    heads = reader.heads_between(since - timedelta(hours=24), until + timedelta(hours=24))
-    loaded = reader.members([h.story_id for h in heads])
-    for h in heads:
-        members = loaded.get(h.story_id, [])
-        index.load(
-            h.story_id,
-            h.first_seen,
-            [fresh.features(m, frozenset()) for m in members],
-            keys=[m.item_id for m in members],
-        )
-    index.trim()
-
-
 def test_a_moved_story_whose_held_matches_changed_is_read_again(store: Store) -> None:
     """A backfill recorded matches for members this assigner holds; then an
     older item joins their story (first_seen moves): the story is read from
@@ -283,7 +269,7 @@ def test_a_moved_story_whose_held_matches_changed_is_read_again(store: Store) ->
     def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
         got = mine.refresh(reader)
         want = StoryAssigner(lambda: ENCODER, WINDOW).index()
-        load_all(reader, StoryAssigner(lambda: ENCODER, WINDOW), want)
+        full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW), want)
         seen["got"], seen["want"] = snapshot(got), snapshot(want)
         seen["concepts"] = {
             i for sid in got.story_ids() for i, f in got.held(sid).items() if f.concepts

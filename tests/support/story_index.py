@@ -74,10 +74,13 @@ class Counting:
         return self.r.stories_of(item_ids)
 
 
-def full_read(reader: StoryReader, fresh: StoryAssigner) -> StoryIndex:
+def full_read(
+    reader: StoryReader, fresh: StoryAssigner, index: StoryIndex | None = None
+) -> StoryIndex:
     """The index as the assigner built it before: every member of every story
-    of the window read again (`members`), loaded in (published, id) order."""
-    index = small_index()
+    of the window read again (`members`), loaded in (published, id) order,
+    into `index` (a small one by default)."""
+    index = small_index() if index is None else index
     since, until = reader.window()
     heads = reader.heads_between(since - timedelta(hours=24), until + timedelta(hours=24))
     loaded = reader.members([h.story_id for h in heads])
