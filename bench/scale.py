@@ -6,12 +6,13 @@ address allowlist naming each). Every feed is due every `--every` seconds
 (default 60: NEWSWATCH_MIN_INTERVAL = NEWSWATCH_MAX_INTERVAL = every, and
 every source's `every_seconds` set to it), its first due time spread evenly
 over one interval so that the load is steady. Each round (one interval, or
-`--change-round` seconds) a share `--change` of the feeds gets one new entry; half of the feeds send an
-ETag (conditional GET → 304), the other half no validator at all (the body
-is fetched and hashed). The watchlist has `--terms` terms (the generator's
-real terms, so a few per cent of entries match, plus generated ones) and
-notifies a local webhook receiver at once (digest: none), which counts
-deliveries per (watchlist, item URL): a second one is a duplicate.
+`--change-round` seconds) a share `--change` of the feeds gets one new
+entry; half of the feeds send an ETag (conditional GET → 304), the other
+half no validator at all (the body is fetched and hashed). The watchlist
+has `--terms` terms (the generator's real terms, so a few per cent of
+entries match, plus generated ones) and notifies a local webhook receiver
+at once (digest: none), which counts deliveries per (watchlist, item URL):
+a second one is a duplicate.
 
 Phases, on one database: R=1 replica for warm-up + window seconds, then a
 second replica joins and the window is measured again (R=2). Measured per
