@@ -206,7 +206,8 @@ class StoryAssigner:
             language=m.language,
             concepts=concepts | anchor_concepts(self.gazetteer(), doc),
         )
-        return replace(out, vector=out.vector.astype(np.float16))
+        # `watched`: what storage holds (the anchors are not stored), for `_load`
+        return replace(out, vector=out.vector.astype(np.float16), watched=concepts or _NONE)
 
     def refresh(self, reader: StoryReader) -> StoryIndex:
         """Under the lock: bring the index up to the database's view of the window.
@@ -334,8 +335,9 @@ class StoryAssigner:
         ones the index holds already keep their features (computed from the
         same stored item when it was assigned or read here), and only the
         others (the new members, all of a story not held, and a held member
-        whose stored concepts differ from its features', as after a backfill)
-        are read with text, vector and matches. The index ends as it would after reading
+        whose stored concepts differ from those its features were computed
+        from, `watched`, as after a backfill) are read with text, vector and
+        matches. The index ends as it would after reading
         every member (tests/integration/test_story_incremental_load.py). Before,
         a story another replica grew was read again with all its members
         under the assignment lock, at every batch of either replica's
@@ -348,8 +350,11 @@ class StoryAssigner:
         on_file = reader.concepts_of(
             [i for sid, ids in keep.items() for i in ids if i in held[sid]]
         )
+        # like with like: the stored concepts the features were computed from
+        # (`watched`), not `concepts`, which adds the gazetteer's anchors: a
+        # held member naming a place was read again at every change of its story
         for mine in held.values():
-            for i in [i for i, f in mine.items() if f.concepts != on_file.get(i, _NONE)]:
+            for i in [i for i, f in mine.items() if f.watched != on_file.get(i, _NONE)]:
                 del mine[i]
         wanted = [i for sid, ids in keep.items() for i in ids if i not in held[sid]]
         read = {m.item_id: self.features(m, _NONE) for m in reader.members_of(wanted)}

@@ -66,10 +66,11 @@ def crawl(a: StoryAssigner, store: Store, src: int, items: Sequence[Item]) -> di
 
 
 class Counting:
-    """The reader of one locked assignment, counting the members it reads whole."""
+    """The reader of one locked assignment, counting the members it reads
+    whole and the stories whose members it lists (`keyed`: stories loaded)."""
 
     def __init__(self, reader: StoryReader) -> None:
-        self.r, self.whole = reader, 0
+        self.r, self.whole, self.keyed = reader, 0, 0
 
     def heads(self) -> list[StoryHead]:
         return self.r.heads()
@@ -92,6 +93,7 @@ class Counting:
         return got
 
     def member_keys(self, story_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int]]]:
+        self.keyed += len(story_ids)
         return self.r.member_keys(story_ids)
 
     def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]:
@@ -280,3 +282,55 @@ def test_features_computed_before_the_lock_are_used_under_it(store: Store, diffe
         used = a.index().held(done[m.item_id])[m.item_id]
         assert (used is ready[m.item_id][2]) is not differs
         assert view(used) == view(fresh.features(m, frozenset()))  # what the lock reads
+
+
+def test_held_members_naming_places_are_not_read_again(store: Store) -> None:
+    """A held member whose features carry gazetteer anchors ("gazetteer/Crimea":
+    not stored, the gazetteer adds them to the watchlist concepts) keeps its
+    features when another replica grows its story: only the members the
+    index lacks are read whole. Before, such a member was read again at every
+    change of its story (its features' concepts, anchors included, were
+    compared with the stored watchlist concepts, which never hold anchors)."""
+    src = source(store)
+    mine, other = assigner(), assigner()
+    # "Crimea", "Okinawa": two of the four events name a place of the gazetteer
+    first = crawl(mine, store, src, [item(n, hours=n) for n in range(16)])
+    # another replica grows them: earlier items (capped away: the members mine
+    # holds stay the latest) and later ones (kept: read whole)
+    grown = crawl(other, store, src, [item(n, hours=-1 - n) for n in range(16, 24)])
+    grown |= crawl(other, store, src, [item(n, hours=20 + n) for n in range(24, 26)])
+    assert set(grown.values()) & set(first.values())
+    index = mine.index()
+    before = {sid: set(index.held(sid)) for sid in index.story_ids()}
+    anchored = {
+        i
+        for sid in index.story_ids()
+        if sid in set(grown.values())
+        for i, f in index.held(sid).items()
+        if any(c.startswith("gazetteer/") for c in f.concepts)
+    }
+    assert anchored  # not vacuous: grown stories hold members naming places
+
+    seen: dict[str, object] = {}
+
+    def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
+        counting = Counting(reader)
+        got = mine.refresh(counting)
+        seen["whole"] = counting.whole
+        seen["new"] = sum(
+            len(set(got.held(sid)) - before.get(sid, set())) for sid in got.story_ids()
+        )
+        seen["kept"] = anchored & {k for sid in got.story_ids() for k in got.held(sid)}
+        seen["got"] = snapshot(got)
+        seen["want"] = snapshot(full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW)))
+        return [-(k + 1) for k in range(len(items))]
+
+    with store.transaction() as tx:
+        ids = tx.store_items(src, [item(41, hours=30)], T0)
+        tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
+
+    assert seen["kept"]  # the anchored members are still held after the refresh
+    assert seen["got"] == seen["want"]
+    new = seen["new"]
+    assert isinstance(new, int) and new > 0  # the later members were read
+    assert seen["whole"] == new  # and only they
