@@ -66,6 +66,9 @@ DRAIN_BATCH = 250  # pending items per drain transaction (SQLite's write lock: ~
 # (StoryAssigner.refresh), so 250-item batches made a 100,000-item backlog
 # quadratic (400 reads of up to 100,000 heads); 5,000 holds the lock ~2-3 s.
 ONE_SHOT_BATCH = 5_000
+# A batch of at most this many items keeps them, texts included, from their
+# read before the transaction to the assignment (`_assign_some`).
+KEEP_READ = REBUILD_BATCH
 
 
 @dataclass
@@ -584,6 +587,7 @@ def _assign(
     now: datetime,
     identity: tuple[str, str],
     ready: Ready | None = None,
+    known: Mapping[int, StoredMember] | None = None,
 ) -> dict[int, int]:
     try:
         done = tx.assign_stories(
@@ -593,6 +597,7 @@ def _assign(
             now=now,
             encoder=identity,
             warm=assigner.warm,
+            known=known,
         )
         assigner.settle(done)
     except BaseException:
@@ -726,16 +731,19 @@ def _assign_some(
     members = [replace(m, vector=fresh[m.item_id]) if m.item_id in fresh else m for m in members]
     ready = assigner.ready(members)  # before the transaction: not under the lock
     rows = list(fresh.items())
-    # Only the ids (and the features made above) from here on: the assignment
-    # reads the members again, a chunk at a time, and a one-shot batch's texts
-    # (5,000 bodies, ~16 MB) need not stay meanwhile.
     item_ids = [m.item_id for m in members]
+    # A daemon's batch keeps its items: under the lock, storage reads again
+    # only what can change of them (vector, matches), not their texts, to
+    # check the features made above. A larger batch (a one-shot command's
+    # 5,000: bodies ~16 MB) keeps only the ids and the features, and the
+    # assignment reads the members again, a chunk at a time.
+    known = {m.item_id: m for m in members} if len(members) <= KEEP_READ else None
     del members, missing, vectors, fresh
     with store.transaction() as tx:
         if rows:
             tx.save_story_vectors(rows, encoder=identity)
         del rows
-        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready)
+        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready, known)
     log.info("stories_assigned status=ok items=%d", len(done))
     return len(done)
 
