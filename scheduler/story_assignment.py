@@ -60,9 +60,6 @@ REBUILD_BATCH = 500  # items per transaction in rebuild and backfill
 PRE_ENCODE_MAX = 5_000
 ENCODE_CHUNK = 2_000
 DRAIN_BATCH = 250  # pending items per drain transaction (SQLite's write lock: ~0.1 s)
-# The daemon's drain batch after a batch that found the assignment lock held
-# (another replica saves or assigns): shorter holds for the waiting saves.
-CONTENDED_BATCH = 64
 # A one-shot command's drain (`crawl` after delivering, the Scrapy pipeline at
 # close): nothing else of the process waits, so fewer, longer transactions.
 # Each assignment transaction reads the heads of every story in the window
@@ -591,12 +588,11 @@ def _assign(
     identity: tuple[str, str],
     ready: Ready | None = None,
     known: Mapping[int, StoredMember] | None = None,
-    lock: LockSeen | None = None,
 ) -> dict[int, int]:
     try:
         done = tx.assign_stories(
             item_ids,
-            decider(assigner, concepts, ready, lock),
+            decider(assigner, concepts, ready),
             window=assigner.window,
             now=now,
             encoder=identity,
@@ -610,18 +606,10 @@ def _assign(
     return done
 
 
-@dataclass
-class LockSeen:
-    """What the last batch's assignment found: whether it waited for the lock."""
-
-    waited: bool = False
-
-
 def decider(
     assigner: StoryAssigner,
     concepts: Mapping[int, frozenset[str]],
     ready: Ready | None = None,
-    lock: LockSeen | None = None,
 ) -> DecideBatch:
     """The pure decision for storage's lock: refresh the assigner's StoryIndex
     from the reader, then assign the batch in the order given ((published,
@@ -651,8 +639,6 @@ def decider(
     def decide_chunk(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
         if assigner._reader is not reader:  # the batch's first chunk: refresh under the lock
             assigner._reader, assigner._batch = reader, []
-            if lock is not None:
-                lock.waited = reader.waited()
             assigner.refresh(reader)
         index = assigner.index()
         chosen: list[int] = []
@@ -692,7 +678,6 @@ def assign_unassigned(
     batch: int = REBUILD_BATCH,
     fetched_since: datetime | None = None,
     keep_going: Callable[[], bool] = lambda: True,
-    contended: int | None = None,
 ) -> int:
     """Give every stored item without a story (published since `since`,
     stored since `fetched_since`, or of `ids`) one, oldest (published, id)
@@ -701,21 +686,11 @@ def assign_unassigned(
     batches when `keep_going()` is false. How many items were assigned.
 
     A crash between batches loses nothing: what was not committed is still
-    without a story, and the next drain, crawl or rebuild assigns it.
-
-    `contended`: the batch after one that found the assignment lock held by
-    another process (PostgreSQL) takes this many items instead of `batch`
-    (the daemon's drain: the lock's longest holds were its batches, while
-    the other replica's saves waited for it)."""
+    without a story, and the next drain, crawl or rebuild assigns it."""
     total = 0
-    lock = LockSeen()
-
-    def size() -> int:
-        return contended if contended is not None and lock.waited else batch
-
     while keep_going():
         if ids is not None:  # a backfill's batch: few, sorted by items_without_story
-            assigned = _assign_some(assigner, store, now, ids, batch, lock)
+            assigned = _assign_some(assigner, store, now, ids, batch)
             total += assigned
             if assigned == 0:
                 return total
@@ -724,13 +699,10 @@ def assign_unassigned(
             todo = tx.unassigned_item_ids(ROUND, since=since, fetched_since=fetched_since)
         if not todo:
             return total
-        start = 0
-        while start < len(todo):
+        for start in range(0, len(todo), batch):
             if start and not keep_going():
                 return total
-            step = size()
-            total += _assign_some(assigner, store, now, todo[start : start + step], step, lock)
-            start += step
+            total += _assign_some(assigner, store, now, todo[start : start + batch], batch)
     return total
 
 
@@ -743,7 +715,6 @@ def _assign_some(
     now: Callable[[], datetime],
     ids: Sequence[int],
     batch: int,
-    lock: LockSeen | None = None,
 ) -> int:
     """Encode (between transactions) and assign up to `batch` of `ids` still
     without a story, in (published, id) order; how many were assigned. The
@@ -772,7 +743,7 @@ def _assign_some(
         if rows:
             tx.save_story_vectors(rows, encoder=identity)
         del rows
-        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready, known, lock)
+        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready, known)
     log.info("stories_assigned status=ok items=%d", len(done))
     return len(done)
 
@@ -837,7 +808,6 @@ def _drain(
         fetched_since=now() - assigner.window,
         batch=batch or DRAIN_BATCH,
         keep_going=go_on,
-        contended=CONTENDED_BATCH if batch is None else None,
     )
     if done:
         log.info("stories_drained status=ok items=%d", done)

@@ -321,9 +321,6 @@ class _MemoryStories:
             def stories_of(_self, ids: Sequence[int]) -> dict[int, int | None]:
                 return {i: (t.items[i].story_id if i in t.items else None) for i in ids}
 
-            def waited(_self) -> bool:
-                return False  # one process
-
         choices = decide(items, Reader())
         listed = {h.story_id for h in heads}
         created: dict[int, int] = {}

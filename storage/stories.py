@@ -124,9 +124,7 @@ class StoryReader(Protocol):
     the members it lacks instead of every member again. `concepts_of(item_ids)`
     gives the items' watchlist concepts as stored now (a backfill adds
     matches to items already in a story), so a held member whose concepts
-    changed is read again. `waited()`: whether this assignment found the lock
-    held by another transaction (PostgreSQL; False where it cannot tell), so
-    a drain can make its next batches, and so its holds, shorter."""
+    changed is read again."""
 
     def heads(self) -> list[StoryHead]: ...
 
@@ -147,8 +145,6 @@ class StoryReader(Protocol):
     def concepts_of(self, item_ids: Sequence[int]) -> dict[int, frozenset[str]]: ...
 
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]: ...
-
-    def waited(self) -> bool: ...
 
 
 # decide(item, candidates) -> the story id to join, or None for a new story.
@@ -490,9 +486,6 @@ class _SqlReader:
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
         return stories_of(self._s, item_ids)
 
-    def waited(self) -> bool:
-        return bool(self._s.info.get(_WAITED))
-
 
 # ---------------------------------------------------------------- assigning
 
@@ -510,11 +503,7 @@ def lock_assignments(session: Session) -> int:
     rolled-back number is given again). The stories this assignment writes
     carry the number (`changed_seq`)."""
     if session.get_bind().dialect.name == "postgresql":
-        # at once if free (one round trip, as before); else it is held: wait
-        free = session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
-        session.info[_WAITED] = not free
-        if not free:
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK})
     t: Table = StoryAssignLockRow.__table__  # type: ignore[assignment]
     number = session.scalar(update(t).where(t.c.id == 1).values(n=t.c.n + 1).returning(t.c.n))
     if number is None:
@@ -525,7 +514,6 @@ def lock_assignments(session: Session) -> int:
 
 
 _NUMBER = "newswatch.story_assignment_number"
-_WAITED = "newswatch.story_assignment_waited"  # the lock was held by another: waited for it
 
 
 def assignment_number(session: Session) -> int:

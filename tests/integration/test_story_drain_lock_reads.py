@@ -5,20 +5,17 @@ stories come out as before."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event
 
 from crawler.crawl_records import Item
-from scheduler.story_assignment import CONTENDED_BATCH, DRAIN_BATCH, drain_pending, encode
+from scheduler.story_assignment import drain_pending, encode
 from storage.memory import MemoryStore
 from storage.protocol import Store
 from storage.repository import SqlStore
-from storage.stories import ASSIGN_LOCK, StoredMember, StoryReader
+from storage.stories import StoredMember, StoryReader
 from tests.conftest import Database
 from tests.integration.test_store_contract import match, watchlist
 from tests.integration.test_story_incremental_load import T0, WINDOW, assigner, item
@@ -137,58 +134,3 @@ def _fields(m: StoredMember) -> tuple[object, ...]:
     vector = None if m.vector is None else m.vector.tobytes()
     return (m.item_id, m.story_id, m.title, m.summary, m.body, m.language, m.published, vector,
             m.concepts)  # fmt: skip
-
-
-def test_a_drain_batch_after_a_wait_for_the_lock_is_shorter(
-    pg_db: Database, caplog: pytest.LogCaptureFixture
-) -> None:
-    """PostgreSQL: a drain batch that found the assignment lock held (another
-    replica's save) is followed by one of CONTENDED_BATCH items, and a batch
-    that took the lock at once by a full one (DRAIN_BATCH)."""
-    store = SqlStore(pg_db.engine, pg_db.factory)
-    src = source(store)
-    n = DRAIN_BATCH + CONTENDED_BATCH + DRAIN_BATCH + 10
-    stored(store, src, [item(k, hours=k % 30) for k in range(n)])
-    held, release = threading.Event(), threading.Event()
-
-    def other_replica() -> None:  # holds the lock while the drain's first batch comes
-        with pg_db.engine.connect() as conn, conn.begin():
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": ASSIGN_LOCK})
-            held.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=other_replica)
-    thread.start()
-    assert held.wait(10)
-    timer = threading.Timer(0.5, release.set)  # the first batch is waiting by then
-    timer.start()
-    try:
-        with caplog.at_level(logging.INFO, logger="newswatch.stories"):
-            assert drain_pending(assigner(), store, lambda: T0 + timedelta(hours=1)) == n
-    finally:
-        release.set()
-        thread.join()
-    sizes = [
-        int(r.getMessage().split("items=")[1])
-        for r in caplog.records
-        if r.getMessage().startswith("stories_assigned ")
-    ]
-    assert sizes == [DRAIN_BATCH, CONTENDED_BATCH, DRAIN_BATCH, 10]
-
-
-def test_a_drain_that_never_waits_keeps_full_batches(
-    store: Store, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The fake, SQLite (where a wait cannot be told) and an idle PostgreSQL:
-    every batch is DRAIN_BATCH items."""
-    src = source(store)
-    n = 2 * DRAIN_BATCH + 10
-    stored(store, src, [item(k, hours=k % 30) for k in range(n)])
-    with caplog.at_level(logging.INFO, logger="newswatch.stories"):
-        assert drain_pending(assigner(), store, lambda: T0 + timedelta(hours=1)) == n
-    sizes = [
-        int(r.getMessage().split("items=")[1])
-        for r in caplog.records
-        if r.getMessage().startswith("stories_assigned ")
-    ]
-    assert sizes == [DRAIN_BATCH, DRAIN_BATCH, 10]

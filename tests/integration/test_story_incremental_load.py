@@ -107,9 +107,6 @@ class Counting:
     def stories_of(self, item_ids: Sequence[int]) -> dict[int, int | None]:
         return self.r.stories_of(item_ids)
 
-    def waited(self) -> bool:
-        return self.r.waited()
-
 
 def full_read(reader: StoryReader, fresh: StoryAssigner) -> StoryIndex:
     """The index as the assigner built it before: every member of every story

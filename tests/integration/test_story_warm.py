@@ -70,7 +70,7 @@ def test_other_replicas_stories_are_loaded_before_the_lock(pg_db: Database) -> N
     finally:
         event.remove(pg_db.engine, "before_cursor_execute", seen)
 
-    locked = next(k for k, s in enumerate(statements) if "advisory_xact_lock(" in s)
+    locked = next(k for k, s in enumerate(statements) if "pg_advisory_xact_lock" in s)
     whole = [
         k
         for k, s in enumerate(statements)
