@@ -162,6 +162,11 @@ class ItemFeatures:
     sites: frozenset[str] = frozenset()  # "RU/Ryazan": incident sites named (alerts.places)
     incidents: frozenset[str] = frozenset()  # classes of incident title + lead name
     periods: frozenset[int] = frozenset()  # months the title names without a day (1-12)
+    # The stored watchlist concepts `concepts` was computed from, without what
+    # the caller added (the gazetteer's anchors): what a cache compares with
+    # storage's matches to know these features are still current
+    # (scheduler.story_assignment `StoryAssigner._load`). The engine ignores it.
+    watched: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -66,6 +66,9 @@ DRAIN_BATCH = 250  # pending items per drain transaction (SQLite's write lock: ~
 # (StoryAssigner.refresh), so 250-item batches made a 100,000-item backlog
 # quadratic (400 reads of up to 100,000 heads); 5,000 holds the lock ~2-3 s.
 ONE_SHOT_BATCH = 5_000
+# A batch of at most this many items keeps them, texts included, from their
+# read before the transaction to the assignment (`_assign_some`).
+KEEP_READ = REBUILD_BATCH
 
 
 @dataclass
@@ -217,7 +220,8 @@ class StoryAssigner:
             language=m.language,
             concepts=concepts | anchor_concepts(self.gazetteer(), doc),
         )
-        return replace(out, vector=out.vector.astype(np.float16))
+        # `watched`: what storage holds (the anchors are not stored), for `_load`
+        return replace(out, vector=out.vector.astype(np.float16), watched=concepts or _NONE)
 
     def refresh(self, reader: StoryReader) -> StoryIndex:
         """Under the lock: bring the index up to the database's view of the window.
@@ -345,8 +349,9 @@ class StoryAssigner:
         ones the index holds already keep their features (computed from the
         same stored item when it was assigned or read here), and only the
         others (the new members, all of a story not held, and a held member
-        whose stored concepts differ from its features', as after a backfill)
-        are read with text, vector and matches. The index ends as it would after reading
+        whose stored concepts differ from those its features were computed
+        from, `watched`, as after a backfill) are read with text, vector and
+        matches. The index ends as it would after reading
         every member (tests/integration/test_story_incremental_load.py). Before,
         a story another replica grew was read again with all its members
         under the assignment lock, at every batch of either replica's
@@ -359,8 +364,11 @@ class StoryAssigner:
         on_file = reader.concepts_of(
             [i for sid, ids in keep.items() for i in ids if i in held[sid]]
         )
+        # like with like: the stored concepts the features were computed from
+        # (`watched`), not `concepts`, which adds the gazetteer's anchors: a
+        # held member naming a place was read again at every change of its story
         for mine in held.values():
-            for i in [i for i, f in mine.items() if f.concepts != on_file.get(i, _NONE)]:
+            for i in [i for i, f in mine.items() if f.watched != on_file.get(i, _NONE)]:
                 del mine[i]
         wanted = [i for sid, ids in keep.items() for i in ids if i not in held[sid]]
         read = {m.item_id: self.features(m, _NONE) for m in reader.members_of(wanted)}
@@ -659,6 +667,7 @@ def _assign(
     now: datetime,
     identity: tuple[str, str],
     ready: Ready | None = None,
+    known: Mapping[int, StoredMember] | None = None,
 ) -> dict[int, int]:
     try:
         done = tx.assign_stories(
@@ -668,6 +677,7 @@ def _assign(
             now=now,
             encoder=identity,
             warm=assigner.warm,
+            known=known,
         )
         assigner.settle(done)
     except BaseException:
@@ -801,16 +811,19 @@ def _assign_some(
     members = [replace(m, vector=fresh[m.item_id]) if m.item_id in fresh else m for m in members]
     ready = assigner.ready(members)  # before the transaction: not under the lock
     rows = list(fresh.items())
-    # Only the ids (and the features made above) from here on: the assignment
-    # reads the members again, a chunk at a time, and a one-shot batch's texts
-    # (5,000 bodies, ~16 MB) need not stay meanwhile.
     item_ids = [m.item_id for m in members]
+    # A daemon's batch keeps its items: under the lock, storage reads again
+    # only what can change of them (vector, matches), not their texts, to
+    # check the features made above. A larger batch (a one-shot command's
+    # 5,000: bodies ~16 MB) keeps only the ids and the features, and the
+    # assignment reads the members again, a chunk at a time.
+    known = {m.item_id: m for m in members} if len(members) <= KEEP_READ else None
     del members, missing, vectors, fresh
     with store.transaction() as tx:
         if rows:
             tx.save_story_vectors(rows, encoder=identity)
         del rows
-        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready)
+        done = _assign(assigner, tx, item_ids, {}, now(), identity, ready, known)
     log.info("stories_assigned status=ok items=%d", len(done))
     return len(done)
 

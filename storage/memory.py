@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
@@ -267,6 +267,7 @@ class _MemoryStories:
         now: datetime,
         encoder: tuple[str, str],
         warm: Warm | None = None,  # one process: nothing to load before the lock
+        known: Mapping[int, StoredMember] | None = None,  # reading here costs nothing
     ) -> dict[int, int]:
         items = self.items_without_story(len(item_ids), encoder=encoder, ids=item_ids)
         if not items:
@@ -321,7 +322,7 @@ class _MemoryStories:
                 return {i: (t.items[i].story_id if i in t.items else None) for i in ids}
 
         choices = decide(items, Reader())
-        known = {h.story_id for h in heads}
+        listed = {h.story_id for h in heads}
         created: dict[int, int] = {}
         out: dict[int, int] = {}
         for item, choice in zip(items, choices, strict=True):
@@ -330,7 +331,7 @@ class _MemoryStories:
                 self._t.stories[sid] = _StoryRow(sid, item.published, item.published, item.title)
             else:
                 sid = created[choice] if choice < 0 else choice
-                if choice >= 0 and choice not in known:
+                if choice >= 0 and choice not in listed:
                     raise StoryStorageError(f"decide chose story {choice}, not a candidate")
                 story = self._t.stories[sid]
                 story.first_seen = min(story.first_seen, item.published)

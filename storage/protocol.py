@@ -24,7 +24,7 @@ Invariants every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, time, timedelta
 from typing import Protocol
@@ -283,11 +283,15 @@ class StoreTransaction(Protocol):
         now: datetime,
         encoder: tuple[str, str],
         warm: Warm | None = None,
+        known: Mapping[int, StoredMember] | None = None,
     ) -> dict[int, int]:
         """Under the assignment lock (held to the commit): give each item without a
         story one, as `decide(items, candidates)` chooses; {item id: story id}.
         `warm(reader)`, where the store can, runs before the lock takes
-        (storage.stories.assign_batch)."""
+        (storage.stories.assign_batch). `known`: some of the items as the
+        caller read them before (`items_without_story`); the store may take
+        their texts from there (they never change) and read under the lock
+        only what can change (vector, concepts): `decide` gets the same items."""
         ...
 
     def unassigned_item_ids(

@@ -10,7 +10,7 @@ refused), so the use-cases catch only errors of ours.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, time, timedelta
 
@@ -346,9 +346,17 @@ class SqlTransaction:
         now: datetime,
         encoder: tuple[str, str],
         warm: Warm | None = None,
+        known: Mapping[int, StoredMember] | None = None,
     ) -> dict[int, int]:
         return stories.assign_batch(
-            self._s, item_ids, decide, window=window, now=now, encoder=encoder, warm=warm
+            self._s,
+            item_ids,
+            decide,
+            window=window,
+            now=now,
+            encoder=encoder,
+            warm=warm,
+            known=known,
         )
 
     def unassigned_item_ids(

@@ -282,3 +282,53 @@ def test_a_moved_story_whose_held_matches_changed_is_read_again(store: Store) ->
 
     assert seen["concepts"]  # not vacuous: held members carry the backfilled concepts
     assert seen["got"] == seen["want"]
+
+
+def test_held_members_naming_places_are_not_read_again(store: Store) -> None:
+    """A held member whose features carry gazetteer anchors ("gazetteer/Crimea":
+    not stored, the gazetteer adds them to the watchlist concepts) keeps its
+    features when another replica grows its story: only the members the
+    index lacks are read whole. Before, such a member was read again at every
+    change of its story (its features' concepts, anchors included, were
+    compared with the stored watchlist concepts, which never hold anchors)."""
+    src = source(store)
+    mine, other = assigner(), assigner()
+    # "Crimea", "Okinawa": two of the four events name a place of the gazetteer
+    first = crawl(mine, store, src, [item(n, hours=n) for n in range(16)])
+    # another replica grows them: earlier items (capped away: the members mine
+    # holds stay the latest) and later ones (kept: read whole)
+    grown = crawl(other, store, src, [item(n, hours=-1 - n) for n in range(16, 24)])
+    grown |= crawl(other, store, src, [item(n, hours=20 + n) for n in range(24, 26)])
+    assert set(grown.values()) & set(first.values())
+    index = mine.index()
+    before = {sid: set(index.held(sid)) for sid in index.story_ids()}
+    anchored = {
+        i
+        for sid in index.story_ids()
+        if sid in set(grown.values())
+        for i, f in index.held(sid).items()
+        if any(c.startswith("gazetteer/") for c in f.concepts)
+    }
+    assert anchored  # not vacuous: grown stories hold members naming places
+
+    seen: dict[str, object] = {}
+
+    def probe(items: Sequence[StoredMember], reader: StoryReader) -> list[int]:
+        r = refresh_and_full_read(mine, reader)
+        got = r.index
+        seen["whole"], seen["got"], seen["want"] = r.whole, r.got, r.want
+        seen["new"] = sum(
+            len(set(got.held(sid)) - before.get(sid, set())) for sid in got.story_ids()
+        )
+        seen["kept"] = anchored & {k for sid in got.story_ids() for k in got.held(sid)}
+        return no_story(items)
+
+    with store.transaction() as tx:
+        ids = tx.store_items(src, [item(41, hours=30)], T0)
+        tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
+
+    assert seen["kept"]  # the anchored members are still held after the refresh
+    assert seen["got"] == seen["want"]
+    new = seen["new"]
+    assert isinstance(new, int) and new > 0  # the later members were read
+    assert seen["whole"] == new  # and only they

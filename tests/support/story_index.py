@@ -34,10 +34,11 @@ def assigner() -> StoryAssigner:
 
 
 class Counting:
-    """The reader of one locked assignment, counting the members it reads whole."""
+    """The reader of one locked assignment, counting the members it reads
+    whole and the stories whose members it lists (`keyed`: stories loaded)."""
 
     def __init__(self, reader: StoryReader) -> None:
-        self.r, self.whole = reader, 0
+        self.r, self.whole, self.keyed = reader, 0, 0
 
     def heads(self) -> list[StoryHead]:
         return self.r.heads()
@@ -60,6 +61,7 @@ class Counting:
         return got
 
     def member_keys(self, story_ids: Sequence[int]) -> dict[int, list[tuple[datetime, int]]]:
+        self.keyed += len(story_ids)
         return self.r.member_keys(story_ids)
 
     def members_of(self, item_ids: Sequence[int]) -> list[StoredMember]:
@@ -126,6 +128,7 @@ class Refreshed:
 
     index: StoryIndex  # what the refresh left
     whole: int  # members it read whole
+    keyed: int  # stories whose members it listed (loaded again)
     got: Snapshot  # snapshot(index)
     want: Snapshot  # the snapshot of a full read of the window, in the same transaction
 
@@ -136,7 +139,7 @@ def refresh_and_full_read(a: StoryAssigner, reader: StoryReader) -> Refreshed:
     counting = Counting(reader)
     index = a.refresh(counting)
     want = full_read(reader, StoryAssigner(lambda: ENCODER, WINDOW))
-    return Refreshed(index, counting.whole, snapshot(index), snapshot(want))
+    return Refreshed(index, counting.whole, counting.keyed, snapshot(index), snapshot(want))
 
 
 def no_story(items: Sequence[StoredMember]) -> list[int]:
