@@ -8,7 +8,7 @@ bounds, same decisions."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -62,6 +62,26 @@ def crawl(a: StoryAssigner, store: Store, src: int, items: Sequence[Item]) -> di
         return assign_new(a, tx, new, got, T0)
 
 
+def assign_encoded(
+    store: Store,
+    src: int,
+    mine: StoryAssigner,
+    numbers: range,
+    hours: float,
+    probe: Callable[[Sequence[StoredMember], StoryReader], list[int]],
+) -> None:
+    """Store items `numbers` (published `hours` + n hours before T0) with
+    their vectors, then run the locked assignment with `probe` deciding."""
+    with store.transaction() as tx:
+        ids = tx.store_items(src, [item(n, hours=hours + n) for n in numbers], T0)
+        vectors = encode(mine, [(item(n, 0).title, "", "") for n in numbers])
+        assert vectors is not None
+        tx.save_story_vectors(
+            [(i, vectors[k]) for k, i in enumerate(ids.values())], encoder=mine.identity()
+        )
+        tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
+
+
 def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
     store: Store,
 ) -> None:
@@ -94,14 +114,7 @@ def test_a_grown_story_reads_only_its_new_members_and_ends_as_a_full_read(
         )
         return no_story(items)
 
-    with store.transaction() as tx:
-        ids = tx.store_items(src, [item(n, hours=20 + n) for n in range(41, 45)], T0)
-        vectors = encode(mine, [(item(n, 0).title, "", "") for n in range(41, 45)])
-        assert vectors is not None
-        tx.save_story_vectors(
-            [(i, vectors[k]) for k, i in enumerate(ids.values())], encoder=mine.identity()
-        )
-        tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
+    assign_encoded(store, src, mine, range(41, 45), 20, probe)
 
     (r,) = refreshes
     assert r.got == r.want
@@ -230,14 +243,7 @@ def test_a_story_whose_first_seen_a_late_item_moved_is_loaded_from_the_index(
         )
         return [-(k + 1) for k in range(len(items))]
 
-    with store.transaction() as tx:
-        ids = tx.store_items(src, [item(n, hours=5 + n) for n in range(50, 54)], T0)
-        vectors = encode(mine, [(item(n, 0).title, "", "") for n in range(50, 54)])
-        assert vectors is not None
-        tx.save_story_vectors(
-            [(i, vectors[k]) for k, i in enumerate(ids.values())], encoder=mine.identity()
-        )
-        tx.assign_stories(list(ids.values()), probe, window=WINDOW, now=T0, encoder=mine.identity())
+    assign_encoded(store, src, mine, range(50, 54), 5, probe)
 
     assert seen["got"] == seen["want"]
     assert seen["got"]
