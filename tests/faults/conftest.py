@@ -105,18 +105,26 @@ def reap_usage(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, floa
     The peak is sampled every 20 ms while the process lives; VmHWM is a
     high-water mark, so only growth in the last interval before exit is missed.
     The CPU time is wait4's (user + system of the child and of the children it
-    waited for): unlike wall time it does not grow with the machine's load.
+    waited for): unlike wall time it does not grow with the machine's load. A
+    process Popen has reaped already (a caller's `poll()` saw it end) gives its
+    status and 0.0 CPU seconds: wait4 has nothing left to report.
     """
     deadline = time.monotonic() + timeout
     peak = 0.0
     while True:
         peak = max(peak, _tree_peak_mb(proc.pid))
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        try:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if not pid and time.monotonic() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+        except ChildProcessError:
+            # Popen reaped it already: `proc.poll()` or `send_signal` (which
+            # polls first) after it had ended; its status is all that is left
+            if proc.returncode is None:
+                raise
+            return proc.returncode, peak, 0.0
         if pid:
-            break
-        if time.monotonic() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
             break
         time.sleep(0.02)
     code = os.waitstatus_to_exitcode(status)

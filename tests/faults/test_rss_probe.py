@@ -48,3 +48,20 @@ def test_probe_ignores_the_parent_size() -> None:
     ballast[::4096] = b"x" * len(ballast[::4096])
     assert _run("import time; time.sleep(0.3)") < 100
     del ballast
+
+
+@pytest.mark.parametrize("code", [0, 3, -9])
+@pytest.mark.parametrize("how", ["poll", "send_signal"])
+def test_reap_gives_the_status_of_a_process_popen_reaped(code: int, how: str) -> None:
+    """A caller that asked `proc.poll()` (or `send_signal`, which polls first)
+    after the process ended leaves wait4 nothing to reap: `reap` gives the
+    status Popen read (test_crash_recovery's random kills, when a crawl
+    ended before its kill)."""
+    script = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)" if code < 0 else ""
+    proc = subprocess.Popen([sys.executable, "-c", script or f"raise SystemExit({code})"])
+    while proc.poll() is None:  # reaped here, by Popen
+        pass
+    if how == "send_signal":
+        proc.send_signal(9)  # a no-op now: Popen knows it has ended
+    status, _ = reap(proc, timeout=10)
+    assert status == code
