@@ -121,14 +121,6 @@ class StoryAssigner:
     # has let go, ~2-3 KB each).
     _known: dict[tuple[object, ...], ItemFeatures] = field(default_factory=dict, repr=False)
     _known_old: dict[tuple[object, ...], ItemFeatures] = field(default_factory=dict, repr=False)
-    # The same entries by the features object (id -> (key, features)), in the
-    # same two generations: which key a held member's features were made from.
-    _made: dict[int, tuple[tuple[object, ...], ItemFeatures]] = field(
-        default_factory=dict, repr=False
-    )
-    _made_old: dict[int, tuple[tuple[object, ...], ItemFeatures]] = field(
-        default_factory=dict, repr=False
-    )
     # The last assignment number whose writes the index holds; the range of
     # first_seen its last full read covered, and when (monotonic seconds).
     _seen: int | None = field(default=None, repr=False)
@@ -160,7 +152,6 @@ class StoryAssigner:
             self._index, self._heads, self._batch, self._written = None, {}, [], []
             self._reader = None
             self._known, self._known_old = {}, {}
-            self._made, self._made_old = {}, {}
             self._seen, self._covered, self._full_at = None, None, 0.0
 
     def features(self, m: StoredMember, extra: frozenset[str]) -> ItemFeatures:
@@ -188,10 +179,8 @@ class StoryAssigner:
     def remember(self, key: tuple[object, ...], known: ItemFeatures) -> None:
         """Cache features under their key (under the lock: the cache is shared)."""
         self._known[key] = known
-        self._made[id(known)] = (key, known)
         if len(self._known) > self.index().members + _KNOWN_SLACK:
             self._known_old, self._known = self._known, {}
-            self._made_old, self._made = self._made, {}
 
     def ready(self, members: Sequence[StoredMember]) -> Ready:
         """Before the assignment lock: the features of items about to be
@@ -432,9 +421,8 @@ class StoryAssigner:
     ) -> dict[int, tuple[datetime, int, dict[int, ItemFeatures]]]:
         """The stories of `again` whose held members' features are the ones a
         read from the database would give: computed from the concepts stored
-        now (a backfill may have recorded matches since they were loaded),
-        which their feature key in the cache says (a member no longer in the
-        cache cannot tell: its story is read from the database, as before).
+        now (a backfill may have recorded matches since they were loaded):
+        their `watched` concepts, compared as `_load` compares them.
         This batch's items are not asked: their matches are written after the
         assignment, and their concepts are those matches'."""
         reader = cast("StoryReader | None", self._reader)
@@ -445,19 +433,10 @@ class StoryAssigner:
             [k for _, _, held in again.values() for k in held if k not in mine]
         )
 
-        def same(k: int, f: ItemFeatures) -> bool:
-            if k in mine:
-                return True
-            made = self._made.get(id(f)) or self._made_old.get(id(f))
-            if made is None or made[1] is not f:
-                return False
-            key = made[0]
-            return key[0] == k and key[4] == on_file.get(k, _NONE)
-
         return {
             story: entry
             for story, entry in again.items()
-            if all(same(k, f) for k, f in entry[2].items())
+            if all(k in mine or f.watched == on_file.get(k, _NONE) for k, f in entry[2].items())
         }
 
     def _reload(
