@@ -440,14 +440,39 @@ def machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def others_cpu_s(server_pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of every PostgreSQL process on the machine and of
+    the feed server: what the replicas share. A process that exits between two
+    samples is lost, so compare only within one window."""
+    import psutil
+
+    pg = server = 0.0
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        times = proc.info["cpu_times"]
+        if times is None:
+            continue
+        if proc.pid == server_pid:
+            server += times.user + times.system
+        elif (proc.info["name"] or "").startswith("postgres"):
+            pg += times.user + times.system
+    return pg, server
+
+
 def measure(
-    replicas: list[Replica], window: float, hook_port: int, conn: Any, admin: Any, db: str
+    replicas: list[Replica],
+    window: float,
+    hook_port: int,
+    conn: Any,
+    admin: Any,
+    db: str,
+    server_pid: int,
 ) -> dict[str, Any]:
     t0 = time.monotonic()
     load0 = os.getloadavg()[0]
     s0 = server_stats(hook_port)
     cpu0 = [r.cpu() for r in replicas]
     busy0 = machine_busy_s()
+    shared0 = others_cpu_s(server_pid)
     periods0 = [r.budget.periods() if r.budget else (0, 0) for r in replicas]
     polls0 = [r.polls() for r in replicas]
     x0, _ = pg_sample(admin, db)
@@ -461,6 +486,7 @@ def measure(
     s1 = server_stats(hook_port)
     cpu1 = [r.cpu() for r in replicas]
     busy1 = machine_busy_s()
+    shared1 = others_cpu_s(server_pid)
     periods1 = [r.budget.periods() if r.budget else (0, 0) for r in replicas]
     polls1 = [r.polls() for r in replicas]
     x1, _ = pg_sample(admin, db)
@@ -479,6 +505,11 @@ def measure(
         "cpu_share": cpu / elapsed,
         "cpu_share_each": [round((b - a) / elapsed, 3) for a, b in zip(cpu0, cpu1, strict=True)],
         "machine_cores_busy": round((busy1 - busy0) / elapsed, 2),
+        # PostgreSQL (all its processes) and the feed server, in cores and in CPU ms
+        # per poll: the share of the machine the replicas do not own
+        "pg_cores": round((shared1[0] - shared0[0]) / elapsed, 2),
+        "pg_cpu_ms_per_poll": 1000 * (shared1[0] - shared0[0]) / max(1, requests),
+        "server_cores": round((shared1[1] - shared0[1]) / elapsed, 2),
         "throttled_share": [  # share of CFS periods in which the quota ran out
             round((b[1] - a[1]) / max(1, b[0] - a[0]), 3)
             for a, b in zip(periods0, periods1, strict=True)
@@ -530,7 +561,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                         time.sleep(args.settle)
                     else:
                         warm_up(args, conn)
-                    row = measure(replicas, args.window, hook_port, conn, admin, db)
+                    row = measure(
+                        replicas, args.window, hook_port, conn, admin, db, server.pid or 0
+                    )
                     rows.append(row)
                     print(json.dumps(row), flush=True)
             for r in replicas:
@@ -560,7 +593,7 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
     )
     head = (
         "replicas  polls/s  lag p50/p99 s  CPU ms/poll  cores  pg conns  pg xact/s  RSS MB  load"
-        "  machine busy  throttled"
+        "  machine busy  throttled  pg cores (ms/poll)  server cores"
     )
     print(head)
     for r in rows:
@@ -578,6 +611,7 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             f"{r['pg_xact_s']:9.1f}  {rss}  {r['load_1min'][0]:.1f}-{r['load_1min'][1]:.1f}"
             f"  {r['machine_cores_busy']:.2f} cores"
             f"  {'+'.join(f'{x:.2f}' for x in r['throttled_share'])}"
+            f"  {r['pg_cores']:.2f} ({r['pg_cpu_ms_per_poll']:.2f})  {r['server_cores']:.2f}"
         )
 
 

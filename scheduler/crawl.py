@@ -611,6 +611,8 @@ async def crawl(
             on_start(len(sources))
         if not sources:
             return report
+        if ctx.stories is not None and any(src.last_success_at is None for src in sources):
+            ctx.stories.load_soon()  # a first poll: every item it brings is new
         compiled = load_watchlists(ctx.store, expected_bytes=len(sources) * CRAWL_BYTES_PER_SOURCE)
         if parse_workers is None:
             parse_workers = ctx.limits.parse_workers

@@ -131,6 +131,24 @@ class StoryAssigner:
         enc = self.encoder()
         return enc.name, vector_version(enc)
 
+    def load_soon(self) -> threading.Thread:
+        """Load the encoder now, in a thread of its own: a crawl of sources never
+        polled calls this at its start, while its parse workers start and its
+        saver has nothing to save, so that the first save with a match does not
+        wait for the load (~0.2 s of CPU). Such a crawl needs the encoder anyway,
+        for its matched items or the drain after it. A load that fails here
+        fails again where the encoder is used, and is reported there."""
+
+        def load() -> None:
+            try:
+                self.encoder()
+            except Exception as e:  # reported by the caller that needs it
+                log.debug("story_encoder_preload status=failed error=%r", str(e)[:200])
+
+        thread = threading.Thread(target=load, name="newswatch-encoder-load", daemon=True)
+        thread.start()
+        return thread
+
     def gazetteer(self) -> Matcher:
         """The gazetteer's automaton (`gazetteer_matcher()`, on pyahocorasick:
         ~10 ms to compile instead of Hyperscan's 1.2 s of CPU at every process

@@ -183,3 +183,41 @@ def test_a_drain_with_nothing_pending_never_loads_the_encoder() -> None:
     store = MemoryStore()
     assert drain_pending(StoryAssigner(encoder, timedelta(hours=72)), store, Clock()) == 0
     assert loads == []
+
+
+def test_a_first_crawl_loads_the_encoder_at_its_start_and_a_recrawl_does_not(
+    http_server: LocalHTTPServer,
+) -> None:
+    """Sources never polled: the encoder is loaded in a thread of its own as the crawl
+    starts (`StoryAssigner.load_soon`), not by the first save that needs it, which
+    waited for the load (~0.2 s) while every parsed feed queued behind it. Sources
+    polled before: nothing is loaded when nothing is new."""
+    import threading
+
+    loads: list[str] = []  # the threads that asked for the encoder
+    encoder = HashingEncoder()
+
+    def slot() -> HashingEncoder:
+        loads.append(threading.current_thread().name)
+        return encoder
+
+    def loaded_by() -> set[str]:
+        for thread in threading.enumerate():
+            if thread.name == "newswatch-encoder-load":
+                thread.join(10)
+        return set(loads)
+
+    store = MemoryStore()
+    add_watchlist(store, [Recipient("webhook", "https://hook.example/")])
+    add_source(store, "a", http_server.route("/a", (200, {"ETag": '"v1"'}, FEED_A)))
+    ctx = dataclasses.replace(
+        crawl_context(store, Clock()), stories=StoryAssigner(slot, timedelta(hours=72))
+    )
+    assert asyncio.run(crawl(ctx, parse_workers=0)).new_items == 2
+    assert "newswatch-encoder-load" in loaded_by()
+
+    loads.clear()
+    ctx = dataclasses.replace(ctx, stories=StoryAssigner(slot, timedelta(hours=72)))
+    report = asyncio.run(crawl(ctx, parse_workers=0))
+    assert (report.new_items, report.failed) == (0, [])
+    assert loaded_by() == set()  # polled before, nothing new: no load, in no thread
