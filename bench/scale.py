@@ -65,6 +65,8 @@ from tests.support import feedgen  # noqa: E402
 POSTGRES_ADMIN = os.environ.get("NEWSWATCH_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 NEWSWATCH = str(Path(sys.executable).with_name("newswatch"))
 ENTRIES = 15
+# A replica throttled in at least this share of its CPU periods used its whole budget.
+SATURATED = 0.85
 
 
 # --- the feed server and the webhook receiver (one process) ------------------------
@@ -613,6 +615,31 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
             f"  {'+'.join(f'{x:.2f}' for x in r['throttled_share'])}"
             f"  {r['pg_cores']:.2f} ({r['pg_cpu_ms_per_poll']:.2f})  {r['server_cores']:.2f}"
         )
+    phases = {r["replicas"]: r for r in rows if "final" not in r}
+    if 1 in phases and len(phases) > 1:
+        one = phases[1]
+        for count, r in sorted(phases.items()):
+            if count > 1:
+                print(f"{count} replicas / 1: {r['polls_s'] / one['polls_s']:.2f}x{_bound(one, r)}")
+
+
+def _bound(*phases: dict[str, Any]) -> str:
+    """A speed-up is a ratio of ceilings only when every replica used its whole CPU
+    budget: a replica throttled in fewer than SATURATED of its CPU periods had no
+    more due work it could take (the feeds' due rate, the hosts' politeness or its
+    polls in flight bound it), so its polls/s are not its ceiling."""
+    if not all(p["throttled_share"] for p in phases):
+        return ""  # no CPU budget: no way to tell from here
+    short = [p["replicas"] for p in phases if min(p["throttled_share"]) < SATURATED]
+    if not short:
+        return " (every replica saturated: a ratio of ceilings)"
+    names = " and ".join(f"{n} replica{'s' if n > 1 else ''}" for n in short)
+    # only the many-replica phase short of its ceiling: the ratio of ceilings is larger
+    lower = "a lower bound, " if 1 not in short else ""
+    return (
+        f" ({lower}NOT a ratio of ceilings: {names} not saturated; the due rate,"
+        " the hosts' politeness or the polls in flight bound them, not their CPU)"
+    )
 
 
 def main() -> None:
