@@ -145,7 +145,11 @@ class StoryAssigner:
             except Exception as e:  # reported by the caller that needs it
                 log.debug("story_encoder_preload status=failed error=%r", str(e)[:200])
 
-        thread = threading.Thread(target=load, name="newswatch-encoder-load", daemon=True)
+        # Not a daemon: a crawl that ends before the load (every source failed) must
+        # not leave a thread loading the model, or logging, while the interpreter
+        # shuts down (a daemon thread writing to stderr then aborts the process);
+        # the process exits once the load is done, ~0.2-0.4 s later at the most.
+        thread = threading.Thread(target=load, name="newswatch-encoder-load", daemon=False)
         thread.start()
         return thread
 

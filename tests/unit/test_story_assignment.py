@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from alerts.alert_records import Recipient
@@ -221,3 +222,41 @@ def test_a_first_crawl_loads_the_encoder_at_its_start_and_a_recrawl_does_not(
     report = asyncio.run(crawl(ctx, parse_workers=0))
     assert (report.new_items, report.failed) == (0, [])
     assert loaded_by() == set()  # polled before, nothing new: no load, in no thread
+
+
+def test_a_process_that_ends_during_the_early_load_waits_for_it() -> None:
+    """A crawl whose sources all fail ends before the load: the process must not
+    exit with the load thread cut off mid-load (or logging while the interpreter
+    shuts down, which aborts a process); it exits once the load is over."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import logging, sys, time
+        from datetime import timedelta
+        from alerts.embedding import HashingEncoder
+        from scheduler.story_assignment import StoryAssigner
+
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(message)s")
+
+        def slot():
+            time.sleep(0.5)  # a model still loading when the main thread returns
+            logging.getLogger("probe").info("encoder loaded")
+            return HashingEncoder()
+
+        StoryAssigner(slot, timedelta(hours=72)).load_soon()
+        """
+    )
+    root = Path(__file__).resolve().parents[2]  # the repository: `-c` imports from cwd
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "encoder loaded" in done.stderr and "Fatal Python error" not in done.stderr
