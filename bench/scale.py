@@ -620,7 +620,8 @@ def print_table(args: argparse.Namespace, rows: list[dict[str, Any]]) -> None:
         one = phases[1]
         for count, r in sorted(phases.items()):
             if count > 1:
-                print(f"{count} replicas / 1: {r['polls_s'] / one['polls_s']:.2f}x{_bound(one, r)}")
+                bound = _bound(one, r) if args.replica_cpu else ""  # no budget: cannot tell
+                print(f"{count} replicas / 1: {r['polls_s'] / one['polls_s']:.2f}x{bound}")
 
 
 def _bound(*phases: dict[str, Any]) -> str:
@@ -628,8 +629,6 @@ def _bound(*phases: dict[str, Any]) -> str:
     budget: a replica throttled in fewer than SATURATED of its CPU periods had no
     more due work it could take (the feeds' due rate, the hosts' politeness or its
     polls in flight bound it), so its polls/s are not its ceiling."""
-    if not all(p["throttled_share"] for p in phases):
-        return ""  # no CPU budget: no way to tell from here
     short = [p["replicas"] for p in phases if min(p["throttled_share"]) < SATURATED]
     if not short:
         return " (every replica saturated: a ratio of ceilings)"

@@ -454,7 +454,6 @@ class StoryAssigner:
         on_file = reader.concepts_of(
             [k for _, _, held in again.values() for k in held if k not in mine]
         )
-
         return {
             story: entry
             for story, entry in again.items()
