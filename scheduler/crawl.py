@@ -287,6 +287,7 @@ def _record_state(
         now=now,
         interval=interval,
         next_poll_at=next_poll_at(interval, now, poll_policy(ctx), rng),
+        owner=ctx.owner,
     )
     if outcome.seen_links:
         tx.add_seen_links(source.id, outcome.seen_links, now)

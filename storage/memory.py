@@ -416,9 +416,10 @@ class MemoryTransaction(_MemoryStories):
         now: datetime,
         next_poll_at: datetime,
         interval: int | None = None,
+        owner: str | None = None,
     ) -> None:
         row = self._t.sources.get(outcome.source_id)
-        if row is None:
+        if row is None or row.lease_owner not in (None, owner or row.lease_owner):
             return
         s = replace(
             row.record,

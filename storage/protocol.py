@@ -106,8 +106,11 @@ class StoreTransaction(Protocol):
         now: datetime,
         next_poll_at: datetime,
         interval: int | None = None,
+        owner: str | None = None,
     ) -> None:
-        """Write a poll's result into the source's fetch state and clear its lease."""
+        """Write a poll's result into the source's fetch state and clear its
+        lease; nothing if another owner than `owner` holds the lease now (it
+        claimed the source after ours ran out). `owner` None: not fenced."""
         ...
 
     def seen_links(self, source_id: int) -> frozenset[str]: ...

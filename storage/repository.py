@@ -137,11 +137,14 @@ class SqlTransaction:
         now: datetime,
         next_poll_at: datetime,
         interval: int | None = None,
+        owner: str | None = None,
     ) -> None:
         """Buffered: the polls of a save batch that touch nothing else (an
         unchanged feed) go out as one executemany at the next statement or the
         commit; a rollback drops them with the rest of the transaction."""
-        params = sources.poll_params(outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+        params = sources.poll_params(
+            outcome, now=now, next_poll_at=next_poll_at, interval=interval, owner=owner
+        )
         self._polls.append(params)
 
     def seen_links(self, source_id: int) -> frozenset[str]:

@@ -170,6 +170,7 @@ def poll_params(
     now: datetime,
     next_poll_at: datetime,
     interval: int | None = None,
+    owner: str | None = None,
 ) -> dict[str, object]:
     """The parameters of RECORD_POLL for one poll (see record_poll).
 
@@ -178,6 +179,7 @@ def poll_params(
     failed = outcome.status == "failed"
     return {
         "p_id": outcome.source_id,
+        "p_owner": owner,
         "p_now": now,
         "p_next": next_poll_at,
         "p_interval": interval,
@@ -207,9 +209,19 @@ def _record_poll_statement() -> Update:
             else_=c[name[2:]],
         )
 
+    # The lease fences the write: a poll whose source another owner has
+    # claimed since (this one's lease ran out while it was saved) writes no
+    # fetch state, which would clear that owner's lease mid-poll and let a
+    # third claim it, and put an older poll's state over a newer one. A poll
+    # without an owner (a source fed from outside, never leased) is not fenced;
+    # coalesce gives the parameter the column's type (a bare `$1 IS NULL` has none).
+    owner = bindparam("p_owner", type_=c.lease_owner.type)
     return (
         update(t)
-        .where(c.id == bindparam("p_id"))
+        .where(
+            c.id == bindparam("p_id"),
+            or_(c.lease_owner.is_(None), c.lease_owner == func.coalesce(owner, c.lease_owner)),
+        )
         .values(
             last_polled_at=bindparam("p_now", type_=c.last_polled_at.type),
             next_poll_at=bindparam("p_next", type_=c.next_poll_at.type),
@@ -238,11 +250,19 @@ def _record_poll_statement() -> Update:
 RECORD_POLL = _record_poll_statement()
 
 
-def record_polls(session: Session, params: Sequence[Mapping[str, object]]) -> None:
+def record_polls(session: Session, params: Sequence[Mapping[str, object]]) -> int:
     """Write several polls' fetch state in one executemany (one round trip
-    on PostgreSQL's driver per batch, one cached statement everywhere)."""
-    if params:
-        session.connection().execute(RECORD_POLL, [dict(p) for p in params])
+    on PostgreSQL's driver per batch, one cached statement everywhere); how
+    many were written. A poll fenced off by another owner's lease (see
+    RECORD_POLL) is not, and is logged."""
+    if not params:
+        return 0
+    result = session.connection().execute(RECORD_POLL, [dict(p) for p in params])
+    written = int(result.rowcount)
+    if 0 <= written < len(params):
+        # another owner claimed the source since, or it was removed meanwhile
+        log.warning("poll_state status=skipped polls=%d reason=lease_lost", len(params) - written)
+    return written
 
 
 def record_poll(
@@ -252,13 +272,17 @@ def record_poll(
     now: datetime,
     next_poll_at: datetime,
     interval: int | None = None,
+    owner: str | None = None,
 ) -> None:
-    """Write a poll's result into the source's fetch state.
+    """Write a poll's result into the source's fetch state (unless another
+    owner than `owner` holds its lease: see RECORD_POLL).
 
     Failures keep the previous validators (ETag, Last-Modified, body hash) so
     a transient error does not force a full re-download afterwards.
     """
-    params = poll_params(outcome, now=now, next_poll_at=next_poll_at, interval=interval)
+    params = poll_params(
+        outcome, now=now, next_poll_at=next_poll_at, interval=interval, owner=owner
+    )
     record_polls(session, [params])
 
 

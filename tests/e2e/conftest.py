@@ -56,3 +56,17 @@ def run_subprocess(
         [str(exe), *args], env=full_env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
     return Result(p.returncode, p.stdout, p.stderr)
+
+
+def source_rows(db: Database) -> list[dict[str, object]]:
+    """Every source row's fetch and lease state, straight from the database: for
+    the message of an assert on what a crawl left (which owner holds a lease,
+    whether the poll's state was written), so a failure explains itself."""
+    from sqlalchemy import select
+
+    from storage.tables import SourceRow
+
+    keys = ("id", "name", "lease_owner", "lease_until", "last_polled_at", "last_error")
+    with db.factory() as s:
+        rows = s.scalars(select(SourceRow).order_by(SourceRow.id)).all()
+        return [{k: getattr(r, k) for k in (*keys, "consecutive_failures")} for r in rows]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import CLI
+from tests.conftest import Database
+from tests.e2e.conftest import CLI, source_rows
 from tests.support.httpserver import LocalHTTPServer
 from tests.support.smtpserver import smtp_server
 
@@ -131,7 +132,9 @@ def test_disable_and_enable(cli: CLI, http_server: LocalHTTPServer) -> None:
     assert cli("source", "disable", "missing").code == 1
 
 
-def test_backoff_is_the_reason_after_failures(cli: CLI, http_server: LocalHTTPServer) -> None:
+def test_backoff_is_the_reason_after_failures(
+    cli: CLI, db: Database, http_server: LocalHTTPServer
+) -> None:
     """Two crawls, two failures. Each crawl must have polled and recorded its
     failure (exit 3, every polled source failed): a crawl stopped before that
     (an unreachable database, e.g. PostgreSQL out of connections while other
@@ -140,7 +143,7 @@ def test_backoff_is_the_reason_after_failures(cli: CLI, http_server: LocalHTTPSe
     cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
     for n in (1, 2):
         r = cli("crawl", env=PRIVATE)
-        assert r.code == 3 and "1 failed" in r.out, r.out + r.err
+        assert r.code == 3 and "1 failed" in r.out, (r.out, r.err, source_rows(db))
         assert len(http_server.hits("/gone.xml")) == n
     assert sources(cli)["gone"]["interval_reason"] == "backoff after 2 failures"
 

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.e2e.conftest import CLI
+from tests.conftest import Database
+from tests.e2e.conftest import CLI, source_rows
 from tests.support.canary import Canary
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 from tests.support.thinktank import PUBLICATIONS, Publication, gz, serve_site, sitemap_index, urlset
@@ -305,7 +306,7 @@ CANARY_SPELLINGS = ["localhost", "127.0.0.1", "2130706433", "0x7f.1", "127.1", "
 
 @pytest.mark.slow
 def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
-    cli: CLI, tmp_path: Path
+    cli: CLI, db: Database, tmp_path: Path
 ) -> None:
     """The site is on 127.0.0.3 and the allowlist is 127.0.0.3/32 alone: a
     canary on 127.0.0.1, aimed at by a spider's requests, sitemap <loc>s, a
@@ -351,7 +352,8 @@ def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
         assert canary.connections == 0
         assert site.hits("/hop") and site.hits("/publications/moved")  # reached, not followed
         rows_by_name = sources(cli)
-        assert "refused" in str(rows_by_name["seeker"]["last_error"])
+        seeker = rows_by_name["seeker"]
+        assert "refused" in str(seeker["last_error"]), (r.out, r.err, source_rows(db))
         assert rows_by_name["site"]["items"] == 1
     finally:
         canary.stop()

@@ -945,3 +945,99 @@ def test_the_databases_record_polls_like_the_fake(
     for backend, database in sql_stores.items():
         _empty(database)
         assert play_polls(SqlStore(database.engine, database.factory), script) == expected, backend
+
+
+# A poll's lease fences its fetch-state write: (lease holder at the save, the
+# lease's end relative to the save) → written? "us" saves; "them" claimed the
+# source after our lease ran out; None: never leased (a source fed from outside).
+FENCES = [
+    ("us", LEASE, True),
+    ("us", -LEASE, True),  # ours ran out, nobody took it: still ours to write
+    ("them", LEASE, False),
+    ("them", -LEASE, False),  # theirs ran out too: our poll is still the older one
+    (None, None, True),
+]
+
+
+def test_a_poll_writes_its_fetch_state_only_under_its_own_lease_or_none(store: Store) -> None:
+    """Every outcome kind under every lease state, saved in one transaction
+    (one executemany on SqlStore, fenced and unfenced rows mixed): a source
+    another owner holds keeps its lease and its state untouched; the others
+    are written, and a save without an owner (not a crawl's) is not fenced."""
+    outcomes = ["ok", "not_modified", "failed"]
+    cases = [(f, o) for f in FENCES for o in outcomes]
+    with store.transaction() as tx:
+        ids = [
+            tx.add_source(
+                name=f"s{n}",
+                url=f"https://s{n}.example/f",
+                kind="feed",
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            ).id
+            for n in range(len(cases) + 1)
+        ]
+    saved_at = T0 + timedelta(minutes=1)
+    for sid, ((holder, ends, _), _) in zip(ids, cases, strict=False):
+        if holder is not None:
+            assert ends is not None
+            with store.transaction() as tx:  # a claim `ends` around the save
+                assert tx.claim_due_sources(
+                    now=saved_at + ends - LEASE, owner=holder, lease=LEASE, limit=1,
+                    names=[f"s{ids.index(sid)}"], due_only=False,
+                )  # fmt: skip
+    later = T0 + timedelta(hours=1)
+    with store.transaction() as tx:
+        for sid, (_, status) in zip(ids, cases, strict=False):
+            error = "HTTP 500" if status == "failed" else None
+            outcome = PollOutcome(sid, status, error=error, etag="e1")  # type: ignore[arg-type]
+            tx.record_poll(outcome, now=saved_at, next_poll_at=later, interval=900, owner="us")
+        # an owner-less save of the last source (say an admin command's) is not fenced
+        tx.record_poll(PollOutcome(ids[-1], "ok"), now=saved_at, next_poll_at=later)
+    with store.transaction() as tx:  # who may claim now: a lease "them" kept is honoured
+        free = {s.id: s for s in tx.claim_due_sources(
+            now=saved_at, owner="z", lease=LEASE, limit=100, due_only=False)}  # fmt: skip
+    for sid, ((holder, ends, written), status) in zip(ids, cases, strict=False):
+        case = (holder, ends, status)
+        held_by_them = holder == "them" and ends is not None and ends > timedelta(0)
+        assert (sid not in free) == held_by_them, case
+        if sid not in free:
+            continue
+        src = free[sid]
+        assert (src.last_polled_at == saved_at) == written, case
+        assert (src.next_poll_at == later) == written, case
+        failed = written and status == "failed"
+        assert (src.last_error, src.consecutive_failures) == (
+            ("HTTP 500", 1) if failed else (None, 0)
+        ), case
+        assert src.etag == ("e1" if written and status == "ok" else None), case
+    assert free[ids[-1]].last_polled_at == saved_at
+
+
+def test_fenced_polls_are_counted_in_one_warning(
+    sql_store: SqlStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The executemany's row count tells how many polls were fenced off (on
+    both drivers): one warning for the batch, none when all were written."""
+    with sql_store.transaction() as tx:
+        ids = [
+            tx.add_source(
+                name=f"f{n}", url=f"https://f{n}.example/f", kind="feed",
+                every_seconds=600, links_css=None, now=T0,
+            ).id
+            for n in range(5)
+        ]  # fmt: skip
+    with sql_store.transaction() as tx:
+        tx.claim_due_sources(now=T0, owner="them", lease=LEASE, limit=2, names=["f0", "f1"])
+        tx.claim_due_sources(now=T0, owner="us", lease=LEASE, limit=3)
+    for owners, skipped in ((["us"] * 5, 2), (["them"] * 2 + ["us"] * 3, 0)):
+        caplog.clear()
+        # (at_level: a CLI test before this one may have left the root logger at ERROR)
+        with caplog.at_level("WARNING", logger="storage.sources"), sql_store.transaction() as tx:
+            for sid, owner in zip(ids, owners, strict=True):
+                outcome = PollOutcome(sid, "not_modified")
+                tx.record_poll(outcome, now=T0, next_poll_at=T0, owner=owner)
+        warned = [r.getMessage() for r in caplog.records if "poll_state" in r.getMessage()]
+        expected = f"poll_state status=skipped polls={skipped} reason=lease_lost"
+        assert warned == ([expected] if skipped else []), warned
