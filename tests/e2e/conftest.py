@@ -62,11 +62,21 @@ def source_rows(db: Database) -> list[dict[str, object]]:
     """Every source row's fetch and lease state, straight from the database: for
     the message of an assert on what a crawl left (which owner holds a lease,
     whether the poll's state was written), so a failure explains itself."""
-    from sqlalchemy import select
+    from sqlalchemy import select, text
 
     from storage.tables import SourceRow
 
     keys = ("id", "name", "lease_owner", "lease_until", "last_polled_at", "last_error")
     with db.factory() as s:
         rows = s.scalars(select(SourceRow).order_by(SourceRow.id)).all()
-        return [{k: getattr(r, k) for k in (*keys, "consecutive_failures")} for r in rows]
+        found = [{k: getattr(r, k) for k in (*keys, "consecutive_failures")} for r in rows]
+        if db.backend == "postgres":  # who else is connected to this database, doing what
+            others = s.execute(
+                text(
+                    "SELECT pid, state, xact_start, left(query, 80) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND state <> 'idle'"
+                )
+            )
+            found.append({"other_sessions": [tuple(r) for r in others]})
+        return found
