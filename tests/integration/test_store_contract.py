@@ -6,6 +6,7 @@ fails on one of them: that is what lets fast use-case tests run on the fake.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -653,16 +654,7 @@ def test_deferred_polls_and_host_quotas(store: Store) -> None:
     a claim with a HostQuota takes no more of one host than it allows."""
     from storage.sources import HostQuota
 
-    with store.transaction() as tx:
-        for n, host in enumerate(["a", "a", "a", "b"]):
-            tx.add_source(
-                name=f"s{n}",
-                url=f"https://{host}.example/{n}",
-                kind="feed",
-                every_seconds=600,
-                links_css=None,
-                now=T0,
-            )
+    add_feeds(store, 4, hosts=["a", "a", "a", "b"])
     quota = HostQuota(lambda url: url.split("/")[2], 2, {"a.example": 1})
     with store.transaction() as tx:
         got = tx.claim_due_sources(now=T0, owner="me", lease=LEASE, limit=10, hosts=quota)
@@ -947,6 +939,25 @@ def test_the_databases_record_polls_like_the_fake(
         assert play_polls(SqlStore(database.engine, database.factory), script) == expected, backend
 
 
+def add_feeds(
+    store: Store, n: int, prefix: str = "s", hosts: Sequence[str] | None = None
+) -> list[int]:
+    """Sources `{prefix}0` … of kind feed, on `hosts` (default: each on a host
+    of its own); their ids."""
+    with store.transaction() as tx:
+        return [
+            tx.add_source(
+                name=f"{prefix}{k}",
+                url=f"https://{hosts[k] if hosts else f'{prefix}{k}'}.example/{k}",
+                kind="feed",
+                every_seconds=600,
+                links_css=None,
+                now=T0,
+            ).id
+            for k in range(n)
+        ]
+
+
 # A poll's lease fences its fetch-state write: (lease holder at the save, the
 # lease's end relative to the save) → written? "us" saves; "them" claimed the
 # source after our lease ran out; None: never leased (a source fed from outside).
@@ -966,18 +977,7 @@ def test_a_poll_writes_its_fetch_state_only_under_its_own_lease_or_none(store: S
     are written, and a save without an owner (not a crawl's) is not fenced."""
     outcomes = ["ok", "not_modified", "failed"]
     cases = [(f, o) for f in FENCES for o in outcomes]
-    with store.transaction() as tx:
-        ids = [
-            tx.add_source(
-                name=f"s{n}",
-                url=f"https://s{n}.example/f",
-                kind="feed",
-                every_seconds=600,
-                links_css=None,
-                now=T0,
-            ).id
-            for n in range(len(cases) + 1)
-        ]
+    ids = add_feeds(store, len(cases) + 1)
     saved_at = T0 + timedelta(minutes=1)
     for sid, ((holder, ends, _), _) in zip(ids, cases, strict=False):
         if holder is not None:
@@ -1020,14 +1020,7 @@ def test_fenced_polls_are_counted_in_one_warning(
 ) -> None:
     """The executemany's row count tells how many polls were fenced off (on
     both drivers): one warning for the batch, none when all were written."""
-    with sql_store.transaction() as tx:
-        ids = [
-            tx.add_source(
-                name=f"f{n}", url=f"https://f{n}.example/f", kind="feed",
-                every_seconds=600, links_css=None, now=T0,
-            ).id
-            for n in range(5)
-        ]  # fmt: skip
+    ids = add_feeds(sql_store, 5, "f")
     with sql_store.transaction() as tx:
         tx.claim_due_sources(now=T0, owner="them", lease=LEASE, limit=2, names=["f0", "f1"])
         tx.claim_due_sources(now=T0, owner="us", lease=LEASE, limit=3)
