@@ -212,9 +212,10 @@ def _record_poll_statement() -> Update:
     # The lease fences the write: a poll whose source another owner has
     # claimed since (this one's lease ran out while it was saved) writes no
     # fetch state, which would clear that owner's lease mid-poll and let a
-    # third claim it, and put an older poll's state over a newer one. A poll
-    # without an owner (a source fed from outside, never leased) is not fenced;
-    # coalesce gives the parameter the column's type (a bare `$1 IS NULL` has none).
+    # third claim it, and put an older poll's state over a newer one. A source
+    # nobody holds is written (one fed from outside is never leased); a save
+    # without an owner (p_owner NULL) is not fenced. coalesce gives the
+    # parameter the column's type (a bare `$1 IS NULL` has none on PostgreSQL).
     owner = bindparam("p_owner", type_=c.lease_owner.type)
     return (
         update(t)
