@@ -50,6 +50,7 @@ import logging
 import os
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -256,9 +257,6 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         **common,
     )
     parts.poller.on_matches.append(lambda: _wake(s, "deliver"))
-    # The backlog gauge follows every change at once, not the next 15 s tick.
-    parts.poller.on_matches.append(lambda: _wake(s, "backlog"))
-    parts.deliverer.on_handled.append(lambda: _wake(s, "backlog"))
     hour, minute = ctx.daily_digest_at.hour, ctx.daily_digest_at.minute
     for job_id, trigger in (
         ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),
@@ -270,9 +268,20 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         with guarded("prune", db, metrics):
             await asyncio.to_thread(prune, ctx.housekeeping)
 
-    async def backlog() -> None:
+    async def refresh() -> None:
         with guarded("backlog", db, metrics):
             await asyncio.to_thread(refresh_backlog, ctx.housekeeping, metrics)
+
+    # The backlog gauge follows every change at once, not the next 15 s tick,
+    # even a change made while a refresh runs (that one may have read before it).
+    backlog = RerunOnWake(refresh)
+
+    def wake_backlog() -> None:
+        backlog.want()
+        _wake(s, "backlog")
+
+    parts.poller.on_matches.append(wake_backlog)
+    parts.deliverer.on_handled.append(wake_backlog)
 
     async def search_index() -> None:
         with guarded("search-index", db, metrics):
@@ -295,8 +304,36 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         search_index, IntervalTrigger(seconds=SEARCH_INDEX_EVERY), id="search-index", **common
     )
     s.add_job(
-        backlog, IntervalTrigger(seconds=BACKLOG_EVERY), id="backlog", next_run_time=now, **common
+        backlog.run,
+        IntervalTrigger(seconds=BACKLOG_EVERY),
+        id="backlog",
+        next_run_time=now,
+        **common,
     )
+
+
+class RerunOnWake:
+    """An interval job's coroutine that runs again at once when it was wanted
+    while it ran. With max_instances=1, APScheduler skips a run that falls due
+    while the job's one instance still runs, so a wake then (`_wake`) was lost
+    and what it was for waited for the next interval."""
+
+    def __init__(self, job: Callable[[], Awaitable[None]]) -> None:
+        self._job = job
+        self._wanted = False
+
+    def want(self) -> None:
+        """Called with `_wake`: the next run, or the one running now, runs again after."""
+        self._wanted = True
+
+    async def run(self) -> None:
+        """The job (a bound coroutine method: APScheduler's AsyncIOExecutor
+        awaits coroutine functions only, and runs any other callable in a thread)."""
+        while True:
+            self._wanted = False
+            await self._job()
+            if not self._wanted:
+                return
 
 
 def _wake(s: AsyncIOScheduler, job_id: str) -> None:

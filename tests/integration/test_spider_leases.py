@@ -142,19 +142,28 @@ def test_a_spider_that_waits_and_runs_past_the_lease_is_never_run_twice_at_once(
         lambda: asyncio.run(crawl_with_slot_busy(a, 2 * LEASE.total_seconds(), claimed))
     )
     assert claimed.wait(30)
-    b_polled = 0
+    b_claims: list[tuple[float, int]] = []  # (wall time just after b's claim, sources it got)
+
+    def b_claimed(n: int) -> None:
+        b_claims.append((time.time(), n))
+
     while thread.is_alive():  # replica b tries all along: waiting, running, saving
-        b_polled += asyncio.run(crawl(b, names=["think"])).sources
+        asyncio.run(crawl(b, names=["think"], on_start=b_claimed))
         time.sleep(0.2)
     thread.join()
     spans = runs(log)
     assert overlapping(spans) == [], spans
     assert reports_a and reports_a[0].polled == 1, reports_a
-    assert b_polled == 0
-    assert len(spans) == 1 and spans[0][1] - spans[0][0] > LEASE.total_seconds(), spans
+    a_run = spans[0]
+    assert a_run[1] - a_run[0] > LEASE.total_seconds(), spans
+    # b got the source only once a's run had ended (its poll saved, the lease
+    # cleared) and a's thread was still winding down; never while a held it.
+    assert [t for t, n in b_claims if n and t < a_run[1]] == [], (b_claims, spans)
+    late = sum(n for _, n in b_claims)
+    assert len(spans) == 1 + late, spans
     # Its poll saved, the source is free: b runs it now, after a's run.
     assert asyncio.run(crawl(b, names=["think"])).polled == 1
-    assert len(runs(log)) == 2 and overlapping(runs(log)) == []
+    assert len(runs(log)) == 2 + late and overlapping(runs(log)) == []
 
 
 def test_a_run_whose_source_was_taken_while_it_waited_does_not_start(
