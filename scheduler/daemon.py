@@ -248,15 +248,17 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         misfire_grace_time=None,
         **common,
     )
+    # Jobs that other work wakes (`_wake`) rerun when woken during a run.
+    deliver = RerunOnWake(parts.deliverer.run)
     s.add_job(
-        parts.deliverer.run,
+        deliver.run,
         IntervalTrigger(seconds=ctx.deliver_every),
         id="deliver",
         next_run_time=now,
         misfire_grace_time=None,
         **common,
     )
-    parts.poller.on_matches.append(lambda: _wake(s, "deliver"))
+    parts.poller.on_matches.append(lambda: _wake(s, "deliver", deliver))
     hour, minute = ctx.daily_digest_at.hour, ctx.daily_digest_at.minute
     for job_id, trigger in (
         ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),
@@ -272,16 +274,10 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         with guarded("backlog", db, metrics):
             await asyncio.to_thread(refresh_backlog, ctx.housekeeping, metrics)
 
-    # The backlog gauge follows every change at once, not the next 15 s tick,
-    # even a change made while a refresh runs (that one may have read before it).
+    # The backlog gauge follows every change at once, not the next 15 s tick.
     backlog = RerunOnWake(refresh)
-
-    def wake_backlog() -> None:
-        backlog.want()
-        _wake(s, "backlog")
-
-    parts.poller.on_matches.append(wake_backlog)
-    parts.deliverer.on_handled.append(wake_backlog)
+    parts.poller.on_matches.append(lambda: _wake(s, "backlog", backlog))
+    parts.deliverer.on_handled.append(lambda: _wake(s, "backlog", backlog))
 
     async def search_index() -> None:
         with guarded("search-index", db, metrics):
@@ -316,7 +312,8 @@ class RerunOnWake:
     """An interval job's coroutine that runs again at once when it was wanted
     while it ran. With max_instances=1, APScheduler skips a run that falls due
     while the job's one instance still runs, so a wake then (`_wake`) was lost
-    and what it was for waited for the next interval."""
+    and what it was for waited for the next interval: the backlog gauge up to
+    15 s behind a delivery, new matches' alerts up to a delivery interval."""
 
     def __init__(self, job: Callable[[], Awaitable[None]]) -> None:
         self._job = job
@@ -336,8 +333,11 @@ class RerunOnWake:
                 return
 
 
-def _wake(s: AsyncIOScheduler, job_id: str) -> None:
-    """Run an interval job now (its interval then continues from now)."""
+def _wake(s: AsyncIOScheduler, job_id: str, runner: RerunOnWake) -> None:
+    """Run an interval job now (its interval then continues from now), or, if
+    it is running (a run that read before the change that woke it), once more
+    right after that run."""
+    runner.want()
     job = s.get_job(job_id)
     if job is not None and s.running:
         job.modify(next_run_time=datetime.now(UTC))

@@ -419,8 +419,10 @@ class MemoryTransaction(_MemoryStories):
         owner: str | None = None,
     ) -> None:
         row = self._t.sources.get(outcome.source_id)
-        if row is None or row.lease_owner not in (None, owner or row.lease_owner):
+        if row is None:
             return
+        if owner is not None and row.lease_owner not in (None, owner):
+            return  # another owner claimed it since: the fence of RECORD_POLL
         s = replace(
             row.record,
             last_polled_at=now,

@@ -143,7 +143,8 @@ def test_backoff_is_the_reason_after_failures(
     cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
     for n in (1, 2):
         r = cli("crawl", env=PRIVATE)
-        assert r.code == 3 and "1 failed" in r.out, (r.out, r.err, source_rows(db))
+        print("diagnostics:", n, r.out, r.err, source_rows(db))  # shown in full if it fails
+        assert r.code == 3 and "1 failed" in r.out, r.out + r.err
         assert len(http_server.hits("/gone.xml")) == n
     assert sources(cli)["gone"]["interval_reason"] == "backoff after 2 failures"
 
