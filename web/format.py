@@ -18,8 +18,13 @@ from alerts.render import highlight_html, safe_link
 from alerts.secrets import mask_url_password
 
 # Bidi embeddings, overrides and isolates, other invisible format characters,
-# and C0/C1 controls (tab and newline excepted): one class, one pass.
-_HIDDEN = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0/C1 controls (tab and newline excepted), and what XML 1.0 refuses beyond
+# those (lone surrogates, U+FFFE, U+FFFF: the SVG charts are parsed as XML,
+# and HTML calls them parse errors): one class, one pass.
+_HIDDEN = re.compile(
+    "[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff\x00-\x08\x0b-\x1f\x7f-\x9f"
+    "\ud800-\udfff\ufffe\uffff]"
+)
 
 
 def plain(text: str | None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -93,10 +94,33 @@ def test_feed_text_is_escaped(text: str) -> None:
     assert out.startswith("<bdi>") and out.endswith("</bdi>") and out.count("<bdi>") == 1
 
 
-@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2066", "\u2067", "\u200f", "\x1b"])
-def test_bidi_and_control_characters_become_visible(control: str) -> None:
+@pytest.mark.parametrize(
+    "control",
+    [
+        "\u202e",
+        "\u202d",
+        "\u2066",
+        "\u2067",
+        "\u200f",
+        "\x1b",
+        "\ufffe",
+        "\uffff",
+        "\ud800",
+        "\udfff",
+    ],
+)
+def test_bidi_control_and_non_xml_characters_become_visible(control: str) -> None:
     out = plain(f"abc{control}def")
     assert control not in out and "\ufffd" in out
+
+
+# XML 1.0's Char production: what an SVG chart (parsed as XML) may hold.
+XML_CHAR = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+
+
+@given(st.text(st.characters(exclude_categories=())))
+def test_plain_text_is_always_xml_characters(text: str) -> None:
+    assert XML_CHAR.fullmatch(plain(text))
 
 
 @pytest.mark.parametrize(
