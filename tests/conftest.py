@@ -38,6 +38,7 @@ class Database:
     url: str
     engine: Engine
     factory: sessionmaker[Session]
+    revision: str = ""  # the schema's migration after the run's upgrade (head)
 
     def session(self) -> Session:
         return self.factory()
@@ -73,12 +74,32 @@ def _databases(
             raise pytest.UsageError(f"unknown backend {backend}")
         engine = make_engine(url)
         upgrade(engine)
-        dbs[backend] = Database(backend, url, engine, session_factory(engine))
+        dbs[backend] = Database(backend, url, engine, session_factory(engine), _revision(engine))
     yield dbs
     for db in dbs.values():
         db.engine.dispose()
     for gen in cleanups:
         next(gen, None)
+
+
+def _revision(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return str(conn.scalar(text("SELECT version_num FROM alembic_version")))
+
+
+def _shared(request: pytest.FixtureRequest, databases: dict[str, Database]) -> Iterator[Database]:
+    """The worker's database of the requested backend, emptied; after the test,
+    still at the run's schema revision. Every test of a worker shares it, so a
+    test that migrates it elsewhere (stamps it back) breaks the next ones: it
+    fails here instead, by name (such a test takes `fresh_engine`)."""
+    database = databases[request.param]
+    _empty(database)
+    yield database
+    now_at = _revision(database.engine)
+    assert now_at == database.revision, (
+        f"the test left the shared {database.backend} database at revision {now_at}, "
+        f"not {database.revision}: give it a database of its own"
+    )
 
 
 def _empty(db: Database) -> None:
@@ -92,21 +113,17 @@ def _empty(db: Database) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Database:
+def db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Iterator[Database]:
     """An empty, migrated database on each configured backend."""
-    database = _databases[request.param]
-    _empty(database)
-    return database
+    yield from _shared(request, _databases)
 
 
 @pytest.fixture(params=[b for b in BACKENDS if b == "postgres"])
-def pg_db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Database:
+def pg_db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Iterator[Database]:
     """PostgreSQL only: for what SQLite cannot do by design (concurrent
     replicas). With NEWSWATCH_TEST_BACKENDS=sqlite these tests are not
-    collected at all (an empty parametrisation), rather than skipped."""
-    database = _databases[request.param]
-    _empty(database)
-    return database
+    run at all: pytest reports them skipped, for an empty parametrisation."""
+    yield from _shared(request, _databases)
 
 
 @pytest.fixture

@@ -47,6 +47,21 @@ def cli(db: Database, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFix
     return run
 
 
+Explain = Callable[..., None]
+
+
+@pytest.fixture
+def explain(request: pytest.FixtureRequest) -> Explain:
+    """`explain(title, *parts)`: text shown under "Captured <title>" if the test
+    fails. A print would not show (the `cli` fixture's capsys takes it), and
+    an assert's message is cut to 640 characters."""
+
+    def add(title: str, *parts: object) -> None:
+        request.node.add_report_section("call", title, " ".join(map(str, parts)))
+
+    return add
+
+
 def run_subprocess(
     args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 60
 ) -> Result:

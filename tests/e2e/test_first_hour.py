@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Database
-from tests.e2e.conftest import CLI, source_rows
+from tests.e2e.conftest import CLI, Explain, source_rows
 from tests.support.httpserver import LocalHTTPServer
 from tests.support.smtpserver import smtp_server
 
@@ -133,7 +133,7 @@ def test_disable_and_enable(cli: CLI, http_server: LocalHTTPServer) -> None:
 
 
 def test_backoff_is_the_reason_after_failures(
-    cli: CLI, db: Database, http_server: LocalHTTPServer
+    cli: CLI, db: Database, explain: Explain, http_server: LocalHTTPServer
 ) -> None:
     """Two crawls, two failures. Each crawl must have polled and recorded its
     failure (exit 3, every polled source failed): a crawl stopped before that
@@ -142,8 +142,8 @@ def test_backoff_is_the_reason_after_failures(
     one to read, not the reason's."""
     cli("source", "add", http_server.url("/gone.xml"), "--kind", "feed", "--name", "gone")
     for n in (1, 2):
-        r = cli("crawl", env=PRIVATE)
-        print("diagnostics:", n, r.out, r.err, source_rows(db))  # shown in full if it fails
+        r = cli("crawl", "-v", env=PRIVATE)
+        explain("diagnostics", n, r.out, r.err, source_rows(db))  # shown if it fails
         assert r.code == 3 and "1 failed" in r.out, r.out + r.err
         assert len(http_server.hits("/gone.xml")) == n
     assert sources(cli)["gone"]["interval_reason"] == "backoff after 2 failures"

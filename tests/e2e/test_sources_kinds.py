@@ -17,7 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import Database
-from tests.e2e.conftest import CLI, source_rows
+from tests.e2e.conftest import CLI, Explain, source_rows
 from tests.support.canary import Canary
 from tests.support.httpserver import LocalHTTPServer, Request, Response
 from tests.support.thinktank import PUBLICATIONS, Publication, gz, serve_site, sitemap_index, urlset
@@ -306,7 +306,7 @@ CANARY_SPELLINGS = ["localhost", "127.0.0.1", "2130706433", "0x7f.1", "127.1", "
 
 @pytest.mark.slow
 def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
-    cli: CLI, db: Database, tmp_path: Path
+    cli: CLI, db: Database, explain: Explain
 ) -> None:
     """The site is on 127.0.0.3 and the allowlist is 127.0.0.3/32 alone: a
     canary on 127.0.0.1, aimed at by a spider's requests, sitemap <loc>s, a
@@ -347,13 +347,13 @@ def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
         index = site.url("/index.xml")
         assert cli("source", "add", index, "--kind", "sitemap", "--name", "site").code == 0
 
-        r = cli("crawl", env={**ENV, "NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.3/32"})
+        r = cli("crawl", "-v", env={**ENV, "NEWSWATCH_ALLOW_PRIVATE_ADDRESSES": "127.0.0.3/32"})
+        explain("diagnostics", r.out, r.err, source_rows(db))  # shown if it fails
         assert r.code == 0 and "1 failed" in r.out and "1 new items" in r.out, r.out + r.err
         assert canary.connections == 0
         assert site.hits("/hop") and site.hits("/publications/moved")  # reached, not followed
         rows_by_name = sources(cli)
         seeker = rows_by_name["seeker"]
-        print("diagnostics:", r.out, r.err, source_rows(db))  # shown in full if it fails
         assert "refused" in str(seeker["last_error"]), seeker
         assert rows_by_name["site"]["items"] == 1
     finally:
@@ -363,7 +363,7 @@ def test_spider_sitemap_and_redirects_at_a_canary_make_no_connection(
 
 @pytest.mark.slow
 def test_a_hanging_spider_is_killed_and_fails_only_its_source(
-    cli: CLI, http_server: LocalHTTPServer
+    cli: CLI, db: Database, explain: Explain, http_server: LocalHTTPServer
 ) -> None:
     serve_site(http_server)
     publish_sitemaps(http_server, recent(PUBLICATIONS[:1], 1), "2025-01-01")
@@ -377,7 +377,8 @@ def test_a_hanging_spider_is_killed_and_fails_only_its_source(
     assert cli("source", "add", news, "--kind", "sitemap", "--name", "site").code == 0
 
     began = time.monotonic()
-    r = cli("crawl", env={**ENV, "NEWSWATCH_SPIDER_RUN_SECONDS": "1"})
+    r = cli("crawl", "-v", env={**ENV, "NEWSWATCH_SPIDER_RUN_SECONDS": "1"})
+    explain("diagnostics", r.out, r.err, source_rows(db))  # shown if it fails
     assert r.code == 0 and "1 failed" in r.out and "1 new items" in r.out, r.out + r.err
     assert time.monotonic() - began < 1 + 15 + 30  # run limit + grace, and a loaded machine
     rows = sources(cli)

@@ -12,7 +12,7 @@ import pytest
 from alembic import command
 from sqlalchemy import Engine, delete, insert, select, text, update
 
-from storage.db import _alembic_config, transaction
+from storage.db import _alembic_config, transaction, upgrade
 from storage.sources import remove_source
 from storage.tables import ItemRow, MatchRow, MatchTermRow, SourceRow, WatchlistRow
 from storage.views import trends
@@ -158,14 +158,20 @@ def test_trends_count_what_the_join_counts(db: Database, days: int, watchlist: s
         assert got, "the scenario's history must show in the trends"
 
 
-def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
+def test_migration_fills_the_table_from_existing_matches(fresh_engine: Engine) -> None:
     """Upgrading a database that already holds matches (0009 -> 0010, then
     0011 -> 0012, which rebuilds the table with `matched_at`) fills the table
     from them, as the triggers would have; and the triggers of 0012 keep it
-    after the upgrade."""
-    scenario(db.engine, NOW, history=3)
-    with db.engine.begin() as conn:
-        if db.backend == "postgres":
+    after the upgrade.
+
+    On a database of its own: stamped back to old revisions, the worker's
+    shared one made the next test's `init` re-run later migrations over
+    their own indexes ("index ix_sources_due already exists")."""
+    engine = fresh_engine
+    upgrade(engine)
+    scenario(engine, NOW, history=3)
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
             conn.execute(text("DROP TABLE match_terms"))
             conn.execute(text("DROP FUNCTION match_terms_of_match() CASCADE"))
             conn.execute(text("DROP FUNCTION match_terms_of_item() CASCADE"))
@@ -173,18 +179,18 @@ def test_migration_fills_the_table_from_existing_matches(db: Database) -> None:
             conn.execute(text("DROP TABLE match_terms"))
             for name in ("tr_match_terms_insert", "tr_match_terms_update", "tr_match_terms_item"):
                 conn.execute(text(f"DROP TRIGGER {name}"))
-    command.stamp(_alembic_config(db.engine), "0009")
-    command.upgrade(_alembic_config(db.engine), "0010")  # over a database holding matches
-    with db.engine.connect() as conn:
+    command.stamp(_alembic_config(engine), "0009")
+    command.upgrade(_alembic_config(engine), "0010")  # over a database holding matches
+    with engine.connect() as conn:
         assert conn.scalar(text("SELECT count(*) FROM match_terms")), "0010 fills the table"
-    with db.engine.begin() as conn:  # as 0011 left it
+    with engine.begin() as conn:  # as 0011 left it
         conn.execute(text("DROP INDEX ix_matches_watchlist"))
         conn.execute(text("DROP INDEX ix_outbox_status_created"))
-    command.stamp(_alembic_config(db.engine), "0011")
-    command.upgrade(_alembic_config(db.engine), "0012")  # rebuilt, with matched_at
-    _check(db.engine)
-    assert _stored(db.engine)
-    with db.engine.begin() as conn:  # the new triggers are in place
+    command.stamp(_alembic_config(engine), "0011")
+    command.upgrade(_alembic_config(engine), "0012")  # rebuilt, with matched_at
+    _check(engine)
+    assert _stored(engine)
+    with engine.begin() as conn:  # the new triggers are in place
         conn.execute(update(MatchRow).values(matched_at=NOW - timedelta(minutes=3)))
         conn.execute(update(ItemRow).values(language="xx"))
-    _check(db.engine)
+    _check(engine)
