@@ -52,8 +52,8 @@ _TRANSACTION = "newswatch.sql_transaction"  # the session.info key of its SqlTra
 
 
 def _write_buffered(first: object, *_args: object) -> None:
-    """A hooked factory's session event: the session's SqlTransaction (if
-    any) writes its buffered polls (see SqlTransaction._write_polls)."""
+    """A session event: the session's SqlTransaction (if any) writes its
+    buffered polls (see SqlTransaction._write_polls)."""
     session = first.session if isinstance(first, ORMExecuteState) else first
     assert isinstance(session, Session)
     tx = session.info.get(_TRANSACTION)
@@ -61,29 +61,29 @@ def _write_buffered(first: object, *_args: object) -> None:
         tx._write_polls()
 
 
-def hook_sessions(factory: sessionmaker[Session]) -> None:
-    """Register `_write_buffered` once on the sessions `factory` makes."""
-    for hook in _HOOKS:
-        if not event.contains(factory, hook, _write_buffered):
-            event.listen(factory, hook, _write_buffered)
+# Registered once, on Session itself: every session of the process has them
+# (a sessionmaker's sessions are of a subclass it makes, which inherits
+# them). Not per factory: SQLAlchemy's registry keys a listener by id() of
+# its target, so a factory created where a collected one had been was taken
+# for already hooked (`event.contains` said yes) and its sessions dropped
+# the buffered fetch state of a save with no later statement (a failed
+# poll's) at commit. That lost writes in a process that makes stores one
+# after another (the tests' in-process CLI runs): tests/integration/test_store_hooks.py.
+for _hook in _HOOKS:
+    if not event.contains(Session, _hook, _write_buffered):
+        event.listen(Session, _hook, _write_buffered)
 
 
 class SqlTransaction:
     """The protocol's operations on one session (see storage.protocol.StoreTransaction)."""
 
-    def __init__(self, session: Session, *, hooked: bool = False) -> None:
-        """`hooked`: the session comes from a factory `hook_sessions` was
-        called on (SqlStore's), whose hooks find this transaction through
-        `session.info`; otherwise the hooks are registered on the session
-        itself (~60 µs per transaction, paid once per save batch before)."""
+    def __init__(self, session: Session) -> None:
+        """The session's events find this transaction through `session.info`
+        (the listeners above) and write its buffered polls first."""
         self._s = session
         # Fetch-state writes waiting for one executemany (see record_poll).
         self._polls: list[dict[str, object]] = []
-        if hooked:
-            session.info[_TRANSACTION] = self
-        else:
-            for hook in _HOOKS:
-                event.listen(session, hook, self._write_polls)
+        session.info[_TRANSACTION] = self
 
     def _write_polls(self, *_args: object) -> None:
         """Write the buffered polls before anything else runs on the session
@@ -403,7 +403,6 @@ class SqlStore:
     ) -> None:
         self.engine = engine
         self.sessions = sessions or session_factory(engine)
-        hook_sessions(self.sessions)
         # The root's hook run before every unit of work: a claiming process
         # keeps its owner lock there (storage.leases.OwnerLock.keep).
         self.before_transaction = before_transaction
@@ -414,7 +413,7 @@ class SqlStore:
             self.before_transaction()
         try:
             with transaction(self.sessions) as session:
-                yield SqlTransaction(session, hooked=True)
+                yield SqlTransaction(session)
         except SQLAlchemyError as e:  # storage.db.transaction translated the statement errors
             raise database_error(e) from None
 
