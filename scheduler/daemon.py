@@ -249,16 +249,16 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
         **common,
     )
     # Jobs that other work wakes (`_wake`) rerun when woken during a run.
-    deliver = RerunOnWake(parts.deliverer.run)
+    deliver = RerunOnWake("deliver", parts.deliverer.run)
     s.add_job(
         deliver.run,
         IntervalTrigger(seconds=ctx.deliver_every),
-        id="deliver",
+        id=deliver.job_id,
         next_run_time=now,
         misfire_grace_time=None,
         **common,
     )
-    parts.poller.on_matches.append(lambda: _wake(s, "deliver", deliver))
+    parts.poller.on_matches.append(lambda: _wake(s, deliver))
     hour, minute = ctx.daily_digest_at.hour, ctx.daily_digest_at.minute
     for job_id, trigger in (
         ("digest-hourly", CronTrigger(minute=0, second=5, timezone=UTC)),
@@ -275,9 +275,9 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
             await asyncio.to_thread(refresh_backlog, ctx.housekeeping, metrics)
 
     # The backlog gauge follows every change at once, not the next 15 s tick.
-    backlog = RerunOnWake(refresh)
-    parts.poller.on_matches.append(lambda: _wake(s, "backlog", backlog))
-    parts.deliverer.on_handled.append(lambda: _wake(s, "backlog", backlog))
+    backlog = RerunOnWake("backlog", refresh)
+    parts.poller.on_matches.append(lambda: _wake(s, backlog))
+    parts.deliverer.on_handled.append(lambda: _wake(s, backlog))
 
     async def search_index() -> None:
         with guarded("search-index", db, metrics):
@@ -302,7 +302,7 @@ def _add_jobs(ctx: DaemonContext, parts: Parts, db: DatabaseState, metrics: Metr
     s.add_job(
         backlog.run,
         IntervalTrigger(seconds=BACKLOG_EVERY),
-        id="backlog",
+        id=backlog.job_id,
         next_run_time=now,
         **common,
     )
@@ -315,7 +315,8 @@ class RerunOnWake:
     and what it was for waited for the next interval: the backlog gauge up to
     15 s behind a delivery, new matches' alerts up to a delivery interval."""
 
-    def __init__(self, job: Callable[[], Awaitable[None]]) -> None:
+    def __init__(self, job_id: str, job: Callable[[], Awaitable[None]]) -> None:
+        self.job_id = job_id  # the scheduler's id of the job this runs
         self._job = job
         self._wanted = False
 
@@ -333,12 +334,12 @@ class RerunOnWake:
                 return
 
 
-def _wake(s: AsyncIOScheduler, job_id: str, runner: RerunOnWake) -> None:
+def _wake(s: AsyncIOScheduler, runner: RerunOnWake) -> None:
     """Run an interval job now (its interval then continues from now), or, if
     it is running (a run that read before the change that woke it), once more
     right after that run."""
     runner.want()
-    job = s.get_job(job_id)
+    job = s.get_job(runner.job_id)
     if job is not None and s.running:
         job.modify(next_run_time=datetime.now(UTC))
 

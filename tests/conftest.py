@@ -87,19 +87,25 @@ def _revision(engine: Engine) -> str:
         return str(conn.scalar(text("SELECT version_num FROM alembic_version")))
 
 
-def _shared(request: pytest.FixtureRequest, databases: dict[str, Database]) -> Iterator[Database]:
-    """The worker's database of the requested backend, emptied; after the test,
-    still at the run's schema revision. Every test of a worker shares it, so a
-    test that migrates it elsewhere (stamps it back) breaks the next ones: it
-    fails here instead, by name (such a test takes `fresh_engine`)."""
-    database = databases[request.param]
-    _empty(database)
-    yield database
-    now_at = _revision(database.engine)
-    assert now_at == database.revision, (
-        f"the test left the shared {database.backend} database at revision {now_at}, "
-        f"not {database.revision}: give it a database of its own"
-    )
+@pytest.fixture(autouse=True)
+def _schema_kept(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that used the worker's shared databases (through `db`,
+    `pg_db`, `store` or any fixture of its own): each is still at the run's
+    schema revision. Every test of a worker shares them, so a test that
+    migrates one elsewhere (stamps it back) broke later ones (an `init` re-ran
+    a migration); it fails here instead, by name (such a test takes
+    `fresh_engine`)."""
+    yield
+    if "_databases" not in request.fixturenames:
+        return
+    databases: dict[str, Database] = request.getfixturevalue("_databases")
+    moved = []
+    for database in databases.values():
+        now_at = _revision(database.engine)
+        if now_at != database.revision:  # blamed once: the tests after it are not
+            moved.append(f"{database.backend} one at revision {now_at}, not {database.revision}")
+            database.revision = now_at
+    assert not moved, f"the test left a shared database, the {'; '.join(moved)}: use its own"
 
 
 def _empty(db: Database) -> None:
@@ -113,17 +119,21 @@ def _empty(db: Database) -> None:
 
 
 @pytest.fixture(params=BACKENDS)
-def db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Iterator[Database]:
+def db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Database:
     """An empty, migrated database on each configured backend."""
-    yield from _shared(request, _databases)
+    database = _databases[request.param]
+    _empty(database)
+    return database
 
 
 @pytest.fixture(params=[b for b in BACKENDS if b == "postgres"])
-def pg_db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Iterator[Database]:
+def pg_db(request: pytest.FixtureRequest, _databases: dict[str, Database]) -> Database:
     """PostgreSQL only: for what SQLite cannot do by design (concurrent
     replicas). With NEWSWATCH_TEST_BACKENDS=sqlite these tests are not
     run at all: pytest reports them skipped, for an empty parametrisation."""
-    yield from _shared(request, _databases)
+    database = _databases[request.param]
+    _empty(database)
+    return database
 
 
 @pytest.fixture

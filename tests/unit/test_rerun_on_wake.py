@@ -23,7 +23,7 @@ def test_a_wake_during_a_run_runs_it_once_more(wakes_during_run: int) -> None:
                 job.want()
         await asyncio.sleep(0)
 
-    job = RerunOnWake(refresh)
+    job = RerunOnWake("backlog", refresh)
     asyncio.run(job.run())
     assert len(runs) == (2 if wakes_during_run else 1)  # several wakes: one more run
 
@@ -34,7 +34,7 @@ def test_a_wake_between_runs_is_for_the_next_run_only() -> None:
     async def refresh() -> None:
         runs.append(1)
 
-    job = RerunOnWake(refresh)
+    job = RerunOnWake("backlog", refresh)
     job.want()  # woken while idle: the scheduler's run starts now and is that run
     asyncio.run(job.run())
     asyncio.run(job.run())
@@ -45,4 +45,4 @@ def test_the_job_is_a_coroutine_function_the_scheduler_awaits() -> None:
     """APScheduler's AsyncIOExecutor awaits coroutine functions only; any
     other callable runs in a thread, where an async __call__ would return a
     coroutine nobody awaits and the gauge would never refresh."""
-    assert asyncio.iscoroutinefunction(RerunOnWake(asyncio.sleep).run)  # type: ignore[arg-type]
+    assert asyncio.iscoroutinefunction(RerunOnWake("job", asyncio.sleep).run)  # type: ignore[arg-type]
