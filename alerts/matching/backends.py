@@ -35,6 +35,7 @@ from typing import Any, Literal, Protocol
 import ahocorasick
 
 from alerts import AlertError
+from alerts.matching.screen import screen_for
 from alerts.matching.text_keys import (
     blocks_boundary,
     fold_case,
@@ -96,6 +97,11 @@ class Backend(Protocol):
         """Candidates in `data` (= `key.encode()`), sorted by (end, longest first)."""
         ...
 
+    def may_match(self, fields: Sequence[str]) -> bool:
+        """False only when no field's search key can hold a candidate
+        (`alerts.matching.screen`); True when the backend cannot tell."""
+        ...
+
 
 class AhoBackend:
     """One pyahocorasick automaton over the key bytes, seen as a latin-1 `str`.
@@ -116,6 +122,9 @@ class AhoBackend:
     def candidates(self, key: str, data: bytes) -> list[Candidate]:
         text = key if len(key) == len(data) else data.decode("latin-1")
         return [(last + 1, targets) for last, targets in self._automaton.iter(text)]
+
+    def may_match(self, fields: Sequence[str]) -> bool:
+        return True  # no screen: the one-shot runs that choose this backend compile least
 
 
 def _written_in_capitals(s: str) -> bool:
@@ -221,7 +230,7 @@ class HyperscanBackend:
 
     name = "hyperscan"
 
-    def __init__(self, keys: dict[bytes, tuple[Target, ...]]) -> None:
+    def __init__(self, keys: dict[bytes, tuple[Target, ...]], *, screen: bool = True) -> None:
         if not HYPERSCAN_AVAILABLE:
             raise AlertError("the hyperscan backend is not installed on this platform")
         expressions, patterns = zip(*(_pattern(k, t) for k, t in keys.items()), strict=True)
@@ -230,6 +239,10 @@ class HyperscanBackend:
         self._db.compile(expressions=list(expressions), ids=list(range(len(patterns))), flags=0)
         self._prototype = hyperscan.Scratch(self._db)
         self._local = threading.local()
+        self._screen = screen_for(list(keys)) if screen else None
+
+    def may_match(self, fields: Sequence[str]) -> bool:
+        return self._screen is None or self._screen.may_match(fields)
 
     def _scratch(self) -> Any:
         scratch = getattr(self._local, "scratch", None)

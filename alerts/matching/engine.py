@@ -286,7 +286,10 @@ class Matcher:
         return self._match(doc, None if only is None else self._indices(only))
 
     def _match(self, doc: Document, allowed: frozenset[int] | None) -> list[WatchlistMatch]:
-        fields = [FieldText(name, getattr(doc, name)) for name in _FIELDS]
+        texts = [getattr(doc, name) for name in _FIELDS]
+        if self._backend is None or not self._backend.may_match(texts):
+            return []  # no candidate, so no result (alerts.matching.screen)
+        fields = [FieldText(name, text) for name, text in zip(_FIELDS, texts, strict=True)]
         found = self._scan(fields, allowed)
         language = _primary(doc.language) if doc.language else None
         results = []
