@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import Executor, Future
+import fcntl
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,3 +115,19 @@ def test_a_parsed_feed_crosses_the_process_boundary_unchanged() -> None:
         again = pickle.loads(pickle.dumps(feed, protocol=protocol))
         assert again == feed and again.items[1].dated is False
         assert [type(it) for it in again.items] == [Item, Item]
+
+
+@pytest.mark.skipif(
+    not hasattr(fcntl, "F_GETPIPE_SZ"), reason="pipe sizes are a Linux fcntl (F_GETPIPE_SZ)"
+)
+def test_the_pools_pipes_hold_parsed_feeds_larger_than_64_kb() -> None:
+    """A worker writes a parsed feed and goes on parsing, instead of waiting
+    for the crawling process's result thread (GIL-bound) to drain 64 KB pipes."""
+    limit = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    with parse_pool(1) as pool:
+        assert isinstance(pool, ProcessPoolExecutor)
+        for queue in (pool._call_queue, pool._result_queue):  # type: ignore[attr-defined]
+            size = fcntl.fcntl(queue._reader.fileno(), fcntl.F_GETPIPE_SZ)
+            assert size >= min(crawler.parse_pool.PIPE_SIZE, limit) > 64 * 1024
+        # and the pool still parses through them
+        assert pool.submit(len, b"x" * (3 * 1024 * 1024)).result(timeout=60) == 3 * 1024 * 1024
