@@ -230,7 +230,7 @@ class HyperscanBackend:
 
     name = "hyperscan"
 
-    def __init__(self, keys: dict[bytes, tuple[Target, ...]], *, screen: bool = True) -> None:
+    def __init__(self, keys: dict[bytes, tuple[Target, ...]]) -> None:
         if not HYPERSCAN_AVAILABLE:
             raise AlertError("the hyperscan backend is not installed on this platform")
         expressions, patterns = zip(*(_pattern(k, t) for k, t in keys.items()), strict=True)
@@ -239,7 +239,7 @@ class HyperscanBackend:
         self._db.compile(expressions=list(expressions), ids=list(range(len(patterns))), flags=0)
         self._prototype = hyperscan.Scratch(self._db)
         self._local = threading.local()
-        self._screen = screen_for(list(keys)) if screen else None
+        self._screen = screen_for(list(keys))
 
     def may_match(self, fields: Sequence[str]) -> bool:
         return self._screen is None or self._screen.may_match(fields)

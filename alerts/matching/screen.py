@@ -37,11 +37,18 @@ Compiling such patterns costs Hyperscan more than the backend's literals
 docs/notes/matching.md), so the screen is compiled on the first item a
 Matcher screens, not when watchlists are loaded (a re-crawl of 304s matches
 nothing and pays nothing), and only up to `MAX_SCREEN_KEYS` keys: with more
-spellings most items hold a candidate anyway.
+spellings most items hold a candidate anyway. A pattern covers only a key's
+first `PREFIX_CHARS` characters: an occurrence of the key is one of its
+prefix too, so the answer stays a superset, and a long term (up to 300
+characters; a 280-character Korean one exceeded Hyperscan's pattern limit
+whole) compiles as fast as a short one. Should Hyperscan refuse the screen
+anyway, it is dropped with a warning and every item goes to the Matcher,
+as without it: a term must never stop matching.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -56,7 +63,10 @@ try:  # as in alerts.matching.backends: x86-64 Linux wheels only
 except ImportError:  # pragma: no cover - depends on the platform
     _HYPERSCAN = False
 
+log = logging.getLogger(__name__)
+
 MAX_SCREEN_KEYS = 1_000
+PREFIX_CHARS = 24
 
 # Characters whose lower case (str.lower, or fold_case's İ -> i) is one
 # character that is neither their upper nor their title case' lower twin.
@@ -86,11 +96,12 @@ def folds_to(x: str) -> str:
     return "".join(sorted(found))
 
 
-def expression(key: str) -> bytes:
-    """The screen's pattern for a lower-cased search key (see the module doc)."""
+def expression(key: str, prefix: int = PREFIX_CHARS) -> bytes:
+    """The screen's pattern for a lower-cased search key: for its first
+    `prefix` characters (see the module doc)."""
     parts: list[str] = []
     previous: str | None = None
-    for ch in key:
+    for ch in key[:prefix].rstrip(" "):
         if ch == " ":
             parts.append(_SEPARATOR_CLASS + "+")
             previous = None
@@ -123,36 +134,51 @@ def _stop(*_: object) -> bool:
 class Screen:
     """The screen of one set of keys; safe to share between threads."""
 
-    def __init__(self, keys: Sequence[str]) -> None:
+    def __init__(self, keys: Sequence[str], prefix: int = PREFIX_CHARS) -> None:
         self._keys = tuple(keys)
+        self._prefix = prefix
         self._lock = threading.Lock()
         self._db: Any = None
         self._prototype: Any = None
+        self._refused = False
         self._local = threading.local()
 
-    def _compiled(self) -> tuple[Any, Any]:
+    def _compiled(self) -> tuple[Any, Any] | None:
+        """The database and a scratch prototype, compiled once; None when
+        Hyperscan refused them (then the screen passes everything)."""
         with self._lock:
-            if self._db is None:
-                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            if self._db is None and not self._refused:
+                expressions = sorted({expression(k, self._prefix) for k in self._keys})
                 flags = hyperscan.HS_FLAG_UTF8 | hyperscan.HS_FLAG_SINGLEMATCH
-                db.compile(
-                    expressions=[expression(k) for k in self._keys],
-                    ids=list(range(len(self._keys))),
-                    flags=[flags] * len(self._keys),
-                )
-                self._prototype = hyperscan.Scratch(db)
+                db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+                try:
+                    db.compile(
+                        expressions=expressions,
+                        ids=list(range(len(expressions))),
+                        flags=[flags] * len(expressions),
+                    )
+                    self._prototype = hyperscan.Scratch(db)
+                except hyperscan.error as e:
+                    self._refused = True
+                    log.warning("matching screen status=off error=%r", str(e))
+                    return None
                 self._db = db
-            return self._db, self._prototype
+            return None if self._refused else (self._db, self._prototype)
 
     def may_match(self, fields: Iterable[str]) -> bool:
         """False only when no key can occur in any of the fields' search keys."""
+        if self._refused:
+            return True
         data = screened_text(fields)
         if data is None:
             return True
         scratch = getattr(self._local, "scratch", None)
         db = self._db
         if db is None or scratch is None:
-            db, prototype = self._compiled()
+            compiled = self._compiled()
+            if compiled is None:
+                return True
+            db, prototype = compiled
             scratch = self._local.scratch = prototype.clone()
         try:
             db.scan(data, match_event_handler=_stop, scratch=scratch)

@@ -71,7 +71,7 @@ def _written(data: st.DataObject, term: str) -> str:
     return "".join(out)
 
 
-@settings(max_examples=500)
+@settings(max_examples=400, deadline=None)  # two Hyperscan compiles an example
 @given(terms=st.lists(TERM, min_size=1, max_size=5), data=st.data())
 def test_the_screen_passes_every_text_whose_keys_hold_a_key(
     terms: list[str], data: st.DataObject
@@ -89,10 +89,9 @@ def test_the_screen_passes_every_text_whose_keys_hold_a_key(
     found = any(
         aho.candidates(ft.key_ci, ft.data) for ft in (FieldText("body", text) for text in fields)
     )
-    screen = screen_for(keys)
-    assert screen is not None
-    if found:
-        assert screen.may_match(fields)
+    screens = [screen_for(keys), Screen([k.decode() for k in keys], prefix=2)]
+    if found:  # whole keys, and keys cut to two characters (a long term's prefix)
+        assert all(screen is not None and screen.may_match(fields) for screen in screens)
 
 
 @pytest.mark.parametrize(
@@ -166,3 +165,28 @@ def test_no_screen_past_its_key_limit() -> None:
     assert screen_for([f"k{n}".encode() for n in range(MAX_SCREEN_KEYS)]) is not None
     assert screen_for([f"k{n}".encode() for n in range(MAX_SCREEN_KEYS + 1)]) is None
     assert screen_for([]) is None
+
+
+@pytest.mark.parametrize(
+    "term",
+    [
+        "가나다라마바사" * 42,  # 294 characters: whole, Hyperscan refused the pattern
+        "surface to air " * 20,
+        "панцирь-" * 37,
+        "地对空导弹 " * 50,
+    ],
+)
+def test_the_longest_terms_a_watchlist_may_hold_still_match(term: str) -> None:
+    term = term.strip()[:300].strip(" -")
+    matcher = compile_watchlists([Watchlist("w", (Term(term),))], backend="hyperscan")
+    assert [m.watchlist for m in matcher.match(Document(title="x", body=f"({term})"))] == ["w"]
+    assert matcher.match(Document(title="x", body=term[: len(term) // 2])) == []
+
+
+def test_a_screen_hyperscan_refuses_passes_everything(caplog: pytest.LogCaptureFixture) -> None:
+    screen = Screen(["x" * 5000], prefix=10_000)  # a whole 5,000-character pattern
+    assert screen.may_match(["nothing", "at", "all"])
+    assert screen.may_match(["again"])
+    assert [r.getMessage() for r in caplog.records].count(
+        "matching screen status=off error='Pattern length exceeds limit.'"
+    ) == 1
