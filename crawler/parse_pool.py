@@ -81,7 +81,7 @@ def _warm_up() -> None:
 # holds it (up to the 5 ms switch interval per hand-over). The worker then
 # parsed ~82 % of the time and the crawling process ran ~80 % (a timeline
 # every 0.25 s over the bench's first crawl); with 1 MB pipes the worker
-# writes a result and goes on (~94 %). docs/notes/crawl-profile.md, step 12.
+# writes a result and goes on (~92 %). docs/notes/crawl-profile.md, step 12.
 PIPE_SIZE = 1 << 20
 _SET_PIPE_SIZE = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
 

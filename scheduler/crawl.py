@@ -407,6 +407,8 @@ async def poll_and_save(
     try:
         remaining = len(tasks)
         while remaining:
+            # one-shot crawls wait for their saves to fill; the daemon's calls
+            # poll one source each (limit 1), so they never wait
             batch = await _next_batch(done, min(remaining, SAVE_BATCH), SAVE_LINGER)
             remaining -= len(batch)
             for _ in batch:
