@@ -30,6 +30,7 @@ from alerts.alert_records import WatchlistMatch
 from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
+from scheduler.collector import fewer_collections
 from scheduler.compiled_watchlists import (
     CRAWL_BYTES_PER_SOURCE,
     CompiledWatchlists,
@@ -641,7 +642,7 @@ async def crawl(
         if parse_workers is None:
             parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
         async with ctx.http() as client:
-            with ctx.pool(parse_workers) as executor:
+            with ctx.pool(parse_workers) as executor, fewer_collections():
                 await poll_and_save(ctx, client, sources, compiled, report, done, executor=executor)
     finally:
         unsaved = [src for src in sources if src.id not in saved]
