@@ -36,7 +36,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import numpy as np
@@ -137,11 +137,18 @@ class StoryAssigner:
         saver has nothing to save, so that the first save with a match does not
         wait for the load (~0.2 s of CPU). Such a crawl needs the encoder anyway,
         for its matched items or the drain after it. A load that fails here
-        fails again where the encoder is used, and is reported there."""
+        fails again where the encoder is used, and is reported there.
+
+        The feature extractors' one-time builds follow (the gazetteer's
+        automaton, the place names' expressions: ~0.12 s of CPU that the first
+        save with a match otherwise paid, while the saver is the crawl's
+        bottleneck; docs/notes/crawl-profile.md, step 13): features of a
+        sample text in every script the extractors handle."""
 
         def load() -> None:
             try:
                 self.encoder()
+                self._features(_WARM_MEMBER, _NONE)
             except Exception as e:  # reported by the caller that needs it
                 log.debug("story_encoder_preload status=failed error=%r", str(e)[:200])
 
@@ -738,6 +745,19 @@ def decider(
 
 
 _NONE: frozenset[str] = frozenset()
+# What `load_soon` computes features of: a text in each script the extractors
+# read (Latin, Cyrillic, Hangul, Han), with places and numbers.
+_WARM_MEMBER = StoredMember(
+    item_id=0,
+    story_id=None,
+    title="Two S-400 batteries near Seoul; Москва, 2 ракеты; 서울 미사일 3기; 北京 导弹 4枚",
+    summary="",
+    body="",
+    language=None,
+    published=datetime(2000, 1, 1, tzinfo=UTC),
+    vector=None,
+    concepts=_NONE,
+)
 
 
 def _same_vector(
