@@ -17,7 +17,8 @@ and ~0.02 s in the same crawl. Both are put back when the last crawl of
 the process ends (`gc.unfreeze` hands the frozen objects back to the oldest
 generation), so cycles made meanwhile are still collected, only later, and
 a daemon or a test process that crawls keeps the default behaviour
-outside of crawls. Overlapping crawls in one process share one pause.
+outside of crawls. Overlapping crawls in one process share one pause. A
+process whose heap was frozen before (the web view's) keeps it frozen.
 """
 
 from __future__ import annotations
@@ -34,16 +35,23 @@ CRAWL_THRESHOLD = 10_000
 _lock = threading.Lock()
 _active = 0
 _saved: tuple[int, int, int] | None = None
+_thaw = False
 
 
 @contextmanager
 def fewer_collections(threshold: int = CRAWL_THRESHOLD) -> Iterator[None]:
     """Freeze the objects that exist now and collect young objects every
-    `threshold` net allocations until the last overlapping use ends."""
-    global _active, _saved
+    `threshold` net allocations until the last overlapping use ends.
+
+    A process that had frozen its heap already (the web view does at its
+    start, web.server.freeze_heap) keeps it frozen: `gc.unfreeze` cannot
+    tell its objects from the crawl's, and the crawl's are its heap before
+    the crawl, frozen for the same reason."""
+    global _active, _saved, _thaw
     with _lock:
         if _active == 0:
             _saved = gc.get_threshold()
+            _thaw = gc.get_freeze_count() == 0
             gc.freeze()
             gc.set_threshold(max(threshold, _saved[0]), _saved[1], _saved[2])
         _active += 1
@@ -54,5 +62,6 @@ def fewer_collections(threshold: int = CRAWL_THRESHOLD) -> Iterator[None]:
             _active -= 1
             if _active == 0 and _saved is not None:
                 gc.set_threshold(*_saved)
-                gc.unfreeze()
+                if _thaw:
+                    gc.unfreeze()
                 _saved = None

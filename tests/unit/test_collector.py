@@ -20,11 +20,16 @@ from tests.unit.usecase_support import Clock, add_source, add_watchlist, crawl_c
 
 @pytest.fixture(autouse=True)
 def _restore_gc() -> Iterator[None]:
-    """A failing test must not leave the suite's process with a changed collector."""
-    before = gc.get_threshold()
+    """Each test starts with nothing frozen (an earlier web view test in this
+    process froze its heap), and a failing test must not leave the suite's
+    process with a changed collector."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    gc.unfreeze()
     yield
     gc.set_threshold(*before)
     gc.unfreeze()
+    if frozen:
+        gc.freeze()
 
 
 @pytest.mark.parametrize("young", [100, 700, 5_000])
@@ -87,6 +92,18 @@ def test_crawls_in_threads_leave_the_settings_as_they_found_them() -> None:
         t.join()
     assert gc.get_threshold() == before
     assert gc.get_freeze_count() == 0
+
+
+def test_a_heap_frozen_before_the_crawl_stays_frozen() -> None:
+    """The web view freezes its heap at start (web.server.freeze_heap); a crawl
+    in the same process must not thaw it when it ends."""
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    before = gc.get_threshold()
+    with fewer_collections():
+        assert gc.get_threshold()[0] == max(before[0], CRAWL_THRESHOLD)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() >= frozen > 0
 
 
 def test_cycles_made_during_a_crawl_are_collected_after_it() -> None:
