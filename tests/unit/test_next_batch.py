@@ -4,12 +4,17 @@ what is ready at once, and with a linger, what finishes soon after the first."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from typing import Any
 
 import pytest
 
-from scheduler.crawl import _next_batch
+from scheduler import crawl as crawl_module
+from scheduler.crawl import POLLS_PER_FETCH_SLOT, SAVE_BATCH, _next_batch, save_batch_limit
+from storage.memory import MemoryStore
+from tests.support.httpserver import LocalHTTPServer
+from tests.unit.usecase_support import Clock, add_source, add_watchlist, crawl_context, rss
 
 
 def _queue(ready: int) -> asyncio.Queue[Any]:
@@ -78,3 +83,44 @@ def test_an_error_among_the_polls_is_raised_without_waiting_out_the_linger() -> 
     with pytest.raises(RuntimeError, match="a bug in one poll"):
         asyncio.run(go())
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "limit"), [(1, SAVE_BATCH), (16, SAVE_BATCH), (32, 32), (64, 64), (256, 256)]
+)
+def test_a_save_takes_up_to_half_the_polls_in_flight_and_never_fewer_than_save_batch(
+    concurrency: int, limit: int
+) -> None:
+    assert save_batch_limit(concurrency) == limit
+    assert save_batch_limit(concurrency) <= max(SAVE_BATCH, POLLS_PER_FETCH_SLOT * concurrency)
+
+
+def test_a_crawl_with_many_polls_in_flight_saves_them_in_larger_batches(
+    http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first save is held for a second, so every other poll has finished when
+    the next save takes its batch: with 40 x 2 polls in flight it takes 40."""
+    store = MemoryStore()
+    add_watchlist(store, [])
+    for n in range(70):
+        add_source(
+            store,
+            f"s{n}",
+            http_server.route(f"/f{n}", (200, {}, rss(f"SAM {n}", host=f"h{n}.example"))),
+        )
+    ctx = crawl_context(store, Clock())
+    ctx = dataclasses.replace(ctx, limits=dataclasses.replace(ctx.limits, concurrency=40))
+    sizes: list[int] = []
+    real = crawl_module.save_together
+
+    async def held(ctx: Any, polls: Any, compiled: Any, rng: Any) -> Any:
+        if not sizes:
+            await asyncio.sleep(1.0)
+        sizes.append(len(polls))
+        return await real(ctx, polls, compiled, rng)
+
+    monkeypatch.setattr(crawl_module, "save_together", held)
+    report = asyncio.run(crawl_module.crawl(ctx, parse_workers=0))
+    assert (report.polled, report.new_items) == (70, 70)
+    assert sum(sizes) == 70
+    assert SAVE_BATCH < max(sizes) <= save_batch_limit(40) == 40
