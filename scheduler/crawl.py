@@ -438,9 +438,9 @@ def save_batch_limit(concurrency: int) -> int:
     assignment's queries and lock, the encoder's call), and the saver is
     the crawling process's busiest thread: on the bench's first crawl
     (concurrency 64, 128 polls in flight) saves of up to 64 polls instead of
-    32 took 0.2-0.35 s less CPU in the crawling process
-    (docs/notes/crawl-profile.md, step 13). At the default concurrency (16)
-    the limit stays 32."""
+    32 took 0.1-0.35 s less CPU in the crawling process, in four interleaved
+    pairs (docs/notes/crawl-profile.md, step 13). At the default
+    concurrency (16) the limit stays 32."""
     return max(SAVE_BATCH, POLLS_PER_FETCH_SLOT * concurrency // 2)
 
 
