@@ -131,3 +131,27 @@ def test_the_pools_pipes_hold_parsed_feeds_larger_than_64_kb() -> None:
             assert size >= min(crawler.parse_pool.PIPE_SIZE, limit) > 64 * 1024
         # and the pool still parses through them
         assert pool.submit(len, b"x" * (3 * 1024 * 1024)).result(timeout=60) == 3 * 1024 * 1024
+
+
+def test_a_worker_uses_one_blas_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker is one core of parsing: numpy's OpenBLAS loads with one thread
+    there (a second one spun while the language model loaded). Checked in the
+    worker with threadpoolctl, whatever this process's environment says."""
+    for name in crawler.parse_pool._BLAS_THREADS:
+        monkeypatch.delenv(name, raising=False)
+    query = (
+        "[i['num_threads'] for i in __import__('threadpoolctl').threadpool_info()"
+        " if i['user_api'] == 'blas']"
+    )
+    with parse_pool(1) as pool:
+        assert pool is not None
+        threads = pool.submit(eval, query).result()
+    assert threads and set(threads) == {1}
+
+
+def test_a_blas_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    with parse_pool(1) as pool:
+        assert pool is not None
+        got = pool.submit(eval, "__import__('os').environ['OPENBLAS_NUM_THREADS']").result()
+    assert got == "2"
