@@ -98,8 +98,9 @@ def test_a_save_takes_up_to_half_the_polls_in_flight_and_never_fewer_than_save_b
 def test_a_crawl_with_many_polls_in_flight_saves_them_in_larger_batches(
     http_server: LocalHTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first save is held for a second, so every other poll has finished when
-    the next save takes its batch: with 40 x 2 polls in flight it takes 40."""
+    """The first save is held until every feed was served, so the other polls
+    have finished when the next save takes its batch: with 40 x 2 polls in
+    flight it takes 40 of them."""
     store = MemoryStore()
     add_watchlist(store, [])
     for n in range(70):
@@ -113,9 +114,15 @@ def test_a_crawl_with_many_polls_in_flight_saves_them_in_larger_batches(
     sizes: list[int] = []
     real = crawl_module.save_together
 
+    def served(n: int) -> list[Any]:
+        return http_server.hits(f"/f{n}")
+
     async def held(ctx: Any, polls: Any, compiled: Any, rng: Any) -> Any:
-        if not sizes:
-            await asyncio.sleep(1.0)
+        if not sizes:  # until every feed was served, then a moment to parse the last
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and sum(map(len, map(served, range(70)))) < 70:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.3)
         sizes.append(len(polls))
         return await real(ctx, polls, compiled, rng)
 
