@@ -14,7 +14,6 @@ import pytest
 
 from alerts.alert_records import Document, Term, Watchlist
 from alerts.embedding import HashingEncoder
-from alerts.matching.backends import HYPERSCAN_AVAILABLE
 from alerts.matching.engine import Matcher, compile_watchlists
 from scheduler import crawl as crawl_module
 from scheduler.compiled_watchlists import CompiledWatchlists
@@ -22,12 +21,8 @@ from scheduler.crawl import crawl, warm_matcher
 from scheduler.story_assignment import StoryAssigner
 from storage.memory import MemoryStore
 from tests.support.httpserver import LocalHTTPServer
+from tests.support.markers import needs_hyperscan
 from tests.unit.usecase_support import Clock, add_source, add_watchlist, crawl_context, rss
-
-hyperscan_only = pytest.mark.skipif(
-    not HYPERSCAN_AVAILABLE,
-    reason="hyperscan installs only on x86-64 Linux (pyproject marker); no screen without it",
-)
 
 
 def _screen_built(matcher: Matcher) -> bool:
@@ -35,7 +30,7 @@ def _screen_built(matcher: Matcher) -> bool:
     return screen is not None and screen._db is not None
 
 
-@hyperscan_only
+@needs_hyperscan
 @pytest.mark.parametrize(
     "terms", [["Pantsir"], ["판치르", "Панцирь", "地对空导弹"], [f"term {n}" for n in range(300)]]
 )

@@ -28,11 +28,8 @@ from alerts.matching.text_keys import (
     has_cjk,
     search_key,
 )
+from tests.support.markers import needs_hyperscan
 
-needs_hyperscan = pytest.mark.skipif(
-    not HYPERSCAN_AVAILABLE,
-    reason="hyperscan installs only on x86-64 Linux (pyproject marker); the aho backend runs here",
-)
 BACKENDS = [pytest.param("hyperscan", marks=needs_hyperscan), "aho"]
 
 

@@ -11,15 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerts.alert_records import Document, Term, Watchlist
-from alerts.matching.backends import HYPERSCAN_AVAILABLE, AhoBackend, spelling_key
+from alerts.matching.backends import AhoBackend, spelling_key
 from alerts.matching.engine import compile_watchlists
 from alerts.matching.screen import MAX_SCREEN_KEYS, Screen, folds_to, screen_for
 from alerts.matching.text_keys import FieldText, fold_case
+from tests.support.markers import needs_hyperscan
 
-pytestmark = pytest.mark.skipif(
-    not HYPERSCAN_AVAILABLE,
-    reason="hyperscan installs only on x86-64 Linux (pyproject marker); no screen without it",
-)
+pytestmark = needs_hyperscan
 
 
 def test_every_character_is_in_the_class_of_what_it_folds_to() -> None:
