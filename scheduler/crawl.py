@@ -31,6 +31,7 @@ from alerts.alert_records import Document, WatchlistMatch
 from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
+from scheduler import heap
 from scheduler.collector import fewer_collections
 from scheduler.compiled_watchlists import (
     CRAWL_BYTES_PER_SOURCE,
@@ -481,7 +482,7 @@ class _SaveQueue:
                 merged = [poll for handed in group for poll in handed.polls]
                 try:
                     counts = await in_saver(
-                        save_outcomes, first.ctx, merged, first.compiled, first.rng
+                        _save_and_count, first.ctx, merged, first.compiled, first.rng
                     )
                 except Exception as e:  # an outage: every caller of the batch sees it
                     for handed in group:
@@ -520,6 +521,20 @@ class _SaveQueue:
             group.append(self.waiting.popleft())
             size += len(handed.polls)
         return group
+
+
+def _save_and_count(
+    ctx: CrawlContext,
+    polls: Sequence[tuple[Source, PollOutcome]],
+    compiled: CompiledWatchlists,
+    rng: random.Random,
+) -> list[tuple[int, int]]:
+    """save_outcomes, then the polls' items counted toward the heap's next
+    trim (scheduler.heap: what they took is free once they are saved)."""
+    try:
+        return save_outcomes(ctx, polls, compiled, rng)
+    finally:
+        heap.ITEMS.passed(sum(len(outcome.items) for _, outcome in polls))
 
 
 _SAVE_QUEUES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _SaveQueue] = (
@@ -665,6 +680,7 @@ async def crawl(
         async with ctx.http() as client:
             with ctx.pool(parse_workers) as executor, fewer_collections():
                 await poll_and_save(ctx, client, sources, compiled, report, done, executor=executor)
+        heap.trim_heap()  # what the crawl's polls took, before the drain or the next crawl
     finally:
         unsaved = [src for src in sources if src.id not in saved]
         if unsaved:

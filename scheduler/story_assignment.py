@@ -48,6 +48,7 @@ from alerts.gazetteer import anchor_concepts, gazetteer_matcher
 from alerts.matching.engine import Matcher
 from alerts.stories import ItemFeatures, StoryIndex, features, params_for
 from crawler.crawl_records import Item, PollOutcome, Source
+from scheduler import heap
 from storage.protocol import Store, StoreTransaction
 from storage.stories import DecideBatch, StoredMember, StoryHead, StoryReader
 
@@ -845,6 +846,7 @@ def _assign_some(
         del rows
         done = _assign(assigner, tx, item_ids, {}, now(), identity, ready, known)
     log.info("stories_assigned status=ok items=%d", len(done))
+    heap.ITEMS.passed(len(item_ids))  # the batch's texts and features are free now
     return len(done)
 
 
