@@ -32,6 +32,7 @@ from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
 from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
 from scheduler import heap
+from scheduler.background import start_soon
 from scheduler.collector import fewer_collections
 from scheduler.compiled_watchlists import (
     CRAWL_BYTES_PER_SOURCE,
@@ -370,7 +371,7 @@ async def poll_and_save(
     from crawler.poll import crashed, poll_source
 
     rng = random.Random()
-    in_flight = asyncio.Semaphore(POLLS_PER_FETCH_SLOT * ctx.limits.concurrency)
+    in_flight = asyncio.Semaphore(polls_in_flight(ctx.limits.concurrency))
     batch_limit = save_batch_limit(ctx.limits.concurrency)
 
     async def one(src: Source) -> tuple[Source, PollOutcome]:
@@ -442,7 +443,12 @@ def save_batch_limit(concurrency: int) -> int:
     32 took 0.1-0.35 s less CPU in the crawling process, in four interleaved
     pairs (docs/notes/crawl-profile.md, step 13). At the default
     concurrency (16) the limit stays 32."""
-    return max(SAVE_BATCH, POLLS_PER_FETCH_SLOT * concurrency // 2)
+    return max(SAVE_BATCH, polls_in_flight(concurrency) // 2)
+
+
+def polls_in_flight(concurrency: int) -> int:
+    """The most polls poll_and_save keeps between fetch and save."""
+    return POLLS_PER_FETCH_SLOT * concurrency
 
 
 @dataclass(eq=False)
@@ -704,15 +710,12 @@ def warm_matcher(compiled: CompiledWatchlists) -> threading.Thread:
     Not a daemon thread, like `StoryAssigner.load_soon`'s: the process
     waits for it rather than end while it compiles."""
 
-    def warm() -> None:
-        try:
-            compiled.matcher.match(_WARM_DOCUMENT)
-        except Exception as e:  # the first real item fails alike, and is reported there
-            log.debug("matcher_warm status=failed error=%r", str(e)[:200])
-
-    thread = threading.Thread(target=warm, name="newswatch-matcher-warm", daemon=False)
-    thread.start()
-    return thread
+    return start_soon(
+        "newswatch-matcher-warm",
+        lambda: compiled.matcher.match(_WARM_DOCUMENT),
+        "matcher_warm",
+        log,
+    )
 
 
 def drain_stories(

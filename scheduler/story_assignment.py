@@ -49,6 +49,7 @@ from alerts.matching.engine import Matcher
 from alerts.stories import ItemFeatures, StoryIndex, features, params_for
 from crawler.crawl_records import Item, PollOutcome, Source
 from scheduler import heap
+from scheduler.background import start_soon
 from storage.protocol import Store, StoreTransaction
 from storage.stories import DecideBatch, StoredMember, StoryHead, StoryReader
 
@@ -147,19 +148,10 @@ class StoryAssigner:
         sample text in every script the extractors handle."""
 
         def load() -> None:
-            try:
-                self.encoder()
-                self._features(_WARM_MEMBER, _NONE)
-            except Exception as e:  # reported by the caller that needs it
-                log.debug("story_encoder_preload status=failed error=%r", str(e)[:200])
+            self.encoder()
+            self._features(_WARM_MEMBER, _NONE)
 
-        # Not a daemon: a crawl that ends before the load (every source failed) must
-        # not leave a thread loading the model, or logging, while the interpreter
-        # shuts down (a daemon thread writing to stderr then aborts the process);
-        # the process exits once the load is done, ~0.2-0.4 s later at the most.
-        thread = threading.Thread(target=load, name="newswatch-encoder-load", daemon=False)
-        thread.start()
-        return thread
+        return start_soon("newswatch-encoder-load", load, "story_encoder_preload", log)
 
     def gazetteer(self) -> Matcher:
         """The gazetteer's automaton (`gazetteer_matcher()`, on pyahocorasick:
