@@ -14,7 +14,7 @@ in `newswatch crawl` then peaked at 277 MB instead of 293 MB
 `Churn.passed(n)` counts items as they go through and calls `trim_heap()`
 once `after` of them have since its last call: ~1.2 ms of CPU a call (the
 C call releases the GIL), 15-17 calls in the bench's first crawl, one per
-~9 s of a daemon saving 11 polls of 30 items a second. `trim_heap()` does
+~6 s of a daemon saving 11 polls of 30 items a second. `trim_heap()` does
 nothing where the C library has no `malloc_trim` (musl, macOS).
 """
 
