@@ -707,9 +707,8 @@ def warm_matcher(compiled: CompiledWatchlists) -> threading.Thread:
     first save, while every parsed feed queues behind it. A crawl of
     sources never polled calls this (its items are new, so they are all
     matched); a re-crawl that fetches nothing new never pays for the screen.
-    Not a daemon thread, like `StoryAssigner.load_soon`'s: the process
-    waits for it rather than end while it compiles."""
-
+    The thread is scheduler.background's (not a daemon; a failure is one
+    debug line)."""
     return start_soon(
         "newswatch-matcher-warm",
         lambda: compiled.matcher.match(_WARM_DOCUMENT),
