@@ -43,6 +43,11 @@ Two peak-memory lines, both in MB:
   worker; drain: the crawler alone). What the machine must have; a spike
   shorter than a sample can be missed (the crawler's VmHWM bounds it).
 
+Both samplers run in the bench's own process, which only waits while a
+crawl child runs (`in_child(..., sampled=True)`), not in the crawling
+process: there they took its GIL ~90 times a second and ~2 % of a core
+(~0.4 ms a sample), which the crawl's time then included.
+
     .venv/bin/python bench/crawl.py [--feeds 1000] [--entries 30] [--postgres]
                                     [--profile FILE] [--workers N] [--stories-off]
                                     [--stories-inline] [--no-stories]
@@ -72,6 +77,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -194,10 +200,13 @@ def run_crawls(
     workers: int | None,
     validators: Any,
     stories: str,
+    phase: Any,
     out: Any,
 ) -> None:
     """`stories`: "deferred" (the default crawl), "inline" (every item in the
-    save transaction, as before the drain) or "off" (no story step)."""
+    save transaction, as before the drain) or "off" (no story step). `phase`
+    (a shared int, `PHASES`) tells the samplers of the process that started
+    this one (`in_child`) what runs: the first crawl, its drain, or neither."""
     import dataclasses
     import logging
 
@@ -207,8 +216,6 @@ def run_crawls(
     app = bench_app(database_url, base, feeds)
     results: dict[str, Any] = {}
     validators.value = 1
-    workers_peak = ChildPeaks()
-    together = TotalRss()  # the first crawl and its drain: what is resident at once
     for label in ("first", "second", "third"):
         if label == "third":
             validators.value = 0  # the same bodies, without ETag: fetch + hash
@@ -222,7 +229,7 @@ def run_crawls(
             ctx.stories.defer_unmatched = False
         wall_start = app.now()
         if label == "first":
-            together.start("crawl")
+            phase.value = PHASES.index("crawl")
         report = asyncio.run(crawl(ctx, parse_workers=workers))
         if profiler is not None:
             profiler.disable()
@@ -238,10 +245,9 @@ def run_crawls(
             pending = _pending(app)
             crawled_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             cpu_before, started = _cpu(), time.perf_counter()
-            together.phase("drain")
+            phase.value = PHASES.index("drain")
             drained = drain_stories(ctx, one_shot=True)  # as `newswatch crawl` does
-            together.stop()
-            results["concurrent"] = dict(together.peaks)
+            phase.value = 0
             results["drain"] = (
                 time.perf_counter() - started,
                 _cpu()[0] - cpu_before[0],
@@ -254,29 +260,26 @@ def run_crawls(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
             )
     app.close()
-    workers_peak.stop()
     self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    results["rss"] = (
-        self_kb,
-        workers_peak.largest() or child_kb,
-        _workers(feeds) if workers is None else workers,
-        child_kb,
-    )
+    # the workers' own peak is filled in by in_child's sampler (ChildPeaks)
+    results["rss"] = (self_kb, 0, _workers(feeds) if workers is None else workers, child_kb)
     out.put(results)
 
 
 class ChildPeaks:
-    """The largest VmHWM (own peak RSS, kB) of this process's children, read
-    from /proc every 20 ms while they live. Each child's LAST sample counts:
-    VmHWM only grows within one program, so the last sample before the exit
-    holds its peak, while a sample taken between the fork and the exec reads
-    the parent's memory (vfork: the child still runs in it). 0 without /proc."""
+    """The largest VmHWM (own peak RSS, kB) of the children of process `root`
+    (default: this one), read from /proc every 20 ms while they live. Each
+    child's LAST sample counts: VmHWM only grows within one program, so the
+    last sample before the exit holds its peak, while a sample taken between
+    the fork and the exec reads the parent's memory (vfork: the child still
+    runs in it). 0 without /proc."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int | None = None) -> None:
         import threading
 
         self.peaks: dict[str, int] = {}
+        self._root = os.getpid() if root is None else root
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -286,25 +289,10 @@ class ChildPeaks:
             self.sample()
 
     def sample(self) -> None:
-        me = f"/proc/{os.getpid()}/task"
-        try:
-            tasks = os.listdir(me)
-        except OSError:
-            return
-        for task in tasks:
-            try:
-                with open(f"{me}/{task}/children") as f:
-                    kids = f.read().split()
-            except OSError:
-                continue
-            for pid in kids:
-                try:
-                    with open(f"/proc/{pid}/status") as f:
-                        hwm = [int(line.split()[1]) for line in f if line.startswith("VmHWM:")]
-                except (OSError, ValueError):
-                    continue
-                if hwm:
-                    self.peaks[pid] = hwm[0]
+        for pid in _children(self._root):
+            hwm = _status_kb(pid, "VmHWM:")
+            if hwm:
+                self.peaks[str(pid)] = hwm
 
     def stop(self) -> None:
         self._stop.set()
@@ -315,30 +303,42 @@ class ChildPeaks:
 
 
 class TotalRss:
-    """The largest total resident memory of this process and its live
-    descendants (the parse workers) at one moment, per phase: VmRSS of each,
-    summed, read from /proc every 25 ms by a thread. `peaks[phase]` is
-    (total, this process, descendants) in kB at that phase's largest sample.
+    """The largest total resident memory of process `root` (default: this
+    one) and its live descendants (the parse workers) at one moment, per
+    phase: VmRSS of each, summed, read from /proc every 25 ms by a thread.
+    `peaks[phase]` is (total, root, descendants) in kB at that phase's
+    largest sample.
 
     What the machine must hold at once, unlike the sum of each process's own
     high-water mark (VmHWM), which adds peaks reached at different times (the
     crawler's in the drain, after the workers have exited). A sample can miss
-    a spike shorter than 25 ms; VmHWM bounds the crawler's. A child still
-    between fork and exec (same command line as this process) is not
-    counted: it shares this process's pages. 0 without /proc."""
+    a spike shorter than 25 ms; VmHWM bounds the crawler's. A child that has
+    not exec'd yet (the same command line as its parent) is not counted: it
+    shares its parent's pages. 0 without /proc.
 
-    def __init__(self, every: float = 0.025) -> None:
+    The phase is set with start/phase/stop, or read before each sample from
+    `phase()` (a phase of "" is not recorded): how the bench samples a crawl
+    from the process that started it, outside the measured processes (a
+    sampling thread inside the crawling process took its GIL 90 times a
+    second and ~2 % of a core)."""
+
+    def __init__(
+        self,
+        every: float = 0.025,
+        root: int | None = None,
+        phase: Callable[[], str] | None = None,
+    ) -> None:
         import threading
 
         self.peaks: dict[str, tuple[int, int, int]] = {}
         self._every = every
+        self._root = os.getpid() if root is None else root
+        self._phase_of = phase
         self._phase = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        with open("/proc/self/cmdline", "rb") as f:
-            self._cmdline = f.read()
 
-    def start(self, phase: str) -> None:
+    def start(self, phase: str = "") -> None:
         self._phase = phase
         self.sample()
         self._thread.start()
@@ -358,38 +358,51 @@ class TotalRss:
             self.sample()
 
     def sample(self) -> None:
-        me = os.getpid()
-        own = _status_kb(me, "VmRSS:")
-        kids = sum(_status_kb(pid, "VmRSS:") for pid in self._descendants(me))
-        best = self.peaks.get(self._phase)
+        phase = self._phase if self._phase_of is None else self._phase_of()
+        if self._phase_of is not None and not phase:
+            return
+        own = _status_kb(self._root, "VmRSS:")
+        kids = sum(_status_kb(pid, "VmRSS:") for pid in self._descendants(self._root))
+        best = self.peaks.get(phase)
         if best is None or own + kids > best[0]:
-            self.peaks[self._phase] = (own + kids, own, kids)
+            self.peaks[phase] = (own + kids, own, kids)
 
-    def _descendants(self, pid: int) -> list[int]:
+    @staticmethod
+    def _descendants(pid: int) -> list[int]:
         out: list[int] = []
         todo = [pid]
         while todo:
             parent = todo.pop()
-            try:
-                tasks = os.listdir(f"/proc/{parent}/task")
-            except OSError:
-                continue
-            for task in tasks:
-                try:
-                    with open(f"/proc/{parent}/task/{task}/children") as f:
-                        kids = [int(k) for k in f.read().split()]
-                except (OSError, ValueError):
-                    continue
-                for kid in kids:
-                    try:
-                        with open(f"/proc/{kid}/cmdline", "rb") as f:
-                            if f.read() == self._cmdline:
-                                continue  # not exec'd yet: this process's own pages
-                    except OSError:
-                        continue
-                    out.append(kid)
-                    todo.append(kid)
+            for kid in _children(parent):
+                if _cmdline(kid) in (b"", _cmdline(parent)):
+                    continue  # gone, or not exec'd yet: its parent's own pages
+                out.append(kid)
+                todo.append(kid)
         return out
+
+
+def _children(pid: int) -> list[int]:
+    """The live children of process `pid` (of every thread of it), from /proc."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(k) for k in f.read().split()]
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -504,13 +517,39 @@ def run_baseline(base: str, feeds: int, path: str, out: Any) -> None:
 # --- orchestration --------------------------------------------------------------------
 
 
-def in_child(target: Any, *args: Any) -> Any:
+# What a crawl child runs, as `run_crawls` tells in_child's samplers ("" = not sampled).
+PHASES = ("", "crawl", "drain")
+
+
+def in_child(target: Any, *args: Any, sampled: bool = False) -> Any:
+    """`target(*args, out)` in a spawned process; what it puts in `out`.
+
+    `sampled` (run_crawls): the memory of the child and its parse workers is
+    sampled from this process, which only waits meanwhile, so that no
+    sampling thread runs in the crawling process itself: the target gets a
+    shared `phase` before `out`, its result gets "concurrent" (TotalRss's
+    peaks of the first crawl and its drain) and the workers' own peak
+    (ChildPeaks) in "rss"."""
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=target, args=(*args, out))
+    phase = ctx.Value("i", 0) if sampled else None
+    proc = ctx.Process(target=target, args=(*args, *([phase] if sampled else []), out))
     proc.start()
+    samplers = None
+    if phase is not None:
+        assert proc.pid is not None
+        together = TotalRss(root=proc.pid, phase=lambda: PHASES[phase.value])
+        together.start()
+        samplers = (together, ChildPeaks(root=proc.pid))
     result = out.get()
     proc.join()
+    if samplers is not None:
+        together, workers_peak = samplers
+        together.stop()
+        workers_peak.stop()
+        result["concurrent"] = dict(together.peaks)
+        self_kb, _, workers, child_kb = result["rss"]
+        result["rss"] = (self_kb, workers_peak.largest() or child_kb, workers, child_kb)
     if proc.exitcode != 0:
         raise SystemExit(f"{target.__name__} failed with exit code {proc.exitcode}")
     return result
@@ -596,26 +635,28 @@ def measure(
         args.workers,
         validators,
         "off" if args.no_stories else "deferred",
+        sampled=True,
     )
     rows.append(("sqlite", crawls))
     if args.stories_inline:
         inline = in_child(
             run_crawls, base, args.feeds, f"sqlite:///{tmp}/inline.db", None, args.workers,
-            validators, "inline",
+            validators, "inline", sampled=True,
         )  # fmt: skip
         rows.append(("sqlite-inline", inline))
     if args.stories_off:
         plain = in_child(
             run_crawls, base, args.feeds, f"sqlite:///{tmp}/plain.db", None, args.workers,
-            validators, "off",
+            validators, "off", sampled=True,
         )  # fmt: skip
         rows.append(("sqlite-nostories", plain))
     if args.postgres:
         pg_url, drop = postgres_database()
         try:
             crawled = in_child(
-                run_crawls, base, args.feeds, pg_url, None, args.workers, validators, "deferred"
-            )
+                run_crawls, base, args.feeds, pg_url, None, args.workers, validators, "deferred",
+                sampled=True,
+            )  # fmt: skip
             rows.append(("postgres", crawled))
         finally:
             drop()

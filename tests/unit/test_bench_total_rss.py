@@ -106,3 +106,46 @@ def child_before_exec() -> None:
         os.write(write, b"x")
         os.close(write)
         os.waitpid(pid, 0)
+
+
+def test_a_process_tree_is_sampled_from_outside() -> None:
+    in_clean_process(tree_from_outside)
+
+
+def tree_from_outside() -> None:
+    """How bench/crawl.py samples a crawl: from the process that started it.
+    The root's and its child's memory are counted, in the phase the shared
+    value names, and nothing while it names no phase ("")."""
+    bench = _bench()
+    code = (
+        "import subprocess, sys\n"
+        "kid = subprocess.Popen([sys.executable, '-c', "
+        "\"import sys; b = bytearray(80 << 20); print('ready', flush=True); sys.stdin.read()\"], "
+        "stdout=subprocess.PIPE, text=True)\n"
+        "print(kid.stdout.readline().strip(), flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    root = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    phase = [""]
+    total = bench.TotalRss(every=0.01, root=root.pid, phase=lambda: phase[0])
+    peaks = bench.ChildPeaks(root=root.pid)
+    try:
+        assert root.stdout is not None
+        assert root.stdout.readline().strip() == "ready"
+        total.start()
+        time.sleep(0.1)
+        assert total.peaks == {}  # no phase: nothing recorded
+        phase[0] = "crawl"
+        _wait_for(lambda: "crawl" in total.peaks and total.peaks["crawl"][2] > 80 << 10)
+        # the root's child, as a parse worker is the crawling process's
+        _wait_for(lambda: peaks.largest() > 80 << 10)
+    finally:
+        root.communicate("", timeout=30)
+    total.stop()
+    peaks.stop()
+    whole, own, kids = total.peaks["crawl"]
+    assert whole == own + kids
+    assert 0 < own < 80 << 10  # the root's own memory, not the child's
+    assert set(total.peaks) == {"crawl"}
