@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
 from multiprocessing.context import SpawnContext, SpawnProcess
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,48 @@ class _WorkerContext(SpawnContext):
     Process = _WorkerProcess
 
 
+class _ParsePool(ProcessPoolExecutor):
+    """A ProcessPoolExecutor whose workers can be let go before it is shut
+    down (`release`), and which still waits for them when it is.
+
+    ProcessPoolExecutor.shutdown(wait=False) forgets its management thread
+    and processes, so a later shutdown(wait=True) would no longer wait for
+    them: `release` keeps them (CPython 3.11's private names, each lookup
+    guarded; without them a release only skips the wait) for `shutdown` to
+    join."""
+
+    _released: tuple[Any, list[Any]] | None = None
+
+    def release(self) -> None:
+        """No job is submitted after this: the workers exit once theirs are done."""
+        if self._released is None:
+            processes = getattr(self, "_processes", None) or {}
+            self._released = (
+                getattr(self, "_executor_manager_thread", None),
+                list(processes.values()),
+            )
+        self.shutdown(wait=False)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        super().shutdown(wait, cancel_futures=cancel_futures)
+        if wait and self._released is not None:
+            thread, processes = self._released
+            if thread is not None:
+                thread.join()
+            for process in processes:
+                process.join()
+
+
+def release_workers(executor: Executor) -> None:
+    """Let a parse pool's workers exit as soon as their jobs are done (a
+    crawl whose every poll is parsed: the workers' exit, ~50 ms of
+    interpreter teardown, then overlaps its last saves instead of following
+    them, and their memory is handed back before the crawl ends).
+    `parse_pool` still waits for them as it ends. Other executors: nothing."""
+    if isinstance(executor, _ParsePool):
+        executor.release()
+
+
 @contextmanager
 def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
     """A process pool for `parse_feed`, shut down on exit; None if it cannot start."""
@@ -152,9 +195,7 @@ def parse_pool(workers: int | None = None) -> Iterator[Executor | None]:
         yield None
         return
     try:
-        pool = ProcessPoolExecutor(
-            max_workers=size, mp_context=_WorkerContext(), initializer=_warm_up
-        )
+        pool = _ParsePool(max_workers=size, mp_context=_WorkerContext(), initializer=_warm_up)
     except (OSError, ValueError, NotImplementedError) as e:
         log.warning("parse_pool status=unavailable error=%r", str(e))
         yield None

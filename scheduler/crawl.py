@@ -30,7 +30,7 @@ from datetime import datetime
 from alerts.alert_records import Document, WatchlistMatch
 from crawler.crawl_records import Item, PollOutcome, Source
 from crawler.fetch import HttpClient
-from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers
+from crawler.parse_pool import MIN_SOURCES_FOR_POOL, default_workers, release_workers
 from scheduler import heap
 from scheduler.background import start_soon
 from scheduler.collector import fewer_collections
@@ -354,13 +354,16 @@ async def poll_and_save(
     executor: Executor | None = None,
     slot_wait: float | None = None,
     on_fetched: Callable[[Source], None] | None = None,
+    on_polled: Callable[[], None] | None = None,
 ) -> None:
     """Poll sources concurrently (the client bounds requests in flight) and
     save each outcome as soon as it arrives.
 
     `slot_wait` bounds how long a poll waits for a request slot before it is
     deferred (crawler.fetch.SlotUnavailable); None: every poll waits its turn.
-    `on_fetched(source)` is called when a source's own request is over.
+    `on_fetched(source)` is called when a source's own request is over, and
+    `on_polled()` once every source's poll is over (fetched and parsed), while
+    the last of them may still be saving.
 
     Feeds are parsed in `executor` when given (see crawler.parse_pool), else in
     the event loop. At most POLLS_PER_FETCH_SLOT x `concurrency` polls are
@@ -399,8 +402,10 @@ async def poll_and_save(
         return src, outcome
 
     done: asyncio.Queue[tuple[Source, PollOutcome] | BaseException] = asyncio.Queue()
+    unpolled = len(sources)
 
     async def deliver(src: Source) -> None:
+        nonlocal unpolled
         await in_flight.acquire()  # released once the poll is saved (below)
         try:
             done.put_nowait(await one(src))
@@ -408,6 +413,9 @@ async def poll_and_save(
             in_flight.release()
             done.put_nowait(e)
             raise
+        unpolled -= 1
+        if not unpolled and on_polled is not None:
+            on_polled()
 
     tasks = [asyncio.create_task(deliver(src)) for src in sources]
     try:
@@ -685,7 +693,18 @@ async def crawl(
             parse_workers = default_workers() if len(sources) >= MIN_SOURCES_FOR_POOL else 0
         async with ctx.http() as client:
             with ctx.pool(parse_workers) as executor, fewer_collections():
-                await poll_and_save(ctx, client, sources, compiled, report, done, executor=executor)
+                # once every poll is parsed, the workers exit during the last saves
+                polled = None if executor is None else functools.partial(release_workers, executor)
+                await poll_and_save(
+                    ctx,
+                    client,
+                    sources,
+                    compiled,
+                    report,
+                    done,
+                    executor=executor,
+                    on_polled=polled,
+                )
         heap.trim_heap()  # what the crawl's polls took, before the drain or the next crawl
     finally:
         unsaved = [src for src in sources if src.id not in saved]

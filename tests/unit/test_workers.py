@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from concurrent.futures import Executor, Future, ProcessPoolExecutor
+import time
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 import crawler.parse_pool
 from crawler.fetch import FetchResult
-from crawler.parse_pool import parse_pool
+from crawler.parse_pool import parse_pool, release_workers
 from crawler.poll import _parse
 
 FEEDS = Path(__file__).parent.parent / "fixtures" / "feeds"
@@ -30,7 +31,7 @@ def test_no_pool_when_processes_cannot_start(monkeypatch: pytest.MonkeyPatch) ->
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise OSError("no processes here")
 
-    monkeypatch.setattr(crawler.parse_pool, "ProcessPoolExecutor", refuse)
+    monkeypatch.setattr(crawler.parse_pool.ProcessPoolExecutor, "__init__", refuse)
     with parse_pool(2) as pool:
         assert pool is None
 
@@ -155,3 +156,48 @@ def test_a_blas_thread_count_the_user_set_is_kept(monkeypatch: pytest.MonkeyPatc
         assert pool is not None
         got = pool.submit(eval, "__import__('os').environ['OPENBLAS_NUM_THREADS']").result()
     assert got == "2"
+
+
+def _workers(pool: Any) -> list[Any]:
+    return list((pool._processes or {}).values())
+
+
+def _until(check: Any, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_released_workers_exit_while_the_pool_is_still_open() -> None:
+    """A crawl whose every poll is parsed lets its workers go
+    (`release_workers`): they exit at once, before the pool's own end."""
+    with parse_pool(1) as pool:
+        assert pool is not None
+        assert pool.submit(len, b"abc").result(timeout=60) == 3
+        (worker,) = _workers(pool)
+        release_workers(pool)
+        assert _until(lambda: not worker.is_alive())
+    assert worker.exitcode == 0
+
+
+def test_a_released_pool_still_waits_for_its_workers_at_its_end() -> None:
+    """ProcessPoolExecutor.shutdown(wait=False) forgets its processes, so its
+    later shutdown(wait=True) would return while a worker still runs its
+    job: the parse pool keeps them and joins them at its end."""
+    with parse_pool(1) as pool:
+        assert pool is not None
+        assert pool.submit(len, b"").result(timeout=60) == 0  # the worker has started
+        (worker,) = _workers(pool)
+        job = pool.submit(time.sleep, 1.0)
+        release_workers(pool)
+        assert worker.is_alive()
+    assert job.done() and worker.exitcode == 0  # joined: not still sleeping
+
+
+def test_releasing_other_executors_does_nothing() -> None:
+    with ThreadPoolExecutor(1) as threads:
+        release_workers(threads)
+        assert threads.submit(len, b"ab").result(timeout=10) == 2
