@@ -373,8 +373,9 @@ class TotalRss:
         todo = [pid]
         while todo:
             parent = todo.pop()
+            unexeced = _cmdline(parent)  # a child not exec'd yet still has it
             for kid in _children(parent):
-                if _cmdline(kid) in (b"", _cmdline(parent)):
+                if _cmdline(kid) in (b"", unexeced):
                     continue  # gone, or not exec'd yet: its parent's own pages
                 out.append(kid)
                 todo.append(kid)
@@ -533,7 +534,7 @@ def in_child(target: Any, *args: Any, sampled: bool = False) -> Any:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
     phase = ctx.Value("i", 0) if sampled else None
-    proc = ctx.Process(target=target, args=(*args, *([phase] if sampled else []), out))
+    proc = ctx.Process(target=target, args=(*args, phase, out) if sampled else (*args, out))
     proc.start()
     samplers = None
     if phase is not None:
